@@ -1,0 +1,1 @@
+//! bgp-speaker (work in progress).

@@ -1,0 +1,1 @@
+//! geo-balancer (work in progress).

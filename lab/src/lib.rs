@@ -1,0 +1,13 @@
+//! Test harness shared by every crate's integration tests.
+//!
+//! Owns: the rules for tests that need something from the machine (root, network
+//! namespaces, a real BGP peer, the user-mode-Linux lab kernel), and the code that
+//! builds those environments. Never used by the product itself.
+//!
+//! A test that needs something calls [`require`] first. On a developer's machine a
+//! missing requirement skips the test with a printed reason; under `CI=true` it fails
+//! instead, because `.ci/run` installs and provides everything.
+
+pub mod require;
+
+pub use require::{Need, require};

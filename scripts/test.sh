@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit tests, interop tests against real BGP peers in
+# network namespaces, lab-kernel tests, and a bounded fuzz run.
+# Tests that need root, namespaces, a peer or the lab kernel skip with a reason on a
+# developer's machine; with CI=true they fail instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+cargo nextest run --workspace --locked --no-fail-fast
+if [ -x scripts/fuzz.sh ]; then
+  echo "== fuzz"
+  scripts/fuzz.sh
+fi

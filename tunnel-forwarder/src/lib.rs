@@ -1,0 +1,1 @@
+//! tunnel-forwarder (work in progress).
