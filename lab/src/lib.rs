@@ -11,3 +11,9 @@
 pub mod require;
 
 pub use require::{Need, require};
+/// Network namespaces and veth pairs on the host kernel (BGP interop tests).
+pub mod netns;
+/// Real BGP peers (FRR, BIRD, GoBGP) started inside a namespace.
+pub mod peers;
+/// The user-mode-Linux lab kernel: boot, topology, scenario, results.
+pub mod uml;
