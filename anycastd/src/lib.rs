@@ -1,1 +1,1 @@
-//! anycastd: the site daemon and its operator CLI (work in progress).
+pub mod config;

@@ -1,0 +1,74 @@
+//! Durations in config files: a number with a unit, `500ms`, `2s`, `1.5s`, `2m`, `1h`.
+
+use std::time::Duration;
+
+/// Parses `"<number><unit>"` with unit one of ms, s, m, h.
+pub fn parse(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("duration `{s}` has no unit (write e.g. `500ms`, `2s`, `2m`)"))?;
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("duration `{s}` does not start with a number"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "duration `{s}` has unknown unit `{unit}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs > 86_400.0 * 365.0 {
+        return Err(format!("duration `{s}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Renders a duration the way [`parse`] reads it.
+pub fn show(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) || ms == 0 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(60_000) && ms >= 60_000 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        assert!(parse("120").unwrap_err().contains("has no unit"));
+        assert!(parse("2d").unwrap_err().contains("unknown unit `d`"));
+        assert!(
+            parse("s")
+                .unwrap_err()
+                .contains("does not start with a number")
+        );
+    }
+
+    #[test]
+    fn show_round_trips() {
+        for s in ["500ms", "2s", "2m", "90s"] {
+            assert_eq!(show(parse(s).unwrap()), s);
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Site configuration: one TOML file per site.
+//!
+//! Loading is all or nothing: [`load`] parses the file with `deny_unknown_fields`,
+//! then validates every value and cross-reference. Every problem found is reported
+//! with the file, the line and the reason; a file with any problem yields no config,
+//! so nothing from it can be half-applied. See docs/configuration.md for every key.
+
+pub mod duration;
+mod raw;
+mod validate;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use validate::parse_str;
+
+/// A validated site configuration. Every default is filled in; nothing is optional
+/// that the daemon would have to unwrap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteConfig {
+    pub site: Site,
+    pub api: Api,
+    pub exchange: Exchange,
+    pub spill: Spill,
+    pub bgp: Bgp,
+    pub peers: Vec<PeerSite>,
+    pub vips: Vec<Vip>,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub tunnel_device: String,
+    pub vip_device: String,
+    pub shutdown_wait: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiListen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Api {
+    pub listen: ApiListen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    pub jitter: f64,
+    pub stale_after_periods: u32,
+    pub max_clock_skew: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spill {
+    pub enabled: bool,
+    pub start_local_above: f64,
+    pub stop_local_at_or_below: f64,
+    pub remote_below: f64,
+    pub stop_remote_above: f64,
+    pub max_share: f64,
+    pub step: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bgp {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub listen: bool,
+    pub neighbors: Vec<Neighbor>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxPrefixAction {
+    Warn,
+    Teardown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbor {
+    pub address: IpAddr,
+    pub remote_asn: u32,
+    pub local_address: Option<IpAddr>,
+    pub hold_time: u16,
+    pub keepalive: u16,
+    pub connect_retry: u16,
+    pub password: Option<String>,
+    pub ttl_security: Option<u8>,
+    pub passive: bool,
+    pub next_hop: Option<IpAddr>,
+    pub next_hop_v6: Option<IpAddr>,
+    pub prepend: u8,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub communities: Vec<(u16, u16)>,
+    pub large_communities: Vec<(u32, u32, u32)>,
+    pub max_prefixes: Option<u32>,
+    pub max_prefixes_action: MaxPrefixAction,
+}
+
+impl Neighbor {
+    pub fn is_ibgp(&self, local_asn: u32) -> bool {
+        self.remote_asn == local_asn
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerSite {
+    pub name: String,
+    pub tunnel_endpoint: Ipv4Addr,
+    pub url: String,
+    pub key: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vip {
+    pub name: String,
+    pub prefix: IpNet,
+    pub address: IpAddr,
+    pub min_up: u32,
+    pub hold_down: Duration,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub protocol: Protocol,
+    pub port: u16,
+    pub scheduler: String,
+    pub persistence: Option<Duration>,
+    pub real_servers: Vec<RealServer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Dr,
+    Nat,
+    Tun,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Dr => "dr",
+            Method::Nat => "nat",
+            Method::Tun => "tun",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RealServer {
+    pub address: IpAddr,
+    pub port: u16,
+    pub method: Method,
+    pub weight: u32,
+    pub capacity: u32,
+    pub load_url: Option<String>,
+    pub check: Check,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    Tcp,
+    Http {
+        path: String,
+        expect_status: u16,
+        https: bool,
+    },
+    Command {
+        argv: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub port: u16,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub fast_detect: bool,
+}
+
+/// A refused configuration: every problem, each with file, line and reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.reason
+        )
+    }
+}
+
+impl ConfigError {
+    fn render(&self) -> String {
+        let lines: Vec<String> = self.problems.iter().map(|p| p.to_string()).collect();
+        lines.join("\n")
+    }
+}
+
+/// Reads and validates a site configuration file.
+pub fn load(path: &Path) -> Result<SiteConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        problems: vec![Problem {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            reason: format!("cannot read the file: {e}"),
+        }],
+    })?;
+    parse_str(path, &text)
+}

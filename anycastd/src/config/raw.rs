@@ -1,0 +1,226 @@
+//! The TOML file as written: serde structs with `deny_unknown_fields` and spans, so
+//! that validation can name the line of every value it refuses. Nothing here is used
+//! after validation; see [`super::SiteConfig`] for the typed result.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub site: Spanned<RawSite>,
+    #[serde(default)]
+    pub api: Option<Spanned<RawApi>>,
+    #[serde(default)]
+    pub exchange: Option<Spanned<RawExchange>>,
+    #[serde(default)]
+    pub spill: Option<Spanned<RawSpill>>,
+    pub bgp: Spanned<RawBgp>,
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<Spanned<RawPeer>>,
+    #[serde(default, rename = "vip")]
+    pub vips: Vec<Spanned<RawVip>>,
+    #[serde(default)]
+    pub log: Option<Spanned<RawLog>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub name: Spanned<String>,
+    /// This director's address: the tunnel endpoint peers send to, and the default
+    /// BGP router id and next hop.
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub tunnel_device: Option<Spanned<String>>,
+    #[serde(default)]
+    pub vip_device: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shutdown_wait: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub level: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExchange {
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub jitter: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub stale_after_periods: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub max_clock_skew: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpill {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub start_local_above: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub stop_local_at_or_below: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub remote_below: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub stop_remote_above: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_share: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub step: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBgp {
+    pub asn: Spanned<u32>,
+    #[serde(default)]
+    pub router_id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub listen: Option<bool>,
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<Spanned<RawNeighbor>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNeighbor {
+    pub address: Spanned<String>,
+    pub remote_asn: Spanned<u32>,
+    #[serde(default)]
+    pub local_address: Option<Spanned<String>>,
+    #[serde(default)]
+    pub hold_time: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub keepalive: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub connect_retry: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub password: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ttl_security: Option<Spanned<u8>>,
+    #[serde(default)]
+    pub passive: Option<bool>,
+    #[serde(default)]
+    pub next_hop: Option<Spanned<String>>,
+    #[serde(default)]
+    pub next_hop_v6: Option<Spanned<String>>,
+    #[serde(default)]
+    pub prepend: Option<Spanned<u8>>,
+    #[serde(default)]
+    pub med: Option<u32>,
+    #[serde(default)]
+    pub local_pref: Option<u32>,
+    #[serde(default)]
+    pub communities: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub large_communities: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub max_prefixes: Option<u32>,
+    #[serde(default)]
+    pub max_prefixes_action: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeer {
+    pub name: Spanned<String>,
+    pub tunnel_endpoint: Spanned<String>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub key_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVip {
+    pub name: Spanned<String>,
+    pub prefix: Spanned<String>,
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub min_up: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub hold_down: Option<Spanned<String>>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<Spanned<RawService>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub protocol: Spanned<String>,
+    pub port: Spanned<u16>,
+    #[serde(default)]
+    pub scheduler: Option<Spanned<String>>,
+    #[serde(default)]
+    pub persistence: Option<Spanned<String>>,
+    #[serde(default)]
+    pub check: Option<Spanned<RawCheck>>,
+    #[serde(default, rename = "real_server")]
+    pub real_servers: Vec<Spanned<RawRealServer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRealServer {
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub weight: Option<Spanned<u32>>,
+    pub capacity: Spanned<u32>,
+    #[serde(default)]
+    pub load_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub check: Option<Spanned<RawCheck>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rise: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub fall: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub expect_status: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub https: Option<bool>,
+    #[serde(default)]
+    pub command: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub fast_detect: Option<bool>,
+}

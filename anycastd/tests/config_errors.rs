@@ -1,0 +1,241 @@
+//! Every way a config file can be refused, with the exact message an operator sees.
+
+use std::path::Path;
+
+use anycastd::config::{self, parse_str};
+
+const GOOD: &str = include_str!("../../configs/idc1.toml");
+
+fn configs_dir_file() -> &'static Path {
+    // key_file paths resolve against the config's directory.
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
+}
+
+/// Replaces `from` (which must occur) in the good file and returns the problems.
+fn refused(from: &str, to: &str) -> Vec<String> {
+    assert!(GOOD.contains(from), "test bug: `{from}` not in idc1.toml");
+    let text = GOOD.replacen(from, to, 1);
+    match parse_str(configs_dir_file(), &text) {
+        Ok(_) => panic!("accepted a bad file (replaced `{from}` with `{to}`)"),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.line, p.reason))
+            .collect(),
+    }
+}
+
+fn line_of(needle: &str) -> usize {
+    GOOD.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    for f in ["idc1.toml", "idc2.toml"] {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs")).join(f);
+        let cfg = config::load(&path).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(cfg.vips.len(), 1);
+        assert_eq!(cfg.vips[0].prefix.to_string(), "10.101.4.0/24");
+        assert_eq!(cfg.exchange.interval.as_secs(), 120);
+        assert_eq!(cfg.peers[0].key.len(), 33);
+    }
+}
+
+#[test]
+fn defaults_are_the_papers() {
+    let cfg = parse_str(configs_dir_file(), GOOD).unwrap();
+    assert_eq!(cfg.spill.start_local_above, 1.1);
+    assert_eq!(cfg.spill.stop_local_at_or_below, 1.0);
+    assert_eq!(cfg.spill.remote_below, 0.7);
+    assert_eq!(cfg.bgp.router_id.to_string(), "10.101.1.2");
+}
+
+#[test]
+fn a_syntax_error_names_file_and_line() {
+    let text = GOOD.replacen("asn = 5", "asn = = 5", 1);
+    let err = parse_str(Path::new("/etc/anycastd/site.toml"), &text).unwrap_err();
+    let shown = err.to_string();
+    let line = line_of("asn = 5");
+    assert!(
+        shown.starts_with(&format!("/etc/anycastd/site.toml:{line}:")),
+        "{shown}"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused() {
+    let p = refused("hold_time = 9", "hold_tme = 9");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with(&format!(
+            "{}: unknown field `hold_tme`",
+            line_of("hold_time = 9")
+        )),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_missing_required_key_is_refused() {
+    let p = refused("asn = 5\n", "");
+    assert!(p[0].contains("missing field `asn`"), "{p:?}");
+}
+
+#[test]
+fn each_bad_value_names_its_line_and_reason() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "address = \"10.101.1.2\"",
+            "address = \"10.101.1.300\"",
+            "site address `10.101.1.300` is invalid: invalid IPv4 address syntax",
+        ),
+        (
+            "hold_time = 9",
+            "hold_time = 2",
+            "hold_time 2 is invalid: 0 (no keepalives) or at least 3 seconds (RFC 4271 4.2)",
+        ),
+        (
+            "keepalive = 3",
+            "keepalive = 9",
+            "keepalive 9 must be below hold_time 9",
+        ),
+        (
+            "address = \"10.101.4.1\"",
+            "address = \"10.101.9.1\"",
+            "vip address 10.101.9.1 is not inside prefix 10.101.4.0/24",
+        ),
+        (
+            "prefix = \"10.101.4.0/24\"",
+            "prefix = \"10.101.4.1/24\"",
+            "prefix `10.101.4.1/24` has host bits set (did you mean 10.101.4.0/24?)",
+        ),
+        (
+            "scheduler = \"wlc\"",
+            "scheduler = \"fastest\"",
+            "scheduler `fastest` is not an IPVS scheduler",
+        ),
+        (
+            "protocol = \"tcp\"",
+            "protocol = \"sctp\"",
+            "protocol `sctp` is not `tcp` or `udp`",
+        ),
+        (
+            "capacity = 100",
+            "capacity = 0",
+            "capacity must be at least 1 connection",
+        ),
+        (
+            "min_up = 1",
+            "min_up = 3",
+            "min_up 3 exceeds the 2 real servers of vip `web`: it could never be announced",
+        ),
+        ("min_up = 1", "min_up = 0", "min_up must be at least 1"),
+        (
+            "interval = \"120s\"",
+            "interval = \"120\"",
+            "exchange interval `120` is invalid: duration `120` has no unit",
+        ),
+        (
+            "timeout = \"1s\"",
+            "timeout = \"3s\"",
+            "check timeout 3s exceeds interval 2s",
+        ),
+        ("rise = 2", "rise = 0", "rise must be 1-100, not 0"),
+        (
+            "method = \"dr\"",
+            "method = \"ipip\"",
+            "method `ipip` is not `dr`, `nat` or `tun`",
+        ),
+        (
+            "listen = \"127.0.0.1:9180\"",
+            "listen = \"0.0.0.0:9180\"",
+            "api listen `0.0.0.0:9180` is not a loopback address",
+        ),
+        (
+            "url = \"http://10.101.2.2:9181/v1/report\"",
+            "url = \"ftp://x\"",
+            "url `ftp://x` must start with http:// or https://",
+        ),
+        (
+            "key_file = \"keys/idc1-idc2.key\"",
+            "key = \"short\"",
+            "the key for peer `idc2` is 5 bytes; at least 16 are required",
+        ),
+        (
+            "key_file = \"keys/idc1-idc2.key\"",
+            "key_file = \"keys/missing.key\"",
+            "key_file `",
+        ),
+        (
+            "tunnel_endpoint = \"10.101.2.2\"",
+            "tunnel_endpoint = \"10.101.1.2\"",
+            "tunnel_endpoint is this site's own address",
+        ),
+        (
+            "remote_asn = 1",
+            "remote_asn = 0",
+            "remote_asn 0 is reserved",
+        ),
+        (
+            "stop_local_at_or_below = 1.0",
+            "stop_local_at_or_below = 1.2",
+            "stop_local_at_or_below (1.2) must be below start_local_above (1.1)",
+        ),
+        (
+            "remote_below = 0.7",
+            "remote_below = -0.5",
+            "remote_below must be between 0 and 100, not -0.5",
+        ),
+        (
+            "max_share = 0.5",
+            "max_share = 1.5",
+            "max_share must be between 0 and 1, not 1.5",
+        ),
+        (
+            "shutdown_wait = \"5s\"",
+            "shutdown_wait = \"5 days\"",
+            "shutdown_wait `5 days` is invalid",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let p = refused(from, to);
+        let line = GOOD[..GOOD.find(from).unwrap()].matches('\n').count() + 1;
+        assert!(
+            p.iter().any(|x| x.contains(want)),
+            "replacing `{from}` with `{to}`: wanted `{want}`, got {p:?}"
+        );
+        // The problem points at the line of the value it is about.
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with(&format!("{line}: ")) && x.contains(want)),
+            "replacing `{from}` with `{to}`: wanted line {line}, got {p:?}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text =
+        GOOD.replacen("rise = 2", "rise = 0", 1)
+            .replacen("capacity = 100", "capacity = 0", 1);
+    let err = parse_str(configs_dir_file(), &text).unwrap_err();
+    assert_eq!(err.problems.len(), 2, "{err}");
+    assert!(
+        err.to_string().contains("rise must be 1-100, not 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_duplicate_vip_is_refused() {
+    let vip_start = GOOD.find("[[vip]]").unwrap();
+    let text = format!("{GOOD}\n{}", &GOOD[vip_start..]);
+    let err = parse_str(configs_dir_file(), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vip `web` is configured twice"), "{err}");
+    assert!(
+        err.contains("vip address 10.101.4.1 is used by two VIPs"),
+        "{err}"
+    );
+}
