@@ -1,1 +1,10 @@
+//! anycastd: the site daemon that wires bgp-speaker, geo-balancer and
+//! tunnel-forwarder together, and `anycastctl`, its operator CLI.
+//!
+//! Owns: the site config file, the local API (status, drain, undrain, metrics), the
+//! peer-report listener, signals. Never decides spill or health itself (geo-balancer
+//! does) and never touches the kernel except through tunnel-forwarder.
+
 pub mod config;
+pub mod ctl;
+pub mod status;

@@ -1,0 +1,253 @@
+//! The status screen: everything an on-call person needs at a glance.
+
+use super::table::{age, clock, render};
+use crate::status::{Status, VipState};
+
+fn load(l: Option<f64>) -> String {
+    l.map_or("inf".to_string(), |l| format!("{l:.2}"))
+}
+
+/// The whole `anycastctl status` screen.
+pub fn status(s: &Status) -> String {
+    let mut out = String::new();
+    let dp = &s.dataplane;
+    let dataplane = match (&dp.last_error, dp.last_reconcile) {
+        (Some(e), _) => format!("dataplane FAILED: {e}"),
+        (None, Some(t)) => format!(
+            "dataplane ok (reconciled {} ago, {} changes)",
+            age(s.now.saturating_sub(t)),
+            dp.last_changes
+        ),
+        (None, None) => "dataplane not yet reconciled".to_string(),
+    };
+    out.push_str(&format!(
+        "site {}   up {}   local load {}   {}\n\n",
+        s.site,
+        age(s.uptime_s),
+        load(s.local_load),
+        dataplane
+    ));
+
+    let rows: Vec<Vec<String>> = s
+        .vips
+        .iter()
+        .map(|v| {
+            let state = match v.state {
+                VipState::Announced => "announced".to_string(),
+                other => other.as_str().to_uppercase(),
+            };
+            vec![
+                v.name.clone(),
+                v.prefix.clone(),
+                state,
+                clock(v.since),
+                format!("{} up (min {})", v.servers_up, v.min_up),
+                v.reason.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&render(
+        &["VIP", "PREFIX", "STATE", "SINCE(UTC)", "SERVERS", "WHY"],
+        &rows,
+    ));
+    out.push('\n');
+
+    let rows: Vec<Vec<String>> = s
+        .sessions
+        .iter()
+        .map(|b| {
+            vec![
+                b.neighbor.clone(),
+                b.remote_asn.to_string(),
+                b.state.clone(),
+                b.uptime_s.map_or("-".to_string(), age),
+                b.prefixes_sent.to_string(),
+                b.prefixes_received.to_string(),
+                b.last_error.clone().unwrap_or_else(|| "-".to_string()),
+            ]
+        })
+        .collect();
+    out.push_str(&render(
+        &[
+            "BGP NEIGHBOR",
+            ">AS",
+            "STATE",
+            ">UPTIME",
+            ">SENT",
+            ">RCVD",
+            "LAST ERROR",
+        ],
+        &rows,
+    ));
+    out.push('\n');
+
+    let rows: Vec<Vec<String>> = s
+        .real_servers
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{}:{}", r.address, r.port),
+                r.vip.clone(),
+                r.service.clone(),
+                if r.state == "up" {
+                    r.state.clone()
+                } else {
+                    r.state.to_uppercase()
+                },
+                r.active_conns.to_string(),
+                r.capacity.to_string(),
+                r.last_check.clone().unwrap_or_else(|| "-".to_string()),
+            ]
+        })
+        .collect();
+    out.push_str(&render(
+        &[
+            "REAL SERVER",
+            "VIP",
+            "SERVICE",
+            "STATE",
+            ">CONNS",
+            ">CAPACITY",
+            "LAST CHECK",
+        ],
+        &rows,
+    ));
+    out.push('\n');
+
+    let rows: Vec<Vec<String>> = s
+        .peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                if p.state == "unknown" {
+                    "?".to_string()
+                } else {
+                    load(p.load)
+                },
+                p.report_age_s.map_or("never".to_string(), age),
+                p.state.clone(),
+                if p.spilling_to_us { "yes" } else { "no" }.to_string(),
+                p.rejected_reports.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&render(
+        &[
+            "PEER SITE",
+            ">LOAD",
+            ">REPORT AGE",
+            "STATE",
+            "SPILLS TO US",
+            ">REJECTED",
+        ],
+        &rows,
+    ));
+    out.push('\n');
+
+    if s.spill.iter().all(|sp| sp.share == 0.0) {
+        out.push_str("spill: none (all new connections served locally)\n");
+    } else {
+        let rows: Vec<Vec<String>> = s
+            .spill
+            .iter()
+            .filter(|sp| sp.share > 0.0)
+            .map(|sp| {
+                vec![
+                    sp.peer.clone(),
+                    format!("{:.0}%", sp.share * 100.0),
+                    sp.since.map_or("-".to_string(), clock),
+                    sp.reason.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&render(&["SPILL TO", ">SHARE", "SINCE(UTC)", "WHY"], &rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::*;
+
+    pub(crate) fn sample() -> Status {
+        Status {
+            site: "idc1".into(),
+            uptime_s: 7980,
+            now: 50_000,
+            vips: vec![VipStatus {
+                name: "web".into(),
+                prefix: "10.101.4.0/24".into(),
+                address: "10.101.4.1".into(),
+                state: VipState::Announced,
+                reason: "2 of 2 real servers up (min 1)".into(),
+                since: 13 * 3600 + 58 * 60,
+                servers_up: 2,
+                min_up: 1,
+            }],
+            sessions: vec![SessionStatus {
+                neighbor: "10.101.1.1".into(),
+                remote_asn: 1,
+                state: "Established".into(),
+                uptime_s: Some(7970),
+                prefixes_sent: 1,
+                prefixes_received: 3,
+                last_error: None,
+            }],
+            real_servers: vec![ServerStatus {
+                vip: "web".into(),
+                service: "tcp/80".into(),
+                address: "10.101.5.11".into(),
+                port: 80,
+                state: "down".into(),
+                active_conns: 0,
+                capacity: 100,
+                last_check: Some("connect refused".into()),
+            }],
+            local_load: Some(1.14),
+            peers: vec![PeerStatus {
+                name: "idc2".into(),
+                load: Some(0.62),
+                report_age_s: Some(41),
+                state: "known".into(),
+                spilling_to_us: false,
+                rejected_reports: 0,
+            }],
+            spill: vec![SpillStatus {
+                peer: "idc2".into(),
+                share: 0.2,
+                since: Some(13 * 3600 + 58 * 60),
+                reason: "local 1.14 > 1.10 and idc2 0.62 < 0.70 (report 41s old)".into(),
+            }],
+            dataplane: DataplaneStatus {
+                ok: true,
+                last_reconcile: Some(49_988),
+                last_changes: 0,
+                last_error: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_screen_shows_every_section() {
+        let screen = status(&sample());
+        for want in [
+            "site idc1   up 2h13m   local load 1.14   dataplane ok (reconciled 12s ago, 0 changes)",
+            "web  10.101.4.0/24  announced  13:58:00",
+            "10.101.1.1     1  Established   2h12m",
+            "10.101.5.11:80  web  tcp/80   DOWN       0       100  connect refused",
+            "idc2       0.62         41s  known  no",
+            "idc2        20%  13:58:00    local 1.14 > 1.10 and idc2 0.62 < 0.70 (report 41s old)",
+        ] {
+            assert!(screen.contains(want), "missing `{want}` in\n{screen}");
+        }
+    }
+
+    #[test]
+    fn no_spill_says_so() {
+        let mut s = sample();
+        s.spill.clear();
+        assert!(status(&s).contains("spill: none (all new connections served locally)"));
+    }
+}

@@ -1,0 +1,139 @@
+//! The status document the daemon serves at `GET /v1/status` and `anycastctl` renders.
+//! Versioned by its path; fields are only ever added.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub site: String,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// Unix time of this snapshot, seconds.
+    pub now: u64,
+    pub vips: Vec<VipStatus>,
+    pub sessions: Vec<SessionStatus>,
+    pub real_servers: Vec<ServerStatus>,
+    /// Local aggregate load; `None` when no real server is up (infinite).
+    pub local_load: Option<f64>,
+    pub peers: Vec<PeerStatus>,
+    pub spill: Vec<SpillStatus>,
+    pub dataplane: DataplaneStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VipState {
+    Announced,
+    Withdrawn,
+    /// Announced with GRACEFUL_SHUTDOWN, withdraw pending.
+    Draining,
+    /// Withdrawn on the operator's request.
+    Drained,
+}
+
+impl VipState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VipState::Announced => "announced",
+            VipState::Withdrawn => "withdrawn",
+            VipState::Draining => "draining",
+            VipState::Drained => "drained",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VipStatus {
+    pub name: String,
+    pub prefix: String,
+    pub address: String,
+    pub state: VipState,
+    /// Why it is in that state, one sentence.
+    pub reason: String,
+    /// Unix time of the last state change.
+    pub since: u64,
+    pub servers_up: u32,
+    pub min_up: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    pub neighbor: String,
+    pub remote_asn: u32,
+    /// Idle, Connect, Active, OpenSent, OpenConfirm or Established.
+    pub state: String,
+    /// Seconds in Established, when it is.
+    pub uptime_s: Option<u64>,
+    pub prefixes_sent: u64,
+    pub prefixes_received: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub vip: String,
+    /// `tcp/80`
+    pub service: String,
+    pub address: String,
+    pub port: u16,
+    /// up, down or disabled.
+    pub state: String,
+    pub active_conns: u64,
+    pub capacity: u32,
+    pub last_check: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub name: String,
+    /// Last reported load; `None` while unknown or when the peer reports infinite load.
+    pub load: Option<f64>,
+    /// Seconds since the last valid report; `None` if none yet.
+    pub report_age_s: Option<u64>,
+    /// known, stale or unknown.
+    pub state: String,
+    /// The peer says it spills to us (so we never spill to it).
+    pub spilling_to_us: bool,
+    pub rejected_reports: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpillStatus {
+    pub peer: String,
+    /// Share of new connections sent to this peer, 0..=1.
+    pub share: f64,
+    /// Unix time spilling to this peer started.
+    pub since: Option<u64>,
+    /// The decision in one sentence with its numbers.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataplaneStatus {
+    /// In place, as last reconciled.
+    pub ok: bool,
+    pub last_reconcile: Option<u64>,
+    pub last_changes: u64,
+    pub last_error: Option<String>,
+}
+
+/// Answer of `POST /v1/drain` and `/v1/undrain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrainReply {
+    pub vips: Vec<String>,
+    pub message: String,
+}
+
+/// Answer of `GET /v1/why/{vip}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhyReply {
+    pub vip: String,
+    pub announcement: String,
+    pub spill: Vec<String>,
+}
+
+/// An error the API returns with a non-2xx status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
