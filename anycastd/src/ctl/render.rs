@@ -166,9 +166,9 @@ pub fn status(s: &Status) -> String {
     out
 }
 
+/// A status snapshot for tests of everything that renders one.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod tests_support {
     use crate::status::*;
 
     pub(crate) fn sample() -> Status {
@@ -228,6 +228,12 @@ mod tests {
             },
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::sample;
+    use super::*;
 
     #[test]
     fn the_screen_shows_every_section() {
