@@ -6,6 +6,7 @@
 //! does) and never touches the kernel except through tunnel-forwarder.
 
 pub mod announce;
+pub mod api;
 pub mod config;
 pub mod ctl;
 pub mod metrics;

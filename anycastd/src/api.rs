@@ -1,0 +1,244 @@
+//! HTTP front ends of the controller: the local API (status, why, drain, undrain,
+//! metrics) on loopback or a unix socket, and the peer-report listener. Handlers only
+//! translate HTTP to [`Command`]s for the controller task, which owns all state.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::status::{ApiError, DrainReply, Status, WhyReply};
+
+/// Largest load report body accepted; anything larger is refused before it is read whole.
+pub const MAX_REPORT_BYTES: usize = 16 * 1024;
+
+/// A load report as it arrived: the raw body and the headers that matter.
+#[derive(Debug)]
+pub struct IncomingReport {
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    pub remote: Option<std::net::SocketAddr>,
+}
+
+/// Requests to the controller task.
+#[derive(Debug)]
+pub enum Command {
+    Status(oneshot::Sender<Status>),
+    Metrics(oneshot::Sender<String>),
+    Why(String, oneshot::Sender<Result<WhyReply, String>>),
+    Drain(Option<String>, oneshot::Sender<Result<DrainReply, String>>),
+    Undrain(Option<String>, oneshot::Sender<Result<DrainReply, String>>),
+    /// A peer's load report; the reply is the rejection reason, if any.
+    Report(IncomingReport, oneshot::Sender<Result<(), String>>),
+}
+
+/// The cheap handle the HTTP handlers use.
+#[derive(Clone)]
+pub struct ControllerHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ControllerHandle {
+    pub fn new(tx: mpsc::Sender<Command>) -> Self {
+        ControllerHandle { tx }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Response> {
+        let (tx, rx) = oneshot::channel();
+        let unavailable = || {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the daemon is shutting down",
+            )
+        };
+        self.tx.send(make(tx)).await.map_err(|_| unavailable())?;
+        match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(unavailable()),
+            Err(_) => Err(error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the daemon did not answer within 5s",
+            )),
+        }
+    }
+}
+
+fn error(code: StatusCode, msg: &str) -> Response {
+    (
+        code,
+        axum::Json(ApiError {
+            error: msg.to_string(),
+        }),
+    )
+        .into_response()
+}
+
+fn json_or_404<T: serde::Serialize>(r: Result<T, String>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, &e),
+    }
+}
+
+/// Routes of the local API.
+pub fn local_router(h: ControllerHandle) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/why/{vip}", get(why))
+        .route("/v1/drain", post(drain_all))
+        .route("/v1/drain/{vip}", post(drain_one))
+        .route("/v1/undrain", post(undrain_all))
+        .route("/v1/undrain/{vip}", post(undrain_one))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; try /v1/status") })
+        .with_state(h)
+}
+
+/// Routes of the peer-report listener.
+pub fn report_router(h: ControllerHandle) -> Router {
+    Router::new()
+        .route("/v1/report", post(report))
+        .layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(h)
+}
+
+async fn status(State(h): State<ControllerHandle>) -> Response {
+    match h.ask(Command::Status).await {
+        Ok(s) => axum::Json(s).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn metrics(State(h): State<ControllerHandle>) -> Response {
+    match h.ask(Command::Metrics).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn why(State(h): State<ControllerHandle>, Path(vip): Path<String>) -> Response {
+    match h.ask(|tx| Command::Why(vip, tx)).await {
+        Ok(r) => json_or_404(r),
+        Err(r) => r,
+    }
+}
+
+async fn drain_all(State(h): State<ControllerHandle>) -> Response {
+    match h.ask(|tx| Command::Drain(None, tx)).await {
+        Ok(r) => json_or_404(r),
+        Err(r) => r,
+    }
+}
+
+async fn drain_one(State(h): State<ControllerHandle>, Path(vip): Path<String>) -> Response {
+    match h.ask(|tx| Command::Drain(Some(vip), tx)).await {
+        Ok(r) => json_or_404(r),
+        Err(r) => r,
+    }
+}
+
+async fn undrain_all(State(h): State<ControllerHandle>) -> Response {
+    match h.ask(|tx| Command::Undrain(None, tx)).await {
+        Ok(r) => json_or_404(r),
+        Err(r) => r,
+    }
+}
+
+async fn undrain_one(State(h): State<ControllerHandle>, Path(vip): Path<String>) -> Response {
+    match h.ask(|tx| Command::Undrain(Some(vip), tx)).await {
+        Ok(r) => json_or_404(r),
+        Err(r) => r,
+    }
+}
+
+async fn report(State(h): State<ControllerHandle>, headers: HeaderMap, body: Bytes) -> Response {
+    let headers = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let incoming = IncomingReport {
+        body: body.to_vec(),
+        headers,
+        remote: None,
+    };
+    match h.ask(|tx| Command::Report(incoming, tx)).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(reason)) => error(StatusCode::FORBIDDEN, &reason),
+        Err(r) => r,
+    }
+}
+
+/// A bound local API listener, TCP or unix socket.
+pub enum LocalListener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+impl LocalListener {
+    /// Binds the local API. A stale unix socket file left by a crashed daemon is
+    /// replaced; a socket that still answers means another daemon runs, and is an error.
+    pub async fn bind(listen: &crate::config::ApiListen) -> std::io::Result<Self> {
+        use crate::config::ApiListen;
+        match listen {
+            ApiListen::Tcp(addr) => Ok(LocalListener::Tcp(
+                tokio::net::TcpListener::bind(addr).await?,
+            )),
+            ApiListen::Unix(path) => {
+                if path.exists() {
+                    if tokio::net::UnixStream::connect(path).await.is_ok() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::AddrInUse,
+                            format!("{} is in use by a running daemon", path.display()),
+                        ));
+                    }
+                    std::fs::remove_file(path)?;
+                }
+                let l = tokio::net::UnixListener::bind(path)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                Ok(LocalListener::Unix(l, path.clone()))
+            }
+        }
+    }
+
+    /// The bound TCP address, if TCP.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            LocalListener::Tcp(l) => l.local_addr().ok(),
+            LocalListener::Unix(..) => None,
+        }
+    }
+
+    /// Serves `router` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        router: Router,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        match self {
+            LocalListener::Tcp(l) => {
+                axum::serve(l, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            LocalListener::Unix(l, path) => {
+                let r = axum::serve(l, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                let _ = std::fs::remove_file(path);
+                r
+            }
+        }
+    }
+}
