@@ -1,1 +1,59 @@
-//! bgp-speaker (work in progress).
+//! # bgp-speaker: a BGP-4 stub speaker for anycast VIP prefixes
+//!
+//! **Owns**: BGP sessions to the site's upstream routers (eBGP or iBGP; IPv4 and
+//! IPv6 unicast, RFC 4760; 4-octet AS, RFC 6793), the set of prefixes the site
+//! originates and their attributes, and per-neighbor transport security (TCP MD5,
+//! RFC 2385; GTSM, RFC 5082).
+//!
+//! **Never**: decides *what* to announce (that is the geo-balancer's call),
+//! installs or re-advertises received routes (they are counted and dropped), touches
+//! the kernel's routing table, delays a withdraw (no MRAI, no batching), or panics on
+//! anything a peer sends.
+//!
+//! ```text
+//!   daemon ── Speaker / PeerHandle (Clone) ──┐
+//!                                            │ bounded mpsc<Command> per peer
+//!   listener task (optional, passive) ───────┤ (Inbound(TcpStream))
+//!                                            ▼
+//!                    ┌──────────── peer task (peer.rs), one per neighbor ─────┐
+//!                    │  select! { biased; commands, socket read, connect,    │
+//!                    │            socket writable, earliest timer }          │
+//!                    │        │ Input                        ▲ Vec<Output>    │
+//!                    │        ▼                              │                │
+//!                    │   Session (session.rs, sans-IO) ── wire/ (codec+FSM)   │
+//!                    └──────────────────────────┬──────────────────────────────┘
+//!                                               │ TCP (MD5, GTSM)
+//!                                          upstream router
+//! ```
+//!
+//! Modules: `wire` is the only place that names the codec and FSM crates;
+//! `session` is the state machine (`handle(Input) -> Vec<Output>`, timers as
+//! outputs, no I/O); `peer` is the thin tokio driver; `handle` the public
+//! handles; `listener` the passive accept loop; `security` the socket options.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bgp_speaker::SpeakerError> {
+//! use bgp_speaker::{PeerConfig, Route, Speaker, SpeakerConfig};
+//! let mut up = PeerConfig::new("r11", "192.0.2.1".parse().unwrap(), 65005, 65001, "192.0.2.2".parse().unwrap());
+//! up.hold_time = 9;
+//! let speaker = Speaker::start(SpeakerConfig { peers: vec![up], listen: None }).await?;
+//! speaker.announce(Route::new("10.101.4.0/24".parse().unwrap())).await?;
+//! speaker.withdraw("10.101.4.0/24".parse().unwrap()).await?;
+//! speaker.shutdown("maintenance").await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod error;
+mod handle;
+mod listener;
+mod peer;
+mod security;
+mod session;
+pub mod status;
+mod wire;
+
+pub use config::{GRACEFUL_SHUTDOWN, MaxPrefix, MaxPrefixAction, PeerConfig, Route, SpeakerConfig};
+pub use error::{ConfigError, SockoptError, SpeakerError};
+pub use handle::{PeerHandle, Speaker};
+pub use status::{Counters, PeerState, PeerStatus};

@@ -1,1 +1,400 @@
-//! (filled in by the work on issue 3)
+//! Real BGP peers started inside a [`Netns`]: FRR 8.4 (zebra + bgpd), BIRD 2 and
+//! GoBGP 3. Each daemon runs in the foreground as a child of the test (through
+//! `ip netns exec`, which execs it, so the child PID is the daemon's), with its
+//! config, sockets and logs in a private directory; dropping the value kills
+//! exactly those PIDs and removes the directory. Never `pkill`: other tests and
+//! other people run the same daemons on the same machine.
+//!
+//! FRR facts (../shared/bgp-notes.md): `-N NAME` gives private pid/socket paths
+//! under /run/frr/NAME (owned by frr), configs must be readable by user frr, and
+//! eBGP needs `no bgp ebgp-requires-policy`.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::netns::{Netns, run, wait_until};
+
+/// A private, world-readable directory for one daemon's files.
+fn daemon_dir(tag: &str) -> io::Result<PathBuf> {
+    let dir = PathBuf::from(format!("/tmp/anycast-lab-{tag}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
+fn write_conf(path: &Path, text: &str) -> io::Result<()> {
+    fs::write(path, text)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+}
+
+fn log_file(path: &Path) -> io::Result<Stdio> {
+    Ok(Stdio::from(fs::File::create(path)?))
+}
+
+/// Stops one child: SIGTERM, a bounded wait, then SIGKILL. By PID only.
+fn stop_child(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child's PID; the child is not yet reaped so the PID is still ours.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let exited = wait_until(Duration::from_secs(3), Duration::from_millis(20), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// FRR zebra + bgpd in a namespace.
+#[derive(Debug)]
+pub struct Frr {
+    ns_name: String,
+    tag: String,
+    dir: PathBuf,
+    run_dir: PathBuf,
+    kernel: bool,
+    children: Vec<Child>,
+}
+
+impl Frr {
+    /// Starts zebra and bgpd in `ns` with `bgpd_conf`. With `kernel` false, bgpd
+    /// runs with `-n` (no kernel install) and no zebra.
+    pub fn start(ns: &Netns, bgpd_conf: &str, kernel: bool) -> io::Result<Self> {
+        let tag = ns.name().replace('-', "");
+        let dir = daemon_dir(&tag)?;
+        let run_dir = PathBuf::from(format!("/run/frr/{tag}"));
+        let _ = fs::remove_dir_all(&run_dir);
+        fs::create_dir_all(&run_dir)?;
+        run("chown", &["frr:frr", &run_dir.to_string_lossy()])?;
+        write_conf(&dir.join("zebra.conf"), "hostname zebra\n")?;
+        write_conf(&dir.join("bgpd.conf"), bgpd_conf)?;
+        let mut frr = Self {
+            ns_name: ns.name().to_string(),
+            tag,
+            dir,
+            run_dir,
+            kernel,
+            children: Vec::new(),
+        };
+        frr.spawn_daemons()?;
+        Ok(frr)
+    }
+
+    fn daemon(&self, name: &str, extra: &[&str]) -> io::Result<Child> {
+        let conf = self.dir.join(format!("{name}.conf"));
+        let pid = self.run_dir.join(format!("{name}.pid"));
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.ns_name,
+            &format!("/usr/lib/frr/{name}"),
+        ])
+        .args([
+            "-N",
+            &self.tag,
+            "-f",
+            &conf.to_string_lossy(),
+            "-i",
+            &pid.to_string_lossy(),
+        ])
+        .args([
+            "--log",
+            &format!("file:{}", self.dir.join(format!("{name}.log")).display()),
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log_file(&self.dir.join(format!("{name}.out")))?)
+        .stderr(log_file(&self.dir.join(format!("{name}.err")))?);
+        c.spawn()
+    }
+
+    fn spawn_daemons(&mut self) -> io::Result<()> {
+        if self.kernel {
+            let z = self.daemon("zebra", &[])?;
+            self.children.push(z);
+            let api = self.run_dir.join("zserv.api");
+            if !wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                api.exists()
+            }) {
+                return Err(io::Error::other(
+                    "zebra did not create its zserv socket in 10 s",
+                ));
+            }
+            let b = self.daemon("bgpd", &[])?;
+            self.children.push(b);
+        } else {
+            let b = self.daemon("bgpd", &["-n", "-Z"])?;
+            self.children.push(b);
+        }
+        let vty = self.run_dir.join("bgpd.vty");
+        if !wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            vty.exists()
+        }) {
+            return Err(io::Error::other(format!(
+                "bgpd did not start; see {}",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `vtysh -N TAG -c CMD` output.
+    pub fn vtysh(&self, cmd: &str) -> io::Result<String> {
+        // vtysh only warns that /etc/frr/TAG/vtysh.conf is missing.
+        run("vtysh", &["-N", &self.tag, "-c", cmd])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// True when the neighbor shows Established.
+    pub fn established(&self, neighbor: &str) -> bool {
+        self.vtysh(&format!("show bgp neighbors {neighbor} json"))
+            .map(|s| s.contains("\"bgpState\":\"Established\""))
+            .unwrap_or(false)
+    }
+
+    /// Kills zebra and bgpd (by PID). The namespace and config stay.
+    pub fn stop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            stop_child(c);
+        }
+        self.children.clear();
+    }
+
+    /// Stops and starts the daemons again with the same config.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        for f in ["zserv.api", "bgpd.vty", "zebra.vty"] {
+            let _ = fs::remove_file(self.run_dir.join(f));
+        }
+        self.spawn_daemons()
+    }
+
+    /// bgpd's log (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("bgpd.log")).unwrap_or_default()
+    }
+
+    /// The PIDs of the running daemons.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.run_dir);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// BIRD 2 in a namespace (foreground, private control socket).
+#[derive(Debug)]
+pub struct Bird {
+    ns_name: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Bird {
+    /// Starts `bird -f -c CONF -s SOCK` in `ns`.
+    pub fn start(ns: &Netns, conf: &str) -> io::Result<Self> {
+        let dir = daemon_dir(&ns.name().replace('-', ""))?;
+        write_conf(&dir.join("bird.conf"), conf)?;
+        let mut b = Self {
+            ns_name: ns.name().to_string(),
+            dir,
+            child: None,
+        };
+        b.spawn()?;
+        Ok(b)
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("bird.ctl")
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let _ = fs::remove_file(self.sock());
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns_name, "bird", "-f"])
+            .args([
+                "-c",
+                &self.dir.join("bird.conf").to_string_lossy(),
+                "-s",
+                &self.sock().to_string_lossy(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log_file(&self.dir.join("bird.out"))?)
+            .stderr(log_file(&self.dir.join("bird.err"))?)
+            .spawn()?;
+        self.child = Some(child);
+        let sock = self.sock();
+        if !wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            sock.exists()
+        }) {
+            return Err(io::Error::other(format!(
+                "bird did not start: {}",
+                self.log()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `birdc -s SOCK CMD` output.
+    pub fn birdc(&self, cmd: &str) -> io::Result<String> {
+        let sock = self.sock();
+        let mut args = vec!["-s", sock.to_str().unwrap_or_default()];
+        args.extend(cmd.split_whitespace());
+        run("birdc", &args).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// Kills bird (by PID).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
+    }
+
+    /// Stops and starts bird with the same config.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// bird's stderr and log.
+    pub fn log(&self) -> String {
+        let mut s = fs::read_to_string(self.dir.join("bird.err")).unwrap_or_default();
+        s.push_str(&fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default());
+        s
+    }
+
+    /// Where bird's files live (a config may log to `dir/bird.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// GoBGP 3 in a namespace; its gRPC API listens on the namespace's own loopback.
+#[derive(Debug)]
+pub struct Gobgp {
+    ns_name: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Gobgp {
+    /// Starts `gobgpd -f CONF` (TOML) in `ns`.
+    pub fn start(ns: &Netns, toml: &str) -> io::Result<Self> {
+        let dir = daemon_dir(&ns.name().replace('-', ""))?;
+        write_conf(&dir.join("gobgpd.toml"), toml)?;
+        let mut g = Self {
+            ns_name: ns.name().to_string(),
+            dir,
+            child: None,
+        };
+        g.spawn()?;
+        Ok(g)
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns_name,
+                "gobgpd",
+                "-t",
+                "toml",
+                "-p",
+                "--pprof-disable",
+            ])
+            .args([
+                "--api-hosts",
+                "127.0.0.1:50051",
+                "-f",
+                &self.dir.join("gobgpd.toml").to_string_lossy(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log_file(&self.dir.join("gobgpd.out"))?)
+            .stderr(log_file(&self.dir.join("gobgpd.err"))?)
+            .spawn()?;
+        self.child = Some(child);
+        let up = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            self.gobgp(&["global"]).is_ok()
+        });
+        if !up {
+            return Err(io::Error::other(format!(
+                "gobgpd did not start: {}",
+                self.log()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `gobgp ARGS...` inside the namespace.
+    pub fn gobgp(&self, args: &[&str]) -> io::Result<String> {
+        let mut all = vec![
+            "netns",
+            "exec",
+            self.ns_name.as_str(),
+            "gobgp",
+            "-u",
+            "127.0.0.1",
+            "-p",
+            "50051",
+        ];
+        all.extend_from_slice(args);
+        run("ip", &all).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// The global RIB of one family ("ipv4" or "ipv6"), as `gobgp global rib` prints it.
+    pub fn rib(&self, family: &str) -> String {
+        self.gobgp(&["global", "rib", "-a", family])
+            .unwrap_or_default()
+    }
+
+    /// Kills gobgpd (by PID).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
+    }
+
+    /// Stops and starts gobgpd with the same config.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// gobgpd's output.
+    pub fn log(&self) -> String {
+        let mut s = fs::read_to_string(self.dir.join("gobgpd.out")).unwrap_or_default();
+        s.push_str(&fs::read_to_string(self.dir.join("gobgpd.err")).unwrap_or_default());
+        s
+    }
+}
+
+impl Drop for Gobgp {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

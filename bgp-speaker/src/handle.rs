@@ -1,0 +1,194 @@
+//! The public handles: [`Speaker`] for all peers, [`PeerHandle`] for one. Both are
+//! cheap to clone (an `Arc` and channel senders); every call is one bounded
+//! channel send to the peer's task.
+
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{PeerConfig, Route, SpeakerConfig};
+use crate::error::SpeakerError;
+use crate::listener::{self, ListenerGuard};
+use crate::peer::{self, Command};
+use crate::status::PeerStatus;
+
+/// Commands queued per peer before `announce`/`withdraw` wait for room.
+const CHANNEL_DEPTH: usize = 256;
+
+/// One neighbor's session task.
+#[derive(Debug, Clone)]
+pub struct PeerHandle {
+    cfg: Arc<PeerConfig>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl PeerHandle {
+    /// Starts the session task for one neighbor (needs a tokio runtime).
+    /// Prefer [`Speaker::start`], which validates the whole configuration.
+    pub fn spawn(cfg: PeerConfig) -> Result<Self, SpeakerError> {
+        cfg.validate()?;
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        peer::spawn(cfg.clone(), rx);
+        Ok(Self {
+            cfg: Arc::new(cfg),
+            tx,
+        })
+    }
+
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// The configuration the session runs with.
+    pub fn config(&self) -> &PeerConfig {
+        &self.cfg
+    }
+
+    fn stopped(&self) -> SpeakerError {
+        SpeakerError::Stopped {
+            peer: self.cfg.name.clone(),
+        }
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), SpeakerError> {
+        self.tx.send(cmd).await.map_err(|_| self.stopped())
+    }
+
+    /// Announces (or replaces) a route; sent at once when Established, and again
+    /// each time the session comes up.
+    pub async fn announce(&self, route: Route) -> Result<(), SpeakerError> {
+        let family_on = match route.prefix {
+            IpNet::V4(_) => self.cfg.ipv4_unicast,
+            IpNet::V6(_) => self.cfg.ipv6_unicast,
+        };
+        if !family_on {
+            return Err(SpeakerError::BadRoute {
+                prefix: route.prefix,
+                reason: "address family not enabled for this peer",
+            });
+        }
+        let nh_ok = match (route.prefix, route.next_hop) {
+            (_, None) => true,
+            (IpNet::V4(_), Some(nh)) => nh.is_ipv4(),
+            (IpNet::V6(_), Some(nh)) => nh.is_ipv6(),
+        };
+        if !nh_ok {
+            return Err(SpeakerError::BadRoute {
+                prefix: route.prefix,
+                reason: "next hop of the other family",
+            });
+        }
+        self.send(Command::Announce(route)).await
+    }
+
+    /// Withdraws a prefix. The UPDATE is written to the socket by the peer task
+    /// as soon as it takes the command: no batching, no MRAI delay.
+    pub async fn withdraw(&self, prefix: IpNet) -> Result<(), SpeakerError> {
+        self.send(Command::Withdraw(prefix)).await
+    }
+
+    /// A snapshot of the session.
+    pub async fn status(&self) -> Result<PeerStatus, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Status(tx)).await?;
+        rx.await.map_err(|_| self.stopped())
+    }
+
+    /// Sends Cease / Administrative Shutdown with `reason` (RFC 9003, at most 128
+    /// bytes sent), closes, and ends the task. Returns once the connection is closed.
+    pub async fn shutdown(&self, reason: &str) -> Result<(), SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Shutdown {
+            reason: reason.to_string(),
+            done: tx,
+        })
+        .await?;
+        rx.await.map_err(|_| self.stopped())
+    }
+
+    pub(crate) fn inbound_sender(&self) -> mpsc::WeakSender<Command> {
+        self.tx.downgrade()
+    }
+}
+
+/// All sessions of the site. Dropping every clone (and every [`PeerHandle`])
+/// stops the sessions with Cease / Administrative Shutdown.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    peers: Arc<[PeerHandle]>,
+    _listener: Option<Arc<ListenerGuard>>,
+}
+
+impl Speaker {
+    /// Validates the configuration, binds the listener if any, and starts one task
+    /// per peer. Must run inside a tokio runtime.
+    pub async fn start(cfg: SpeakerConfig) -> Result<Self, SpeakerError> {
+        cfg.validate()?;
+        let peers: Vec<PeerHandle> = cfg
+            .peers
+            .iter()
+            .cloned()
+            .map(PeerHandle::spawn)
+            .collect::<Result<_, _>>()?;
+        let guard = match cfg.listen {
+            Some(addr) => Some(Arc::new(listener::start(addr, &peers)?)),
+            None => None,
+        };
+        Ok(Self {
+            peers: peers.into(),
+            _listener: guard,
+        })
+    }
+
+    /// Every peer's handle.
+    pub fn peers(&self) -> &[PeerHandle] {
+        &self.peers
+    }
+
+    /// One peer by name.
+    pub fn peer(&self, name: &str) -> Option<&PeerHandle> {
+        self.peers.iter().find(|p| p.name() == name)
+    }
+
+    /// Announces to every peer with the route's address family enabled.
+    pub async fn announce(&self, route: Route) -> Result<(), SpeakerError> {
+        for p in self.peers.iter() {
+            let on = match route.prefix {
+                IpNet::V4(_) => p.cfg.ipv4_unicast,
+                IpNet::V6(_) => p.cfg.ipv6_unicast,
+            };
+            if on {
+                p.announce(route.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Withdraws from every peer, each at once.
+    pub async fn withdraw(&self, prefix: IpNet) -> Result<(), SpeakerError> {
+        for p in self.peers.iter() {
+            p.withdraw(prefix).await?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots of every running peer.
+    pub async fn status(&self) -> Vec<PeerStatus> {
+        let mut out = Vec::with_capacity(self.peers.len());
+        for p in self.peers.iter() {
+            if let Ok(s) = p.status().await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Shuts every session down with the same RFC 9003 reason.
+    pub async fn shutdown(&self, reason: &str) {
+        for p in self.peers.iter() {
+            let _ = p.shutdown(reason).await;
+        }
+    }
+}

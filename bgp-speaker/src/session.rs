@@ -1,0 +1,629 @@
+//! The sans-IO session of one peer: `handle(input) -> Vec<Output>`, no sockets,
+//! no clock, no tokio. The peer task (`peer.rs`) turns outputs into socket
+//! operations and sleeps and feeds what happens back in.
+//!
+//! ```text
+//!            Start                 Connected/Accepted        OPEN ok
+//!   Idle ──────────────► Connect ─────────────────► OpenSent ───────► OpenConfirm
+//!    ▲  ▲                 │   ▲ ConnectRetry            │                 │ KEEPALIVE
+//!    │  │    ConnectFailed▼   │                         │                 ▼
+//!    │  │               Active ◄────────────────────────┘ TCP fail    Established
+//!    │  └── IdleHold (backoff+jitter, or max-prefix hold-off) ◄── any error ──┘
+//!    └── Stop (Cease/Administrative Shutdown with RFC 9003 reason; no restart)
+//! ```
+//!
+//! The RFC 4271 §8 transitions come from rustbgpd-fsm; this type adds what the
+//! FSM leaves to the embedder: automatic restart with exponential backoff and
+//! jitter after the FSM falls to Idle, the RFC 9687 send hold timer, the
+//! Adj-RIB-Out (sent in full on Established and on ROUTE-REFRESH, RFC 2918 §4),
+//! RFC 7606 dispositions of received UPDATEs, and max-prefix.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ipnet::IpNet;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::{MaxPrefixAction, PeerConfig, Route};
+use crate::status::{Counters, PeerState};
+use crate::wire::{
+    self, Action, Afi, EXTENDED_MAX_LEN, EncodeCtx, Event, Fsm, Message, Negotiated,
+    RouteRefreshSubtype, STANDARD_MAX_LEN, SessionState, TimerType, UpdateVerdict, codes,
+};
+
+/// Timers the driver runs on the session's behalf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Timer {
+    /// RFC 4271 ConnectRetryTimer.
+    ConnectRetry,
+    /// RFC 4271 HoldTimer.
+    Hold,
+    /// RFC 4271 KeepaliveTimer.
+    Keepalive,
+    /// Wait in Idle before restarting (backoff or max-prefix hold-off).
+    IdleHold,
+    /// RFC 9687 SendHoldTimer: runs while our output cannot be written.
+    SendHold,
+}
+
+impl Timer {
+    pub(crate) const ALL: [Timer; 5] = [
+        Timer::ConnectRetry,
+        Timer::Hold,
+        Timer::Keepalive,
+        Timer::IdleHold,
+        Timer::SendHold,
+    ];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Everything that can happen to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// Begin (or resume) connecting.
+    Start,
+    /// Close for good with Cease / Administrative Shutdown and this RFC 9003 reason.
+    Stop { reason: String },
+    /// Our outgoing connection is up; `local` is our end's address.
+    Connected { local: IpAddr },
+    /// A connection from the peer was accepted (passive).
+    Accepted { local: IpAddr },
+    /// The outgoing connection attempt failed.
+    ConnectFailed,
+    /// The connection was closed or broke.
+    Closed,
+    /// Bytes read from the connection.
+    Data(Bytes),
+    /// A timer armed by [`Output::Arm`] fired.
+    Expired(Timer),
+    /// Announce (or replace) a route.
+    Announce(Route),
+    /// Withdraw a prefix.
+    Withdraw(IpNet),
+    /// Output is queued because the socket would block (starts the send hold timer).
+    WriteStalled,
+    /// All queued output was written.
+    WriteDrained,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// Open a TCP connection to the peer.
+    Connect,
+    /// Write these bytes (one BGP message) now.
+    Send(Bytes),
+    /// Close the connection (and abandon any connection attempt).
+    Close,
+    /// (Re)arm a timer.
+    Arm(Timer, Duration),
+    /// Cancel a timer.
+    Cancel(Timer),
+    /// The session reached Established.
+    Up,
+    /// The session left Established, with the reason.
+    Down(String),
+}
+
+/// The sans-IO session.
+pub(crate) struct Session {
+    cfg: PeerConfig,
+    fsm: Fsm,
+    rbuf: BytesMut,
+    connected: bool,
+    local_addr: Option<IpAddr>,
+    negotiated: Option<Negotiated>,
+    rib_out: BTreeMap<IpNet, Route>,
+    received: HashSet<IpNet>,
+    max_prefix_warned: bool,
+    stopped: bool,
+    failures: u32,
+    hold_off_next: Option<Duration>,
+    rng: StdRng,
+    counters: Counters,
+    last_error: Option<String>,
+}
+
+impl Session {
+    /// A session in Idle; `seed` drives the jitter (fixed in tests).
+    pub(crate) fn new(cfg: PeerConfig, seed: u64) -> Self {
+        let fsm = Fsm::new(wire::fsm_config(&cfg));
+        Self {
+            cfg,
+            fsm,
+            rbuf: BytesMut::new(),
+            connected: false,
+            local_addr: None,
+            negotiated: None,
+            rib_out: BTreeMap::new(),
+            received: HashSet::new(),
+            max_prefix_warned: false,
+            stopped: true,
+            failures: 0,
+            hold_off_next: None,
+            rng: StdRng::seed_from_u64(seed),
+            counters: Counters::default(),
+            last_error: None,
+        }
+    }
+
+    pub(crate) fn state(&self) -> PeerState {
+        match self.fsm.state() {
+            SessionState::Idle => PeerState::Idle,
+            SessionState::Connect => PeerState::Connect,
+            SessionState::Active => PeerState::Active,
+            SessionState::OpenSent => PeerState::OpenSent,
+            SessionState::OpenConfirm => PeerState::OpenConfirm,
+            SessionState::Established => PeerState::Established,
+        }
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        self.counters
+    }
+    pub(crate) fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+    pub(crate) fn prefixes_announced(&self) -> usize {
+        self.rib_out.len()
+    }
+    pub(crate) fn prefixes_received(&self) -> usize {
+        self.received.len()
+    }
+    pub(crate) fn remote_id(&self) -> Option<(std::net::Ipv4Addr, u32)> {
+        self.negotiated
+            .as_ref()
+            .map(|n| (n.peer_router_id, n.peer_asn))
+    }
+    pub(crate) fn config(&self) -> &PeerConfig {
+        &self.cfg
+    }
+    /// True once stopped and the connection is gone: the driver may exit.
+    pub(crate) fn finished(&self) -> bool {
+        self.stopped && !self.connected && self.fsm.state() == SessionState::Idle
+    }
+
+    /// Feeds one input; returns what to do, in order.
+    pub(crate) fn handle(&mut self, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start => {
+                if self.stopped {
+                    self.stopped = false;
+                    if self.fsm.state() == SessionState::Idle {
+                        self.fsm_event(Event::ManualStart, &mut out);
+                    }
+                }
+            }
+            Input::Stop { reason } => {
+                self.stopped = true;
+                out.push(Output::Cancel(Timer::IdleHold));
+                self.last_error = Some(format!("administrative shutdown: {reason}"));
+                let reason = Some(wire::shutdown_communication(&reason));
+                self.fsm_event(Event::ManualStop { reason }, &mut out);
+                // A stop in Idle or Connect leaves nothing open; make sure of it.
+                if !out.contains(&Output::Close) {
+                    out.push(Output::Close);
+                }
+                self.connected = false;
+            }
+            Input::Connected { local } | Input::Accepted { local } => {
+                let inbound = matches!(input, Input::Accepted { .. });
+                if matches!(
+                    self.fsm.state(),
+                    SessionState::Connect | SessionState::Active
+                ) && !self.connected
+                {
+                    self.connected = true;
+                    self.local_addr = Some(local);
+                    self.rbuf.clear();
+                    let ev = if inbound {
+                        Event::TcpConnectionAcknowledged
+                    } else {
+                        Event::TcpConnectionConfirmed
+                    };
+                    self.fsm_event(ev, &mut out);
+                } else {
+                    // Stopped meanwhile, or a second connection: this implementation
+                    // keeps one connection per peer (no RFC 4271 §6.8 collision resolution).
+                    out.push(Output::Close);
+                }
+            }
+            Input::ConnectFailed => {
+                if !self.connected {
+                    self.fsm_event(Event::TcpConnectionFails, &mut out);
+                }
+            }
+            Input::Closed => {
+                if self.connected {
+                    self.connected = false;
+                    self.set_error_if_none("connection closed by peer");
+                    self.fsm_event(Event::TcpConnectionFails, &mut out);
+                }
+            }
+            Input::Data(bytes) => {
+                if self.connected {
+                    self.rbuf.extend_from_slice(&bytes);
+                    self.read_frames(&mut out);
+                }
+            }
+            Input::Expired(t) => self.expired(t, &mut out),
+            Input::Announce(route) => {
+                let route = Route {
+                    prefix: route.prefix.trunc(),
+                    ..route
+                };
+                if self.established() {
+                    self.send_route(&route, &mut out);
+                }
+                self.rib_out.insert(route.prefix, route);
+            }
+            Input::Withdraw(prefix) => {
+                if self.rib_out.remove(&prefix.trunc()).is_some() && self.established() {
+                    self.send_withdraw(&[prefix.trunc()], &mut out);
+                }
+            }
+            Input::WriteStalled => {
+                if self.connected {
+                    out.push(Output::Arm(
+                        Timer::SendHold,
+                        self.cfg.effective_send_hold_time(),
+                    ));
+                }
+            }
+            Input::WriteDrained => out.push(Output::Cancel(Timer::SendHold)),
+        }
+        out
+    }
+
+    fn established(&self) -> bool {
+        self.fsm.state() == SessionState::Established && self.negotiated.is_some()
+    }
+
+    fn set_error_if_none(&mut self, why: &str) {
+        if self.last_error.is_none() {
+            self.last_error = Some(why.to_string());
+        }
+    }
+
+    fn expired(&mut self, t: Timer, out: &mut Vec<Output>) {
+        match t {
+            Timer::ConnectRetry => self.fsm_event(Event::ConnectRetryTimerExpires, out),
+            Timer::Hold => {
+                self.last_error = Some("hold timer expired".into());
+                self.fsm_event(Event::HoldTimerExpires, out);
+            }
+            Timer::Keepalive => self.fsm_event(Event::KeepaliveTimerExpires, out),
+            Timer::IdleHold => {
+                if !self.stopped && self.fsm.state() == SessionState::Idle {
+                    self.fsm_event(Event::ManualStart, out);
+                }
+            }
+            Timer::SendHold => {
+                if self.connected {
+                    // RFC 9687 §4: send the NOTIFICATION if possible, but do not wait for it.
+                    self.last_error = Some("send hold timer expired (RFC 9687)".into());
+                    let n = wire::notification(codes::SEND_HOLD_TIMER_EXPIRED, 0, Bytes::new());
+                    self.send(wire::encode_notification(&n), out);
+                    self.counters.notifications_sent += 1;
+                    self.connected = false;
+                    self.fsm_event(Event::TcpConnectionFails, out);
+                    if !out.contains(&Output::Close) {
+                        out.push(Output::Close);
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_frames(&mut self, out: &mut Vec<Output>) {
+        while self.connected {
+            let max = match &self.negotiated {
+                Some(n) if n.extended_message => EXTENDED_MAX_LEN,
+                _ => STANDARD_MAX_LEN,
+            };
+            match wire::next_frame(&mut self.rbuf, max) {
+                Ok(None) => break,
+                Ok(Some(msg)) => {
+                    self.counters.messages_received += 1;
+                    self.on_message(msg, out);
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %self.cfg.name, error = %e, "undecodable message");
+                    self.last_error = Some(format!("decode error: {e}"));
+                    self.rbuf.clear();
+                    self.fsm_event(Event::DecodeError(e), out);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Message, out: &mut Vec<Output>) {
+        match msg {
+            Message::Open(open) => self.fsm_event(Event::OpenReceived(open), out),
+            Message::Keepalive => self.fsm_event(Event::KeepaliveReceived, out),
+            Message::Notification(n) => {
+                self.counters.notifications_received += 1;
+                let why = format!("received NOTIFICATION {}", wire::describe_notification(&n));
+                tracing::warn!(peer = %self.cfg.name, notification = %why, "peer closed the session");
+                self.last_error = Some(why);
+                self.fsm_event(Event::NotificationReceived(n), out);
+            }
+            Message::RouteRefresh(rr) => {
+                let (Some(afi), Some(safi)) = (rr.afi(), rr.safi()) else {
+                    return;
+                };
+                let refresh = rr.subtype() == RouteRefreshSubtype::Normal;
+                self.fsm_event(Event::RouteRefreshReceived { afi, safi }, out);
+                if refresh && self.established() {
+                    // RFC 2918 §4: re-advertise the Adj-RIB-Out of that family.
+                    let routes: Vec<Route> = self
+                        .rib_out
+                        .values()
+                        .filter(|r| {
+                            matches!(
+                                (r.prefix, afi),
+                                (IpNet::V4(_), Afi::Ipv4) | (IpNet::V6(_), Afi::Ipv6)
+                            )
+                        })
+                        .cloned()
+                        .collect();
+                    for r in &routes {
+                        self.send_route(r, out);
+                    }
+                }
+            }
+            Message::Update(update) => {
+                self.counters.updates_received += 1;
+                let Some(neg) = self.negotiated.clone() else {
+                    self.fsm_event(Event::UpdateReceived, out);
+                    return;
+                };
+                match wire::classify_update(&update, neg.four_octet_as, self.cfg.is_ibgp()) {
+                    UpdateVerdict::Reset(n, why) => {
+                        tracing::warn!(peer = %self.cfg.name, error = %why, "malformed UPDATE, resetting session");
+                        self.last_error = Some(format!("malformed UPDATE: {why}"));
+                        self.fsm_event(Event::UpdateValidationError(n), out);
+                    }
+                    UpdateVerdict::Routes {
+                        announced,
+                        withdrawn,
+                        discarded,
+                        treat_as_withdraw,
+                    } => {
+                        if treat_as_withdraw {
+                            self.counters.treat_as_withdraw += 1;
+                            tracing::warn!(peer = %self.cfg.name, "RFC 7606 treat-as-withdraw");
+                        }
+                        if discarded > 0 {
+                            self.counters.attributes_discarded += discarded as u64;
+                            tracing::warn!(peer = %self.cfg.name, discarded, "RFC 7606 attribute discard");
+                        }
+                        for p in withdrawn {
+                            self.received.remove(&p);
+                        }
+                        self.received.extend(announced);
+                        self.fsm_event(Event::UpdateReceived, out);
+                        self.check_max_prefix(out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check_max_prefix(&mut self, out: &mut Vec<Output>) {
+        let Some(mp) = self.cfg.max_prefix else {
+            return;
+        };
+        let count = self.received.len();
+        if count <= mp.limit as usize {
+            return;
+        }
+        match mp.action {
+            MaxPrefixAction::Warn => {
+                if !self.max_prefix_warned {
+                    self.max_prefix_warned = true;
+                    tracing::warn!(peer = %self.cfg.name, count, limit = mp.limit, "max-prefix exceeded");
+                }
+            }
+            MaxPrefixAction::Teardown { hold_off } => {
+                tracing::warn!(peer = %self.cfg.name, count, limit = mp.limit, "max-prefix exceeded, tearing down");
+                self.last_error = Some(format!(
+                    "max-prefix {} exceeded ({count} received)",
+                    mp.limit
+                ));
+                self.hold_off_next = Some(hold_off);
+                // RFC 4486 §4: AFI, SAFI and the limit as data.
+                let mut data = vec![0, 1, 1];
+                data.extend_from_slice(&mp.limit.to_be_bytes());
+                let n = wire::notification(
+                    codes::CEASE,
+                    codes::cease_subcode::MAX_PREFIXES,
+                    Bytes::from(data),
+                );
+                self.fsm_event(Event::UpdateValidationError(n), out);
+            }
+        }
+    }
+
+    fn encode_ctx(&self) -> Option<EncodeCtx> {
+        let neg = self.negotiated.as_ref()?;
+        let (local_v4, local_v6) = match self.local_addr {
+            Some(IpAddr::V4(a)) => (Some(a), None),
+            Some(IpAddr::V6(a)) => (a.to_ipv4_mapped(), Some(a)),
+            None => (None, None),
+        };
+        Some(EncodeCtx {
+            local_asn: self.cfg.local_asn,
+            ibgp: self.cfg.is_ibgp(),
+            four_octet_as: neg.four_octet_as,
+            next_hop_v4: self.cfg.next_hop_v4.or(local_v4),
+            next_hop_v6: self.cfg.next_hop_v6.or(local_v6),
+            max_len: if neg.extended_message {
+                EXTENDED_MAX_LEN
+            } else {
+                STANDARD_MAX_LEN
+            },
+        })
+    }
+
+    fn family_negotiated(&self, prefix: &IpNet) -> bool {
+        match (&self.negotiated, prefix) {
+            (Some(n), IpNet::V4(_)) => n.ipv4,
+            (Some(n), IpNet::V6(_)) => n.ipv6,
+            (None, _) => false,
+        }
+    }
+
+    fn send_route(&mut self, route: &Route, out: &mut Vec<Output>) {
+        if !self.family_negotiated(&route.prefix) {
+            tracing::debug!(peer = %self.cfg.name, prefix = %route.prefix, "family not negotiated, not sent");
+            return;
+        }
+        let Some(ctx) = self.encode_ctx() else { return };
+        match wire::encode_announce(route, &ctx) {
+            Ok(bytes) => {
+                self.counters.updates_sent += 1;
+                self.send(bytes, out);
+            }
+            Err(why) => {
+                tracing::warn!(peer = %self.cfg.name, prefix = %route.prefix, why, "route not sent")
+            }
+        }
+    }
+
+    fn send_withdraw(&mut self, prefixes: &[IpNet], out: &mut Vec<Output>) {
+        let prefixes: Vec<IpNet> = prefixes
+            .iter()
+            .copied()
+            .filter(|p| self.family_negotiated(p))
+            .collect();
+        let Some(ctx) = self.encode_ctx() else { return };
+        match wire::encode_withdraw(&prefixes, &ctx) {
+            Ok(msgs) => {
+                for m in msgs {
+                    self.counters.updates_sent += 1;
+                    self.send(m, out);
+                }
+            }
+            Err(why) => tracing::warn!(peer = %self.cfg.name, why, "withdraw not encoded"),
+        }
+    }
+
+    fn send(&mut self, bytes: Bytes, out: &mut Vec<Output>) {
+        self.counters.messages_sent += 1;
+        out.push(Output::Send(bytes));
+    }
+
+    fn fsm_event(&mut self, event: Event, out: &mut Vec<Output>) {
+        for action in self.fsm.handle_event(event) {
+            self.fsm_action(action, out);
+        }
+    }
+
+    fn fsm_action(&mut self, action: Action, out: &mut Vec<Output>) {
+        match action {
+            Action::SendOpen(open) => match wire::encode(&Message::Open(open), STANDARD_MAX_LEN) {
+                Some(b) => self.send(b, out),
+                None => tracing::error!(peer = %self.cfg.name, "OPEN does not encode"),
+            },
+            Action::SendKeepalive => self.send(wire::encode_keepalive(), out),
+            Action::SendNotification(n) => {
+                let why = format!("sent NOTIFICATION {}", wire::describe_notification(&n));
+                tracing::info!(peer = %self.cfg.name, notification = %why, "closing session");
+                // Keep the cause set just before this event, add what we sent.
+                self.last_error = Some(match self.last_error.take() {
+                    Some(e) if e.starts_with("administrative") => e,
+                    Some(e) if !e.contains("NOTIFICATION") && !e.starts_with("connection") => {
+                        format!("{e}; {why}")
+                    }
+                    _ => why,
+                });
+                self.counters.notifications_sent += 1;
+                self.send(wire::encode_notification(&n), out);
+            }
+            Action::StartTimer(t, secs) => {
+                let timer = map_timer(t);
+                let mut d = Duration::from_secs(u64::from(secs));
+                if timer == Timer::ConnectRetry {
+                    // RFC 4271 §10: jitter ConnectRetry to 75-100 % of its value.
+                    d = d.mul_f64(self.rng.random_range(0.75..=1.0));
+                }
+                out.push(Output::Arm(timer, d));
+            }
+            Action::StopTimer(t) => out.push(Output::Cancel(map_timer(t))),
+            Action::InitiateTcpConnection if !self.cfg.passive => out.push(Output::Connect),
+            Action::CloseTcpConnection => {
+                self.connected = false;
+                self.rbuf.clear();
+                out.push(Output::Close);
+            }
+            Action::StateChanged { old, new } => {
+                tracing::info!(peer = %self.cfg.name, from = %old, to = %new, "state change");
+                if new == SessionState::Idle {
+                    self.enter_idle(out);
+                }
+            }
+            Action::SessionEstablished(neg) => {
+                self.negotiated = Some(Negotiated::from(neg.as_ref()));
+                self.failures = 0;
+                self.hold_off_next = None;
+                self.max_prefix_warned = false;
+                self.last_error = None;
+                self.counters.established_transitions += 1;
+                out.push(Output::Up);
+                let routes: Vec<Route> = self.rib_out.values().cloned().collect();
+                for r in &routes {
+                    self.send_route(r, out);
+                }
+            }
+            Action::SessionDown => {
+                self.negotiated = None;
+                self.received.clear();
+                let why = self
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "session down".into());
+                out.push(Output::Down(why));
+            }
+            _ => {}
+        }
+    }
+
+    fn enter_idle(&mut self, out: &mut Vec<Output>) {
+        self.negotiated = None;
+        self.received.clear();
+        out.push(Output::Cancel(Timer::ConnectRetry));
+        out.push(Output::Cancel(Timer::SendHold));
+        if self.stopped {
+            return;
+        }
+        let delay = match self.hold_off_next.take() {
+            Some(d) => d,
+            None => {
+                self.failures = self.failures.saturating_add(1);
+                let exp = self.failures.saturating_sub(1).min(16);
+                let base = Duration::from_secs(1u64 << exp).min(self.cfg.idle_hold_max);
+                base.mul_f64(self.rng.random_range(0.75..=1.0))
+            }
+        };
+        out.push(Output::Arm(Timer::IdleHold, delay));
+    }
+}
+
+fn map_timer(t: TimerType) -> Timer {
+    match t {
+        TimerType::ConnectRetry => Timer::ConnectRetry,
+        TimerType::Hold => Timer::Hold,
+        TimerType::Keepalive => Timer::Keepalive,
+        _ => Timer::IdleHold,
+    }
+}

@@ -1,0 +1,220 @@
+//! Interop with FRR 8.4 (zebra + bgpd) in a network namespace on the host kernel.
+
+mod common;
+
+use std::time::Duration;
+
+use anycast_lab::netns::wait_until;
+use anycast_lab::peers::Frr;
+use anycast_lab::{Need, require};
+use bgp_speaker::{PeerState, Route, Speaker, SpeakerConfig};
+use common::*;
+
+const NEEDS: &[Need] = &[
+    Need::Netns,
+    Need::Program("/usr/lib/frr/bgpd"),
+    Need::Program("/usr/lib/frr/zebra"),
+    Need::Program("vtysh"),
+];
+
+fn frr_conf(extra_neighbor: &str) -> String {
+    format!(
+        "frr defaults traditional\n\
+         router bgp {PEER_ASN}\n \
+         bgp router-id {PEER_V4}\n \
+         bgp log-neighbor-changes\n \
+         no bgp ebgp-requires-policy\n \
+         neighbor {SPK_V4} remote-as {SPK_ASN}\n \
+         neighbor {SPK_V4} timers 3 9\n \
+         neighbor {SPK_V4} timers connect 1\n\
+         {extra_neighbor}\
+         \x20address-family ipv6 unicast\n  \
+         neighbor {SPK_V4} activate\n \
+         exit-address-family\n"
+    )
+}
+
+fn best_in_frr(frr: &Frr, afi: &str, prefix: &str) -> bool {
+    frr.vtysh(&format!("show bgp {afi} unicast {prefix} json"))
+        .map(|s| s.contains("\"overall\":true"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn netns_frr_announce_withdraw_restart_shutdown() {
+    if !require("netns_frr_announce_withdraw_restart_shutdown", NEEDS) {
+        return;
+    }
+    let env = env("frr");
+    let mut frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![peer_config("frr")],
+            listen: None,
+        }))
+        .expect("speaker");
+
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(20)),
+        "not Established: {:?}\n{}",
+        status(&env, &speaker),
+        frr.log()
+    );
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || frr.established(SPK_V4)
+    ));
+
+    // Announce both VIP prefixes: best routes in FRR, installed in its kernel table.
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    env.rt
+        .block_on(speaker.announce(Route::new(vip6())))
+        .unwrap();
+    assert!(
+        wait_routes(&env.peer, Duration::from_secs(10), |r| has_route(
+            r,
+            &vip4(),
+            "bgp"
+        ) && has_route(
+            r,
+            &vip6(),
+            "bgp"
+        )),
+        "routes not in FRR's kernel table: {}",
+        env.peer.routes().unwrap_or_default()
+    );
+    assert!(best_in_frr(&frr, "ipv4", "10.101.4.0/24"));
+    assert!(best_in_frr(&frr, "ipv6", "2001:db8:101::/48"));
+    // Next-hop-self for IPv4, the configured IPv6 next hop for the MP_REACH route.
+    let routes = env.peer.routes().unwrap();
+    let line = |p: &str| {
+        routes
+            .lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("10.101.4.0/24").contains(&format!("via {SPK_V4}")),
+        "{routes}"
+    );
+    assert!(
+        line("2001:db8:101::/48").contains(&format!("via {SPK_V6}")),
+        "{routes}"
+    );
+    let st = status(&env, &speaker);
+    assert_eq!(st.prefixes_announced, 2);
+
+    // Withdraw: gone from FRR's kernel table.
+    env.rt.block_on(speaker.withdraw(vip4())).unwrap();
+    env.rt.block_on(speaker.withdraw(vip6())).unwrap();
+    assert!(
+        wait_routes(&env.peer, Duration::from_secs(10), |r| !has_route(
+            r,
+            &vip4(),
+            "bgp"
+        ) && !has_route(
+            r,
+            &vip6(),
+            "bgp"
+        )),
+        "routes still in FRR's kernel table: {}",
+        env.peer.routes().unwrap_or_default()
+    );
+
+    // A restarted peer gets everything currently announced back.
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    env.rt
+        .block_on(speaker.announce(Route::new(vip6())))
+        .unwrap();
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        has_route(r, &vip4(), "bgp")
+    }));
+    frr.restart().expect("restart FRR");
+    assert!(
+        wait_routes(&env.peer, Duration::from_secs(30), |r| has_route(
+            r,
+            &vip4(),
+            "bgp"
+        ) && has_route(
+            r,
+            &vip6(),
+            "bgp"
+        )),
+        "routes not back after FRR restart: {:?}\n{}",
+        status(&env, &speaker),
+        env.peer.routes().unwrap_or_default()
+    );
+    assert!(status(&env, &speaker).counters.established_transitions >= 2);
+
+    // Shutdown: Cease / Administrative Shutdown with the RFC 9003 reason, seen by FRR.
+    env.rt
+        .block_on(speaker.shutdown("site drained for maintenance"));
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || frr
+            .log()
+            .contains("site drained for maintenance")),
+        "FRR did not log the shutdown communication:\n{}",
+        frr.log()
+    );
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        !has_route(r, &vip4(), "bgp")
+    }));
+}
+
+#[test]
+fn netns_frr_md5_and_gtsm() {
+    if !require("netns_frr_md5_and_gtsm", NEEDS) {
+        return;
+    }
+    let env = env("frrmd5");
+    let extra =
+        format!(" neighbor {SPK_V4} password s3cret-key\n neighbor {SPK_V4} ttl-security hops 1\n");
+    let _frr = Frr::start(&env.peer, &frr_conf(&extra), true).expect("start FRR");
+
+    // Wrong key first: the kernel drops the unsigned/wrongly signed SYNs, nothing comes up.
+    let mut wrong = peer_config("frr");
+    wrong.md5_password = Some("wrong-key".into());
+    wrong.ttl_security_hops = Some(1);
+    let bad = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![wrong],
+            listen: None,
+        }))
+        .unwrap();
+    assert!(
+        !wait_established(&env, &bad, Duration::from_secs(4)),
+        "Established with a wrong MD5 key"
+    );
+    env.rt.block_on(bad.shutdown("wrong key"));
+
+    let mut good = peer_config("frr");
+    good.md5_password = Some("s3cret-key".into());
+    good.ttl_security_hops = Some(1);
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![good],
+            listen: None,
+        }))
+        .unwrap();
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(20)),
+        "not Established with MD5: {:?}",
+        status(&env, &speaker)
+    );
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        has_route(r, &vip4(), "bgp")
+    }));
+    assert_eq!(status(&env, &speaker).state, PeerState::Established);
+}
