@@ -1,0 +1,200 @@
+//! Helpers for code running inside the lab kernel (a test re-executed by
+//! [`super::Lab::guest_test`], or a program run by [`super::Lab::guest_exec`]).
+//!
+//! ```no_run
+//! # fn in_guest_part() {}
+//! #[test]
+//! fn lab_kernel_example() {
+//!     if let Some(_lab) = anycast_lab::uml::guest::active() {
+//!         return in_guest_part(); // report with guest::check / guest::report
+//!     }
+//!     // host part: require(...), build the Lab, run, assert_passed()
+//! }
+//! ```
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use super::{DIR_ENV, GUEST_ENV};
+
+/// The lab's name when running inside the lab kernel, else `None`.
+pub fn active() -> Option<String> {
+    std::env::var(GUEST_ENV).ok()
+}
+
+/// The run's work dir (same path on host and guest).
+pub fn work_dir() -> PathBuf {
+    PathBuf::from(std::env::var(DIR_ENV).unwrap_or_else(|_| ".".into()))
+}
+
+/// Writes a `PASS`/`FAIL` line for `step` (one word) to the results file and echoes
+/// it to stdout (the guest log).
+pub fn report(step: &str, pass: bool, detail: &str) {
+    let word = if pass { "PASS" } else { "FAIL" };
+    let detail = detail.replace('\n', " | ");
+    let line = format!("{word} {step} {detail}");
+    println!("{line}");
+    if let Ok(mut f) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(work_dir().join("results"))
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Reports `step` as passed when `ok`, failed otherwise; returns `ok`.
+pub fn check(step: &str, ok: bool, detail: &str) -> bool {
+    report(step, ok, detail);
+    ok
+}
+
+/// Runs `f` on a new thread that has entered network namespace `ns`
+/// (`/run/netns/NAME`, as made by `ip netns add`). Sockets opened there stay in
+/// that namespace for their whole life, whichever thread uses them later.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn_in_netns(ns, f)
+        .join()
+        .expect("thread in netns panicked")
+}
+
+/// Like [`in_netns`] but does not wait: returns the thread's handle.
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        enter_netns(&path);
+        f()
+    })
+}
+
+/// Moves the calling thread into the network namespace at `path`. Panics if that
+/// fails (a test setup error).
+pub fn enter_netns(path: &str) {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns on a valid fd with CLONE_NEWNET only changes this thread's netns.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+}
+
+/// Runs `sh -c cmd` (root namespace) and returns its output.
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap_or_else(|e| panic!("sh -c {cmd}: {e}"))
+}
+
+/// Runs `cmd` inside namespace `ns` (`ip netns exec NS sh -c CMD`); stdout as text
+/// (stderr appended), for looking at state with `ip`, `ipvsadm`, `tc`.
+pub fn sh_in(ns: &str, cmd: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", cmd])
+        .output()
+        .unwrap_or_else(|e| panic!("ip netns exec {ns} {cmd}: {e}"));
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}
+
+/// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Tiny TCP servers and clients for scenarios: each server answers every line it
+/// receives with its own name, so a client learns which real server it reached, and a
+/// long-lived connection can ask again later.
+pub mod tcp {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// Starts a server named `name` listening on `addr` inside namespace `ns`; it
+    /// runs on background threads until the process exits.
+    pub fn serve(ns: &str, addr: SocketAddr, name: &str) {
+        let name = name.to_string();
+        let listener = super::in_netns(ns, move || TcpListener::bind(addr))
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let name = name.clone();
+                std::thread::spawn(move || answer(conn, &name));
+            }
+        });
+    }
+
+    fn answer(conn: TcpStream, name: &str) {
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut w = match conn.try_clone() {
+            Ok(w) => w,
+            Err(_) => return,
+        };
+        let mut r = BufReader::new(conn);
+        let mut line = String::new();
+        // Bounded: at most 10_000 requests per connection.
+        for _ in 0..10_000 {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if writeln!(w, "{name}").is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A client connection opened from a namespace; ask it who serves it.
+    pub struct Client {
+        r: BufReader<TcpStream>,
+        w: TcpStream,
+    }
+
+    impl Client {
+        /// Connects from namespace `ns` to `addr` (2 s timeout).
+        pub fn connect(ns: &str, addr: SocketAddr) -> std::io::Result<Client> {
+            let s = super::in_netns(ns, move || {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            })?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.set_write_timeout(Some(Duration::from_secs(2)))?;
+            Ok(Client {
+                w: s.try_clone()?,
+                r: BufReader::new(s),
+            })
+        }
+
+        /// Sends one request line and returns the server's name.
+        pub fn ask(&mut self) -> std::io::Result<String> {
+            self.w.write_all(b"who\n")?;
+            let mut line = String::new();
+            if self.r.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(line.trim().to_string())
+        }
+    }
+
+    /// One short connection from `ns` to `addr`: connect, ask, close.
+    pub fn ask_once(ns: &str, addr: SocketAddr) -> std::io::Result<String> {
+        Client::connect(ns, addr)?.ask()
+    }
+}
