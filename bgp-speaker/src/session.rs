@@ -627,3 +627,7 @@ fn map_timer(t: TimerType) -> Timer {
         _ => Timer::IdleHold,
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

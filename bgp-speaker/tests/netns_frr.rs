@@ -218,3 +218,36 @@ fn netns_frr_md5_and_gtsm() {
     }));
     assert_eq!(status(&env, &speaker).state, PeerState::Established);
 }
+
+#[test]
+fn netns_frr_passive_listener_with_md5() {
+    if !require("netns_frr_passive_listener_with_md5", NEEDS) {
+        return;
+    }
+    let env = env("frrpas");
+    let mut p = peer_config("frr");
+    p.passive = true;
+    p.md5_password = Some("listen-key".into());
+    let listen = format!("{SPK_V4}:179").parse().unwrap();
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![p],
+            listen: Some(listen),
+        }))
+        .expect("speaker");
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    let extra = format!(" neighbor {SPK_V4} password listen-key\n");
+    let frr = Frr::start(&env.peer, &frr_conf(&extra), true).expect("start FRR");
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(30)),
+        "FRR did not connect to the passive speaker: {:?}\n{}",
+        status(&env, &speaker),
+        frr.log()
+    );
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        has_route(r, &vip4(), "bgp")
+    }));
+}

@@ -32,3 +32,6 @@ pub(crate) mod codes {
     /// Send Hold Timer Expired (RFC 9687 §5).
     pub(crate) const SEND_HOLD_TIMER_EXPIRED: u8 = 8;
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,246 @@
+//! Cases a real router cannot be made to produce: a malformed UPDATE, and more
+//! prefixes than allowed. For these only, the test itself is the peer, speaking
+//! BGP over a raw TCP socket in the peer's namespace.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anycast_lab::netns::{Netns, wait_until};
+use anycast_lab::{Need, require};
+use bgp_speaker::{MaxPrefix, MaxPrefixAction, PeerState, Speaker, SpeakerConfig};
+use common::*;
+
+fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0xFF; 16];
+    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
+    m.push(kind);
+    m.extend_from_slice(body);
+    m
+}
+
+/// OPEN from AS 65001, hold 9, id 10.200.0.2, IPv4+IPv6 unicast, 4-octet AS.
+fn open() -> Vec<u8> {
+    let caps: &[u8] = &[
+        2, 6, 1, 4, 0, 1, 0, 1, // MP IPv4 unicast
+        2, 6, 1, 4, 0, 2, 0, 1, // MP IPv6 unicast
+        2, 6, 65, 4, 0, 0, 0xFD, 0xE9, // 4-octet AS 65001
+    ];
+    let mut body = vec![
+        4,
+        0xFD,
+        0xE9,
+        0,
+        9,
+        10,
+        200,
+        0,
+        2,
+        u8::try_from(caps.len()).unwrap(),
+    ];
+    body.extend_from_slice(caps);
+    msg(1, &body)
+}
+
+fn keepalive() -> Vec<u8> {
+    msg(4, &[])
+}
+
+/// A well-formed eBGP UPDATE from AS 65001 announcing `prefixes` (/24s).
+fn update(origin: u8, prefixes: &[[u8; 3]]) -> Vec<u8> {
+    let attrs: &[u8] = &[
+        0x40, 1, 1, origin, // ORIGIN
+        0x40, 2, 6, 2, 1, 0, 0, 0xFD, 0xE9, // AS_PATH 65001
+        0x40, 3, 4, 10, 200, 0, 2, // NEXT_HOP
+    ];
+    let mut body = vec![0, 0];
+    body.extend_from_slice(&u16::try_from(attrs.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(attrs);
+    for p in prefixes {
+        body.push(24);
+        body.extend_from_slice(p);
+    }
+    msg(2, &body)
+}
+
+/// Reads one BGP message: (type, body).
+fn read_msg(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 19];
+    s.read_exact(&mut h)?;
+    let len = usize::from(u16::from_be_bytes([h[16], h[17]]));
+    let mut body = vec![0u8; len.saturating_sub(19)];
+    s.read_exact(&mut body)?;
+    Ok((h[18], body))
+}
+
+/// Reads until a message of `kind` arrives (bounded).
+fn read_until(s: &mut TcpStream, kind: u8) -> std::io::Result<Vec<u8>> {
+    for _ in 0..100 {
+        let (t, body) = read_msg(s)?;
+        if t == kind {
+            return Ok(body);
+        }
+    }
+    Err(std::io::Error::other("no such message in 100"))
+}
+
+/// Accepts the speaker's connection and completes the OPEN exchange.
+fn accept_established(l: &TcpListener) -> TcpStream {
+    let (mut s, _) = l.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    read_until(&mut s, 1).expect("speaker's OPEN");
+    s.write_all(&open()).unwrap();
+    s.write_all(&keepalive()).unwrap();
+    read_until(&mut s, 4).expect("speaker's KEEPALIVE");
+    s
+}
+
+/// A listener on the peer's address inside the peer namespace (the socket keeps
+/// its namespace; the helper thread that made it ends at once).
+fn listen_in(ns: &Netns) -> TcpListener {
+    let name = ns.name().to_string();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+        // SAFETY: setns on a namespace fd changes only this helper thread.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns");
+        tx.send(TcpListener::bind((PEER_V4, 179)).expect("bind peer address"))
+            .unwrap();
+    });
+    let l = rx.recv_timeout(Duration::from_secs(5)).expect("listener");
+    l.set_nonblocking(false).unwrap();
+    l
+}
+
+#[test]
+fn netns_raw_malformed_update_treat_as_withdraw_then_reset_and_recover() {
+    if !require(
+        "netns_raw_malformed_update_treat_as_withdraw_then_reset_and_recover",
+        &[Need::Netns],
+    ) {
+        return;
+    }
+    let env = env("raw");
+    let l = listen_in(&env.peer);
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![peer_config("raw")],
+            listen: None,
+        }))
+        .unwrap();
+    let mut s = accept_established(&l);
+    assert!(wait_established(&env, &speaker, Duration::from_secs(5)));
+
+    // Two good prefixes, counted.
+    s.write_all(&update(0, &[[10, 1, 1], [10, 1, 2]])).unwrap();
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || status(&env, &speaker).prefixes_received == 2
+    ));
+
+    // RFC 7606 §7.1: an ORIGIN of 5 is malformed -> treat-as-withdraw; the session stays up.
+    s.write_all(&update(5, &[[10, 1, 1]])).unwrap();
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || {
+            let st = status(&env, &speaker);
+            st.counters.treat_as_withdraw == 1 && st.prefixes_received == 1
+        }
+    ));
+    assert_eq!(status(&env, &speaker).state, PeerState::Established);
+
+    // Withdrawn Routes Length beyond the message: RFC 7606 §4 leaves only a session
+    // reset, with NOTIFICATION 3/1 (UPDATE Message Error / Malformed Attribute List).
+    s.write_all(&msg(2, &[0, 200, 24, 10, 1, 1, 0, 0])).unwrap();
+    let notification = read_until(&mut s, 3).expect("NOTIFICATION");
+    assert_eq!(&notification[..2], &[3, 1], "got {notification:?}");
+    let st = status(&env, &speaker);
+    assert_ne!(st.state, PeerState::Established);
+    assert!(
+        st.last_error.as_deref().unwrap_or_default().contains("3/1"),
+        "{:?}",
+        st.last_error
+    );
+    drop(s);
+
+    // The session recovers on its own (backoff with jitter, at most idle_hold_max).
+    let _s2 = accept_established(&l);
+    assert!(wait_established(&env, &speaker, Duration::from_secs(10)));
+    assert_eq!(status(&env, &speaker).prefixes_received, 0);
+}
+
+#[test]
+fn netns_raw_max_prefix_teardown_holds_off() {
+    if !require("netns_raw_max_prefix_teardown_holds_off", &[Need::Netns]) {
+        return;
+    }
+    let env = env("rawmax");
+    let l = listen_in(&env.peer);
+    let mut cfg = peer_config("raw");
+    cfg.max_prefix = Some(MaxPrefix {
+        limit: 2,
+        action: MaxPrefixAction::Teardown {
+            hold_off: Duration::from_secs(3),
+        },
+    });
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![cfg],
+            listen: None,
+        }))
+        .unwrap();
+    let mut s = accept_established(&l);
+    s.write_all(&update(0, &[[10, 1, 1], [10, 1, 2], [10, 1, 3]]))
+        .unwrap();
+    let notification = read_until(&mut s, 3).expect("NOTIFICATION");
+    // RFC 4486: Cease / Maximum Number of Prefixes Reached, data AFI 1, SAFI 1, limit 2.
+    assert_eq!(notification, vec![6, 1, 0, 1, 1, 0, 0, 0, 2]);
+    drop(s);
+    let down_at = Instant::now();
+    let _s2 = accept_established(&l);
+    let waited = down_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "reconnected after {waited:?}, before the 3 s hold-off"
+    );
+    assert!(wait_established(&env, &speaker, Duration::from_secs(5)));
+}
+
+#[test]
+fn netns_raw_max_prefix_warn_keeps_session() {
+    if !require("netns_raw_max_prefix_warn_keeps_session", &[Need::Netns]) {
+        return;
+    }
+    let env = env("rawwarn");
+    let l = listen_in(&env.peer);
+    let mut cfg = peer_config("raw");
+    cfg.max_prefix = Some(MaxPrefix {
+        limit: 1,
+        action: MaxPrefixAction::Warn,
+    });
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![cfg],
+            listen: None,
+        }))
+        .unwrap();
+    let mut s = accept_established(&l);
+    s.write_all(&update(0, &[[10, 1, 1], [10, 1, 2], [10, 1, 3]]))
+        .unwrap();
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || status(&env, &speaker).prefixes_received == 3
+    ));
+    assert_eq!(status(&env, &speaker).state, PeerState::Established);
+}
