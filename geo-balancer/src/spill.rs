@@ -5,12 +5,12 @@
 //! 集群系统的负载降至1.0时,也停止转发请求". As rules over one peer `P`:
 //!
 //! ```text
-//!                 local > start_local (1.1) and P known and P < remote_max (0.7)
+//!                 local > start_local (1.1) and P known and P < start_remote (0.7)
 //!                 and P does not report spilling to us
 //!   +-----------+ ----------------------------------------------------------> +----------+
 //!   | idle to P |                                                            | spill to |
 //!   +-----------+ <---------------------------------------------------------- |    P     |
-//!                 P > remote_max  or  P unknown  or  P spills to us          +----------+
+//!                 P > stop_remote (0.7)  or  P unknown  or  P spills to us  +----------+
 //!                 or local <= stop_local (1.0)  (stops every peer)
 //! ```
 //!
@@ -19,7 +19,7 @@
 //!
 //! The amount: the total share of new connections moves toward `1 - stop_local / local`
 //! (what brings the local real servers back to full, no further), capped by `max_share`
-//! and by the room the chosen peers have below `remote_max`; it moves by at most
+//! and by the room the chosen peers have below `start_remote`; it moves by at most
 //! `max_step` per `step_period`. A stop rule zeroes that peer's share at once (the seed
 //! says stop). The least loaded peer is preferred; more are added, least loaded first,
 //! only when the ones chosen have too little room, and the share is spread across them
@@ -47,8 +47,10 @@ pub struct SpillConfig {
     pub start_local: f64,
     /// Stop all spilling when local load is at or below this (seed: 1.0).
     pub stop_local: f64,
-    /// A peer can be a target while below this, and stops being one above it (seed: 0.7).
-    pub remote_max: f64,
+    /// A peer can become a target while its load is below this (seed: 0.7).
+    pub start_remote: f64,
+    /// Spilling to a peer stops when its load rises above this (seed: 0.7).
+    pub stop_remote: f64,
     /// Largest change of the total share in one `step_period` (0.10 = ten points).
     pub max_step: f64,
     /// The period `max_step` refers to.
@@ -62,7 +64,8 @@ impl Default for SpillConfig {
         SpillConfig {
             start_local: 1.1,
             stop_local: 1.0,
-            remote_max: 0.7,
+            start_remote: 0.7,
+            stop_remote: 0.7,
             max_step: 0.1,
             step_period: Duration::from_secs(60),
             max_share: 0.5,
@@ -73,14 +76,15 @@ impl Default for SpillConfig {
 impl SpillConfig {
     /// Checks the order of the thresholds and the ranges of the ramp.
     ///
-    /// `remote_max < stop_local` is required: a site whose load is above `start_local`
-    /// keeps at least `stop_local` at home, so it never looks like a target (< remote_max)
-    /// to a peer. That is half of why two sites never spill to each other.
+    /// `start_remote < stop_local` is required: a site whose load is above `start_local`
+    /// keeps at least `stop_local` at home, so it never looks like a target
+    /// (< start_remote) to a peer. That is half of why two sites never spill to each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let finite = [
             self.start_local,
             self.stop_local,
-            self.remote_max,
+            self.start_remote,
+            self.stop_remote,
             self.max_step,
             self.max_share,
         ]
@@ -91,13 +95,15 @@ impl SpillConfig {
                 "thresholds must be finite numbers".into(),
             ));
         }
-        if !(self.remote_max > 0.0
-            && self.remote_max < self.stop_local
+        if !(self.start_remote > 0.0
+            && self.start_remote <= self.stop_remote
+            && self.start_remote < self.stop_local
             && self.stop_local <= self.start_local)
         {
             return Err(ConfigError::Spill(format!(
-                "need 0 < remote_max ({}) < stop_local ({}) <= start_local ({})",
-                self.remote_max, self.stop_local, self.start_local
+                "need 0 < start_remote ({}) < stop_local ({}) <= start_local ({}), \
+                 start_remote <= stop_remote ({})",
+                self.start_remote, self.stop_local, self.start_local, self.stop_remote
             )));
         }
         if !(self.max_step > 0.0 && self.max_step <= 1.0) {
@@ -157,7 +163,7 @@ pub struct PeerView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Rule {
-    /// local > start_local and peer < remote_max: spilling to it starts.
+    /// local > start_local and peer < start_remote: spilling to it starts.
     Start {
         /// Local load.
         local: f64,
@@ -165,10 +171,10 @@ pub enum Rule {
         start: f64,
         /// The peer's load.
         peer: f64,
-        /// remote_max.
-        remote_max: f64,
+        /// start_remote.
+        start_remote: f64,
     },
-    /// Spilling continues: local > stop_local and peer <= remote_max.
+    /// Spilling continues: local > stop_local and peer <= stop_remote.
     Continue {
         /// Local load.
         local: f64,
@@ -176,8 +182,8 @@ pub enum Rule {
         stop: f64,
         /// The peer's load.
         peer: f64,
-        /// remote_max.
-        remote_max: f64,
+        /// stop_remote.
+        stop_remote: f64,
     },
     /// local <= stop_local: all spilling stops (or none starts).
     LocalAtOrBelowStop {
@@ -186,12 +192,12 @@ pub enum Rule {
         /// stop_local.
         stop: f64,
     },
-    /// The peer's load rose above remote_max: spilling to it stops.
-    PeerAboveRemoteMax {
+    /// The peer's load rose above stop_remote: spilling to it stops.
+    PeerAboveStopRemote {
         /// The peer's load.
         peer: f64,
-        /// remote_max.
-        remote_max: f64,
+        /// stop_remote.
+        stop_remote: f64,
     },
     /// No valid report from the peer for too long: never a target.
     PeerUnknown,
@@ -204,12 +210,12 @@ pub enum Rule {
         /// start_local.
         start: f64,
     },
-    /// Not started: the peer is not below remote_max.
-    PeerNotBelowRemoteMax {
+    /// Not started: the peer is not below start_remote.
+    PeerNotBelowStartRemote {
         /// The peer's load.
         peer: f64,
-        /// remote_max.
-        remote_max: f64,
+        /// start_remote.
+        start_remote: f64,
     },
     /// Eligible, but less loaded peers already have room for the whole share.
     NotNeeded {
@@ -225,11 +231,11 @@ impl fmt::Display for Rule {
                 local,
                 start,
                 peer,
-                remote_max,
+                start_remote,
             } => {
                 write!(
                     f,
-                    "local {} > {start:.2} and peer {} < {remote_max:.2}",
+                    "local {} > {start:.2} and peer {} < {start_remote:.2}",
                     l(*local),
                     l(*peer)
                 )
@@ -238,11 +244,11 @@ impl fmt::Display for Rule {
                 local,
                 stop,
                 peer,
-                remote_max,
+                stop_remote,
             } => {
                 write!(
                     f,
-                    "local {} > {stop:.2} and peer {} <= {remote_max:.2}",
+                    "local {} > {stop:.2} and peer {} <= {stop_remote:.2}",
                     l(*local),
                     l(*peer)
                 )
@@ -250,16 +256,16 @@ impl fmt::Display for Rule {
             Rule::LocalAtOrBelowStop { local, stop } => {
                 write!(f, "local {} <= {stop:.2}", l(*local))
             }
-            Rule::PeerAboveRemoteMax { peer, remote_max } => {
-                write!(f, "peer {} > {remote_max:.2}", l(*peer))
+            Rule::PeerAboveStopRemote { peer, stop_remote } => {
+                write!(f, "peer {} > {stop_remote:.2}", l(*peer))
             }
             Rule::PeerUnknown => f.write_str("peer unknown (no valid report for too long)"),
             Rule::PeerSpillsToUs => f.write_str("peer reports spilling to us"),
             Rule::LocalNotAboveStart { local, start } => {
                 write!(f, "local {} <= {start:.2}", l(*local))
             }
-            Rule::PeerNotBelowRemoteMax { peer, remote_max } => {
-                write!(f, "peer {} >= {remote_max:.2}", l(*peer))
+            Rule::PeerNotBelowStartRemote { peer, start_remote } => {
+                write!(f, "peer {} >= {start_remote:.2}", l(*peer))
             }
             Rule::NotNeeded { peer } => {
                 write!(
@@ -394,9 +400,9 @@ impl fmt::Display for SpillDecision {
                     local,
                     start,
                     peer,
-                    remote_max,
+                    start_remote,
                 } => format!(
-                    "local {} > {start:.2} and {} {} < {remote_max:.2}",
+                    "local {} > {start:.2} and {} {} < {start_remote:.2}",
                     l(*local),
                     t.site,
                     l(*peer)
@@ -405,9 +411,9 @@ impl fmt::Display for SpillDecision {
                     local,
                     stop,
                     peer,
-                    remote_max,
+                    stop_remote,
                 } => format!(
-                    "local {} > {stop:.2} and {} {} <= {remote_max:.2} (started because {})",
+                    "local {} > {stop:.2} and {} {} <= {stop_remote:.2} (started because {})",
                     l(*local),
                     t.site,
                     l(*peer),
@@ -520,10 +526,10 @@ impl SpillEngine {
                             stop: cfg.stop_local,
                         }
                     } else if is_active {
-                        if peer > cfg.remote_max {
-                            Rule::PeerAboveRemoteMax {
+                        if peer > cfg.stop_remote {
+                            Rule::PeerAboveStopRemote {
                                 peer,
-                                remote_max: cfg.remote_max,
+                                stop_remote: cfg.stop_remote,
                             }
                         } else {
                             // Its current share is already placed: room only limits growth.
@@ -538,7 +544,7 @@ impl SpillEngine {
                                 local: local_load,
                                 stop: cfg.stop_local,
                                 peer,
-                                remote_max: cfg.remote_max,
+                                stop_remote: cfg.stop_remote,
                             }
                         }
                     } else if local_load <= cfg.start_local {
@@ -546,7 +552,7 @@ impl SpillEngine {
                             local: local_load,
                             start: cfg.start_local,
                         }
-                    } else if peer < cfg.remote_max {
+                    } else if peer < cfg.start_remote {
                         candidates.push((
                             site.clone(),
                             peer,
@@ -557,12 +563,12 @@ impl SpillEngine {
                             local: local_load,
                             start: cfg.start_local,
                             peer,
-                            remote_max: cfg.remote_max,
+                            start_remote: cfg.start_remote,
                         }
                     } else {
-                        Rule::PeerNotBelowRemoteMax {
+                        Rule::PeerNotBelowStartRemote {
                             peer,
-                            remote_max: cfg.remote_max,
+                            start_remote: cfg.start_remote,
                         }
                     }
                 }
@@ -641,6 +647,7 @@ impl SpillEngine {
                 report_age: *age,
             });
         }
+        targets.sort_by(|a, b| a.site.cmp(&b.site));
         // A chosen peer that ended with no share (total ramped to 0) is not spilled to.
         let with_share: Vec<SiteId> = targets.iter().map(|t| t.site.clone()).collect();
         let idle: Vec<SiteId> = self
@@ -700,10 +707,10 @@ fn sanitize(v: f64) -> f64 {
     }
 }
 
-/// How much of our new connections a peer can take before it reaches remote_max,
+/// How much of our new connections a peer can take before it reaches start_remote,
 /// as a share of our demand. Equal capacities are assumed when either is unknown.
 fn room(cfg: &SpillConfig, local: LocalView, local_load: f64, f: &PeerFacts) -> f64 {
-    let free = (cfg.remote_max - sanitize(f.load)).max(0.0);
+    let free = (cfg.start_remote - sanitize(f.load)).max(0.0);
     if !local_load.is_finite() || local_load <= 0.0 {
         return 1.0;
     }
@@ -755,7 +762,7 @@ fn spread(total: f64, chosen: &[(SiteId, f64, f64, Duration)]) -> Vec<f64> {
         }
     }
     // Every peer at its room but the step bound keeps more: spread the rest by inverse
-    // load anyway (room is an estimate; the hard limit is the peer's remote_max stop).
+    // load anyway (room is an estimate; the hard limit is the peer's stop_remote stop).
     if left > 1e-12 {
         let w: f64 = inv.iter().sum();
         for i in 0..n {

@@ -90,7 +90,7 @@ fn start_rule_table() {
             local: 1.2,
             peer: peer("site-b", 0.7),
             spills: false,
-            rule: |r| matches!(r, Rule::PeerNotBelowRemoteMax { .. }),
+            rule: |r| matches!(r, Rule::PeerNotBelowStartRemote { .. }),
         },
         Case {
             name: "remote just below 0.7 is a target",
@@ -104,7 +104,7 @@ fn start_rule_table() {
             local: 1.2,
             peer: peer("site-b", 0.7 + EPS),
             spills: false,
-            rule: |r| matches!(r, Rule::PeerNotBelowRemoteMax { .. }),
+            rule: |r| matches!(r, Rule::PeerNotBelowStartRemote { .. }),
         },
         Case {
             name: "unknown (stale) peer is never a target",
@@ -125,7 +125,7 @@ fn start_rule_table() {
             local: 1.5,
             peer: peer("site-b", f64::INFINITY),
             spills: false,
-            rule: |r| matches!(r, Rule::PeerNotBelowRemoteMax { .. }),
+            rule: |r| matches!(r, Rule::PeerNotBelowStartRemote { .. }),
         },
         Case {
             name: "local with no capacity (infinite) spills",
@@ -211,7 +211,7 @@ fn remote_bound_stops_above_point_seven() {
     assert!(matches!(
         &d.events[..],
         [SpillEvent::Stopped {
-            rule: Rule::PeerAboveRemoteMax { .. },
+            rule: Rule::PeerAboveStopRemote { .. },
             ..
         }]
     ));
@@ -401,7 +401,7 @@ fn explanation_reads_like_the_cli() {
 fn config_validation() {
     assert!(SpillConfig::default().validate().is_ok());
     let bad = SpillConfig {
-        remote_max: 1.0,
+        start_remote: 1.0,
         ..SpillConfig::default()
     };
     assert!(bad.validate().is_err());

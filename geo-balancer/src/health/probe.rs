@@ -1,0 +1,148 @@
+//! One check of one real server (driver side: tokio, reqwest, processes).
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::errors::ProbeError;
+use crate::health::{CheckConfig, CheckKind, ProbeOutcome};
+
+/// The HTTP client health checks share: no certificate verification (see
+/// [`CheckKind::Http`]), no connection reuse (each check opens its own connection, as
+/// a client would), no proxy.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Runs the configured check once, bounded by its timeout.
+pub async fn probe(cfg: &CheckConfig, http: &reqwest::Client) -> ProbeOutcome {
+    let result = match &cfg.kind {
+        CheckKind::Tcp => tcp_connect(cfg.addr, cfg.timeout).await.map(drop),
+        CheckKind::Http {
+            path,
+            expect_status,
+            https,
+        } => {
+            let scheme = if *https { "https" } else { "http" };
+            let url = format!("{scheme}://{}{path}", cfg.addr);
+            http_get(http, &url, *expect_status, cfg.timeout).await
+        }
+        CheckKind::Command { argv } => command(argv, cfg.addr, cfg.timeout).await,
+    };
+    match result {
+        Ok(()) => ProbeOutcome::Success,
+        Err(e) => ProbeOutcome::Failure(e),
+    }
+}
+
+/// A TCP connect with a timeout; refused and reset map to [`ProbeError::Refused`].
+pub async fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ProbeError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => Err(ProbeError::Timeout {
+            target: addr.to_string(),
+            timeout_ms: ms(timeout),
+        }),
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) if is_refused(e.kind()) => Err(ProbeError::Refused { addr }),
+        Ok(Err(e)) => Err(ProbeError::Connect {
+            addr,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Whether an I/O error means "nobody listens there any more".
+pub fn is_refused(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+    )
+}
+
+async fn http_get(
+    http: &reqwest::Client,
+    url: &str,
+    expect: u16,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let resp = http.get(url).timeout(timeout).send().await.map_err(|e| {
+        if e.is_timeout() {
+            ProbeError::Timeout {
+                target: url.to_string(),
+                timeout_ms: ms(timeout),
+            }
+        } else {
+            ProbeError::Http {
+                url: url.to_string(),
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    let got = resp.status().as_u16();
+    if got == expect {
+        Ok(())
+    } else {
+        Err(ProbeError::HttpStatus {
+            url: url.to_string(),
+            got,
+            expected: expect,
+        })
+    }
+}
+
+async fn command(argv: &[String], addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError> {
+    let Some((prog, args)) = argv.split_first() else {
+        return Err(ProbeError::CommandSpawn {
+            command: String::new(),
+            reason: "empty argv".into(),
+        });
+    };
+    let shown = argv.join(" ");
+    let child = tokio::process::Command::new(prog)
+        .args(args)
+        .env("RS_ADDR", addr.ip().to_string())
+        .env("RS_PORT", addr.port().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| ProbeError::CommandSpawn {
+            command: shown.clone(),
+            reason: e.to_string(),
+        })?;
+    let mut child = child;
+    match tokio::time::timeout(timeout, child.wait()).await {
+        // Dropping `child` on timeout kills it (kill_on_drop); reap it explicitly too.
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(ProbeError::Timeout {
+                target: shown,
+                timeout_ms: ms(timeout),
+            })
+        }
+        Ok(Err(e)) => Err(ProbeError::CommandSpawn {
+            command: shown,
+            reason: e.to_string(),
+        }),
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(ProbeError::CommandFailed {
+            command: shown,
+            status: status
+                .code()
+                .map_or_else(|| "a signal".to_string(), |c| format!("code {c}")),
+        }),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,99 @@
+//! Fast failure detection: hold one idle TCP connection to the checked port.
+//!
+//! ```text
+//!   connect --ok--> hold (read until EOF/reset) --closed--> re-probe at once
+//!      ^                                                    |        |
+//!      |           refused/reset: HardFailure event --------+        | connected:
+//!      +---- wait `retry` ------------------------------------------+ nothing; hold it
+//! ```
+//! A refused or reset re-probe means the process is gone: it is reported as a hard
+//! failure, which takes the server down at once. A successful re-probe means the server
+//! only closed an idle connection, which changes nothing. A re-probe that times out
+//! reports nothing: silent failures are the periodic check's job (timeout and `fall`).
+//! A server that closes connections right after accepting them would make this loop
+//! spin, so a connection that lived less than `retry` delays the next connect by `retry`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::errors::ProbeError;
+use crate::health::probe::{is_refused, tcp_connect};
+use crate::health::{HealthEvent, ProbeOutcome, ProbeSource};
+use crate::ids::ServerId;
+use crate::time::Time;
+
+/// Runs until the receiver is dropped (or the task is aborted).
+pub async fn watch_idle(
+    server: ServerId,
+    addr: SocketAddr,
+    timeout: Duration,
+    retry: Duration,
+    tx: mpsc::Sender<HealthEvent>,
+) {
+    let mut held: Option<(TcpStream, Instant)> = None;
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        let (mut stream, opened) = match held.take() {
+            Some(h) => h,
+            None => match tcp_connect(addr, timeout).await {
+                Ok(s) => (s, Instant::now()),
+                Err(_) => {
+                    // Down or unreachable: the periodic check reports it; try again later.
+                    tokio::time::sleep(retry).await;
+                    continue;
+                }
+            },
+        };
+        tracing::debug!(server = %server, %addr, "fast-detect connection held");
+        let closed_by = hold(&mut stream).await;
+        drop(stream);
+        tracing::debug!(server = %server, %addr, how = closed_by, "fast-detect connection closed; re-probing");
+        match tcp_connect(addr, timeout).await {
+            Ok(s) => {
+                // The server merely closed an idle connection.
+                if opened.elapsed() < retry {
+                    tokio::time::sleep(retry).await;
+                    drop(s);
+                } else {
+                    held = Some((s, Instant::now()));
+                }
+            }
+            Err(e @ ProbeError::Refused { .. }) => {
+                tracing::warn!(server = %server, %addr, error = %e, "fast-detect: server gone");
+                let ev = HealthEvent {
+                    server: server.clone(),
+                    at: Time::now(),
+                    source: ProbeSource::FastPath,
+                    outcome: ProbeOutcome::HardFailure(e),
+                };
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(retry).await;
+            }
+            Err(e) => {
+                tracing::debug!(server = %server, %addr, error = %e, "fast-detect re-probe inconclusive");
+                tokio::time::sleep(retry).await;
+            }
+        }
+    }
+}
+
+/// Reads (and discards) until the peer closes or resets. Returns how it ended.
+async fn hold(stream: &mut TcpStream) -> &'static str {
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => return "closed",
+            Ok(_) => continue,
+            Err(e) if is_refused(e.kind()) => return "reset",
+            Err(_) => return "error",
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Health checks against real listeners on 127.0.0.1: TCP, HTTP, command probes, and the
+//! fast failure path (a killed listener is seen within milliseconds; a server that only
+//! closes idle connections causes no failure). Every wait is bounded.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use geo_balancer::errors::ProbeError;
+use geo_balancer::health::probe::{http_client, probe};
+use geo_balancer::health::watch::watch_idle;
+use geo_balancer::health::{
+    CheckConfig, CheckKind, HealthEvent, HealthState, ProbeOutcome, ProbeSource, ServerHealth,
+    VipConfig, VipHealth, VipOutput, spawn_checker,
+};
+use geo_balancer::{ServerId, Time};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A port on 127.0.0.1 that nothing listens on.
+async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// A listener that accepts and holds every connection until aborted. Returns the
+/// address, the accept counter and the task (abort = the server process dies).
+async fn holding_server() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            n2.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    (addr, n, task)
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn cfg(kind: CheckKind, addr: SocketAddr) -> CheckConfig {
+    CheckConfig {
+        kind,
+        timeout: Duration::from_millis(500),
+        ..CheckConfig::tcp(ServerId::new("rs1"), addr)
+    }
+}
+
+#[tokio::test]
+async fn tcp_probe_up_and_refused() {
+    let (addr, _, task) = holding_server().await;
+    let http = http_client();
+    assert_eq!(
+        probe(&cfg(CheckKind::Tcp, addr), &http).await,
+        ProbeOutcome::Success
+    );
+    task.abort();
+    let dead = closed_port().await;
+    let out = probe(&cfg(CheckKind::Tcp, dead), &http).await;
+    assert!(
+        matches!(out, ProbeOutcome::Failure(ProbeError::Refused { .. })),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn http_probe_checks_the_status() {
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let app = Router::new()
+        .route("/ok", get(|| async { "fine" }))
+        .route(
+            "/sick",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "no") }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        );
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let http = http_client();
+    let check = |path: &str, expect_status: u16| {
+        let mut c = cfg(
+            CheckKind::Http {
+                path: path.into(),
+                expect_status,
+                https: false,
+            },
+            addr,
+        );
+        c.timeout = Duration::from_millis(300);
+        c
+    };
+    assert_eq!(
+        probe(&check("/ok", 200), &http).await,
+        ProbeOutcome::Success
+    );
+    assert_eq!(
+        probe(&check("/sick", 503), &http).await,
+        ProbeOutcome::Success
+    );
+    let out = probe(&check("/sick", 200), &http).await;
+    assert!(
+        matches!(
+            out,
+            ProbeOutcome::Failure(ProbeError::HttpStatus { got: 503, .. })
+        ),
+        "{out:?}"
+    );
+    let out = probe(&check("/missing", 200), &http).await;
+    assert!(
+        matches!(
+            out,
+            ProbeOutcome::Failure(ProbeError::HttpStatus { got: 404, .. })
+        ),
+        "{out:?}"
+    );
+    // Silent failure: the server accepts but does not answer in time.
+    let started = Instant::now();
+    let out = probe(&check("/slow", 200), &http).await;
+    assert!(
+        matches!(out, ProbeOutcome::Failure(ProbeError::Timeout { .. })),
+        "{out:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.abort();
+}
+
+#[tokio::test]
+async fn command_probe_by_exit_code() {
+    let addr: SocketAddr = ([127, 0, 0, 1], 9).into();
+    let http = http_client();
+    let c = |argv: &[&str]| {
+        cfg(
+            CheckKind::Command {
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+            },
+            addr,
+        )
+    };
+    assert_eq!(probe(&c(&["true"]), &http).await, ProbeOutcome::Success);
+    assert_eq!(
+        probe(&c(&["sh", "-c", "test \"$RS_PORT\" = 9"]), &http).await,
+        ProbeOutcome::Success
+    );
+    let out = probe(&c(&["false"]), &http).await;
+    assert!(
+        matches!(out, ProbeOutcome::Failure(ProbeError::CommandFailed { .. })),
+        "{out:?}"
+    );
+    let out = probe(&c(&["/nonexistent/check"]), &http).await;
+    assert!(
+        matches!(out, ProbeOutcome::Failure(ProbeError::CommandSpawn { .. })),
+        "{out:?}"
+    );
+    let started = Instant::now();
+    let out = probe(&c(&["sleep", "5"]), &http).await;
+    assert!(
+        matches!(out, ProbeOutcome::Failure(ProbeError::Timeout { .. })),
+        "{out:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// Kill the listener (and its connections): the watcher's connection closes, the
+/// re-probe is refused, and a hard failure arrives within milliseconds.
+#[tokio::test]
+async fn killed_server_is_detected_within_milliseconds() {
+    let (addr, accepted, task) = holding_server().await;
+    let (tx, mut rx) = mpsc::channel(8);
+    let watcher = tokio::spawn(watch_idle(
+        ServerId::new("rs1"),
+        addr,
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+        tx,
+    ));
+    wait_for("the idle connection", || {
+        accepted.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let killed = Instant::now();
+    task.abort();
+    let ev = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("event in time")
+        .expect("event");
+    let took = killed.elapsed();
+    eprintln!("fast path detected the killed server in {took:?}");
+    assert!(
+        matches!(
+            ev.outcome,
+            ProbeOutcome::HardFailure(ProbeError::Refused { .. })
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(ev.source, ProbeSource::FastPath);
+    assert!(took < Duration::from_millis(250), "took {took:?}");
+    watcher.abort();
+}
+
+/// A server that closes idle connections after 50 ms (and stays up) causes reconnects,
+/// never a failure.
+#[tokio::test]
+async fn server_closing_idle_connections_is_no_failure() {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let n = accepted.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            n.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                drop(s);
+            });
+        }
+    });
+    let (tx, mut rx) = mpsc::channel(8);
+    let watcher = tokio::spawn(watch_idle(
+        ServerId::new("rs1"),
+        addr,
+        Duration::from_millis(500),
+        Duration::from_millis(20),
+        tx,
+    ));
+    let r = tokio::time::timeout(Duration::from_millis(800), rx.recv()).await;
+    assert!(r.is_err(), "no event expected, got {r:?}");
+    let n = accepted.load(Ordering::SeqCst);
+    assert!(
+        n >= 3,
+        "the watcher should have reconnected several times, accepted {n}"
+    );
+    watcher.abort();
+    server.abort();
+}
+
+/// End to end: checker tasks feed ServerHealth and VipHealth; killing the only real
+/// server yields Withdraw within milliseconds, far below fall x interval (3 x 1 s).
+#[tokio::test]
+async fn last_server_dying_withdraws_the_vip_at_once() {
+    let (addr, accepted, task) = holding_server().await;
+    let mut check = cfg(CheckKind::Tcp, addr);
+    check.interval = Duration::from_secs(1);
+    check.rise = 1;
+    let (tx, mut rx) = mpsc::channel::<HealthEvent>(16);
+    let _checker = spawn_checker(check.clone(), http_client(), tx);
+    let mut health = ServerHealth::new(check.server.clone(), check.rise, check.fall, Time::now());
+    let mut vip = VipHealth::new(VipConfig::default());
+    let mut outputs = Vec::new();
+    // First periodic check brings it up and announces.
+    let start = Instant::now();
+    while !vip.announced() {
+        assert!(start.elapsed() < WAIT, "never announced");
+        let ev = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("event")
+            .expect("open");
+        health.on_probe(ev.at, &ev.outcome);
+        outputs.extend(vip.update(ev.at, usize::from(health.is_up()), true));
+    }
+    assert!(matches!(&outputs[..], [VipOutput::Announce { .. }]));
+    wait_for("the idle connection", || {
+        accepted.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    let killed = Instant::now();
+    task.abort();
+    loop {
+        assert!(killed.elapsed() < WAIT, "never withdrawn");
+        let ev = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("event")
+            .expect("open");
+        health.on_probe(ev.at, &ev.outcome);
+        let out = vip.update(ev.at, usize::from(health.is_up()), true);
+        if matches!(&out[..], [VipOutput::Withdraw { .. }]) {
+            break;
+        }
+    }
+    let took = killed.elapsed();
+    eprintln!("withdraw decided {took:?} after the last real server died");
+    assert_eq!(health.state(), HealthState::Down);
+    assert!(took < Duration::from_millis(250), "took {took:?}");
+}
