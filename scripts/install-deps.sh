@@ -5,7 +5,7 @@
 # Idempotent: installs only what is missing. Needs root for apt-get.
 set -euo pipefail
 
-PKGS=(frr bird2 gobgpd exabgp user-mode-linux kmod ipvsadm iproute2 iptables
+PKGS=(frr bird2 gobgpd exabgp user-mode-linux kmod ipvsadm iproute2 iptables python3-jsonschema python3-yaml
       curl python3 procps iputils-ping tcpdump)
 
 missing=()

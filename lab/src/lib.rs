@@ -15,5 +15,7 @@ pub use require::{Need, require};
 pub mod netns;
 /// Real BGP peers (FRR, BIRD, GoBGP) started inside a namespace.
 pub mod peers;
+/// The LVS paper's topology (Figure 2.6), for the lab kernel and for containerlab.
+pub mod seed;
 /// The user-mode-Linux lab kernel: boot, topology, scenario, results.
 pub mod uml;

@@ -1,0 +1,446 @@
+//! The LVS paper's test topology (its Figure 2.6), described once and rendered two
+//! ways: as a [`Topology`](crate::uml::Topology) for the lab kernel, and as a
+//! containerlab file plus FRR configs for people with Docker. The files under
+//! `lab/seed/` are generated from this module (`cargo run -p anycast-lab --bin
+//! gen-seed`) and a test fails if they drift.
+//!
+//! ```text
+//!   c31 (AS64531, client)                         c32 (AS64532, client)
+//!     | 10.101.3.2/29                                | 10.101.3.10/29
+//!     | 10.101.3.1                                   | 10.101.3.9
+//!    r31 (AS3) ─────────── iBGP 10.101.33.0/30 ──── r32 (AS3)
+//!     | 10.101.13.0/30                               | 10.101.23.0/30
+//!    r11 (AS1)                                      r22 (AS2)
+//!     | 10.101.1.0/30                                | 10.101.2.0/30
+//!    lb1 (AS5, site idc1, anycastd)                 lb2 (AS5, site idc2, anycastd)
+//!     | br0 10.101.5.1/24                            | br0 10.101.6.1/24
+//!   rs511 rs512 (10.101.5.11, .12)                 rs611 rs612 (10.101.6.11, .12)
+//!
+//!   VIP 10.101.4.1 in 10.101.4.0/24, announced by lb1 and lb2.
+//!   c31 sees AS path 3 1 5, c32 sees 3 2 5 (the paper's "router at R31's port
+//!   10.101.3.1" and "at R32's port 10.101.3.9").
+//! ```
+
+use std::fmt::Write as _;
+
+use crate::uml::Topology;
+
+/// The VIP prefix both sites announce.
+pub const VIP_PREFIX: &str = "10.101.4.0/24";
+/// The VIP.
+pub const VIP: &str = "10.101.4.1";
+/// FRR image for the containerlab form (the version Debian 12 ships is 8.4).
+pub const FRR_IMAGE: &str = "quay.io/frrouting/frr:8.4.1";
+/// Image for directors, real servers: any Debian with iproute2 and python3.
+pub const HOST_IMAGE: &str = "debian:bookworm-slim";
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An FRR router in `asn`.
+    Router { asn: u32, router_id: &'static str },
+    /// A client network's FRR router that also runs the test client.
+    Client { asn: u32, router_id: &'static str },
+    /// An LVS director running anycastd for `site` (config `configs/<site>.toml`).
+    Director {
+        site: &'static str,
+        lan: &'static str,
+    },
+    /// A real server behind a director (LVS-DR: VIP on lo, ARP for it suppressed).
+    Server { gateway: &'static str },
+}
+
+/// A node of the topology.
+#[derive(Debug, Clone, Copy)]
+pub struct Node {
+    pub name: &'static str,
+    pub role: Role,
+}
+
+/// A link: (node, interface, address with length or "").
+pub type End = (&'static str, &'static str, &'static str);
+
+/// BGP sessions of the FRR routers: (router, neighbor address, neighbor AS).
+type Session = (&'static str, &'static str, u32);
+
+pub const NODES: &[Node] = &[
+    Node {
+        name: "r11",
+        role: Role::Router {
+            asn: 1,
+            router_id: "10.101.13.1",
+        },
+    },
+    Node {
+        name: "r22",
+        role: Role::Router {
+            asn: 2,
+            router_id: "10.101.23.1",
+        },
+    },
+    Node {
+        name: "r31",
+        role: Role::Router {
+            asn: 3,
+            router_id: "10.101.3.1",
+        },
+    },
+    Node {
+        name: "r32",
+        role: Role::Router {
+            asn: 3,
+            router_id: "10.101.3.9",
+        },
+    },
+    Node {
+        name: "c31",
+        role: Role::Client {
+            asn: 64531,
+            router_id: "10.101.3.2",
+        },
+    },
+    Node {
+        name: "c32",
+        role: Role::Client {
+            asn: 64532,
+            router_id: "10.101.3.10",
+        },
+    },
+    Node {
+        name: "lb1",
+        role: Role::Director {
+            site: "idc1",
+            lan: "10.101.5.1/24",
+        },
+    },
+    Node {
+        name: "lb2",
+        role: Role::Director {
+            site: "idc2",
+            lan: "10.101.6.1/24",
+        },
+    },
+    Node {
+        name: "rs511",
+        role: Role::Server {
+            gateway: "10.101.5.1",
+        },
+    },
+    Node {
+        name: "rs512",
+        role: Role::Server {
+            gateway: "10.101.5.1",
+        },
+    },
+    Node {
+        name: "rs611",
+        role: Role::Server {
+            gateway: "10.101.6.1",
+        },
+    },
+    Node {
+        name: "rs612",
+        role: Role::Server {
+            gateway: "10.101.6.1",
+        },
+    },
+];
+
+pub const LINKS: &[(End, End)] = &[
+    (
+        ("r11", "eth1", "10.101.13.1/30"),
+        ("r31", "eth1", "10.101.13.2/30"),
+    ),
+    (
+        ("r22", "eth1", "10.101.23.1/30"),
+        ("r32", "eth1", "10.101.23.2/30"),
+    ),
+    (
+        ("r31", "eth2", "10.101.33.1/30"),
+        ("r32", "eth2", "10.101.33.2/30"),
+    ),
+    (
+        ("r31", "eth3", "10.101.3.1/29"),
+        ("c31", "eth1", "10.101.3.2/29"),
+    ),
+    (
+        ("r32", "eth3", "10.101.3.9/29"),
+        ("c32", "eth1", "10.101.3.10/29"),
+    ),
+    (
+        ("r11", "eth2", "10.101.1.1/30"),
+        ("lb1", "eth1", "10.101.1.2/30"),
+    ),
+    (
+        ("r22", "eth2", "10.101.2.1/30"),
+        ("lb2", "eth1", "10.101.2.2/30"),
+    ),
+    (("lb1", "eth2", ""), ("rs511", "eth1", "10.101.5.11/24")),
+    (("lb1", "eth3", ""), ("rs512", "eth1", "10.101.5.12/24")),
+    (("lb2", "eth2", ""), ("rs611", "eth1", "10.101.6.11/24")),
+    (("lb2", "eth3", ""), ("rs612", "eth1", "10.101.6.12/24")),
+];
+
+const SESSIONS: &[Session] = &[
+    ("r11", "10.101.13.2", 3),
+    ("r11", "10.101.1.2", 5),
+    ("r22", "10.101.23.2", 3),
+    ("r22", "10.101.2.2", 5),
+    ("r31", "10.101.13.1", 1),
+    ("r31", "10.101.33.2", 3),
+    ("r31", "10.101.3.2", 64531),
+    ("r32", "10.101.23.1", 2),
+    ("r32", "10.101.33.1", 3),
+    ("r32", "10.101.3.10", 64532),
+    ("c31", "10.101.3.1", 3),
+    ("c32", "10.101.3.9", 3),
+];
+
+/// The node named `name`.
+pub fn node(name: &str) -> Option<&'static Node> {
+    NODES.iter().find(|n| n.name == name)
+}
+
+/// Interfaces of `name` that a director bridges into its server LAN.
+fn lan_ports(name: &str) -> Vec<&'static str> {
+    LINKS
+        .iter()
+        .filter_map(|(a, _)| (a.0 == name && a.2.is_empty()).then_some(a.1))
+        .collect()
+}
+
+/// The FRR config of a router or client node (`None` for other nodes). Interface
+/// addresses are in it too, so zebra sets them where nothing else does (containerlab).
+pub fn frr_conf(name: &str) -> Option<String> {
+    let n = node(name)?;
+    let (asn, router_id) = match n.role {
+        Role::Router { asn, router_id } | Role::Client { asn, router_id } => (asn, router_id),
+        _ => return None,
+    };
+    let mut c = String::new();
+    let _ = writeln!(c, "! {name}: generated from lab/src/seed.rs; do not edit");
+    let _ = writeln!(
+        c,
+        "frr defaults traditional\nhostname {name}\nlog stdout\nservice integrated-vtysh-config\n!"
+    );
+    for (a, b) in LINKS {
+        for end in [a, b] {
+            if end.0 == name && !end.2.is_empty() {
+                let _ = writeln!(c, "interface {}\n ip address {}\n!", end.1, end.2);
+            }
+        }
+    }
+    let _ = writeln!(c, "router bgp {asn}");
+    let _ = writeln!(c, " bgp router-id {router_id}");
+    let _ = writeln!(
+        c,
+        " no bgp ebgp-requires-policy\n no bgp network import-check"
+    );
+    let _ = writeln!(c, " timers bgp 3 9");
+    for (_, addr, remote) in SESSIONS.iter().filter(|s| s.0 == name) {
+        let _ = writeln!(c, " neighbor {addr} remote-as {remote}");
+        let _ = writeln!(c, " neighbor {addr} timers connect 1");
+        let _ = writeln!(c, " neighbor {addr} advertisement-interval 0");
+    }
+    let _ = writeln!(c, " address-family ipv4 unicast");
+    let _ = writeln!(c, "  redistribute connected");
+    for (_, addr, remote) in SESSIONS.iter().filter(|s| s.0 == name) {
+        if *remote == asn {
+            let _ = writeln!(c, "  neighbor {addr} next-hop-self");
+        }
+    }
+    let _ = writeln!(c, " exit-address-family\n!");
+    Some(c)
+}
+
+/// Shell commands that set up a non-FRR node beyond its link addresses.
+fn host_setup(n: &Node) -> Vec<String> {
+    match n.role {
+        Role::Director { lan, .. } => {
+            let mut v = vec!["ip link add br0 type bridge".to_string()];
+            for p in lan_ports(n.name) {
+                v.push(format!("ip link set dev {p} master br0"));
+            }
+            v.push("ip link set dev br0 up".to_string());
+            v.push(format!("ip addr add {lan} dev br0"));
+            let uplink = LINKS
+                .iter()
+                .find_map(|(a, b)| (b.0 == n.name && !b.2.is_empty()).then_some(a.2))
+                .unwrap_or_default();
+            let gw = uplink.split('/').next().unwrap_or_default();
+            v.push(format!("ip route add default via {gw}"));
+            v.push("sysctl -qw net.ipv4.ip_forward=1".to_string());
+            v.push("sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string());
+            v
+        }
+        Role::Server { gateway } => vec![
+            format!("ip addr add {VIP}/32 dev lo"),
+            "sysctl -qw net.ipv4.conf.all.arp_ignore=1".to_string(),
+            "sysctl -qw net.ipv4.conf.all.arp_announce=2".to_string(),
+            "sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string(),
+            format!("ip route add default via {gateway}"),
+        ],
+        Role::Router { .. } | Role::Client { .. } => vec![
+            "sysctl -qw net.ipv4.ip_forward=1".to_string(),
+            "sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string(),
+        ],
+    }
+}
+
+/// The topology for the lab kernel: namespaces, links, addresses, the directors'
+/// server bridges, DR settings on real servers. FRR and anycastd are started by the
+/// scenario, not here.
+pub fn topology() -> Topology {
+    let mut t = Topology::new();
+    for n in NODES {
+        t = t.node(n.name);
+    }
+    for (a, b) in LINKS {
+        t = t.link(a.0, a.1, a.2, b.0, b.1, b.2);
+    }
+    for n in NODES {
+        for cmd in host_setup(n) {
+            t = t.cmd(n.name, &cmd);
+        }
+    }
+    t
+}
+
+/// FRR's daemons file for the containerlab form: zebra and bgpd only.
+pub fn frr_daemons() -> &'static str {
+    "# generated from lab/src/seed.rs; do not edit\nzebra=yes\nbgpd=yes\nvtysh_enable=yes\nzebra_options=\"  -A 127.0.0.1 -s 90000000\"\nbgpd_options=\"   -A 127.0.0.1\"\n"
+}
+
+/// The containerlab topology file (`lab/seed/seed.clab.yml`).
+pub fn clab_yaml() -> String {
+    let mut y = String::new();
+    y.push_str(
+        "# The LVS paper's Figure 2.6 for containerlab. Generated from lab/src/seed.rs by\n",
+    );
+    y.push_str(
+        "# `cargo run -p anycast-lab --bin gen-seed`; do not edit. Needs a Docker host whose\n",
+    );
+    y.push_str(
+        "# kernel has ip_vs and ipip, and `cargo build --release` first (see lab/README.md).\n",
+    );
+    y.push_str("name: anycast-seed\n\ntopology:\n  nodes:\n");
+    for n in NODES {
+        let _ = writeln!(y, "    {}:", n.name);
+        y.push_str("      kind: linux\n");
+        match n.role {
+            Role::Router { .. } | Role::Client { .. } => {
+                let _ = writeln!(y, "      image: {FRR_IMAGE}");
+                y.push_str("      binds:\n        - frr/daemons:/etc/frr/daemons\n");
+                let _ = writeln!(y, "        - frr/{}.conf:/etc/frr/frr.conf", n.name);
+            }
+            Role::Director { site, .. } => {
+                let _ = writeln!(y, "      image: {HOST_IMAGE}");
+                y.push_str("      binds:\n        - ../../target/release/anycastd:/usr/local/bin/anycastd:ro\n        - ../../target/release/anycastctl:/usr/local/bin/anycastctl:ro\n        - ../../configs:/etc/anycastd:ro\n");
+                y.push_str("      cmd: sleep infinity\n");
+                y.push_str("      exec:\n");
+                for c in host_setup(n) {
+                    let _ = writeln!(y, "        - {c}");
+                }
+                let _ = writeln!(
+                    y,
+                    "        - sh -c 'anycastd --config /etc/anycastd/{site}.toml >/var/log/anycastd.log 2>&1 &'"
+                );
+            }
+            Role::Server { .. } => {
+                let _ = writeln!(y, "      image: {HOST_IMAGE}");
+                y.push_str("      cmd: sleep infinity\n      exec:\n");
+                for c in host_setup(n) {
+                    let _ = writeln!(y, "        - {c}");
+                }
+                y.push_str("        - sh -c 'cd /tmp && hostname > index.html && python3 -m http.server 80 >/dev/null 2>&1 &'\n");
+            }
+        }
+    }
+    y.push_str("\n  links:\n");
+    for (a, b) in LINKS {
+        let _ = writeln!(
+            y,
+            "    - endpoints: [\"{}:{}\", \"{}:{}\"]",
+            a.0, a.1, b.0, b.1
+        );
+        if !a.2.is_empty() && !b.2.is_empty() {
+            let _ = writeln!(y, "      ipv4: [\"{}\", \"{}\"]", a.2, b.2);
+        }
+    }
+    y
+}
+
+/// Every generated file: (path relative to `lab/seed/`, contents).
+pub fn files() -> Vec<(String, String)> {
+    let mut v = vec![
+        ("seed.clab.yml".to_string(), clab_yaml()),
+        ("frr/daemons".to_string(), frr_daemons().to_string()),
+    ];
+    for n in NODES {
+        if let Some(conf) = frr_conf(n.name) {
+            v.push((format!("frr/{}.conf", n.name), conf));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_link_end_is_a_node_and_interfaces_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (a, b) in LINKS {
+            for e in [a, b] {
+                assert!(node(e.0).is_some(), "{} is not a node", e.0);
+                assert!(seen.insert((e.0, e.1)), "{}:{} used twice", e.0, e.1);
+            }
+        }
+    }
+
+    #[test]
+    fn sessions_are_symmetric() {
+        // Each session's neighbor address belongs to a node that peers back.
+        for (r, addr, _) in SESSIONS {
+            let owner = LINKS
+                .iter()
+                .flat_map(|(a, b)| [a, b])
+                .find(|e| e.2.split('/').next() == Some(addr))
+                .map(|e| e.0)
+                .unwrap_or_else(|| panic!("{addr} is nobody's address"));
+            if matches!(node(owner).unwrap().role, Role::Director { .. }) {
+                continue; // anycastd peers from its own config
+            }
+            let mine: Vec<&str> = LINKS
+                .iter()
+                .flat_map(|(a, b)| [a, b])
+                .filter(|e| e.0 == *r && !e.2.is_empty())
+                .map(|e| e.2.split('/').next().unwrap())
+                .collect();
+            assert!(
+                SESSIONS
+                    .iter()
+                    .any(|(o, back, _)| *o == owner && mine.contains(back)),
+                "{r} -> {addr} ({owner}) has no session back"
+            );
+        }
+    }
+
+    #[test]
+    fn r31_peers_with_r11_ibgp_with_r32_and_the_client() {
+        let c = frr_conf("r31").unwrap();
+        assert!(c.contains("router bgp 3\n"));
+        assert!(c.contains(" neighbor 10.101.13.1 remote-as 1\n"));
+        assert!(c.contains("  neighbor 10.101.33.2 next-hop-self\n"));
+        assert!(c.contains("interface eth3\n ip address 10.101.3.1/29\n"));
+    }
+
+    #[test]
+    fn directors_bridge_their_server_lan() {
+        let setup = host_setup(node("lb1").unwrap());
+        assert!(setup.contains(&"ip link set dev eth2 master br0".to_string()));
+        assert!(setup.contains(&"ip addr add 10.101.5.1/24 dev br0".to_string()));
+        assert!(setup.contains(&"ip route add default via 10.101.1.1".to_string()));
+    }
+}
