@@ -17,9 +17,10 @@
 //! Between 1.0 and 1.1 nothing starts and nothing stops: that gap, and the one between
 //! "< 0.7 to start" and "> 0.7 to stop", is the seed's hysteresis.
 //!
-//! The amount: the total share of new connections moves toward `1 - stop_local / local`
-//! (what brings the local real servers back to full, no further), capped by `max_share`
-//! and by the room the chosen peers have below `start_remote`; it moves by at most
+//! The amount: the total share of new connections moves toward
+//! `1 - target_local / local` (what brings the local real servers back to
+//! `target_local`, 0.95, just under full), capped by `max_share` and by the room the
+//! chosen peers have below `start_remote`; it moves by at most
 //! `max_step` per `step_period`. A stop rule zeroes that peer's share at once (the seed
 //! says stop). The least loaded peer is preferred; more are added, least loaded first,
 //! only when the ones chosen have too little room, and the share is spread across them
@@ -55,6 +56,10 @@ pub struct SpillConfig {
     pub max_step: f64,
     /// The period `max_step` refers to.
     pub step_period: Duration,
+    /// While spilling, aim the local real servers at this load (a little below full,
+    /// so the lag of a decision period does not push them over). Between `start_remote`
+    /// and `stop_local`.
+    pub target_local: f64,
     /// Never spill more than this share of new connections.
     pub max_share: f64,
 }
@@ -68,6 +73,7 @@ impl Default for SpillConfig {
             stop_remote: 0.7,
             max_step: 0.1,
             step_period: Duration::from_secs(60),
+            target_local: 0.95,
             max_share: 0.5,
         }
     }
@@ -85,6 +91,7 @@ impl SpillConfig {
             self.stop_local,
             self.start_remote,
             self.stop_remote,
+            self.target_local,
             self.max_step,
             self.max_share,
         ]
@@ -104,6 +111,12 @@ impl SpillConfig {
                 "need 0 < start_remote ({}) < stop_local ({}) <= start_local ({}), \
                  start_remote <= stop_remote ({})",
                 self.start_remote, self.stop_local, self.start_local, self.stop_remote
+            )));
+        }
+        if !(self.target_local > self.start_remote && self.target_local <= self.stop_local) {
+            return Err(ConfigError::Spill(format!(
+                "need start_remote ({}) < target_local ({}) <= stop_local ({})",
+                self.start_remote, self.target_local, self.stop_local
             )));
         }
         if !(self.max_step > 0.0 && self.max_step <= 1.0) {
@@ -236,8 +249,8 @@ impl fmt::Display for Rule {
                 write!(
                     f,
                     "local {} > {start:.2} and peer {} < {start_remote:.2}",
-                    l(*local),
-                    l(*peer)
+                    lt(*local, *start),
+                    lt(*peer, *start_remote)
                 )
             }
             Rule::Continue {
@@ -249,23 +262,23 @@ impl fmt::Display for Rule {
                 write!(
                     f,
                     "local {} > {stop:.2} and peer {} <= {stop_remote:.2}",
-                    l(*local),
-                    l(*peer)
+                    lt(*local, *stop),
+                    lt(*peer, *stop_remote)
                 )
             }
             Rule::LocalAtOrBelowStop { local, stop } => {
-                write!(f, "local {} <= {stop:.2}", l(*local))
+                write!(f, "local {} <= {stop:.2}", lt(*local, *stop))
             }
             Rule::PeerAboveStopRemote { peer, stop_remote } => {
-                write!(f, "peer {} > {stop_remote:.2}", l(*peer))
+                write!(f, "peer {} > {stop_remote:.2}", lt(*peer, *stop_remote))
             }
             Rule::PeerUnknown => f.write_str("peer unknown (no valid report for too long)"),
             Rule::PeerSpillsToUs => f.write_str("peer reports spilling to us"),
             Rule::LocalNotAboveStart { local, start } => {
-                write!(f, "local {} <= {start:.2}", l(*local))
+                write!(f, "local {} <= {start:.2}", lt(*local, *start))
             }
             Rule::PeerNotBelowStartRemote { peer, start_remote } => {
-                write!(f, "peer {} >= {start_remote:.2}", l(*peer))
+                write!(f, "peer {} >= {start_remote:.2}", lt(*peer, *start_remote))
             }
             Rule::NotNeeded { peer } => {
                 write!(
@@ -275,6 +288,17 @@ impl fmt::Display for Rule {
                 )
             }
         }
+    }
+}
+
+/// Formats a load next to the threshold it is compared with: two decimals, more when
+/// two would print it equal to the threshold ("1.1003 > 1.10", not "1.10 > 1.10").
+fn lt(v: f64, threshold: f64) -> String {
+    let short = l(v);
+    if v.is_finite() && v != threshold && short == format!("{threshold:.2}") {
+        format!("{v:.4}")
+    } else {
+        short
     }
 }
 
@@ -403,9 +427,9 @@ impl fmt::Display for SpillDecision {
                     start_remote,
                 } => format!(
                     "local {} > {start:.2} and {} {} < {start_remote:.2}",
-                    l(*local),
+                    lt(*local, *start),
                     t.site,
-                    l(*peer)
+                    lt(*peer, *start_remote)
                 ),
                 Rule::Continue {
                     local,
@@ -414,9 +438,9 @@ impl fmt::Display for SpillDecision {
                     stop_remote,
                 } => format!(
                     "local {} > {stop:.2} and {} {} <= {stop_remote:.2} (started because {})",
-                    l(*local),
+                    lt(*local, *stop),
                     t.site,
-                    l(*peer),
+                    lt(*peer, *stop_remote),
                     t.started_by
                 ),
                 other => other.to_string(),
@@ -588,7 +612,7 @@ impl SpillEngine {
         let target = if local_stop || (kept.is_empty() && candidates.is_empty()) {
             0.0
         } else if local_load.is_finite() {
-            (1.0 - cfg.stop_local / local_load).clamp(0.0, cfg.max_share)
+            (1.0 - cfg.target_local / local_load).clamp(0.0, cfg.max_share)
         } else {
             cfg.max_share
         };

@@ -271,7 +271,7 @@ fn two_peers_spread_by_inverse_load_when_both_needed() {
         ..SpillConfig::default()
     };
     let mut e = SpillEngine::new(cfg);
-    // target = 1 - 1/2 = 0.5; rooms (0.7-0.2)/2 = 0.25 and (0.7-0.4)/2 = 0.15.
+    // target = 1 - 0.95/2 = 0.525; rooms (0.7-0.2)/2 = 0.25 and (0.7-0.4)/2 = 0.15.
     let peers = [peer("site-b", 0.4), peer("site-c", 0.2)];
     let d = e.decide(at(0), local(2.0), &peers);
     assert_eq!(d.targets.len(), 2, "{d}");
@@ -317,19 +317,20 @@ fn two_peers_spread_by_inverse_load_when_both_needed() {
 fn share_ramps_by_a_bounded_step() {
     let mut e = engine();
     let b = [peer("site-b", 0.1)];
-    // target = 1 - 1/1.5 = 0.333...
+    // target = 1 - target_local/1.5 = 1 - 0.95/1.5 = 0.3666...
     let shares: Vec<f64> = [0, 60, 120, 180, 240]
         .iter()
         .map(|&t| e.decide(at(t), local(1.5), &b).total_share)
         .collect();
-    let want = [0.1, 0.2, 0.3, 1.0 / 3.0, 1.0 / 3.0];
+    let t = 1.0 - 0.95 / 1.5;
+    let want = [0.1, 0.2, 0.3, t, t];
     for (got, want) in shares.iter().zip(want) {
         assert!((got - want).abs() < 1e-9, "{shares:?}");
     }
-    // Demand eases to 1.05 (target 0.0476): down by at most 0.05 in 30 s.
+    // Demand eases to 1.05 (target 0.095): down by at most 0.05 in 30 s.
     let d = e.decide(at(270), local(1.05), &b);
     assert!(
-        (d.total_share - (1.0 / 3.0 - 0.05)).abs() < 1e-9,
+        (d.total_share - (t - 0.05)).abs() < 1e-9,
         "{}",
         d.total_share
     );
@@ -420,4 +421,42 @@ fn config_validation() {
         ..SpillConfig::default()
     };
     assert!(bad.validate().is_err());
+}
+
+/// A separate stop_remote (0.8) widens the remote hysteresis: a peer at 0.75 keeps
+/// receiving but is never newly chosen.
+#[test]
+fn separate_stop_remote_threshold() {
+    let cfg = SpillConfig {
+        stop_remote: 0.8,
+        ..SpillConfig::default()
+    };
+    assert!(cfg.validate().is_ok());
+    let mut e = SpillEngine::new(cfg.clone());
+    assert!(
+        !e.decide(at(0), local(1.3), &[peer("site-b", 0.75)])
+            .spilling()
+    );
+    assert!(
+        e.decide(at(60), local(1.3), &[peer("site-b", 0.6)])
+            .spilling()
+    );
+    assert!(
+        e.decide(at(120), local(1.3), &[peer("site-b", 0.8)])
+            .spilling()
+    );
+    assert!(
+        !e.decide(at(180), local(1.3), &[peer("site-b", 0.8 + EPS)])
+            .spilling()
+    );
+}
+
+#[test]
+fn explanation_shows_enough_digits_at_the_threshold() {
+    let d = engine().decide(T0, local(1.1003), &[peer("site-b", 0.25)]);
+    assert!(
+        d.to_string()
+            .contains("local 1.1003 > 1.10 and site-b 0.25 < 0.70"),
+        "{d}"
+    );
 }
