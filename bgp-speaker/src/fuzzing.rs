@@ -25,8 +25,8 @@ pub fn decode(data: &[u8]) {
         for _ in 0..64 {
             match wire::next_frame(&mut buf, max) {
                 Ok(Some(Message::Update(u))) => {
-                    let _ = wire::classify_update(&u, true, false);
-                    let _ = wire::classify_update(&u, false, true);
+                    let _ = wire::classify_update(&u, true, false, 65005);
+                    let _ = wire::classify_update(&u, false, true, 23456);
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,

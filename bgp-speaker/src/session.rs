@@ -386,7 +386,12 @@ impl Session {
                     self.fsm_event(Event::UpdateReceived, out);
                     return;
                 };
-                match wire::classify_update(&update, neg.four_octet_as, self.cfg.is_ibgp()) {
+                match wire::classify_update(
+                    &update,
+                    neg.four_octet_as,
+                    self.cfg.is_ibgp(),
+                    self.cfg.local_asn,
+                ) {
                     UpdateVerdict::Reset(n, why) => {
                         tracing::warn!(peer = %self.cfg.name, error = %why, "malformed UPDATE, resetting session");
                         self.last_error = Some(format!("malformed UPDATE: {why}"));
@@ -397,7 +402,11 @@ impl Session {
                         withdrawn,
                         discarded,
                         treat_as_withdraw,
+                        looped,
                     } => {
+                        if looped {
+                            self.counters.looped_updates += 1;
+                        }
                         if treat_as_withdraw {
                             self.counters.treat_as_withdraw += 1;
                             tracing::warn!(peer = %self.cfg.name, "RFC 7606 treat-as-withdraw");

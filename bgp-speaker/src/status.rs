@@ -41,6 +41,8 @@ pub struct Counters {
     pub treat_as_withdraw: u64,
     /// RFC 7606 attributes discarded.
     pub attributes_discarded: u64,
+    /// UPDATEs whose AS_PATH holds our own AS (RFC 4271 §9.1.2), not counted as routes.
+    pub looped_updates: u64,
 }
 
 /// A snapshot of one peer.

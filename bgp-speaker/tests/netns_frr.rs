@@ -109,6 +109,14 @@ fn netns_frr_announce_withdraw_restart_shutdown() {
     let st = status(&env, &speaker);
     assert_eq!(st.prefixes_announced, 2);
 
+    // FRR echoes our routes back with its AS prepended: loop-detected, not counted.
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || status(&env, &speaker).counters.looped_updates > 0
+    ));
+    assert_eq!(status(&env, &speaker).prefixes_received, 0);
+
     // Withdraw: gone from FRR's kernel table.
     env.rt.block_on(speaker.withdraw(vip4())).unwrap();
     env.rt.block_on(speaker.withdraw(vip6())).unwrap();

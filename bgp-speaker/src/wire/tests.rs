@@ -74,12 +74,13 @@ fn frr_and_gobgp_updates_classify() {
             panic!("not an UPDATE")
         };
         assert_eq!(
-            classify_update(&u, true, false),
+            classify_update(&u, true, false, 65005),
             UpdateVerdict::Routes {
                 announced: vec![net(prefix)],
                 withdrawn: vec![],
                 discarded: 0,
-                treat_as_withdraw: false
+                treat_as_withdraw: false,
+                looped: false
             },
             "{prefix}"
         );
@@ -148,12 +149,13 @@ fn ipv6_announce_uses_mp_reach_and_round_trips() {
         )
     );
     assert_eq!(
-        classify_update(&u, true, false),
+        classify_update(&u, true, false, 65001),
         UpdateVerdict::Routes {
             announced: vec![net("2001:db8:101::/48")],
             withdrawn: vec![],
             discarded: 0,
-            treat_as_withdraw: false
+            treat_as_withdraw: false,
+            looped: false
         }
     );
 }
@@ -216,14 +218,15 @@ fn rfc7606_bad_origin_is_treat_as_withdraw() {
     let mut attrs = vec![0x40, 1, 1, 5];
     attrs.extend_from_slice(&AS_PATH);
     attrs.extend_from_slice(&NEXT_HOP);
-    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false);
+    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false, 65005);
     assert_eq!(
         v,
         UpdateVerdict::Routes {
             announced: vec![],
             withdrawn: vec![net("10.1.1.0/24")],
             discarded: 0,
-            treat_as_withdraw: true
+            treat_as_withdraw: true,
+            looped: false
         }
     );
 }
@@ -232,7 +235,7 @@ fn rfc7606_bad_origin_is_treat_as_withdraw() {
 fn rfc7606_missing_next_hop_is_treat_as_withdraw() {
     let mut attrs = vec![0x40, 1, 1, 0];
     attrs.extend_from_slice(&AS_PATH);
-    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false);
+    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false, 65005);
     assert!(
         matches!(
             v,
@@ -251,7 +254,7 @@ fn rfc7606_bad_med_length_is_treat_as_withdraw() {
     attrs.extend_from_slice(&AS_PATH);
     attrs.extend_from_slice(&NEXT_HOP);
     attrs.extend_from_slice(&[0x80, 4, 2, 0, 1]);
-    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false);
+    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false, 65005);
     assert!(
         matches!(
             v,
@@ -270,7 +273,7 @@ fn rfc7606_attribute_overrunning_the_list_is_treat_as_withdraw() {
     // the NLRI is still locatable, so treat-as-withdraw, not a reset.
     let mut attrs = vec![0x40, 1, 1, 0];
     attrs.extend_from_slice(&[0x40, 2, 50, 2, 1, 0]);
-    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false);
+    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false, 65005);
     assert!(
         matches!(
             v,
@@ -302,6 +305,7 @@ fn rfc7606_bad_nlri_resets_with_3_10() {
         &update_with_attrs(&attrs, &[33, 10, 1, 1, 1, 1]),
         true,
         false,
+        65005,
     );
     let UpdateVerdict::Reset(n, _) = v else {
         panic!("{v:?}")
@@ -353,5 +357,25 @@ fn shutdown_communication_is_rfc9003() {
     assert_eq!(
         describe_notification(&n),
         "6/2 (Administrative Shutdown): maintenance"
+    );
+}
+
+#[test]
+fn our_own_as_in_the_path_is_a_loop_not_a_route() {
+    // FRR echoes our route back with its AS prepended: AS_PATH 65001 65005.
+    let mut attrs = vec![
+        0x40, 1, 1, 0, 0x40, 2, 10, 2, 2, 0, 0, 0xFD, 0xE9, 0, 0, 0xFD, 0xED,
+    ];
+    attrs.extend_from_slice(&NEXT_HOP);
+    let v = classify_update(&update_with_attrs(&attrs, &NLRI), true, false, 65005);
+    assert_eq!(
+        v,
+        UpdateVerdict::Routes {
+            announced: vec![],
+            withdrawn: vec![net("10.1.1.0/24")],
+            discarded: 0,
+            treat_as_withdraw: false,
+            looped: true
+        }
     );
 }

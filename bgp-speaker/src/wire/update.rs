@@ -200,6 +200,9 @@ pub(crate) enum UpdateVerdict {
         discarded: usize,
         /// RFC 7606 §2 treat-as-withdraw applied (announced moved to withdrawn).
         treat_as_withdraw: bool,
+        /// Our own AS is in the AS_PATH (RFC 4271 §9.1.2 loop detection; FRR echoes
+        /// our routes back): the announced prefixes are unusable, moved to withdrawn.
+        looped: bool,
     },
     /// RFC 7606 leaves only a session reset: send this NOTIFICATION.
     Reset(NotificationMessage, String),
@@ -219,11 +222,13 @@ fn reset(subcode: u8, data: Vec<u8>, why: String) -> UpdateVerdict {
     )
 }
 
-/// RFC 7606 revised error handling of one received UPDATE.
+/// RFC 7606 revised error handling of one received UPDATE, plus loop detection
+/// against `local_asn`.
 pub(crate) fn classify_update(
     msg: &UpdateMessage,
     four_octet_as: bool,
     ibgp: bool,
+    local_asn: u32,
 ) -> UpdateVerdict {
     let parsed = match msg.parse_revised(four_octet_as, ibgp, false, &[]) {
         Ok(p) => p,
@@ -289,7 +294,13 @@ pub(crate) fn classify_update(
             }
         }
     }
-    if treat_as_withdraw {
+    let looped = u.attributes.iter().any(|a| match a {
+        PathAttribute::AsPath(p) => p.segments.iter().any(|s| match s {
+            AsPathSegment::AsSequence(v) | AsPathSegment::AsSet(v) => v.contains(&local_asn),
+        }),
+        _ => false,
+    });
+    if treat_as_withdraw || looped {
         withdrawn.append(&mut announced);
     }
     UpdateVerdict::Routes {
@@ -297,5 +308,6 @@ pub(crate) fn classify_update(
         withdrawn,
         discarded,
         treat_as_withdraw,
+        looped,
     }
 }

@@ -1,0 +1,366 @@
+//! Benchmark: from `withdraw()` to the UPDATE on the wire, and to the route
+//! leaving FRR's kernel table. 100 runs, p50/p99 printed.
+//!
+//! ```text
+//! cargo run --release -p bgp-speaker --example withdraw_latency [-- RUNS]
+//! ```
+//!
+//! Needs root (namespaces) and FRR 8.4. The speaker runs in namespace `spk`, FRR
+//! (zebra + bgpd) in namespace `frr`, joined by a veth pair. A packet socket on
+//! FRR's veth end sees the withdraw UPDATE arrive ("wire"); a netlink socket in
+//! FRR's namespace sees the kernel route go ("kernel"). Both are timestamped in
+//! user space with the monotonic clock when their thread wakes, so the figures are
+//! upper bounds that include a scheduler wake-up on a shared 2-core machine.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::peers::Frr;
+use bgp_speaker::{PeerConfig, PeerState, Route, Speaker, SpeakerConfig};
+
+const PREFIX: [u8; 4] = [10, 101, 4, 0];
+/// The IPv4 withdraw UPDATE for 10.101.4.0/24 after the marker.
+const WITHDRAW: [u8; 11] = [0, 0x1b, 2, 0, 4, 24, 10, 101, 4, 0, 0];
+
+#[derive(Debug)]
+enum Event {
+    /// Seen by the capture thread (when it woke, and the kernel's receive timestamp).
+    Wire(Instant, Option<SystemTime>),
+    KernelAdd(Instant),
+    KernelDel(Instant),
+}
+
+fn enter(ns: &str) -> io::Result<()> {
+    let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    // SAFETY: setns on a valid namespace fd changes only the calling thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(domain, ty, proto) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: SO_RCVTIMEO with a valid timeval so every recv is bounded.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            size_of::<libc::timeval>() as u32,
+        )
+    };
+    Ok(fd)
+}
+
+fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    usize::try_from(n).ok()
+}
+
+/// Watches FRR's veth end for the withdraw UPDATE.
+fn capture(
+    ns: String,
+    ifname: String,
+    tx: mpsc::Sender<Event>,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<()>,
+) -> io::Result<()> {
+    enter(&ns)?;
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto))?;
+    let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+    // SAFETY: valid NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    // SAFETY: sockaddr_ll is plain data; zero is a valid start.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: binding with a valid sockaddr_ll of its own size.
+    if unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const sll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    let _ = ready.send(());
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let Some(n) = recv(&fd, &mut buf) else {
+            continue;
+        };
+        let now = Instant::now();
+        let pkt = &buf[..n];
+        if pkt
+            .windows(16 + WITHDRAW.len())
+            .any(|w| w[..16].iter().all(|&b| b == 0xFF) && w[16..] == WITHDRAW)
+        {
+            let _ = tx.send(Event::Wire(now, kernel_stamp(&fd)));
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's receive timestamp of the last packet read (SIOCGSTAMPNS), which
+/// leaves the capture thread's wake-up out of the measurement.
+fn kernel_stamp(fd: &OwnedFd) -> Option<SystemTime> {
+    const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: SIOCGSTAMPNS writes one timespec into `ts`.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCGSTAMPNS, &raw mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let d = Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    );
+    Some(SystemTime::UNIX_EPOCH + d)
+}
+
+/// Watches FRR's kernel table (rtnetlink multicast) for 10.101.4.0/24.
+fn kernel(
+    ns: String,
+    tx: mpsc::Sender<Event>,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<()>,
+) -> io::Result<()> {
+    enter(&ns)?;
+    let fd = socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
+    // SAFETY: sockaddr_nl is plain data.
+    let mut snl: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    snl.nl_family = libc::AF_NETLINK as u16;
+    snl.nl_groups = libc::RTMGRP_IPV4_ROUTE as u32;
+    // SAFETY: binding with a valid sockaddr_nl of its own size.
+    if unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const snl).cast(),
+            size_of::<libc::sockaddr_nl>() as u32,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    let _ = ready.send(());
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let Some(n) = recv(&fd, &mut buf) else {
+            continue;
+        };
+        let now = Instant::now();
+        let mut off = 0;
+        while off + 16 <= n {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
+            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap_or_default());
+            if len < 16 || off + len > n {
+                break;
+            }
+            let msg = &buf[off + 16..off + len];
+            if (ty == libc::RTM_NEWROUTE || ty == libc::RTM_DELROUTE)
+                && msg.len() >= 12
+                && msg[1] == 24
+            {
+                let mut a = 12;
+                while a + 4 <= msg.len() {
+                    let alen = usize::from(u16::from_ne_bytes([msg[a], msg[a + 1]]));
+                    let aty = u16::from_ne_bytes([msg[a + 2], msg[a + 3]]);
+                    if alen < 4 || a + alen > msg.len() {
+                        break;
+                    }
+                    if aty == libc::RTA_DST && msg[a + 4..a + alen] == PREFIX {
+                        let _ = tx.send(if ty == libc::RTM_NEWROUTE {
+                            Event::KernelAdd(now)
+                        } else {
+                            Event::KernelDel(now)
+                        });
+                    }
+                    a += (alen + 3) & !3;
+                }
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    Ok(())
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let spk = Netns::create("benchspk")?;
+    let peer = Netns::create("benchfrr")?;
+    let link = veth(&spk, &["10.200.0.1/30"], &peer, &["10.200.0.2/30"])?;
+    let conf = "router bgp 65001\n bgp router-id 10.200.0.2\n no bgp ebgp-requires-policy\n \
+                neighbor 10.200.0.1 remote-as 65005\n neighbor 10.200.0.1 timers 3 9\n neighbor 10.200.0.1 timers connect 1\n";
+    let frr = Frr::start(&peer, conf, true)?;
+
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let threads = [
+        {
+            let (ns, ifn, tx, stop, r) = (
+                peer.name().to_string(),
+                link.b_if.clone(),
+                tx.clone(),
+                stop.clone(),
+                ready_tx.clone(),
+            );
+            thread::spawn(move || capture(ns, ifn, tx, stop, r))
+        },
+        {
+            let (ns, tx, stop, r) = (
+                peer.name().to_string(),
+                tx.clone(),
+                stop.clone(),
+                ready_tx.clone(),
+            );
+            thread::spawn(move || kernel(ns, tx, stop, r))
+        },
+    ];
+    for _ in 0..2 {
+        ready_rx.recv_timeout(Duration::from_secs(5))?;
+    }
+
+    spk.enter_current_thread()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut p = PeerConfig::new(
+        "frr",
+        "10.200.0.2".parse()?,
+        65005,
+        65001,
+        "10.200.0.1".parse()?,
+    );
+    p.hold_time = 9;
+    p.connect_retry = 1;
+    let speaker = rt.block_on(Speaker::start(SpeakerConfig {
+        peers: vec![p],
+        listen: None,
+    }))?;
+    let up = wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        rt.block_on(speaker.status())
+            .first()
+            .is_some_and(|s| s.state == PeerState::Established)
+    });
+    if !up {
+        return Err(format!("session did not come up:\n{}", frr.log()).into());
+    }
+
+    let prefix = "10.101.4.0/24".parse()?;
+    let mut wire = Vec::with_capacity(runs);
+    let mut kern = Vec::with_capacity(runs);
+    let mut wire_kernel = Vec::with_capacity(runs);
+    let wait = |rx: &mpsc::Receiver<Event>, want: fn(&Event) -> bool| -> Option<Instant> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(e) if want(&e) => {
+                    return Some(match e {
+                        Event::Wire(t, _) | Event::KernelAdd(t) | Event::KernelDel(t) => t,
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    for i in 0..runs {
+        rt.block_on(speaker.announce(Route::new(prefix)))?;
+        wait(&rx, |e| matches!(e, Event::KernelAdd(_)))
+            .ok_or(format!("run {i}: route never installed"))?;
+        thread::sleep(Duration::from_millis(20));
+        while rx.try_recv().is_ok() {}
+        let t0_real = SystemTime::now();
+        let t0 = Instant::now();
+        rt.block_on(speaker.withdraw(prefix))?;
+        let mut got_wire = None;
+        let mut got_kernel = None;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (got_wire.is_none() || got_kernel.is_none()) && Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                // FRR echoes the withdraw back to us about 50 ms later: keep the first.
+                Ok(Event::Wire(t, stamp)) if got_wire.is_none() => {
+                    got_wire = Some(t);
+                    if let Some(d) = stamp.and_then(|s| s.duration_since(t0_real).ok()) {
+                        wire_kernel.push(d);
+                    }
+                }
+                Ok(Event::KernelDel(t)) => got_kernel = Some(t),
+                _ => {}
+            }
+        }
+        let (Some(w), Some(k)) = (got_wire, got_kernel) else {
+            return Err(format!("run {i}: wire {got_wire:?} kernel {got_kernel:?}").into());
+        };
+        wire.push(w.saturating_duration_since(t0));
+        kern.push(k.saturating_duration_since(t0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(speaker.shutdown("benchmark done"));
+    drop(rt);
+    for t in threads {
+        let _ = t.join();
+    }
+    println!(
+        "withdraw() -> UPDATE on the wire, capture thread awake ({runs} runs): p50 {:?}  p99 {:?}  max {:?}",
+        pct(&mut wire, 0.5),
+        pct(&mut wire, 0.99),
+        pct(&mut wire, 1.0)
+    );
+    if !wire_kernel.is_empty() {
+        let n = wire_kernel.len();
+        println!(
+            "withdraw() -> UPDATE on the wire, kernel rx timestamp ({n} runs): p50 {:?}  p99 {:?}  max {:?}",
+            pct(&mut wire_kernel, 0.5),
+            pct(&mut wire_kernel, 0.99),
+            pct(&mut wire_kernel, 1.0)
+        );
+    }
+    println!(
+        "withdraw() -> gone from FRR's kernel table ({runs} runs): p50 {:?}  p99 {:?}  max {:?}",
+        pct(&mut kern, 0.5),
+        pct(&mut kern, 0.99),
+        pct(&mut kern, 1.0)
+    );
+    drop(frr);
+    Ok(())
+}
