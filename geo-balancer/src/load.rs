@@ -127,7 +127,7 @@ pub async fn fetch_external_load(
         url: url.to_string(),
         reason,
     };
-    let resp = client
+    let mut resp = client
         .get(url)
         .timeout(timeout)
         .send()
@@ -136,15 +136,14 @@ pub async fn fetch_external_load(
     if !resp.status().is_success() {
         return Err(fail(format!("status {}", resp.status().as_u16())));
     }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_LOAD_BODY as u64)
-    {
-        return Err(LoadSourceError::TooLarge(
-            resp.content_length().unwrap_or(0) as usize,
-        ));
+    // Read at most one chunk past the limit, whatever Content-Length claims.
+    let mut body = Vec::new();
+    while body.len() <= MAX_LOAD_BODY {
+        match resp.chunk().await.map_err(|e| fail(e.to_string()))? {
+            Some(c) => body.extend_from_slice(&c),
+            None => break,
+        }
     }
-    let body = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
     parse_load_body(&body)
 }
 

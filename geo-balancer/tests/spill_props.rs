@@ -47,6 +47,8 @@ struct World {
     capacity: [f64; N],
     shares: Vec<Vec<(usize, f64)>>,
     reports: Vec<Option<Report>>,
+    /// What site `i` has received from site `j` (delayed model only).
+    views: Vec<Vec<Option<Report>>>,
 }
 
 impl World {
@@ -59,6 +61,7 @@ impl World {
             capacity,
             shares: vec![Vec::new(); N],
             reports: vec![None; N],
+            views: vec![vec![None; N]; N],
         }
     }
 
@@ -75,13 +78,23 @@ impl World {
     }
 
     fn decide(&mut self, i: usize, now: Time) {
+        let latest: Vec<Option<Report>> = self.reports.clone();
+        self.decide_from(i, now, &latest);
+    }
+
+    fn decide_with_views(&mut self, i: usize, now: Time) {
+        let seen = self.views[i].clone();
+        self.decide_from(i, now, &seen);
+    }
+
+    fn decide_from(&mut self, i: usize, now: Time, seen: &[Option<Report>]) {
         let received = self.received(i);
         let director = (self.demand[i] + received) / self.capacity[i];
         let peers: Vec<PeerView> = (0..N)
             .filter(|&j| j != i)
             .map(|j| PeerView {
                 site: SiteId::new(format!("s{j}")),
-                facts: self.reports[j].as_ref().map(|r| PeerFacts {
+                facts: seen[j].as_ref().map(|r| PeerFacts {
                     load: r.served,
                     capacity: r.capacity,
                     spilling_to_us: r.spilling_to.contains(&i),
@@ -211,6 +224,96 @@ proptest! {
                 prop_assert!((d.total_share - prev).abs() <= cfg.max_step + 1e-9, "{} -> {}", prev, d.total_share);
             }
             prev = d.total_share;
+        }
+    }
+}
+
+/// With reports in flight (1..=3 steps, per message), two sites can start spilling to
+/// each other before either hears of the other; the overlap must end as soon as the
+/// reports arrive: never longer than the largest delay plus one decision.
+// Indices are site numbers across several arrays; iterators would hide that.
+#[allow(clippy::needless_range_loop)]
+mod delayed {
+    use super::*;
+
+    const MAX_DELAY: usize = 3;
+
+    #[derive(Debug, Clone)]
+    struct Msg {
+        deliver_at: usize,
+        from: usize,
+        to: usize,
+        seq: usize,
+        report: Report,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutual_spill_ends_within_one_delivery(
+            caps in prop::array::uniform3(500u32..3000),
+            demands in prop::collection::vec(prop::array::uniform3(0u32..4000), 1..40),
+            delays in prop::collection::vec(1usize..=MAX_DELAY, 64),
+            steps_per_demand in 1usize..6,
+        ) {
+            let mut w = World::new(caps.map(f64::from));
+            let mut in_flight: Vec<Msg> = Vec::new();
+            let mut last_seq = [[0usize; N]; N];
+            let mut overlap = [[0usize; N]; N];
+            let mut step = 0usize;
+            let mut k = 0usize;
+            for d in demands {
+                for i in 0..N {
+                    w.demand[i] = f64::from(d[i]);
+                }
+                for _ in 0..steps_per_demand {
+                    step += 1;
+                    let now = Time::from_secs(1_000_000 + 5 * step as u64);
+                    // Deliver what arrived (newest seq wins, as PeerTable's replay check does).
+                    let (arrived, rest): (Vec<Msg>, Vec<Msg>) =
+                        in_flight.drain(..).partition(|m| m.deliver_at <= step);
+                    in_flight = rest;
+                    for m in arrived {
+                        if m.seq > last_seq[m.to][m.from] {
+                            last_seq[m.to][m.from] = m.seq;
+                            w.views[m.to][m.from] = Some(m.report);
+                        }
+                    }
+                    for i in 0..N {
+                        w.decide_with_views(i, now);
+                        for j in 0..N {
+                            if j != i {
+                                let delay = delays[k % delays.len()];
+                                k += 1;
+                                in_flight.push(Msg {
+                                    deliver_at: step + delay,
+                                    from: i,
+                                    to: j,
+                                    seq: step,
+                                    report: w.reports[i].clone().unwrap_or(Report {
+                                        served: 0.0,
+                                        spilling_to: vec![],
+                                        capacity: 1,
+                                    }),
+                                });
+                            }
+                        }
+                    }
+                    for i in 0..N {
+                        for j in 0..N {
+                            let both = w.shares[i].iter().any(|(t, _)| *t == j)
+                                && w.shares[j].iter().any(|(t, _)| *t == i);
+                            overlap[i][j] = if both { overlap[i][j] + 1 } else { 0 };
+                            prop_assert!(
+                                overlap[i][j] <= MAX_DELAY + 1,
+                                "sites {} and {} spilled to each other for {} steps",
+                                i, j, overlap[i][j]
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }
