@@ -296,3 +296,47 @@ async fn scheduled_reports_reach_the_spill_view_and_expire() {
             .is_some_and(|e| e > now.plus(Duration::from_secs(359)))
     );
 }
+
+/// Key rotation: with a next key set, both keys are accepted; afterwards only the new.
+#[tokio::test]
+async fn key_rotation_accepts_both_keys_during_the_overlap() {
+    let (url, table) = site_b().await;
+    let client = ReportClient::new(Duration::from_secs(2));
+    let now = Time::now().as_millis();
+    const NEW: &[u8] = b"the-new-key-for-a-b-after-rotation";
+    expect_reject(
+        &client,
+        &url,
+        &signed(&report(1, now, 0.5), NEW),
+        401,
+        "forged",
+    )
+    .await;
+    table
+        .lock()
+        .expect("lock")
+        .set_next_key(&SiteId::new("site-a"), Some(NEW.to_vec()))
+        .expect("next key");
+    client
+        .send(&url, &signed(&report(2, now, 0.5), KEY_AB))
+        .await
+        .expect("old key");
+    client
+        .send(&url, &signed(&report(3, now, 0.5), NEW))
+        .await
+        .expect("new key");
+    assert!(
+        table
+            .lock()
+            .expect("lock")
+            .set_next_key(&SiteId::new("site-z"), None)
+            .is_err()
+    );
+    assert!(
+        table
+            .lock()
+            .expect("lock")
+            .set_next_key(&SiteId::new("site-a"), Some(b"short".to_vec()))
+            .is_err()
+    );
+}

@@ -193,6 +193,8 @@ pub struct Accepted {
 #[derive(Debug, Clone)]
 struct Peer {
     key: Vec<u8>,
+    /// A second key accepted during a key rotation.
+    next_key: Option<Vec<u8>>,
     last_seq: Option<u64>,
     last: Option<(LoadReport, Time)>,
     accepted: u64,
@@ -247,6 +249,7 @@ impl PeerTable {
                     site.clone(),
                     Peer {
                         key,
+                        next_key: None,
                         last_seq: None,
                         last: None,
                         accepted: 0,
@@ -277,6 +280,29 @@ impl PeerTable {
     /// The key shared with `peer` (the sender side signs with it).
     pub fn key(&self, peer: &SiteId) -> Option<&[u8]> {
         self.peers.get(peer).map(|p| p.key.as_slice())
+    }
+
+    /// Key rotation without a gap: also accept reports signed with `next` from `peer`
+    /// (`None` ends the overlap). Roll the new key out as `next` on the receiver, then as
+    /// the signing key on the sender, then as the only key on the receiver.
+    pub fn set_next_key(
+        &mut self,
+        peer: &SiteId,
+        next: Option<Vec<u8>>,
+    ) -> Result<(), ConfigError> {
+        if next.as_ref().is_some_and(|k| k.len() < auth::MIN_KEY_LEN) {
+            return Err(ConfigError::Exchange(format!(
+                "next key for {peer} shorter than {} bytes",
+                auth::MIN_KEY_LEN
+            )));
+        }
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Err(ConfigError::Exchange(format!(
+                "{peer} is not a configured peer"
+            )));
+        };
+        p.next_key = next;
+        Ok(())
     }
 
     /// Configured peers.
@@ -367,7 +393,12 @@ impl PeerTable {
                 sender: site.chars().take(64).collect(),
             });
         };
-        if !auth::verify(&peer.key, body, sig) {
+        let signed_by_known_key = auth::verify(&peer.key, body, sig)
+            || peer
+                .next_key
+                .as_ref()
+                .is_some_and(|k| auth::verify(k, body, sig));
+        if !signed_by_known_key {
             return Err(Reject::Forged { sender });
         }
         let report: LoadReport = serde_json::from_slice(body).map_err(|e| Reject::Malformed {
