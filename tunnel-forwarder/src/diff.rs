@@ -1,0 +1,286 @@
+//! The pure part of a reconcile: what the kernel has ([`Observed`]) against what it
+//! should have ([`Target`]) gives the requests to apply, in a safe order.
+//!
+//! Ownership (what we may change or remove):
+//! - IPVS services: those in the target, plus those in `owned` (the ledger of
+//!   services an earlier reconcile created). Any other service is the operator's.
+//!   All destinations of an owned service are ours.
+//! - Addresses: the VIPs of the target; we only remove addresses carrying our label
+//!   (`DEV:ac`). An address the operator put there without our label stays.
+//! - tc filters: those at our priority on the tunnel device's ingress.
+//! - Links: the tunnel and dummy devices of the target; never deleted (an operator
+//!   may route through them), only created and brought up.
+//!
+//! Order: links and sysctls, addresses, services and destinations (new and changed),
+//! the fwmark services before the tc filters that feed them, stale filters, then
+//! removals of destinations, services and addresses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::model::{AddrSpec, Dest, MarkRule, ServiceKey, ServiceSpec, Target};
+use crate::request::Request;
+
+/// A link as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub kind: Option<String>,
+    pub up: bool,
+    /// IPIP local address (0.0.0.0 = any), when kind is ipip.
+    pub ipip_local: Option<Ipv4Addr>,
+    pub ipip_remote: Option<Ipv4Addr>,
+}
+
+/// An address as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedAddr {
+    pub device: String,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub label: Option<String>,
+}
+
+/// A tc filter on the tunnel's ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedFilter {
+    pub prio: u16,
+    pub handle: u32,
+    /// The match and mark when it has exactly our shape.
+    pub rule: Option<MarkRule>,
+}
+
+/// What the kernel holds, as far as the diff cares.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// Every IPVS service with its destinations.
+    pub services: BTreeMap<ServiceKey, ServiceSpec>,
+    /// Links by name.
+    pub links: BTreeMap<String, LinkInfo>,
+    pub addrs: Vec<ObservedAddr>,
+    /// Whether the tunnel device has an ingress qdisc.
+    pub ingress: bool,
+    /// Filters on the tunnel device's ingress (all priorities).
+    pub filters: Vec<ObservedFilter>,
+    /// Current sysctl values (None = the file does not exist yet).
+    pub sysctls: BTreeMap<String, Option<String>>,
+}
+
+/// The target cannot be reached without touching something that is not ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error(
+        "device {name} exists but is a {found} device, not {wanted}; remove or rename it, or pick another name"
+    )]
+    LinkKind {
+        name: String,
+        found: String,
+        wanted: &'static str,
+    },
+    #[error(
+        "tunnel device {name} exists with local {found}, desired {wanted}; delete it (`ip link del {name}`) or use the existing address"
+    )]
+    TunnelLocal {
+        name: String,
+        found: Ipv4Addr,
+        wanted: Ipv4Addr,
+    },
+}
+
+/// Our label for addresses on `dev`.
+pub fn label_for(dev: &str) -> String {
+    format!("{dev}:ac")
+}
+
+/// Computes the requests that turn `obs` into `target`.
+pub fn diff(
+    target: &Target,
+    obs: &Observed,
+    owned: &BTreeSet<ServiceKey>,
+) -> Result<Vec<Request>, Conflict> {
+    let mut out = Vec::new();
+
+    // Links.
+    let mut wanted_links: Vec<(&str, &'static str)> = target
+        .dummies
+        .iter()
+        .map(|d| (d.as_str(), "dummy"))
+        .collect();
+    if let Some(t) = &target.tunnel {
+        wanted_links.push((t.name.as_str(), "ipip"));
+    }
+    for (name, kind) in wanted_links {
+        match obs.links.get(name) {
+            None => {
+                out.push(match kind {
+                    "dummy" => Request::NewDummy(name.to_string()),
+                    _ => {
+                        let t = target.tunnel.as_ref().expect("ipip comes from the tunnel");
+                        Request::NewIpip {
+                            name: name.to_string(),
+                            local: t.local,
+                        }
+                    }
+                });
+                out.push(Request::LinkUp(name.to_string()));
+            }
+            Some(l) => {
+                let found = l.kind.clone().unwrap_or_else(|| "plain".into());
+                if found != kind {
+                    return Err(Conflict::LinkKind {
+                        name: name.to_string(),
+                        found,
+                        wanted: kind,
+                    });
+                }
+                if kind == "ipip"
+                    && let Some(t) = &target.tunnel
+                {
+                    let local = l.ipip_local.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    // tunl0 (local any) is acceptable as a receive device only when asked for.
+                    if local != t.local {
+                        return Err(Conflict::TunnelLocal {
+                            name: name.to_string(),
+                            found: local,
+                            wanted: t.local,
+                        });
+                    }
+                }
+                if !l.up {
+                    out.push(Request::LinkUp(name.to_string()));
+                }
+            }
+        }
+    }
+    for (dev, link) in &obs.links {
+        if dev == "lo" && !link.up && target.addrs.iter().any(|a| a.device == "lo") {
+            out.push(Request::LinkUp("lo".into()));
+        }
+    }
+
+    // Sysctls.
+    for (key, value) in &target.sysctls {
+        let cur = obs.sysctls.get(key).cloned().flatten();
+        if cur.as_deref().map(str::trim) != Some(value.as_str()) {
+            out.push(Request::Sysctl {
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+
+    // Addresses to add.
+    for a in &target.addrs {
+        let present = obs
+            .addrs
+            .iter()
+            .any(|o| o.device == a.device && o.addr == a.addr && o.prefix_len == a.prefix_len);
+        if !present {
+            out.push(Request::NewAddr(a.clone()));
+        }
+    }
+
+    // Services and destinations: additions and changes.
+    let mut removals = Vec::new();
+    for (key, want) in &target.services {
+        match obs.services.get(key) {
+            None => {
+                out.push(Request::NewService(*key, want.config.clone()));
+                for d in want.dests.values() {
+                    out.push(Request::NewDest(*key, *d));
+                }
+            }
+            Some(have) => {
+                if have.config != want.config {
+                    out.push(Request::SetService(*key, want.config.clone()));
+                }
+                for (dk, d) in &want.dests {
+                    match have.dests.get(dk) {
+                        None => out.push(Request::NewDest(*key, *d)),
+                        Some(h) if !same_dest(h, d) => out.push(Request::SetDest(*key, *d)),
+                        Some(_) => {}
+                    }
+                }
+                for dk in have.dests.keys() {
+                    if !want.dests.contains_key(dk) {
+                        removals.push(Request::DelDest(*key, dk.0, dk.1));
+                    }
+                }
+            }
+        }
+    }
+
+    // tc: ingress qdisc and our mark filters.
+    if let Some(t) = &target.tunnel {
+        if !target.marks.is_empty() && !obs.ingress {
+            out.push(Request::NewIngress(t.name.clone()));
+        }
+        let ours: Vec<&ObservedFilter> = obs
+            .filters
+            .iter()
+            .filter(|f| f.prio == target.filter_prio)
+            .collect();
+        let mut kept: BTreeSet<MarkRule> = BTreeSet::new();
+        let mut stale = Vec::new();
+        for f in &ours {
+            match f.rule {
+                Some(r) if target.marks.contains(&r) && kept.insert(r) => {}
+                _ => stale.push(f.handle),
+            }
+        }
+        for r in &target.marks {
+            if !kept.contains(r) {
+                out.push(Request::NewMarkFilter {
+                    device: t.name.clone(),
+                    prio: target.filter_prio,
+                    rule: *r,
+                });
+            }
+        }
+        for handle in stale {
+            out.push(Request::DelFilter {
+                device: t.name.clone(),
+                prio: target.filter_prio,
+                handle,
+            });
+        }
+    }
+
+    out.extend(removals);
+    for key in obs.services.keys() {
+        if !target.services.contains_key(key) && owned.contains(key) {
+            out.push(Request::DelService(*key));
+        }
+    }
+    let wanted: BTreeSet<&AddrSpec> = target.addrs.iter().collect();
+    for o in &obs.addrs {
+        if o.label.as_deref() == Some(label_for(&o.device).as_str()) {
+            let spec = AddrSpec {
+                device: o.device.clone(),
+                addr: o.addr,
+                prefix_len: o.prefix_len,
+            };
+            if !wanted.contains(&spec) {
+                out.push(Request::DelAddr(spec));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn same_dest(have: &Dest, want: &Dest) -> bool {
+    have.forward == want.forward
+        && have.weight == want.weight
+        && have.upper == want.upper
+        && have.lower == want.lower
+}
+
+/// The ledger after applying a target: what we own from now on.
+pub fn owned_after(target: &Target, failed_deletes: &BTreeSet<ServiceKey>) -> BTreeSet<ServiceKey> {
+    target
+        .services
+        .keys()
+        .chain(failed_deletes.iter())
+        .copied()
+        .collect()
+}

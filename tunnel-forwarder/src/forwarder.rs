@@ -1,0 +1,260 @@
+//! The public handle: reconcile a [`DesiredState`] into the kernel, read stats.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::diff::{self, Observed};
+use crate::error::Error;
+use crate::kernel::Kernel;
+use crate::model::{DesiredState, Protocol, ServiceKey};
+use crate::request::Request;
+use crate::stats::ServiceStats;
+
+/// What one reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Number of changes applied (0 when the kernel already matched).
+    pub changes: usize,
+    /// The requests applied, in order.
+    pub requests: Vec<Request>,
+    /// Time spent reading the kernel's state.
+    pub read: Duration,
+    /// Time spent applying.
+    pub apply: Duration,
+}
+
+/// Programs one director's kernel (the network namespace of the thread that opened
+/// it). Blocking; the daemon owns one in a dedicated thread (or `spawn_blocking`).
+#[derive(Debug)]
+pub struct Forwarder {
+    kernel: Kernel,
+    owned: BTreeSet<ServiceKey>,
+    ledger: Option<PathBuf>,
+    last_error: Option<String>,
+}
+
+impl Forwarder {
+    /// Opens netlink and checks that IPVS is there. Fails with
+    /// [`Error::ModuleMissing`] (ip_vs) or [`Error::Permission`].
+    pub fn open() -> Result<Forwarder, Error> {
+        let mut kernel = Kernel::open()?;
+        // A dump needs CAP_NET_ADMIN too: find out now, not at the first change.
+        kernel.read_ipvs()?;
+        Ok(Forwarder {
+            kernel,
+            owned: BTreeSet::new(),
+            ledger: None,
+            last_error: None,
+        })
+    }
+
+    /// Like [`Forwarder::open`], with the ownership ledger kept in `path` (one
+    /// service per line) so that services removed from the desired state while the
+    /// daemon was down are still removed at the next start.
+    pub fn open_with_ledger(path: &Path) -> Result<Forwarder, Error> {
+        let mut f = Forwarder::open()?;
+        f.owned = load_ledger(path)?;
+        f.ledger = Some(path.to_path_buf());
+        Ok(f)
+    }
+
+    /// Services this forwarder owns (created by an earlier reconcile).
+    pub fn owned(&self) -> &BTreeSet<ServiceKey> {
+        &self.owned
+    }
+
+    /// Reads the kernel's state as the diff sees it for `desired`.
+    pub fn observe(&mut self, desired: &DesiredState) -> Result<Observed, Error> {
+        let target = desired.compile()?;
+        self.kernel.observe(&target)
+    }
+
+    /// The requests a reconcile would apply now, without applying them.
+    pub fn plan(&mut self, desired: &DesiredState) -> Result<Vec<Request>, Error> {
+        let target = desired.compile()?;
+        let obs = self.kernel.observe(&target)?;
+        Ok(diff::diff(&target, &obs, &self.owned)?)
+    }
+
+    /// Reads the kernel, applies only the difference to `desired`, and reports what
+    /// changed. Running it again with the same state changes nothing. Services,
+    /// addresses and filters that are not ours are left alone (see [`crate::diff`]).
+    /// An error is logged once per kind until it clears, and returned every time.
+    pub fn reconcile(&mut self, desired: &DesiredState) -> Result<Report, Error> {
+        let r = self.reconcile_inner(desired);
+        match &r {
+            Ok(rep) => {
+                if self.last_error.take().is_some() {
+                    tracing::info!("tunnel-forwarder: reconcile succeeds again");
+                }
+                if rep.changes > 0 {
+                    tracing::debug!(changes = rep.changes, "tunnel-forwarder: reconciled");
+                }
+            }
+            Err(e) => {
+                let key = e.kind_key();
+                if self.last_error.as_deref() != Some(key.as_str()) {
+                    tracing::error!(error = %e, "tunnel-forwarder: reconcile failed");
+                    self.last_error = Some(key);
+                }
+            }
+        }
+        r
+    }
+
+    fn reconcile_inner(&mut self, desired: &DesiredState) -> Result<Report, Error> {
+        let target = desired.compile()?;
+        let t0 = Instant::now();
+        let obs = self.kernel.observe(&target)?;
+        let read = t0.elapsed();
+        let requests = diff::diff(&target, &obs, &self.owned)?;
+        // Claim before applying: a service we create is ours even if a later request
+        // of the same run fails.
+        let mut owned: BTreeSet<ServiceKey> = self.owned.clone();
+        owned.extend(target.services.keys().copied());
+        self.set_owned(owned)?;
+        let t1 = Instant::now();
+        let result = self.kernel.apply(&requests);
+        let apply = t1.elapsed();
+        match result {
+            Ok(n) => {
+                let keep: BTreeSet<ServiceKey> = target.services.keys().copied().collect();
+                self.set_owned(keep)?;
+                Ok(Report {
+                    changes: n,
+                    requests,
+                    read,
+                    apply,
+                })
+            }
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    fn set_owned(&mut self, owned: BTreeSet<ServiceKey>) -> Result<(), Error> {
+        if owned == self.owned {
+            return Ok(());
+        }
+        if let Some(p) = &self.ledger {
+            save_ledger(p, &owned)?;
+        }
+        self.owned = owned;
+        Ok(())
+    }
+
+    /// Applies requests directly (no read, no diff). For callers that know exactly
+    /// what changed, e.g. one peer weight: `apply(&[Request::SetDest(..)])`.
+    pub fn apply(&mut self, requests: &[Request]) -> Result<usize, Error> {
+        self.kernel.apply(requests).map_err(|(_, e)| e)
+    }
+
+    /// Counters and connection counts of every IPVS service (ours and others').
+    pub fn stats(&mut self) -> Result<Vec<ServiceStats>, Error> {
+        self.kernel.stats()
+    }
+
+    /// Received and sent packets of a link, `None` if it does not exist.
+    pub fn link_packets(&mut self, name: &str) -> Result<Option<[u64; 2]>, Error> {
+        self.kernel.link_packets(name)
+    }
+}
+
+fn ledger_line(k: &ServiceKey) -> String {
+    match k {
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => {
+            let p = match protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+                Protocol::Sctp => "sctp",
+            };
+            format!("{p} {addr} {port}")
+        }
+        ServiceKey::Fwmark { mark, ipv6 } => {
+            format!("fwmark {mark} {}", if *ipv6 { "ipv6" } else { "ipv4" })
+        }
+    }
+}
+
+/// Parses one ledger line; `None` for anything malformed (skipped, never guessed).
+pub fn parse_ledger_line(line: &str) -> Option<ServiceKey> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match w.as_slice() {
+        ["fwmark", mark, fam] => Some(ServiceKey::Fwmark {
+            mark: mark.parse().ok()?,
+            ipv6: *fam == "ipv6",
+        }),
+        [p, addr, port] => Some(ServiceKey::Addr {
+            protocol: match *p {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                "sctp" => Protocol::Sctp,
+                _ => return None,
+            },
+            addr: addr.parse().ok()?,
+            port: port.parse().ok()?,
+        }),
+        _ => None,
+    }
+}
+
+fn load_ledger(path: &Path) -> Result<BTreeSet<ServiceKey>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s.lines().filter_map(parse_ledger_line).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(Error::Ledger {
+            path: path.display().to_string(),
+            source: e,
+        }),
+    }
+}
+
+fn save_ledger(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
+    let mut s = String::from("# services owned by tunnel-forwarder; do not edit while it runs\n");
+    for k in owned {
+        s.push_str(&ledger_line(k));
+        s.push('\n');
+    }
+    let tmp = path.with_extension("tmp");
+    let err = |e| Error::Ledger {
+        path: path.display().to_string(),
+        source: e,
+    };
+    std::fs::write(&tmp, s).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn ledger_lines_round_trip() {
+        let keys = [
+            ServiceKey::Addr {
+                protocol: Protocol::Udp,
+                addr: "10.1.2.3".parse::<IpAddr>().unwrap(),
+                port: 53,
+            },
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                addr: "2001:db8::1".parse::<IpAddr>().unwrap(),
+                port: 443,
+            },
+            ServiceKey::Fwmark {
+                mark: 65,
+                ipv6: false,
+            },
+        ];
+        for k in keys {
+            assert_eq!(parse_ledger_line(&ledger_line(&k)), Some(k));
+        }
+        assert_eq!(parse_ledger_line("tcp nonsense 80"), None);
+        assert_eq!(parse_ledger_line("# comment"), None);
+    }
+}

@@ -1,0 +1,447 @@
+//! The only code that talks to the kernel: reads the state the diff needs and
+//! executes [`Request`]s. IPVS over generic netlink, the rest over rtnetlink,
+//! sysctls as /proc/sys files.
+
+pub mod ipvs;
+pub mod rtnl;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::diff::{Observed, ObservedAddr};
+use crate::error::Error;
+use crate::model::{ServiceKey, ServiceSpec, Target};
+use crate::netlink::socket::{NlError, SockError, Socket};
+use crate::netlink::wire::{self, Attrs, MsgBuf};
+use crate::request::Request;
+use crate::stats::{DestStats, ServiceStats};
+
+const GENL_ID_CTRL: u16 = 0x10;
+const CTRL_CMD_GETFAMILY: u8 = 3;
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
+const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+
+/// Open netlink sockets and the IPVS family id.
+#[derive(Debug)]
+pub struct Kernel {
+    genl: Socket,
+    rtnl: Socket,
+    ipvs: u16,
+}
+
+/// A service with its destinations as read from IPVS.
+pub type IpvsTable = Vec<(ipvs::KService, Vec<ipvs::KDest>)>;
+
+impl Kernel {
+    /// Opens the sockets and resolves the IPVS family (fails with
+    /// [`Error::ModuleMissing`] when ip_vs is not loaded).
+    pub fn open() -> Result<Kernel, Error> {
+        let sock = |proto, what: &str| {
+            Socket::open(proto).map_err(|e| Error::from_sock(what, SockError::Io(e)))
+        };
+        let mut genl = sock(libc::NETLINK_GENERIC, "opening generic netlink socket")?;
+        let rtnl = sock(libc::NETLINK_ROUTE, "opening rtnetlink socket")?;
+        let mut id = None;
+        let r = genl.dump(
+            |seq, b| {
+                b.begin(GENL_ID_CTRL, wire::NLM_F_REQUEST, seq);
+                b.raw(&[CTRL_CMD_GETFAMILY, 1, 0, 0]);
+                b.str(CTRL_ATTR_FAMILY_NAME, ipvs::FAMILY_NAME);
+                b.end();
+            },
+            |m| {
+                id = m
+                    .payload
+                    .get(4..)
+                    .and_then(|p| Attrs::new(p).find(CTRL_ATTR_FAMILY_ID))
+                    .and_then(wire::get_u16);
+                Ok(())
+            },
+        );
+        match r {
+            Err(SockError::Kernel(NlError { errno, .. })) if errno == libc::ENOENT => {
+                return Err(Error::ModuleMissing {
+                    module: "ip_vs".into(),
+                    during: "looking up the IPVS generic netlink family".into(),
+                });
+            }
+            Err(e) => return Err(Error::from_sock("looking up the IPVS family", e)),
+            Ok(()) => {}
+        }
+        let ipvs = id.ok_or_else(|| Error::ModuleMissing {
+            module: "ip_vs".into(),
+            during: "looking up the IPVS generic netlink family".into(),
+        })?;
+        Ok(Kernel { genl, rtnl, ipvs })
+    }
+
+    /// Every IPVS service with its destinations (one service dump, then one
+    /// destination dump per service).
+    pub fn read_ipvs(&mut self) -> Result<IpvsTable, Error> {
+        let fam = self.ipvs;
+        let mut services = Vec::new();
+        self.genl
+            .dump(
+                |seq, b| {
+                    ipvs::begin(
+                        b,
+                        fam,
+                        ipvs::CMD_GET_SERVICE,
+                        wire::NLM_F_REQUEST | wire::NLM_F_DUMP,
+                        seq,
+                    );
+                    b.end();
+                },
+                |m| {
+                    services.push(ipvs::decode_service(m.payload)?);
+                    Ok(())
+                },
+            )
+            .map_err(|e| Error::from_sock("reading IPVS services (ipvsadm -Ln)", e))?;
+        let mut out = Vec::with_capacity(services.len());
+        for s in services {
+            let mut dests = Vec::new();
+            let af = ipvs::key_af(&s.key);
+            let key = s.key;
+            self.genl
+                .dump(
+                    |seq, b| {
+                        ipvs::begin(
+                            b,
+                            fam,
+                            ipvs::CMD_GET_DEST,
+                            wire::NLM_F_REQUEST | wire::NLM_F_DUMP,
+                            seq,
+                        );
+                        ipvs::service_key(b, &key);
+                        b.end();
+                    },
+                    |m| {
+                        dests.push(ipvs::decode_dest(m.payload, af)?);
+                        Ok(())
+                    },
+                )
+                .map_err(|e| Error::from_sock("reading IPVS destinations", e))?;
+            out.push((s, dests));
+        }
+        Ok(out)
+    }
+
+    /// Per-service and per-destination counters of every IPVS service.
+    pub fn stats(&mut self) -> Result<Vec<ServiceStats>, Error> {
+        Ok(self
+            .read_ipvs()?
+            .into_iter()
+            .map(|(s, ds)| ServiceStats {
+                key: s.key,
+                counters: s.stats,
+                dests: ds
+                    .into_iter()
+                    .map(|d| DestStats {
+                        addr: d.dest.addr,
+                        port: d.dest.port,
+                        forward: crate::model::Forward::from_kernel(d.raw_forward),
+                        weight: d.dest.weight,
+                        active: d.active,
+                        inactive: d.inactive,
+                        persistent: d.persistent,
+                        counters: d.stats,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn links(&mut self) -> Result<BTreeMap<String, (crate::diff::LinkInfo, [u64; 2])>, Error> {
+        let mut links = BTreeMap::new();
+        self.rtnl
+            .dump(
+                |seq, b| rtnl::get_links(b, seq),
+                |m| {
+                    let (name, info, c) = rtnl::decode_link(m)?;
+                    links.insert(name, (info, c));
+                    Ok(())
+                },
+            )
+            .map_err(|e| Error::from_sock("reading links", e))?;
+        Ok(links)
+    }
+
+    /// rx/tx packet counters of a link (tests use it to see tunnel traffic).
+    pub fn link_packets(&mut self, name: &str) -> Result<Option<[u64; 2]>, Error> {
+        Ok(self.links()?.get(name).map(|(_, c)| *c))
+    }
+
+    fn ifindex(&mut self, name: &str) -> Result<u32, Error> {
+        self.links()?
+            .get(name)
+            .map(|(l, _)| l.index)
+            .ok_or_else(|| Error::Kernel {
+                request: format!("ip link show {name}"),
+                error: NlError {
+                    errno: libc::ENODEV,
+                    msg: None,
+                },
+            })
+    }
+
+    /// Everything the diff compares against `target`.
+    pub fn observe(&mut self, target: &Target) -> Result<Observed, Error> {
+        let mut obs = Observed::default();
+        for (s, dests) in self.read_ipvs()? {
+            obs.services.insert(
+                s.key,
+                ServiceSpec {
+                    key: s.key,
+                    config: s.config,
+                    dests: dests
+                        .into_iter()
+                        .map(|d| {
+                            let mut dest = d.dest;
+                            if crate::model::Forward::from_kernel(d.raw_forward).is_none() {
+                                // Unknown method: make it differ from anything desired.
+                                dest.weight = u32::MAX;
+                            }
+                            (dest.key(), dest)
+                        })
+                        .collect(),
+                },
+            );
+        }
+        let links = self.links()?;
+        let by_index: BTreeMap<u32, String> = links
+            .iter()
+            .map(|(n, (l, _))| (l.index, n.clone()))
+            .collect();
+        obs.links = links.into_iter().map(|(n, (l, _))| (n, l)).collect();
+        let mut addrs = Vec::new();
+        self.rtnl
+            .dump(
+                |seq, b| rtnl::get_addrs(b, seq),
+                |m| {
+                    if let Some((idx, addr, prefix_len, label)) = rtnl::decode_addr(m)?
+                        && let Some(device) = by_index.get(&idx)
+                    {
+                        addrs.push(ObservedAddr {
+                            device: device.clone(),
+                            addr,
+                            prefix_len,
+                            label,
+                        });
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|e| Error::from_sock("reading addresses", e))?;
+        obs.addrs = addrs;
+        if let Some(tun) = &target.tunnel
+            && let Some(link) = obs.links.get(&tun.name)
+        {
+            let idx = link.index;
+            let mut ingress = false;
+            self.rtnl
+                .dump(
+                    |seq, b| rtnl::get_qdiscs(b, seq),
+                    |m| {
+                        ingress |= rtnl::is_ingress_of(m, idx);
+                        Ok(())
+                    },
+                )
+                .map_err(|e| Error::from_sock("reading qdiscs", e))?;
+            obs.ingress = ingress;
+            if ingress {
+                let mut filters = Vec::new();
+                self.rtnl
+                    .dump(
+                        |seq, b| rtnl::get_filters(b, seq, idx),
+                        |m| {
+                            if let Some(f) = rtnl::decode_filter(m)? {
+                                filters.push(f);
+                            }
+                            Ok(())
+                        },
+                    )
+                    .map_err(|e| Error::from_sock("reading tc filters", e))?;
+                obs.filters = filters;
+            }
+        }
+        for key in target.sysctls.keys() {
+            let v = std::fs::read_to_string(format!("/proc/sys/{key}")).ok();
+            obs.sysctls
+                .insert(key.clone(), v.map(|s| s.trim().to_string()));
+        }
+        Ok(obs)
+    }
+
+    /// Executes requests in order; consecutive IPVS requests go in batches. Stops at
+    /// the first refused request (after its batch) and returns how many succeeded.
+    pub fn apply(&mut self, reqs: &[Request]) -> Result<usize, (usize, Error)> {
+        let mut done = 0;
+        let mut i = 0;
+        while i < reqs.len() {
+            if reqs[i].is_ipvs() {
+                let mut j = i;
+                while j < reqs.len() && reqs[j].is_ipvs() {
+                    j += 1;
+                }
+                let fam = self.ipvs;
+                let results = self
+                    .genl
+                    .batch(&reqs[i..j], |r, seq, b| encode_ipvs(b, fam, seq, r))
+                    .map_err(|e| (done, Error::from_sock("programming IPVS", e)))?;
+                for (r, res) in reqs[i..j].iter().zip(results) {
+                    match res {
+                        Ok(()) => done += 1,
+                        Err(e) => return Err((done, refused(r, e))),
+                    }
+                }
+                i = j;
+            } else {
+                self.apply_one(&reqs[i]).map_err(|e| (done, e))?;
+                done += 1;
+                i += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    fn apply_one(&mut self, r: &Request) -> Result<(), Error> {
+        let res = match r {
+            Request::Sysctl { key, value } => {
+                return std::fs::write(format!("/proc/sys/{key}"), value).map_err(|e| {
+                    if e.raw_os_error() == Some(libc::EACCES)
+                        || e.raw_os_error() == Some(libc::EPERM)
+                    {
+                        Error::Permission {
+                            during: r.command(),
+                        }
+                    } else {
+                        Error::Sysctl {
+                            key: key.replace('/', "."),
+                            source: e,
+                        }
+                    }
+                });
+            }
+            Request::NewDummy(name) => self
+                .rtnl
+                .request(|seq, b| rtnl::new_link(b, seq, name, "dummy", None)),
+            Request::NewIpip { name, local } => self
+                .rtnl
+                .request(|seq, b| rtnl::new_link(b, seq, name, "ipip", Some(*local))),
+            Request::LinkUp(name) => {
+                let idx = self.ifindex(name)?;
+                self.rtnl.request(|seq, b| rtnl::link_up(b, seq, idx))
+            }
+            Request::NewAddr(a) | Request::DelAddr(a) => {
+                let idx = self.ifindex(&a.device)?;
+                let add = matches!(r, Request::NewAddr(_));
+                let label = rtnl::our_label(&a.device);
+                self.rtnl.request(|seq, b| {
+                    rtnl::addr(
+                        b,
+                        seq,
+                        add,
+                        idx,
+                        &a.addr,
+                        a.prefix_len,
+                        add.then_some(label.as_str()),
+                    )
+                })
+            }
+            Request::NewIngress(dev) => {
+                let idx = self.ifindex(dev)?;
+                self.rtnl.request(|seq, b| rtnl::new_ingress(b, seq, idx))
+            }
+            Request::NewMarkFilter { device, prio, rule } => {
+                let idx = self.ifindex(device)?;
+                self.rtnl
+                    .request(|seq, b| rtnl::new_mark_filter(b, seq, idx, *prio, rule))
+            }
+            Request::DelFilter {
+                device,
+                prio,
+                handle,
+            } => {
+                let idx = self.ifindex(device)?;
+                self.rtnl
+                    .request(|seq, b| rtnl::del_filter(b, seq, idx, *prio, *handle))
+            }
+            _ => unreachable!("IPVS requests are batched"),
+        };
+        res.map_err(|e| match e {
+            SockError::Kernel(k) => refused(r, k),
+            other => Error::from_sock(&r.command(), other),
+        })
+    }
+}
+
+fn encode_ipvs(b: &mut MsgBuf, fam: u16, seq: u32, r: &Request) {
+    let flags = wire::NLM_F_REQUEST | wire::NLM_F_ACK;
+    match r {
+        Request::NewService(k, c) | Request::SetService(k, c) => {
+            let cmd = if matches!(r, Request::NewService(..)) {
+                ipvs::CMD_NEW_SERVICE
+            } else {
+                ipvs::CMD_SET_SERVICE
+            };
+            ipvs::begin(b, fam, cmd, flags, seq);
+            ipvs::service_full(b, k, c);
+        }
+        Request::DelService(k) => {
+            ipvs::begin(b, fam, ipvs::CMD_DEL_SERVICE, flags, seq);
+            ipvs::service_key(b, k);
+        }
+        Request::NewDest(k, d) | Request::SetDest(k, d) => {
+            let cmd = if matches!(r, Request::NewDest(..)) {
+                ipvs::CMD_NEW_DEST
+            } else {
+                ipvs::CMD_SET_DEST
+            };
+            ipvs::begin(b, fam, cmd, flags, seq);
+            ipvs::service_key(b, k);
+            ipvs::dest(b, &d.addr, d.port, Some(d));
+        }
+        Request::DelDest(k, a, p) => {
+            ipvs::begin(b, fam, ipvs::CMD_DEL_DEST, flags, seq);
+            ipvs::service_key(b, k);
+            ipvs::dest(b, a, *p, None);
+        }
+        _ => unreachable!("only IPVS requests are encoded here"),
+    }
+    b.end();
+}
+
+/// A refused request, recognising missing modules and privilege.
+fn refused(r: &Request, e: NlError) -> Error {
+    let during = r.command();
+    if e.errno == libc::EPERM {
+        return Error::Permission { during };
+    }
+    let missing = matches!(e.errno, libc::ENOENT | libc::EOPNOTSUPP);
+    let module = match r {
+        Request::NewService(_, c) | Request::SetService(_, c) if e.errno == libc::ENOENT => {
+            Some(format!("ip_vs_{}", c.scheduler))
+        }
+        Request::NewIpip { .. } if missing => Some("ipip".into()),
+        Request::NewDummy(_) if missing => Some("dummy".into()),
+        Request::NewIngress(_) if missing => Some("sch_ingress".into()),
+        Request::NewMarkFilter { .. } if missing => Some("cls_u32 act_skbedit".into()),
+        _ => None,
+    };
+    match module {
+        Some(module) => Error::ModuleMissing { module, during },
+        None => Error::Kernel {
+            request: during,
+            error: e,
+        },
+    }
+}
+
+/// Address of a service key (for logs).
+pub fn key_addr(k: &ServiceKey) -> Option<IpAddr> {
+    match k {
+        ServiceKey::Addr { addr, .. } => Some(*addr),
+        ServiceKey::Fwmark { .. } => None,
+    }
+}

@@ -1,0 +1,585 @@
+//! What the kernel should hold: the desired state (per VIP, as the daemon thinks of
+//! it) and the flat kernel objects it compiles to (what the diff compares).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::error::ConfigError;
+
+/// Transport protocol of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
+    pub fn from_number(n: u16) -> Option<Protocol> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    fn ipvsadm_flag(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+            Protocol::Sctp => "--sctp-service",
+        }
+    }
+}
+
+/// Identity of an IPVS virtual service, as the kernel keys it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceKey {
+    /// `-t/-u VIP:PORT`.
+    Addr {
+        protocol: Protocol,
+        addr: IpAddr,
+        port: u16,
+    },
+    /// `-f MARK` (IPv4 or IPv6 family).
+    Fwmark { mark: u32, ipv6: bool },
+}
+
+impl ServiceKey {
+    /// The key as ipvsadm writes it: `-t 10.0.0.1:80`, `-f 7`.
+    pub fn ipvsadm(&self) -> String {
+        match self {
+            ServiceKey::Addr {
+                protocol,
+                addr,
+                port,
+            } => format!("{} {}", protocol.ipvsadm_flag(), SockFmt(*addr, *port)),
+            ServiceKey::Fwmark { mark, ipv6 } => {
+                format!("-f {mark}{}", if *ipv6 { " -6" } else { "" })
+            }
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.ipvsadm())
+    }
+}
+
+/// `addr:port` with brackets for IPv6.
+pub(crate) struct SockFmt(pub IpAddr, pub u16);
+
+impl fmt::Display for SockFmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
+        }
+    }
+}
+
+/// How IPVS forwards to a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Forward {
+    /// Masquerading (`-m`): the director rewrites the destination; replies come back
+    /// through it.
+    Nat,
+    /// Direct routing (`-g`): same L2 segment, real server holds the VIP.
+    DirectRoute,
+    /// IP-in-IP tunnel (`-i`): peer sites and remote real servers.
+    Tunnel,
+}
+
+impl Forward {
+    /// `IP_VS_CONN_F_*` forwarding method value.
+    pub fn kernel(self) -> u32 {
+        match self {
+            Forward::Nat => 0,
+            Forward::Tunnel => 2,
+            Forward::DirectRoute => 3,
+        }
+    }
+
+    pub fn from_kernel(v: u32) -> Option<Forward> {
+        match v & 0x7 {
+            0 => Some(Forward::Nat),
+            2 => Some(Forward::Tunnel),
+            3 => Some(Forward::DirectRoute),
+            _ => None,
+        }
+    }
+
+    fn ipvsadm_flag(self) -> &'static str {
+        match self {
+            Forward::Nat => "-m",
+            Forward::DirectRoute => "-g",
+            Forward::Tunnel => "-i",
+        }
+    }
+}
+
+/// Persistence (`-p TIMEOUT -M NETMASK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Persistence {
+    /// Seconds.
+    pub timeout: u32,
+    /// Prefix length of the client netmask (32 for one client address).
+    pub netmask_len: u8,
+}
+
+/// Settings of a virtual service the kernel holds (everything but its key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceConfig {
+    /// Scheduler name: `wrr`, `rr`, `wlc`, `lc`, `sh`, `mh`, ...
+    pub scheduler: String,
+    pub persistence: Option<Persistence>,
+    /// One-packet scheduling (`-o`, UDP).
+    pub one_packet: bool,
+    /// Scheduler flags `sh-fallback`/`sh-port`/`mh-*` (IP_VS_SVC_F_SCHED1..3 as bits 0..2).
+    pub sched_flags: u8,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            scheduler: "wrr".into(),
+            persistence: None,
+            one_packet: false,
+            sched_flags: 0,
+        }
+    }
+}
+
+pub(crate) const SVC_F_PERSISTENT: u32 = 0x1;
+pub(crate) const SVC_F_ONEPACKET: u32 = 0x4;
+pub(crate) const SVC_F_SCHED_SHIFT: u32 = 3;
+/// Flags we set and compare; others (HASHED) are the kernel's.
+pub(crate) const SVC_F_OURS: u32 = SVC_F_PERSISTENT | SVC_F_ONEPACKET | (0x7 << SVC_F_SCHED_SHIFT);
+
+impl ServiceConfig {
+    /// `IP_VS_SVC_F_*` bits.
+    pub fn flags(&self) -> u32 {
+        let mut f = u32::from(self.sched_flags & 0x7) << SVC_F_SCHED_SHIFT;
+        if self.persistence.is_some() {
+            f |= SVC_F_PERSISTENT;
+        }
+        if self.one_packet {
+            f |= SVC_F_ONEPACKET;
+        }
+        f
+    }
+
+    /// Netmask as the kernel stores it (network order u32 for IPv4).
+    pub fn netmask(&self) -> u32 {
+        let len = self
+            .persistence
+            .map(|p| p.netmask_len)
+            .unwrap_or(32)
+            .min(32);
+        let m: u32 = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        m.to_be()
+    }
+
+    fn ipvsadm_args(&self) -> String {
+        let mut s = format!("-s {}", self.scheduler);
+        if let Some(p) = self.persistence {
+            s += &format!(
+                " -p {} -M {}",
+                p.timeout,
+                Ipv4Addr::from(u32::from_be(self.netmask()))
+            );
+        }
+        if self.one_packet {
+            s += " -o";
+        }
+        if self.sched_flags != 0 {
+            s += &format!(" -b flag{}", self.sched_flags);
+        }
+        s
+    }
+}
+
+/// A destination (real server or peer director) of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dest {
+    pub addr: IpAddr,
+    /// Port; for TUN and DR the kernel uses the service's port whatever this says,
+    /// so give the service port there.
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    /// Upper connection threshold (0 = none).
+    pub upper: u32,
+    /// Lower connection threshold (0 = none).
+    pub lower: u32,
+}
+
+impl Dest {
+    /// A destination with no thresholds.
+    pub fn new(addr: IpAddr, port: u16, forward: Forward, weight: u32) -> Dest {
+        Dest {
+            addr,
+            port,
+            forward,
+            weight,
+            upper: 0,
+            lower: 0,
+        }
+    }
+
+    /// Key of a destination inside its service.
+    pub fn key(&self) -> (IpAddr, u16) {
+        (self.addr, self.port)
+    }
+
+    pub(crate) fn ipvsadm_args(&self) -> String {
+        let mut s = format!(
+            "-r {} {} -w {}",
+            SockFmt(self.addr, self.port),
+            self.forward.ipvsadm_flag(),
+            self.weight
+        );
+        if self.upper != 0 {
+            s += &format!(" -x {}", self.upper);
+        }
+        if self.lower != 0 {
+            s += &format!(" -y {}", self.lower);
+        }
+        s
+    }
+}
+
+/// Where the VIP address lives on the director.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VipDevice {
+    /// `lo` (the classic LVS director setup).
+    Loopback,
+    /// A dummy device of this name, created if missing.
+    Dummy(String),
+}
+
+impl VipDevice {
+    pub fn name(&self) -> &str {
+        match self {
+            VipDevice::Loopback => "lo",
+            VipDevice::Dummy(n) => n,
+        }
+    }
+}
+
+/// A peer site's director as a tunnel destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// The peer director's address (outer IPIP destination).
+    pub addr: Ipv4Addr,
+    /// Weight set by the geo-balancer; 0 = no new connections.
+    pub weight: u32,
+}
+
+/// One port of a VIP: an IPVS service with local real servers and peer sites.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VipService {
+    pub protocol: Protocol,
+    pub port: u16,
+    pub config: ServiceConfig,
+    /// Local real servers (any forwarding method).
+    pub local: Vec<Dest>,
+    /// Peer sites: TUN destinations on the service's port.
+    pub peers: Vec<Peer>,
+    /// Loop guard: connections arriving on the tunnel device for this VIP:port get
+    /// a firewall mark (tc ingress filter) and are scheduled by a fwmark service
+    /// holding local real servers only. `None` turns the guard off (only tests want
+    /// that: a tunnelled connection could then be spilled again).
+    pub tunnel_in: Option<TunnelIn>,
+}
+
+/// The fwmark service for connections spilled here by peers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TunnelIn {
+    /// Firewall mark, unique per VIP service (non-zero).
+    pub mark: u32,
+    /// Local real servers at their configured weights (not the spill-adjusted ones:
+    /// a site spilling everything away still serves what peers spill to it).
+    pub dests: Vec<Dest>,
+}
+
+impl TunnelIn {
+    /// The guard with the same destinations and weights as `local`.
+    pub fn like(mark: u32, local: &[Dest]) -> TunnelIn {
+        TunnelIn {
+            mark,
+            dests: local.to_vec(),
+        }
+    }
+}
+
+/// A virtual IP with its services.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub device: VipDevice,
+    pub services: Vec<VipService>,
+}
+
+/// The receiving IPIP tunnel device of this director (decapsulates what peers spill
+/// here). Created as `ip link add NAME type ipip local LOCAL` (remote any).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TunnelDevice {
+    pub name: String,
+    pub local: Ipv4Addr,
+}
+
+/// Everything tunnel-forwarder puts into the kernel of one director.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DesiredState {
+    pub vips: Vec<Vip>,
+    /// Needed when any service has a tunnel mark.
+    pub tunnel: Option<TunnelDevice>,
+    /// tc filter priority that marks our filters on the tunnel's ingress; filters at
+    /// other priorities are someone else's and left alone.
+    pub filter_prio: u16,
+    /// Manage `net.ipv4.ip_forward` (needed for NAT) — on by default.
+    pub ip_forward: bool,
+}
+
+/// Default tc priority of our ingress filters.
+pub const DEFAULT_FILTER_PRIO: u16 = 0xac01;
+
+impl Default for DesiredState {
+    fn default() -> Self {
+        DesiredState {
+            vips: Vec::new(),
+            tunnel: None,
+            filter_prio: DEFAULT_FILTER_PRIO,
+            ip_forward: true,
+        }
+    }
+}
+
+/// A desired IPVS service with its destinations, keyed by (addr, port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub key: ServiceKey,
+    pub config: ServiceConfig,
+    pub dests: BTreeMap<(IpAddr, u16), Dest>,
+}
+
+impl ServiceSpec {
+    /// `-A -t VIP:PORT -s wrr ...` arguments.
+    pub fn ipvsadm_args(&self) -> String {
+        format!("{} {}", self.key.ipvsadm(), self.config.ipvsadm_args())
+    }
+}
+
+/// A tc match: packets to `dst`/`protocol`/`port` get `mark`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MarkRule {
+    pub dst: Ipv4Addr,
+    pub protocol: Protocol,
+    pub port: u16,
+    pub mark: u32,
+}
+
+/// An address we own on a device.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AddrSpec {
+    pub device: String,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// The flat kernel objects a [`DesiredState`] compiles to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Target {
+    pub services: BTreeMap<ServiceKey, ServiceSpec>,
+    pub dummies: Vec<String>,
+    pub tunnel: Option<TunnelDevice>,
+    pub addrs: Vec<AddrSpec>,
+    pub filter_prio: u16,
+    pub marks: Vec<MarkRule>,
+    /// `/proc/sys/...` path relative to /proc/sys, and value.
+    pub sysctls: BTreeMap<String, String>,
+}
+
+impl DesiredState {
+    /// Checks the state and flattens it into kernel objects.
+    pub fn compile(&self) -> Result<Target, ConfigError> {
+        let mut t = Target {
+            filter_prio: self.filter_prio,
+            tunnel: self.tunnel.clone(),
+            ..Target::default()
+        };
+        if let Some(tun) = &self.tunnel {
+            check_ifname(&tun.name)?;
+            if tun.name.len() > 12 {
+                return Err(ConfigError::new(format!(
+                    "tunnel device name {:?} too long (max 12, the address label needs 3 more)",
+                    tun.name
+                )));
+            }
+            // The tunnel carries its local address: reverse-path filtering in loose
+            // mode drops everything arriving on a device without any IPv4 address.
+            t.addrs.push(AddrSpec {
+                device: tun.name.clone(),
+                addr: IpAddr::V4(tun.local),
+                prefix_len: 32,
+            });
+        }
+        let mut marks_seen = BTreeMap::new();
+        let mut any_nat = false;
+        for vip in &self.vips {
+            let dev = vip.device.name().to_string();
+            check_ifname(&dev)?;
+            if dev.len() > 12 {
+                return Err(ConfigError::new(format!(
+                    "VIP device name {dev:?} too long (max 12, the address label needs 3 more)"
+                )));
+            }
+            if let VipDevice::Dummy(n) = &vip.device
+                && !t.dummies.contains(n)
+            {
+                t.dummies.push(n.clone());
+            }
+            let prefix_len = if vip.addr.is_ipv4() { 32 } else { 128 };
+            let a = AddrSpec {
+                device: dev,
+                addr: vip.addr,
+                prefix_len,
+            };
+            if !t.addrs.contains(&a) {
+                t.addrs.push(a);
+            }
+            for s in &vip.services {
+                if s.config.scheduler.is_empty() || s.config.scheduler.len() > 15 {
+                    return Err(ConfigError::new(format!(
+                        "{} port {}: scheduler name must be 1..15 characters",
+                        vip.addr, s.port
+                    )));
+                }
+                let key = ServiceKey::Addr {
+                    protocol: s.protocol,
+                    addr: vip.addr,
+                    port: s.port,
+                };
+                let mut dests = BTreeMap::new();
+                for d in &s.local {
+                    any_nat |= d.forward == Forward::Nat;
+                    if dests.insert(d.key(), *d).is_some() {
+                        return Err(ConfigError::new(format!(
+                            "{key}: destination {} listed twice",
+                            SockFmt(d.addr, d.port)
+                        )));
+                    }
+                }
+                for p in &s.peers {
+                    let d = Dest::new(IpAddr::V4(p.addr), s.port, Forward::Tunnel, p.weight);
+                    if dests.insert(d.key(), d).is_some() {
+                        return Err(ConfigError::new(format!(
+                            "{key}: peer {} is also a local destination",
+                            p.addr
+                        )));
+                    }
+                }
+                if t.services.contains_key(&key) {
+                    return Err(ConfigError::new(format!("{key} defined twice")));
+                }
+                t.services.insert(
+                    key,
+                    ServiceSpec {
+                        key,
+                        config: s.config.clone(),
+                        dests,
+                    },
+                );
+                if let Some(tin) = &s.tunnel_in {
+                    let mark = tin.mark;
+                    let IpAddr::V4(dst) = vip.addr else {
+                        return Err(ConfigError::new(format!(
+                            "{key}: tunnel marks need an IPv4 VIP (the tunnel is IPIP)"
+                        )));
+                    };
+                    if mark == 0 {
+                        return Err(ConfigError::new(format!("{key}: tunnel mark 0 is no mark")));
+                    }
+                    if self.tunnel.is_none() {
+                        return Err(ConfigError::new(format!(
+                            "{key}: a tunnel mark needs a tunnel device in the desired state"
+                        )));
+                    }
+                    if let Some(other) = marks_seen.insert(mark, key) {
+                        return Err(ConfigError::new(format!(
+                            "tunnel mark {mark} used by both {other} and {key}"
+                        )));
+                    }
+                    let fkey = ServiceKey::Fwmark { mark, ipv6: false };
+                    let mut local = BTreeMap::new();
+                    for d in &tin.dests {
+                        any_nat |= d.forward == Forward::Nat;
+                        let is_peer = s.peers.iter().any(|p| IpAddr::V4(p.addr) == d.addr);
+                        if is_peer || local.insert(d.key(), *d).is_some() {
+                            return Err(ConfigError::new(format!(
+                                "{key}: tunnel-in destination {} is a peer or listed twice",
+                                SockFmt(d.addr, d.port)
+                            )));
+                        }
+                    }
+                    t.services.insert(
+                        fkey,
+                        ServiceSpec {
+                            key: fkey,
+                            config: s.config.clone(),
+                            dests: local,
+                        },
+                    );
+                    t.marks.push(MarkRule {
+                        dst,
+                        protocol: s.protocol,
+                        port: s.port,
+                        mark,
+                    });
+                }
+            }
+        }
+        t.marks.sort();
+        if self.ip_forward && !t.services.is_empty() {
+            t.sysctls.insert("net/ipv4/ip_forward".into(), "1".into());
+        }
+        if let Some(tun) = &self.tunnel {
+            // Loose mode: tunnelled packets carry the client's source address, which
+            // is not routed via the tunnel. Effective rp_filter is max(all, dev), so 2
+            // on the device is loose whatever `all` says.
+            t.sysctls
+                .insert(format!("net/ipv4/conf/{}/rp_filter", tun.name), "2".into());
+        }
+        if any_nat {
+            t.sysctls.insert("net/ipv4/vs/conntrack".into(), "1".into());
+        }
+        Ok(t)
+    }
+}
+
+fn check_ifname(n: &str) -> Result<(), ConfigError> {
+    let ok = !n.is_empty()
+        && n.len() <= 15
+        && n != "."
+        && n != ".."
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(format!("bad interface name {n:?}")))
+    }
+}

@@ -1,0 +1,141 @@
+//! Kernel operations as values. The diff produces them, the kernel module executes
+//! them; each variant's doc gives the `ipvsadm` / `ip` / `tc` command it equals, and
+//! [`Request::command`] prints that command for logs and errors.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::model::{AddrSpec, Dest, MarkRule, ServiceConfig, ServiceKey, SockFmt};
+
+/// One change to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `ipvsadm -A -t VIP:PORT -s SCHED [-p T -M MASK] [-o]` (IPVS_CMD_NEW_SERVICE).
+    NewService(ServiceKey, ServiceConfig),
+    /// `ipvsadm -E -t VIP:PORT -s SCHED ...` (IPVS_CMD_SET_SERVICE).
+    SetService(ServiceKey, ServiceConfig),
+    /// `ipvsadm -D -t VIP:PORT` (IPVS_CMD_DEL_SERVICE).
+    DelService(ServiceKey),
+    /// `ipvsadm -a -t VIP:PORT -r RIP:PORT -m|-g|-i -w W` (IPVS_CMD_NEW_DEST).
+    NewDest(ServiceKey, Dest),
+    /// `ipvsadm -e -t VIP:PORT -r RIP:PORT -m|-g|-i -w W` (IPVS_CMD_SET_DEST): in
+    /// place, existing connections stay.
+    SetDest(ServiceKey, Dest),
+    /// `ipvsadm -d -t VIP:PORT -r RIP:PORT` (IPVS_CMD_DEL_DEST).
+    DelDest(ServiceKey, IpAddr, u16),
+    /// `ip link add NAME type dummy` (RTM_NEWLINK).
+    NewDummy(String),
+    /// `ip link add NAME type ipip local LOCAL` (remote any; RTM_NEWLINK).
+    NewIpip { name: String, local: Ipv4Addr },
+    /// `ip link set dev NAME up` (RTM_NEWLINK with IFF_UP).
+    LinkUp(String),
+    /// `ip addr add ADDR/LEN dev DEV label DEV:ac` (RTM_NEWADDR).
+    NewAddr(AddrSpec),
+    /// `ip addr del ADDR/LEN dev DEV` (RTM_DELADDR).
+    DelAddr(AddrSpec),
+    /// `tc qdisc add dev DEV ingress` (RTM_NEWQDISC).
+    NewIngress(String),
+    /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
+    /// match ip protocol N 0xff match ip dport PORT 0xffff action skbedit mark M`
+    /// (RTM_NEWTFILTER).
+    NewMarkFilter {
+        device: String,
+        prio: u16,
+        rule: MarkRule,
+    },
+    /// `tc filter del dev DEV parent ffff: prio P handle H protocol ip u32`
+    /// (RTM_DELTFILTER).
+    DelFilter {
+        device: String,
+        prio: u16,
+        handle: u32,
+    },
+    /// `sysctl -w KEY=VALUE` (a write to /proc/sys; not netlink).
+    Sysctl { key: String, value: String },
+}
+
+impl Request {
+    /// The equivalent command line.
+    pub fn command(&self) -> String {
+        match self {
+            Request::NewService(k, c) => format!(
+                "ipvsadm -A {}",
+                crate::model::ServiceSpec {
+                    key: *k,
+                    config: c.clone(),
+                    dests: Default::default()
+                }
+                .ipvsadm_args()
+            ),
+            Request::SetService(k, c) => format!(
+                "ipvsadm -E {}",
+                crate::model::ServiceSpec {
+                    key: *k,
+                    config: c.clone(),
+                    dests: Default::default()
+                }
+                .ipvsadm_args()
+            ),
+            Request::DelService(k) => format!("ipvsadm -D {k}"),
+            Request::NewDest(k, d) => format!("ipvsadm -a {k} {}", d.ipvsadm_args()),
+            Request::SetDest(k, d) => format!("ipvsadm -e {k} {}", d.ipvsadm_args()),
+            Request::DelDest(k, a, p) => format!("ipvsadm -d {k} -r {}", SockFmt(*a, *p)),
+            Request::NewDummy(n) => format!("ip link add {n} type dummy"),
+            Request::NewIpip { name, local } => {
+                format!("ip link add {name} type ipip local {local}")
+            }
+            Request::LinkUp(n) => format!("ip link set dev {n} up"),
+            Request::NewAddr(a) => format!(
+                "ip addr add {}/{} dev {} label {}",
+                a.addr,
+                a.prefix_len,
+                a.device,
+                crate::kernel::rtnl::our_label(&a.device)
+            ),
+            Request::DelAddr(a) => {
+                format!("ip addr del {}/{} dev {}", a.addr, a.prefix_len, a.device)
+            }
+            Request::NewIngress(d) => format!("tc qdisc add dev {d} ingress"),
+            Request::NewMarkFilter { device, prio, rule } => format!(
+                "tc filter add dev {device} parent ffff: prio {prio} protocol ip u32 \
+                 match ip dst {}/32 match ip protocol {} 0xff match ip dport {} 0xffff \
+                 action skbedit mark {}",
+                rule.dst,
+                rule.protocol.number(),
+                rule.port,
+                rule.mark
+            ),
+            Request::DelFilter {
+                device,
+                prio,
+                handle,
+            } => format!(
+                "tc filter del dev {device} parent ffff: prio {prio} handle {:x}:{:x}:{:x} protocol ip u32",
+                handle >> 20,
+                (handle >> 12) & 0xff,
+                handle & 0xfff
+            ),
+            Request::Sysctl { key, value } => {
+                format!("sysctl -w {}={value}", key.replace('/', "."))
+            }
+        }
+    }
+
+    /// True for IPVS (generic netlink) requests.
+    pub fn is_ipvs(&self) -> bool {
+        matches!(
+            self,
+            Request::NewService(..)
+                | Request::SetService(..)
+                | Request::DelService(..)
+                | Request::NewDest(..)
+                | Request::SetDest(..)
+                | Request::DelDest(..)
+        )
+    }
+}
+
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.command())
+    }
+}

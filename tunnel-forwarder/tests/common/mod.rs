@@ -1,0 +1,204 @@
+//! Shared pieces of the lab-kernel tests: the two-site topology, desired states,
+//! and a director handle that runs a Forwarder inside the director's namespace.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::mpsc;
+
+use anycast_lab::uml::{Topology, guest};
+use tunnel_forwarder::{
+    DesiredState, Dest, Forward, Forwarder, Peer, Protocol, ServiceConfig, TunnelDevice, TunnelIn,
+    Vip, VipDevice, VipService,
+};
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 101, 4, 1);
+pub const DIR_A: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
+pub const DIR_B: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+pub const TUN: &str = "acip0";
+pub const MARK: u32 = 0x41;
+
+pub fn vip80() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(VIP), 80)
+}
+
+/// client -- r -- dira (rs a1, a2)
+///               \- dirb (rs b1, b2)
+/// The router sends the VIP to site A (the client's nearest site).
+pub fn two_sites() -> Topology {
+    let mut t = Topology::new()
+        .router("r")
+        .router("dira")
+        .router("dirb")
+        .link("client", "eth0", "10.0.0.2/24", "r", "c0", "10.0.0.1/24")
+        .link("r", "a0", "10.1.0.1/24", "dira", "eth0", "10.1.0.2/24")
+        .link("r", "b0", "10.2.0.1/24", "dirb", "eth0", "10.2.0.2/24")
+        .route("client", "default via 10.0.0.1")
+        .route("r", "10.101.4.1/32 via 10.1.0.2")
+        .route("dira", "default via 10.1.0.1")
+        .route("dirb", "default via 10.2.0.1");
+    for (dir, rs, net) in [
+        ("dira", "a1", "10.101.5"),
+        ("dira", "a2", "10.101.15"),
+        ("dirb", "b1", "10.101.6"),
+        ("dirb", "b2", "10.101.16"),
+    ] {
+        t = t
+            .link(
+                dir,
+                rs,
+                &format!("{net}.1/24"),
+                rs,
+                "eth0",
+                &format!("{net}.11/24"),
+            )
+            .route(rs, &format!("default via {net}.1"));
+    }
+    t
+}
+
+pub fn rs_addr(name: &str) -> Ipv4Addr {
+    match name {
+        "a1" => Ipv4Addr::new(10, 101, 5, 11),
+        "a2" => Ipv4Addr::new(10, 101, 15, 11),
+        "b1" => Ipv4Addr::new(10, 101, 6, 11),
+        "b2" => Ipv4Addr::new(10, 101, 16, 11),
+        _ => panic!("unknown real server {name}"),
+    }
+}
+
+/// Starts the four real servers (each answers with its name).
+pub fn start_real_servers() {
+    for rs in ["a1", "a2", "b1", "b2"] {
+        guest::tcp::serve(rs, SocketAddr::new(IpAddr::V4(rs_addr(rs)), 80), rs);
+    }
+}
+
+/// One site's desired state: VIP:80 with two local NAT real servers of weight
+/// `local_w`, one peer of weight `peer_w`, and the loop guard when `guard`.
+pub fn site(
+    local: &[&str],
+    local_w: u32,
+    me: Ipv4Addr,
+    peer: Ipv4Addr,
+    peer_w: u32,
+    guard: bool,
+) -> DesiredState {
+    DesiredState {
+        vips: vec![Vip {
+            addr: IpAddr::V4(VIP),
+            device: VipDevice::Loopback,
+            services: vec![VipService {
+                protocol: Protocol::Tcp,
+                port: 80,
+                config: ServiceConfig::default(),
+                local: local
+                    .iter()
+                    .map(|n| Dest::new(IpAddr::V4(rs_addr(n)), 80, Forward::Nat, local_w))
+                    .collect(),
+                // Tunnelled-in connections go to local servers at their own weight.
+                tunnel_in: guard.then(|| TunnelIn {
+                    mark: MARK,
+                    dests: local
+                        .iter()
+                        .map(|n| Dest::new(IpAddr::V4(rs_addr(n)), 80, Forward::Nat, 1))
+                        .collect(),
+                }),
+                peers: vec![Peer {
+                    addr: peer,
+                    weight: peer_w,
+                }],
+            }],
+        }],
+        tunnel: Some(TunnelDevice {
+            name: TUN.into(),
+            local: me,
+        }),
+        ..DesiredState::default()
+    }
+}
+
+pub fn site_a(local_w: u32, peer_w: u32, guard: bool) -> DesiredState {
+    site(&["a1", "a2"], local_w, DIR_A, DIR_B, peer_w, guard)
+}
+
+pub fn site_b(local_w: u32, peer_w: u32, guard: bool) -> DesiredState {
+    site(&["b1", "b2"], local_w, DIR_B, DIR_A, peer_w, guard)
+}
+
+type Job = Box<dyn FnOnce(&mut Forwarder) + Send>;
+
+/// A Forwarder living on a thread inside a director's namespace (netlink sockets
+/// and /proc/sys writes both follow the thread's namespace), driven by closures.
+pub struct Director {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Director {
+    pub fn start(ns: &str) -> Director {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let ns2 = ns.to_string();
+        guest::spawn_in_netns(ns, move || {
+            let mut f = match Forwarder::open() {
+                Ok(f) => {
+                    let _ = ready_tx.send(Ok(()));
+                    f
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("{ns2}: {e}")));
+                    return;
+                }
+            };
+            for job in rx {
+                job(&mut f);
+            }
+        });
+        ready_rx
+            .recv()
+            .expect("director thread")
+            .unwrap_or_else(|e| panic!("Forwarder::open: {e}"));
+        Director { tx }
+    }
+
+    /// Runs `f` on the director's Forwarder and returns its result.
+    pub fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Forwarder) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Box::new(move |fw| {
+                let _ = tx.send(f(fw));
+            }))
+            .expect("director alive");
+        rx.recv().expect("director answered")
+    }
+
+    pub fn reconcile(&self, d: &DesiredState) -> tunnel_forwarder::Report {
+        let d = d.clone();
+        self.with(move |f| f.reconcile(&d))
+            .unwrap_or_else(|e| panic!("reconcile: {e}"))
+    }
+}
+
+/// `n` short connections from the client to the VIP; the names that answered.
+pub fn ask_many(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| guest::tcp::ask_once("client", vip80()).unwrap_or_else(|e| format!("error:{e}")))
+        .collect()
+}
+
+pub fn count(names: &[String], prefix: &str) -> usize {
+    names.iter().filter(|n| n.starts_with(prefix)).count()
+}
+
+/// What the kernel holds, for the log.
+pub fn dump(ns: &str) {
+    println!(
+        "--- {ns}\n{}",
+        guest::sh_in(
+            ns,
+            "ipvsadm -Ln; ip -br addr; tc filter show dev acip0 ingress 2>&1 | head -20; ip -s link show dev acip0 2>&1 | head -6"
+        )
+    );
+}

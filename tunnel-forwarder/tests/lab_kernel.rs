@@ -1,0 +1,431 @@
+//! tunnel-forwarder driving a real kernel with IPVS and IPIP: the user-mode-Linux
+//! lab kernel (see lab/README.md). Each test boots the guest, which re-executes
+//! this test binary for the in-guest part; the host part asserts the results.
+//!
+//! Two sites A and B (directors `dira`, `dirb`, real servers a1 a2 / b1 b2 behind
+//! NAT), a client behind router `r`, which routes the VIP to A.
+
+mod common;
+
+use std::time::Duration;
+
+use anycast_lab::uml::{Lab, guest};
+use anycast_lab::{Need, require};
+use common::*;
+use tunnel_forwarder::{Request, ServiceKey};
+
+fn lab(name: &str, test: &str) {
+    let out = Lab::new(name)
+        .topology(two_sites())
+        .guest_test(test)
+        .timeout(Duration::from_secs(40))
+        .run()
+        .expect("lab kernel runs");
+    out.assert_passed();
+}
+
+/// (1) a reconcile creates the service, the client is answered by A's real servers;
+/// (6) a second reconcile changes nothing; (7) the operator's own service and
+/// address on the same director are untouched, also when ours are removed.
+#[test]
+fn lab_kernel_reconcile_serves_locally() {
+    if guest::active().is_some() {
+        return in_guest_reconcile();
+    }
+    if !require(
+        "lab_kernel_reconcile_serves_locally",
+        &[Need::LabKernel, Need::Root],
+    ) {
+        return;
+    }
+    lab("tf-reconcile", "lab_kernel_reconcile_serves_locally");
+}
+
+fn in_guest_reconcile() {
+    start_real_servers();
+    // The operator's own service on the VIP's port 8080 and an address on lo.
+    let op = guest::sh_in(
+        "dira",
+        "ipvsadm -A -t 10.101.4.1:8080 -s rr && ipvsadm -a -t 10.101.4.1:8080 -r 10.101.5.11:8080 -m -w 3 \
+         && ip addr add 192.0.2.7/32 dev lo && echo ok",
+    );
+    guest::check("operator_setup", op.contains("ok"), &op);
+    let before_op = guest::sh_in("dira", "ipvsadm -Ln -t 10.101.4.1:8080");
+
+    let a = Director::start("dira");
+    let desired = site_a(1, 0, true);
+    let r1 = a.reconcile(&desired);
+    guest::check(
+        "first_reconcile_applies",
+        r1.changes > 0,
+        &format!(
+            "{} changes: {:?}",
+            r1.changes,
+            r1.requests.iter().map(|r| r.command()).collect::<Vec<_>>()
+        ),
+    );
+    for r in &r1.requests {
+        println!("applied: {r}");
+    }
+    dump("dira");
+
+    let names = ask_many(10);
+    guest::check(
+        "client_answered_by_a",
+        count(&names, "a") == 10 && count(&names, "a1") == 5,
+        &format!("{names:?}"),
+    );
+
+    let r2 = a.reconcile(&desired);
+    guest::check(
+        "second_reconcile_zero_changes",
+        r2.changes == 0 && r2.requests.is_empty(),
+        &format!("{:?} (read {:?})", r2.requests, r2.read),
+    );
+
+    // Kernel state as ipvsadm sees it: our services, the tunnel mark service, the filter.
+    let lnx = guest::sh_in("dira", "ipvsadm -Ln");
+    guest::check(
+        "ipvsadm_sees_services",
+        lnx.contains("TCP  10.101.4.1:80 wrr")
+            && lnx.contains("FWM  65 wrr")
+            && lnx.contains("10.2.0.2:80")
+            && lnx.contains("Tunnel"),
+        &lnx,
+    );
+    let tc = guest::sh_in("dira", "tc filter show dev acip0 ingress");
+    guest::check(
+        "tc_filter_marks",
+        tc.contains("skbedit") && tc.contains("mark 65") || tc.contains("0x41"),
+        &tc,
+    );
+    let addr = guest::sh_in("dira", "ip -4 addr show dev lo");
+    guest::check(
+        "vip_on_lo_with_label",
+        addr.contains("10.101.4.1/32") && addr.contains("lo:ac"),
+        &addr,
+    );
+    let sysctl = guest::sh_in(
+        "dira",
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/acip0/rp_filter /proc/sys/net/ipv4/vs/conntrack",
+    );
+    guest::check(
+        "sysctls",
+        sysctl.split_whitespace().collect::<Vec<_>>() == ["1", "2", "1"],
+        &sysctl,
+    );
+
+    // Drift: someone edits a weight behind our back; the next reconcile puts it back
+    // with one in-place edit.
+    guest::sh_in(
+        "dira",
+        "ipvsadm -e -t 10.101.4.1:80 -r 10.101.5.11:80 -m -w 9",
+    );
+    let r3 = a.reconcile(&desired);
+    guest::check(
+        "drift_corrected_in_place",
+        r3.changes == 1 && matches!(r3.requests[0], Request::SetDest(..)),
+        &format!("{:?}", r3.requests),
+    );
+
+    // Stats read back: the ten connections above were scheduled on VIP:80. The
+    // connection counts are immediate; the counters follow the kernel's 2 s estimator.
+    let is_vip80 = |s: &&tunnel_forwarder::ServiceStats| matches!(s.key, ServiceKey::Addr { port: 80, addr, .. } if addr == std::net::IpAddr::V4(VIP));
+    let stats = a.with(|f| f.stats()).expect("stats");
+    let conns_now = stats
+        .iter()
+        .find(is_vip80)
+        .map(|s| s.active() + s.inactive());
+    guest::check(
+        "conn_counts_read_back",
+        conns_now == Some(10),
+        &format!("{conns_now:?}"),
+    );
+    let counted = guest::wait_for(Duration::from_secs(5), || {
+        let stats = a.with(|f| f.stats()).ok()?;
+        let s = stats.iter().find(is_vip80)?.clone();
+        (s.counters.conns >= 10 && s.counters.in_packets > 0 && s.dests.len() == 3).then_some(s)
+    });
+    guest::check(
+        "counters_read_back",
+        counted.is_some(),
+        &format!("{counted:?}"),
+    );
+
+    let after_op = guest::sh_in("dira", "ipvsadm -Ln -t 10.101.4.1:8080");
+    guest::check(
+        "operator_service_untouched",
+        before_op == after_op && after_op.contains("10.101.5.11:8080"),
+        &after_op,
+    );
+
+    // Remove our VIP entirely: our services and address go, the operator's stay.
+    let empty = tunnel_forwarder::DesiredState {
+        tunnel: desired.tunnel.clone(),
+        ..Default::default()
+    };
+    let r4 = a.reconcile(&empty);
+    let lnx = guest::sh_in("dira", "ipvsadm -Ln");
+    let addr = guest::sh_in("dira", "ip -4 addr show dev lo");
+    guest::check(
+        "removal_keeps_operator_objects",
+        !lnx.contains("10.101.4.1:80 ")
+            && !lnx.contains("FWM")
+            && lnx.contains("10.101.4.1:8080")
+            && !addr.contains("10.101.4.1/32")
+            && addr.contains("192.0.2.7/32"),
+        &format!("{:?}\n{lnx}\n{addr}", r4.requests),
+    );
+    dump("dira");
+}
+
+/// (2) raising B's tunnel weight sends that share of new connections through IPIP
+/// to B's real servers, which answer the client directly; (3) a connection opened
+/// before keeps its server; (4) weight 0 stops new spill and leaves running spilled
+/// connections alone.
+#[test]
+fn lab_kernel_spill_share() {
+    if guest::active().is_some() {
+        return in_guest_spill();
+    }
+    if !require("lab_kernel_spill_share", &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    lab("tf-spill", "lab_kernel_spill_share");
+}
+
+fn in_guest_spill() {
+    start_real_servers();
+    let a = Director::start("dira");
+    let b = Director::start("dirb");
+    a.reconcile(&site_a(1, 0, true));
+    b.reconcile(&site_b(1, 0, true));
+
+    let names = ask_many(8);
+    guest::check(
+        "not_spilling_all_local",
+        count(&names, "a") == 8,
+        &format!("{names:?}"),
+    );
+
+    // A long-lived connection opened before spilling.
+    let mut long_local = guest::tcp::Client::connect("client", vip80()).expect("connect");
+    let first = long_local.ask().expect("ask");
+
+    // Spill: peer weight 2 against two local servers of weight 1 = half of new conns.
+    let r = a.reconcile(&site_a(1, 2, true));
+    guest::check(
+        "weight_change_is_one_in_place_edit",
+        r.changes == 1 && matches!(&r.requests[0], Request::SetDest(_, d) if d.weight == 2),
+        &format!("{:?}", r.requests),
+    );
+    let names = ask_many(40);
+    let to_b = count(&names, "b");
+    guest::check(
+        "spill_share_half",
+        (18..=22).contains(&to_b) && count(&names, "error") == 0,
+        &format!("{to_b} of 40 to B: {names:?}"),
+    );
+    // B's real servers answered directly: A's tunnel device saw nothing come back.
+    let a_rx = a
+        .with(|f| f.link_packets(TUN))
+        .expect("link")
+        .unwrap_or([0, 0])[0];
+    guest::check(
+        "replies_not_via_a",
+        a_rx == 0,
+        &format!("A {TUN} rx {a_rx}"),
+    );
+    let b_rx = b
+        .with(|f| f.link_packets(TUN))
+        .expect("link")
+        .unwrap_or([0, 0])[0];
+    guest::check("spilled_via_ipip", b_rx > 0, &format!("B {TUN} rx {b_rx}"));
+
+    let again = long_local.ask().unwrap_or_else(|e| format!("error:{e}"));
+    guest::check(
+        "long_lived_keeps_server",
+        again == first,
+        &format!("{first} then {again}"),
+    );
+
+    // A spilled connection kept open across the weight going back to 0.
+    let mut long_spilled = None;
+    for _ in 0..20 {
+        let mut c = guest::tcp::Client::connect("client", vip80()).expect("connect");
+        let n = c.ask().expect("ask");
+        if n.starts_with('b') {
+            long_spilled = Some((c, n));
+            break;
+        }
+    }
+    let (mut spilled, spilled_name) = long_spilled.expect("one connection spilled to B");
+
+    let r = a.reconcile(&site_a(1, 0, true));
+    guest::check(
+        "weight_back_to_zero",
+        r.changes == 1,
+        &format!("{:?}", r.requests),
+    );
+    let names = ask_many(10);
+    guest::check(
+        "no_new_spill_at_zero",
+        count(&names, "a") == 10,
+        &format!("{names:?}"),
+    );
+    let again = spilled.ask().unwrap_or_else(|e| format!("error:{e}"));
+    guest::check(
+        "running_spilled_conn_untouched",
+        again == spilled_name,
+        &format!("{spilled_name} then {again}"),
+    );
+    let again = long_local.ask().unwrap_or_else(|e| format!("error:{e}"));
+    guest::check(
+        "long_lived_still_same",
+        again == first,
+        &format!("{first} then {again}"),
+    );
+    dump("dira");
+    dump("dirb");
+}
+
+/// (5) a connection tunnelled to B is never sent back to A, even with B configured
+/// to spill everything to A; the same without the mark shows the loop.
+#[test]
+fn lab_kernel_loop_guard() {
+    if guest::active().is_some() {
+        return in_guest_loop();
+    }
+    if !require("lab_kernel_loop_guard", &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    lab("tf-loop", "lab_kernel_loop_guard");
+}
+
+fn in_guest_loop() {
+    start_real_servers();
+    let a = Director::start("dira");
+    let b = Director::start("dirb");
+    // Both sites spill everything to each other.
+    a.reconcile(&site_a(0, 1, true));
+    b.reconcile(&site_b(0, 1, true));
+    let names = ask_many(6);
+    guest::check(
+        "guarded_served_by_b",
+        count(&names, "b") == 6,
+        &format!("{names:?}"),
+    );
+    let a_rx = a
+        .with(|f| f.link_packets(TUN))
+        .expect("link")
+        .unwrap_or([0, 0])[0];
+    guest::check(
+        "guarded_nothing_back_to_a",
+        a_rx == 0,
+        &format!("A {TUN} rx {a_rx}"),
+    );
+    dump("dira");
+    dump("dirb");
+
+    // Without the mark (filters and fwmark services removed by reconcile).
+    let ra = a.reconcile(&site_a(0, 1, false));
+    let rb = b.reconcile(&site_b(0, 1, false));
+    guest::check(
+        "guard_removed",
+        ra.requests
+            .iter()
+            .any(|r| matches!(r, Request::DelFilter { .. }))
+            && rb
+                .requests
+                .iter()
+                .any(|r| matches!(r, Request::DelService(ServiceKey::Fwmark { .. }))),
+        &format!("{:?} {:?}", ra.requests, rb.requests),
+    );
+    let r = guest::tcp::ask_once("client", vip80());
+    let a_rx2 = a
+        .with(|f| f.link_packets(TUN))
+        .expect("link")
+        .unwrap_or([0, 0])[0];
+    guest::check(
+        "unguarded_loops",
+        r.is_err() && a_rx2 > 5,
+        &format!("client got {r:?}; A {TUN} rx {a_rx2} packets (the SYN ping-pong)"),
+    );
+    dump("dira");
+}
+
+/// Missing module and missing privilege are clear errors naming the fix.
+#[test]
+fn lab_kernel_clear_errors() {
+    if guest::active().is_some() {
+        return in_guest_errors();
+    }
+    if !require("lab_kernel_clear_errors", &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    let out = Lab::new("tf-errors")
+        .modules(&["veth"])
+        .guest_test("lab_kernel_clear_errors")
+        .timeout(Duration::from_secs(30))
+        .run()
+        .expect("lab kernel runs");
+    out.assert_passed();
+}
+
+fn in_guest_errors() {
+    // The kernel would load ip_vs on demand; make that impossible for this check.
+    std::fs::write("/proc/sys/kernel/modprobe", "/bin/false").expect("disable module autoload");
+    let e = tunnel_forwarder::Forwarder::open()
+        .map(|_| ())
+        .expect_err("no ip_vs loaded");
+    let s = e.to_string();
+    guest::check(
+        "missing_ip_vs_named",
+        matches!(&e, tunnel_forwarder::Error::ModuleMissing { module, .. } if module == "ip_vs")
+            && s.contains("modprobe ip_vs"),
+        &s,
+    );
+    std::fs::write("/proc/sys/kernel/modprobe", "/sbin/modprobe").expect("restore modprobe");
+    let out = guest::sh("modprobe ip_vs");
+    guest::check("modprobe", out.status.success(), "");
+    // A thread without CAP_NET_ADMIN (capabilities are per thread).
+    let r = std::thread::spawn(|| {
+        drop_net_admin();
+        tunnel_forwarder::Forwarder::open().map(|_| ())
+    })
+    .join()
+    .expect("thread");
+    let s = r.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    guest::check(
+        "missing_privilege_named",
+        matches!(r, Err(tunnel_forwarder::Error::Permission { .. })) && s.contains("CAP_NET_ADMIN"),
+        &s,
+    );
+}
+
+/// Clears CAP_NET_ADMIN from the calling thread's effective set.
+fn drop_net_admin() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data structs, as capget(2) says.
+    unsafe {
+        assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
+        d[0].effective &= !(1 << 12); // CAP_NET_ADMIN
+        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
+    }
+}
