@@ -305,3 +305,86 @@ async fn last_server_dying_withdraws_the_vip_at_once() {
     assert_eq!(health.state(), HealthState::Down);
     assert!(took < Duration::from_millis(250), "took {took:?}");
 }
+
+/// HTTPS check against a real TLS server with a self-signed certificate (a real server's
+/// certificate names the service, not its address; liveness is what is checked).
+#[tokio::test]
+async fn https_probe_against_a_self_signed_server() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let cert = CertificateDer::from_pem_file(format!("{dir}/test-only.crt")).expect("cert");
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/test-only.key")).expect("key");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(s).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let n = tls.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let status = if req.starts_with("GET /healthz ") {
+                    "200 OK"
+                } else {
+                    "503 Unavailable"
+                };
+                let resp =
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let http = http_client();
+    let check = |path: &str| {
+        cfg(
+            CheckKind::Http {
+                path: path.into(),
+                expect_status: 200,
+                https: true,
+            },
+            addr,
+        )
+    };
+    assert_eq!(
+        probe(&check("/healthz"), &http).await,
+        ProbeOutcome::Success
+    );
+    let out = probe(&check("/other"), &http).await;
+    assert!(
+        matches!(
+            out,
+            ProbeOutcome::Failure(ProbeError::HttpStatus { got: 503, .. })
+        ),
+        "{out:?}"
+    );
+    // Plain HTTP against the TLS port fails as a check, not a panic.
+    let plain = cfg(
+        CheckKind::Http {
+            path: "/healthz".into(),
+            expect_status: 200,
+            https: false,
+        },
+        addr,
+    );
+    assert!(matches!(
+        probe(&plain, &http).await,
+        ProbeOutcome::Failure(_)
+    ));
+    server.abort();
+}
