@@ -52,6 +52,9 @@ pub struct PeerConfig {
     pub router_id: Ipv4Addr,
     /// Proposed hold time in seconds: 0 or at least 3 (RFC 4271 §4.2). Default 90.
     pub hold_time: u16,
+    /// KEEPALIVE interval in seconds; `None` = a third of the negotiated hold time.
+    /// Never longer than a third of the negotiated hold time (RFC 4271 §4.4).
+    pub keepalive: Option<u16>,
     /// Base connect-retry time in seconds (RFC 4271 §10); backoff doubles it, with jitter.
     pub connect_retry: u16,
     /// Longest wait before reconnecting after a session went down (backoff cap).
@@ -96,6 +99,7 @@ impl PeerConfig {
             remote_asn,
             router_id,
             hold_time: 90,
+            keepalive: None,
             connect_retry: 30,
             idle_hold_max: Duration::from_secs(60),
             send_hold_time: None,
@@ -132,6 +136,15 @@ impl PeerConfig {
         if self.hold_time != 0 && self.hold_time < 3 {
             return Err(ConfigError::HoldTime {
                 peer: peer(),
+                hold_secs: self.hold_time,
+            });
+        }
+        if let Some(k) = self.keepalive
+            && (k == 0 || (self.hold_time != 0 && k >= self.hold_time))
+        {
+            return Err(ConfigError::Keepalive {
+                peer: peer(),
+                keepalive_secs: k,
                 hold_secs: self.hold_time,
             });
         }
@@ -292,6 +305,15 @@ mod tests {
             Err(ConfigError::MissingNextHop { family: "IPv6", .. })
         ));
         p.next_hop_v6 = Some("2001:db8::1".parse().unwrap());
+        assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn keepalive_must_be_below_hold() {
+        let mut p = peer();
+        p.keepalive = Some(90);
+        assert!(matches!(p.validate(), Err(ConfigError::Keepalive { .. })));
+        p.keepalive = Some(10);
         assert_eq!(p.validate(), Ok(()));
     }
 

@@ -16,6 +16,18 @@ pub enum ConfigError {
         /// Configured hold time.
         hold_secs: u16,
     },
+    /// The keepalive interval must be at least 1 s and below the hold time.
+    #[error(
+        "peer {peer}: keepalive {keepalive_secs} s is invalid (use 1 s up to below the hold time {hold_secs} s)"
+    )]
+    Keepalive {
+        /// Peer name.
+        peer: String,
+        /// Configured keepalive.
+        keepalive_secs: u16,
+        /// Configured hold time.
+        hold_secs: u16,
+    },
     /// RFC 9687 §4.4: the send hold time must exceed the hold time.
     #[error(
         "peer {peer}: send hold time {send_hold_secs} s must exceed the hold time {hold_secs} s"

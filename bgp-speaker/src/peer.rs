@@ -20,8 +20,9 @@ use tracing::Instrument;
 
 use crate::config::{PeerConfig, Route};
 use crate::security;
-use crate::session::{Input, Output, Session, Timer};
+use crate::session::{Collision, Input, Output, Session, Timer};
 use crate::status::PeerStatus;
+use crate::wire::{self, Message};
 
 /// What the handle asks of a peer task.
 #[derive(Debug)]
@@ -56,6 +57,7 @@ pub(crate) fn spawn(cfg: PeerConfig, rx: mpsc::Receiver<Command>) -> JoinHandle<
         up_since: None,
         rbuf: BytesMut::with_capacity(65536),
         lingering: Vec::new(),
+        candidate: None,
     };
     tokio::spawn(driver.run(rx).instrument(span))
 }
@@ -70,6 +72,36 @@ struct Driver {
     up_since: Option<Instant>,
     rbuf: BytesMut,
     lingering: Vec<JoinHandle<()>>,
+    /// A second connection from the peer, held until its OPEN names the peer's
+    /// BGP Identifier (RFC 4271 §6.8).
+    candidate: Option<Candidate>,
+}
+
+struct Candidate {
+    stream: TcpStream,
+    buf: BytesMut,
+    deadline: Instant,
+}
+
+/// How long a competing connection may take to send its OPEN.
+const CANDIDATE_OPEN_WAIT: Duration = Duration::from_secs(30);
+
+fn cease_collision() -> Bytes {
+    wire::encode_notification(&wire::notification(
+        wire::codes::CEASE,
+        wire::codes::cease_subcode::CONNECTION_COLLISION_RESOLUTION,
+        Bytes::new(),
+    ))
+}
+
+async fn read_candidate(c: &mut Option<Candidate>) -> io::Result<usize> {
+    match c {
+        Some(c) => {
+            c.buf.reserve(4096);
+            c.stream.read_buf(&mut c.buf).await
+        }
+        None => pending().await,
+    }
 }
 
 async fn read_some(reader: &mut Option<OwnedReadHalf>, buf: &mut BytesMut) -> io::Result<usize> {
@@ -166,7 +198,14 @@ impl Driver {
             if self.session.finished() && (!waiters.is_empty() || rx.is_closed()) {
                 break;
             }
-            let next = self.deadlines.iter().flatten().min().copied();
+            let cand_deadline = self.candidate.as_ref().map(|c| c.deadline);
+            let next = self
+                .deadlines
+                .iter()
+                .flatten()
+                .copied()
+                .chain(cand_deadline)
+                .min();
             tokio::select! {
                 biased;
                 cmd = rx.recv() => match cmd {
@@ -199,12 +238,20 @@ impl Driver {
                         }
                     }
                 }
+                r = read_candidate(&mut self.candidate) => match r {
+                    Ok(0) | Err(_) => self.candidate = None,
+                    Ok(_) => self.check_candidate(),
+                },
                 r = writable(&self.writer), if !self.pending.is_empty() => match r {
                     Ok(()) => self.flush(),
                     Err(_) => self.feed(Input::Closed),
                 },
                 () = sleep_opt(next) => {
                     let now = Instant::now();
+                    if self.candidate.as_ref().is_some_and(|c| c.deadline <= now) {
+                        tracing::info!("competing connection sent no OPEN in time, closed");
+                        self.candidate = None;
+                    }
                     for t in Timer::ALL {
                         if self.deadlines[t.index()].is_some_and(|d| d <= now) {
                             self.deadlines[t.index()] = None;
@@ -231,18 +278,99 @@ impl Driver {
                 let _ = tx.send(self.status());
             }
             Command::Inbound(stream) => {
-                if self.reader.is_some() {
-                    // One connection per peer: an established TCP session wins
-                    // (simplified RFC 4271 §6.8, see docs/bgp-speaker.md).
-                    tracing::info!("refusing a second connection from the peer");
-                    drop(stream);
-                } else {
+                if self.reader.is_none() {
+                    // Only connecting so far: the peer's connection is as good as ours.
                     self.connecting = None;
                     self.attach(stream, true);
+                } else {
+                    self.compete(stream);
                 }
             }
             Command::Shutdown { .. } => {}
         }
+    }
+
+    /// RFC 4271 §6.8: a second connection while one exists.
+    fn compete(&mut self, stream: TcpStream) {
+        let open = self.session.last_open();
+        if self.session.collision() == Collision::Refuse
+            || self.candidate.is_some()
+            || open.is_none()
+        {
+            tracing::info!("collision: keeping the existing connection, closing the new one");
+            self.refuse(stream);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let cfg = self.session.config();
+        if let Some(hops) = cfg.ttl_security_hops
+            && let Ok(local) = stream.local_addr()
+            && let Err(e) = security::set_gtsm(&stream, local.is_ipv6(), cfg.remote_addr, hops)
+        {
+            tracing::warn!(error = %e, "GTSM on competing connection");
+        }
+        if let Some(open) = open
+            && stream.try_write(&open).ok() != Some(open.len())
+        {
+            return;
+        }
+        tracing::info!("collision: second connection from the peer, waiting for its OPEN");
+        self.candidate = Some(Candidate {
+            stream,
+            buf: BytesMut::new(),
+            deadline: Instant::now() + CANDIDATE_OPEN_WAIT,
+        });
+    }
+
+    /// Closes a losing connection with Cease / Connection Collision Resolution.
+    fn refuse(&mut self, stream: TcpStream) {
+        let (r, w) = stream.into_split();
+        self.lingering.retain(|h| !h.is_finished());
+        self.lingering.push(tokio::spawn(linger(
+            Some(r),
+            Some(w),
+            VecDeque::from([cease_collision()]),
+        )));
+    }
+
+    /// Once the competing connection's OPEN is in, keep one of the two.
+    fn check_candidate(&mut self) {
+        let Some(c) = self.candidate.as_ref() else {
+            return;
+        };
+        let mut probe = c.buf.clone();
+        let peer_id = match wire::next_frame(&mut probe, wire::STANDARD_MAX_LEN) {
+            Ok(None) => return,
+            Ok(Some(Message::Open(o))) => o.bgp_identifier,
+            _ => {
+                tracing::info!("competing connection did not start with an OPEN, closed");
+                self.candidate = None;
+                return;
+            }
+        };
+        let Some(c) = self.candidate.take() else {
+            return;
+        };
+        if !self.session.collision_winner_is_new(peer_id) {
+            tracing::info!(%peer_id, "collision: existing connection wins");
+            self.refuse(c.stream);
+            return;
+        }
+        tracing::info!(%peer_id, "collision: the peer's new connection wins");
+        let _ = self.write(cease_collision());
+        self.apply(Output::Close);
+        let Ok(local) = c.stream.local_addr() else {
+            return;
+        };
+        let (r, w) = c.stream.into_split();
+        self.reader = Some(r);
+        self.writer = Some(w);
+        self.pending.clear();
+        self.rbuf.clear();
+        self.feed(Input::Adopt {
+            local: local.ip(),
+            data: c.buf.freeze(),
+        });
     }
 
     fn status(&self) -> PeerStatus {

@@ -90,6 +90,19 @@ pub(crate) enum Input {
     WriteStalled,
     /// All queued output was written.
     WriteDrained,
+    /// RFC 4271 §6.8: the peer's second connection won the collision. The current
+    /// connection is already closed (with Cease/7) by the driver; our OPEN was sent
+    /// on the new one; `data` starts with the peer's OPEN from it.
+    Adopt { local: IpAddr, data: Bytes },
+}
+
+/// What to do with a second connection from the peer while one exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Collision {
+    /// Close it: the existing session is Established (RFC 4271 §6.8), or we are stopping.
+    Refuse,
+    /// Send our OPEN on it, read the peer's OPEN, then call [`Session::collision_winner`].
+    Hold,
 }
 
 /// What the driver must do.
@@ -117,6 +130,10 @@ pub(crate) struct Session {
     fsm: Fsm,
     rbuf: BytesMut,
     connected: bool,
+    /// The current connection was opened by the peer (for RFC 4271 §6.8).
+    inbound: bool,
+    /// Our last OPEN, re-sent on a second connection during a collision.
+    last_open: Option<Bytes>,
     local_addr: Option<IpAddr>,
     negotiated: Option<Negotiated>,
     rib_out: BTreeMap<IpNet, Route>,
@@ -139,6 +156,8 @@ impl Session {
             fsm,
             rbuf: BytesMut::new(),
             connected: false,
+            inbound: false,
+            last_open: None,
             local_addr: None,
             negotiated: None,
             rib_out: BTreeMap::new(),
@@ -221,6 +240,7 @@ impl Session {
                 ) && !self.connected
                 {
                     self.connected = true;
+                    self.inbound = inbound;
                     self.local_addr = Some(local);
                     self.rbuf.clear();
                     let ev = if inbound {
@@ -230,8 +250,8 @@ impl Session {
                     };
                     self.fsm_event(ev, &mut out);
                 } else {
-                    // Stopped meanwhile, or a second connection: this implementation
-                    // keeps one connection per peer (no RFC 4271 §6.8 collision resolution).
+                    // Stopped meanwhile. (A second connection while one exists never
+                    // gets here: the driver runs it through `collision`/`Adopt`.)
                     out.push(Output::Close);
                 }
             }
@@ -278,8 +298,63 @@ impl Session {
                 }
             }
             Input::WriteDrained => out.push(Output::Cancel(Timer::SendHold)),
+            Input::Adopt { local, data } => self.adopt(local, data, &mut out),
         }
         out
+    }
+
+    /// RFC 4271 §6.8, first half: may a second connection compete with the current one?
+    pub(crate) fn collision(&self) -> Collision {
+        if self.stopped || !self.connected || self.fsm.state() == SessionState::Established {
+            Collision::Refuse
+        } else {
+            Collision::Hold
+        }
+    }
+
+    /// RFC 4271 §6.8, second half, once the new connection's OPEN carried the peer's
+    /// BGP Identifier: `true` keeps the new connection. The connection opened by the
+    /// side with the higher identifier survives. Two connections opened by the peer
+    /// (it restarted while the old one lingers) keep the newer one.
+    pub(crate) fn collision_winner_is_new(&self, peer_id: std::net::Ipv4Addr) -> bool {
+        if self.fsm.state() == SessionState::Established {
+            return false;
+        }
+        // The new connection is always inbound (the peer opened it).
+        self.inbound || u32::from(self.cfg.router_id) < u32::from(peer_id)
+    }
+
+    /// Our last OPEN, to send on a competing connection.
+    pub(crate) fn last_open(&self) -> Option<Bytes> {
+        self.last_open.clone()
+    }
+
+    /// Restarts the FSM on the winning inbound connection: Connect -> OpenSent (our
+    /// OPEN is already on that wire, so not sent again), then feeds its data.
+    fn adopt(&mut self, local: IpAddr, data: Bytes, out: &mut Vec<Output>) {
+        if self.stopped {
+            out.push(Output::Close);
+            return;
+        }
+        for t in Timer::ALL {
+            out.push(Output::Cancel(t));
+        }
+        self.fsm = Fsm::new(wire::fsm_config(&self.cfg));
+        self.negotiated = None;
+        self.received.clear();
+        let mut tmp = Vec::new();
+        self.fsm_event(Event::ManualStart, &mut tmp);
+        self.fsm_event(Event::TcpConnectionAcknowledged, &mut tmp);
+        out.extend(
+            tmp.into_iter()
+                .filter(|o| matches!(o, Output::Arm(..) | Output::Cancel(_))),
+        );
+        self.connected = true;
+        self.inbound = true;
+        self.local_addr = Some(local);
+        self.rbuf.clear();
+        self.rbuf.extend_from_slice(&data);
+        self.read_frames(out);
     }
 
     fn established(&self) -> bool {
@@ -541,7 +616,10 @@ impl Session {
     fn fsm_action(&mut self, action: Action, out: &mut Vec<Output>) {
         match action {
             Action::SendOpen(open) => match wire::encode(&Message::Open(open), STANDARD_MAX_LEN) {
-                Some(b) => self.send(b, out),
+                Some(b) => {
+                    self.last_open = Some(b.clone());
+                    self.send(b, out);
+                }
                 None => tracing::error!(peer = %self.cfg.name, "OPEN does not encode"),
             },
             Action::SendKeepalive => self.send(wire::encode_keepalive(), out),
@@ -561,6 +639,11 @@ impl Session {
             }
             Action::StartTimer(t, secs) => {
                 let timer = map_timer(t);
+                let secs = match (timer, self.cfg.keepalive) {
+                    // A configured keepalive may only shorten the negotiated hold / 3.
+                    (Timer::Keepalive, Some(k)) => secs.min(u32::from(k)).max(1),
+                    _ => secs,
+                };
                 let mut d = Duration::from_secs(u64::from(secs));
                 if timer == Timer::ConnectRetry {
                     // RFC 4271 §10: jitter ConnectRetry to 75-100 % of its value.

@@ -351,3 +351,53 @@ fn bytes_split_anywhere_decode_the_same() {
     }
     assert_eq!(s.state(), PeerState::OpenConfirm);
 }
+
+#[test]
+fn collision_refuses_a_second_connection_once_established() {
+    let s = established(cfg());
+    assert_eq!(s.collision(), Collision::Refuse);
+    assert!(!s.collision_winner_is_new("255.255.255.255".parse().unwrap()));
+}
+
+#[test]
+fn collision_higher_identifier_keeps_its_own_connection() {
+    // Our id 10.200.0.1, our connection (outbound) is in OpenSent.
+    let s = open_sent(cfg());
+    assert_eq!(s.collision(), Collision::Hold);
+    assert!(
+        s.collision_winner_is_new("10.200.0.2".parse().unwrap()),
+        "peer higher: its connection wins"
+    );
+    assert!(
+        !s.collision_winner_is_new("10.0.0.1".parse().unwrap()),
+        "we are higher: ours wins"
+    );
+}
+
+#[test]
+fn adopting_the_peers_connection_continues_from_its_open() {
+    let mut s = open_sent(cfg());
+    let mut data = frr_open().to_vec();
+    data.extend_from_slice(&keepalive());
+    let out = s.handle(Input::Adopt {
+        local: "10.200.0.1".parse().unwrap(),
+        data: Bytes::from(data),
+    });
+    // Our OPEN is not sent again; the KEEPALIVE answers the peer's OPEN; then Up.
+    assert_eq!(sends(&out), vec![4], "{out:?}");
+    assert!(out.contains(&Output::Up));
+    assert_eq!(s.state(), PeerState::Established);
+}
+
+#[test]
+fn configured_keepalive_shortens_the_negotiated_interval() {
+    let mut c = cfg();
+    c.keepalive = Some(5);
+    let mut s = open_sent(c);
+    let out = s.handle(Input::Data(frr_open()));
+    // hold min(90, 180) = 90 -> 30 s negotiated, 5 s configured
+    assert_eq!(armed(&out, Timer::Keepalive), Some(Duration::from_secs(5)));
+    let mut s = open_sent(cfg());
+    let out = s.handle(Input::Data(frr_open()));
+    assert_eq!(armed(&out, Timer::Keepalive), Some(Duration::from_secs(30)));
+}

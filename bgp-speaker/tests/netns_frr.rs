@@ -259,3 +259,40 @@ fn netns_frr_passive_listener_with_md5() {
         has_route(r, &vip4(), "bgp")
     }));
 }
+
+/// Both sides connect and both listen: whatever collisions happen (RFC 4271 §6.8 on
+/// both ends), exactly one session comes up and stays up.
+#[test]
+fn netns_frr_both_active_one_stable_session() {
+    if !require("netns_frr_both_active_one_stable_session", NEEDS) {
+        return;
+    }
+    let env = env("frrboth");
+    let frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
+    let listen = format!("{SPK_V4}:179").parse().unwrap();
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![peer_config("frr")],
+            listen: Some(listen),
+        }))
+        .expect("speaker");
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(20)),
+        "{:?}\n{}",
+        status(&env, &speaker),
+        frr.log()
+    );
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        has_route(r, &vip4(), "bgp")
+    }));
+    // Stays up well past a few keepalive periods with no second session taking over.
+    std::thread::sleep(Duration::from_secs(4));
+    let st = status(&env, &speaker);
+    assert_eq!(st.state, PeerState::Established, "{st:?}");
+    assert_eq!(st.counters.established_transitions, 1, "{st:?}");
+    assert!(frr.established(SPK_V4));
+}

@@ -25,6 +25,10 @@ fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
 
 /// OPEN from AS 65001, hold 9, id 10.200.0.2, IPv4+IPv6 unicast, 4-octet AS.
 fn open() -> Vec<u8> {
+    open_with_id([10, 200, 0, 2])
+}
+
+fn open_with_id(id: [u8; 4]) -> Vec<u8> {
     let caps: &[u8] = &[
         2, 6, 1, 4, 0, 1, 0, 1, // MP IPv4 unicast
         2, 6, 1, 4, 0, 2, 0, 1, // MP IPv6 unicast
@@ -36,10 +40,10 @@ fn open() -> Vec<u8> {
         0xE9,
         0,
         9,
-        10,
-        200,
-        0,
-        2,
+        id[0],
+        id[1],
+        id[2],
+        id[3],
         u8::try_from(caps.len()).unwrap(),
     ];
     body.extend_from_slice(caps);
@@ -99,9 +103,8 @@ fn accept_established(l: &TcpListener) -> TcpStream {
     s
 }
 
-/// A listener on the peer's address inside the peer namespace (the socket keeps
-/// its namespace; the helper thread that made it ends at once).
-fn listen_in(ns: &Netns) -> TcpListener {
+/// Runs `f` on a helper thread inside `ns`; sockets it makes stay in that namespace.
+fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
     let name = ns.name().to_string();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -109,12 +112,17 @@ fn listen_in(ns: &Netns) -> TcpListener {
         // SAFETY: setns on a namespace fd changes only this helper thread.
         let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "setns");
-        tx.send(TcpListener::bind((PEER_V4, 179)).expect("bind peer address"))
-            .unwrap();
+        let _ = tx.send(f());
     });
-    let l = rx.recv_timeout(Duration::from_secs(5)).expect("listener");
-    l.set_nonblocking(false).unwrap();
-    l
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("helper thread")
+}
+
+/// A listener on the peer's address inside the peer namespace.
+fn listen_in(ns: &Netns) -> TcpListener {
+    in_ns(ns, || {
+        TcpListener::bind((PEER_V4, 179)).expect("bind peer address")
+    })
 }
 
 #[test]
@@ -243,4 +251,78 @@ fn netns_raw_max_prefix_warn_keeps_session() {
         || status(&env, &speaker).prefixes_received == 3
     ));
     assert_eq!(status(&env, &speaker).state, PeerState::Established);
+}
+
+/// RFC 4271 §6.8 with the test as the peer: our connection is in OpenSent when the
+/// peer opens a second one. The connection opened by the higher BGP Identifier wins;
+/// the loser gets Cease / Connection Collision Resolution (6/7).
+fn collision(peer_id: [u8; 4], new_wins: bool) {
+    let env = env(if new_wins { "colnew" } else { "colold" });
+    let l = listen_in(&env.peer);
+    let mut cfg = peer_config("raw");
+    cfg.connect_retry = 30; // one outgoing attempt during the test
+    let listen = format!("{SPK_V4}:179").parse().unwrap();
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![cfg],
+            listen: Some(listen),
+        }))
+        .unwrap();
+
+    let (mut ours, _) = l.accept().expect("speaker connects");
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    read_until(&mut ours, 1).expect("speaker's OPEN on its connection");
+
+    let mut theirs = in_ns(&env.peer, || {
+        TcpStream::connect((SPK_V4, 179)).expect("connect to the speaker")
+    });
+    theirs
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    read_until(&mut theirs, 1).expect("speaker's OPEN on the peer's connection");
+    theirs.write_all(&open_with_id(peer_id)).unwrap();
+
+    let (winner, loser) = if new_wins {
+        (&mut theirs, &mut ours)
+    } else {
+        (&mut ours, &mut theirs)
+    };
+    let n = read_until(loser, 3).expect("NOTIFICATION on the losing connection");
+    assert_eq!(&n[..2], &[6, 7], "Cease / Connection Collision Resolution");
+    if !new_wins {
+        winner.write_all(&open_with_id(peer_id)).unwrap();
+    }
+    winner.write_all(&keepalive()).unwrap();
+    read_until(winner, 4).expect("KEEPALIVE on the winning connection");
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(5)),
+        "{:?}",
+        status(&env, &speaker)
+    );
+    let st = status(&env, &speaker);
+    assert_eq!(st.remote_id.map(|(id, _)| id.octets()), Some(peer_id));
+}
+
+#[test]
+fn netns_raw_collision_higher_peer_id_keeps_the_peers_connection() {
+    if !require(
+        "netns_raw_collision_higher_peer_id_keeps_the_peers_connection",
+        &[Need::Netns],
+    ) {
+        return;
+    }
+    collision([10, 200, 0, 2], true);
+}
+
+#[test]
+fn netns_raw_collision_lower_peer_id_keeps_our_connection() {
+    if !require(
+        "netns_raw_collision_lower_peer_id_keeps_our_connection",
+        &[Need::Netns],
+    ) {
+        return;
+    }
+    collision([1, 1, 1, 1], false);
 }
