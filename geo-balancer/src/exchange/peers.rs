@@ -223,7 +223,13 @@ pub struct PeerTable {
     cfg: ExchangeConfig,
     peers: BTreeMap<SiteId, Peer>,
     rejected: BTreeMap<RejectKind, u64>,
+    /// When each kind was last logged at warn (a flood of forged reports must not flood
+    /// the logs: further ones within [`WARN_EVERY`] go to debug; the counter sees all).
+    warned: BTreeMap<RejectKind, Time>,
 }
+
+/// At most one warn line per rejection kind per this period.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl PeerTable {
     /// A table for the configured peers (`(site, shared key)`); keys of at least 16 bytes.
@@ -264,6 +270,7 @@ impl PeerTable {
             cfg,
             peers: map,
             rejected: BTreeMap::new(),
+            warned: BTreeMap::new(),
         })
     }
 
@@ -360,7 +367,17 @@ impl PeerTable {
                 let kind = r.kind();
                 let n = self.rejected.entry(kind).or_insert(0);
                 *n = n.saturating_add(1);
-                tracing::warn!(reason = %kind, detail = %r, "load report rejected");
+                let total = *n;
+                let recently = self
+                    .warned
+                    .get(&kind)
+                    .is_some_and(|t| now.since(*t) < WARN_EVERY);
+                if recently {
+                    tracing::debug!(reason = %kind, detail = %r, total, "load report rejected");
+                } else {
+                    self.warned.insert(kind, now);
+                    tracing::warn!(reason = %kind, detail = %r, total, "load report rejected");
+                }
                 Err(r)
             }
         }
