@@ -12,18 +12,18 @@
 //! tunnel-forwarder's IPVS stats into [`load::ServerSample`] / [`load::TunnelSample`].
 //!
 //! ```text
-//!  per real server (tokio)                     the daemon's site task (one owner)
-//!  +------------------------+  HealthEvent     +-------------------------------------+
-//!  | health::task: interval |----mpsc-------->| ServerHealth::on_probe  (rise/fall)  |
-//!  |  probe (tcp/http/cmd)  |                 | VipState::update  -> Announce/Withdraw ---> bgp-speaker
-//!  | health::watch: idle    |----mpsc-------->|   (withdraw at once, announce after  |
-//!  |  conn, EOF -> reprobe  |  (hard failure) |    hold-down)                        |
-//!  +------------------------+                 | load::site_load(IPVS stats)          |
-//!                                             | SpillEngine::decide -> SpillDecision |
-//!  peer report  --HTTP--> daemon listener --> | PeerTable::receive (Accept/Reject)   |
-//!                                             | weights::plan -> IPVS weights   ---> tunnel-forwarder
-//!  exchange::client <--ReportScheduler------- | ReportScheduler::poll -> LoadReport  |
-//!    (reqwest, HMAC header) --HTTP--> peers   +-------------------------------------+
+//!  per real server (tokio)                    the daemon's site task (one owner)
+//!  +------------------------+  HealthEvent    +---------------------------------------+
+//!  | health::task: interval |---mpsc-------->| ServerHealth::on_probe (rise/fall)     |
+//!  |  probe (tcp/http/cmd)  |                | VipHealth::update -> Announce/Withdraw |--> bgp-speaker
+//!  | health::watch: idle    |---mpsc-------->|   (withdraw at once, announce after    |
+//!  |  conn, EOF -> reprobe  | (hard failure) |    hold-down)                          |
+//!  +------------------------+                | load::site_load(IPVS stats)            |
+//!                                            | SpillEngine::decide -> SpillDecision   |
+//!  peer report --HTTP--> daemon listener --> | PeerTable::receive (Accepted/Reject)   |
+//!                                            | weights::plan -> IPVS weights          |--> tunnel-forwarder
+//!  exchange::client <------------------------ | ReportScheduler::poll -> ReportRound   |
+//!    (reqwest, HMAC header) --HTTP--> peers  +---------------------------------------+
 //! ```
 
 pub mod errors;
