@@ -296,3 +296,144 @@ fn netns_frr_both_active_one_stable_session() {
     assert_eq!(st.counters.established_transitions, 1, "{st:?}");
     assert!(frr.established(SPK_V4));
 }
+
+/// Every attribute the speaker can set, as FRR decodes it.
+#[test]
+fn netns_frr_attributes_and_graceful_shutdown() {
+    if !require("netns_frr_attributes_and_graceful_shutdown", NEEDS) {
+        return;
+    }
+    let env = env("frrattr");
+    let frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![peer_config("frr")],
+            listen: None,
+        }))
+        .expect("speaker");
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(20)),
+        "{:?}",
+        status(&env, &speaker)
+    );
+    let mut r = Route::new(vip4());
+    r.med = Some(50);
+    r.as_path_prepend = 2;
+    r.communities = vec![(65005 << 16) | 100];
+    r.large_communities = vec![(65005, 1, 2)];
+    r.graceful_shutdown = true;
+    env.rt.block_on(speaker.announce(r)).unwrap();
+    let show = || {
+        frr.vtysh("show bgp ipv4 unicast 10.101.4.0/24 json")
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || show(
+        )
+        .contains("\"metric\":50")),
+        "{}",
+        show()
+    );
+    let j = show();
+    assert!(
+        j.contains("\"string\":\"65005 65005 65005\""),
+        "AS path with two prepends: {j}"
+    );
+    assert!(
+        j.contains("65005:100") && j.contains("graceful-shutdown"),
+        "communities: {j}"
+    );
+    assert!(j.contains("65005:1:2"), "large community: {j}");
+    assert!(j.contains("\"origin\":\"IGP\""), "{j}");
+
+    // Dropping the graceful-shutdown flag re-announces without the community.
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            !show().contains("graceful-shutdown")
+        }),
+        "{}",
+        show()
+    );
+}
+
+/// iBGP over an IPv6 session: LOCAL_PREF sent, empty AS_PATH, IPv4 NLRI with a
+/// configured IPv4 next hop, IPv6 NLRI with next-hop-self.
+#[test]
+fn netns_frr_ibgp_over_ipv6_transport() {
+    if !require("netns_frr_ibgp_over_ipv6_transport", NEEDS) {
+        return;
+    }
+    let env = env("frribgp");
+    let conf = format!(
+        "router bgp {SPK_ASN}\n bgp router-id {PEER_V4}\n no bgp ebgp-requires-policy\n \
+         neighbor {SPK_V6} remote-as {SPK_ASN}\n neighbor {SPK_V6} timers 3 9\n neighbor {SPK_V6} timers connect 1\n \
+         address-family ipv4 unicast\n  neighbor {SPK_V6} activate\n exit-address-family\n \
+         address-family ipv6 unicast\n  neighbor {SPK_V6} activate\n exit-address-family\n"
+    );
+    let frr = Frr::start(&env.peer, &conf, true).expect("start FRR");
+    let mut p = bgp_speaker::PeerConfig::new(
+        "frr6",
+        ip(PEER_V6),
+        SPK_ASN,
+        SPK_ASN,
+        SPK_V4.parse().unwrap(),
+    );
+    p.hold_time = 9;
+    p.connect_retry = 1;
+    p.next_hop_v4 = Some(SPK_V4.parse().unwrap());
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![p],
+            listen: None,
+        }))
+        .expect("speaker");
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(20)),
+        "{:?}\n{}",
+        status(&env, &speaker),
+        frr.log()
+    );
+    let mut r = Route::new(vip4());
+    r.local_pref = Some(250);
+    env.rt.block_on(speaker.announce(r)).unwrap();
+    env.rt
+        .block_on(speaker.announce(Route::new(vip6())))
+        .unwrap();
+    assert!(
+        wait_routes(&env.peer, Duration::from_secs(10), |r| has_route(
+            r,
+            &vip4(),
+            "bgp"
+        ) && has_route(
+            r,
+            &vip6(),
+            "bgp"
+        )),
+        "{}\n{}",
+        env.peer.routes().unwrap_or_default(),
+        frr.vtysh("show bgp ipv4 unicast").unwrap_or_default()
+    );
+    let j = frr
+        .vtysh("show bgp ipv4 unicast 10.101.4.0/24 json")
+        .unwrap_or_default();
+    assert!(
+        j.contains("\"locPrf\":250") || j.contains("\"localpref\":250"),
+        "{j}"
+    );
+    assert!(
+        j.contains("\"string\":\"Local\""),
+        "empty AS path on iBGP: {j}"
+    );
+    let routes = env.peer.routes().unwrap();
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("2001:db8:101::/48") && l.contains(&format!("via {SPK_V6}"))),
+        "{routes}"
+    );
+}

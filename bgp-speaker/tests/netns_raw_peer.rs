@@ -326,3 +326,26 @@ fn netns_raw_collision_lower_peer_id_keeps_our_connection() {
     }
     collision([1, 1, 1, 1], false);
 }
+
+/// Dropping every handle stops the session with Cease / Administrative Shutdown.
+#[test]
+fn netns_raw_dropping_the_speaker_sends_cease() {
+    if !require("netns_raw_dropping_the_speaker_sends_cease", &[Need::Netns]) {
+        return;
+    }
+    let env = env("rawdrop");
+    let l = listen_in(&env.peer);
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![peer_config("raw")],
+            listen: None,
+        }))
+        .unwrap();
+    let mut s = accept_established(&l);
+    assert!(wait_established(&env, &speaker, Duration::from_secs(5)));
+    drop(speaker);
+    let n = read_until(&mut s, 3).expect("NOTIFICATION");
+    assert_eq!(&n[..2], &[6, 2]);
+    assert_eq!(&n[3..], b"speaker stopped");
+}
