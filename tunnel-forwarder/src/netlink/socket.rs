@@ -15,6 +15,8 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const BATCH_BYTES: usize = 60 * 1024;
 const RECV_BYTES: usize = 256 * 1024;
+/// One datagram's room in a multi-receive (netlink dumps send at most 32 KiB parts).
+const CHUNK: usize = 64 * 1024;
 
 /// The kernel refused one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,43 +247,49 @@ impl Socket {
         let mut buf = MsgBuf::new();
         build(seq, &mut buf);
         self.send(buf.as_bytes())?;
-        // Bounded: every recv returns data or times out; a dump ends with DONE.
+        // Bounded: every receive returns data or times out; a dump ends with DONE.
+        // recvmmsg: the kernel queues a dump's next part (often the DONE) while the
+        // first is being read, so one call usually takes both.
         loop {
-            let n = self.recv()?;
+            let lens = self.recv_many()?;
             let rbuf = std::mem::take(&mut self.rbuf);
             let mut finished = false;
             let mut result = Ok(());
-            for m in wire::messages(&rbuf[..n]) {
-                let m = match m {
-                    Ok(m) => m,
-                    Err(e) => {
-                        result = Err(e.into());
-                        finished = true;
-                        break;
-                    }
-                };
-                if m.seq != seq {
-                    continue;
-                }
-                match m.ty {
-                    wire::NLMSG_DONE => {
-                        finished = true;
-                        break;
-                    }
-                    wire::NLMSG_ERROR => {
-                        finished = true;
-                        if let Err(e) = parse_ack(&m).and_then(|r| r.map_err(SockError::Kernel)) {
-                            result = Err(e);
-                        }
-                        break;
-                    }
-                    wire::NLMSG_NOOP => {}
-                    _ => {
-                        if let Err(e) = each(&m) {
-                            result = Err(e);
-                        }
-                        if m.flags & wire::NLM_F_MULTI == 0 {
+            'chunks: for (i, n) in lens.iter().enumerate() {
+                let chunk = &rbuf[i * CHUNK..i * CHUNK + n];
+                for m in wire::messages(chunk) {
+                    let m = match m {
+                        Ok(m) => m,
+                        Err(e) => {
+                            result = Err(e.into());
                             finished = true;
+                            break 'chunks;
+                        }
+                    };
+                    if m.seq != seq {
+                        continue;
+                    }
+                    match m.ty {
+                        wire::NLMSG_DONE => {
+                            finished = true;
+                            break 'chunks;
+                        }
+                        wire::NLMSG_ERROR => {
+                            finished = true;
+                            if let Err(e) = parse_ack(&m).and_then(|r| r.map_err(SockError::Kernel))
+                            {
+                                result = Err(e);
+                            }
+                            break 'chunks;
+                        }
+                        wire::NLMSG_NOOP => {}
+                        _ => {
+                            if let Err(e) = each(&m) {
+                                result = Err(e);
+                            }
+                            if m.flags & wire::NLM_F_MULTI == 0 {
+                                finished = true;
+                            }
                         }
                     }
                 }
@@ -291,6 +299,51 @@ impl Socket {
                 return result;
             }
             result?;
+        }
+    }
+
+    /// Receives up to RECV_BYTES / CHUNK datagrams in one call (blocking for the
+    /// first only); returns their lengths, datagram i at `rbuf[i * CHUNK..]`.
+    fn recv_many(&mut self) -> io::Result<Vec<usize>> {
+        let slots = self.rbuf.len() / CHUNK;
+        let mut iov: Vec<libc::iovec> = (0..slots)
+            .map(|i| libc::iovec {
+                // SAFETY: each chunk lies inside rbuf.
+                iov_base: unsafe { self.rbuf.as_mut_ptr().add(i * CHUNK) } as *mut libc::c_void,
+                iov_len: CHUNK,
+            })
+            .collect();
+        // SAFETY: mmsghdr is plain data; zeroed is valid before we fill it.
+        let mut msgs: Vec<libc::mmsghdr> = (0..slots)
+            .map(|i| {
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = &mut iov[i] as *mut libc::iovec;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        loop {
+            // SAFETY: msgs and their iovecs point into rbuf, valid for the call.
+            let n = unsafe {
+                libc::recvmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    slots as libc::c_uint,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            return Ok(msgs[..n as usize]
+                .iter()
+                .map(|m| m.msg_len as usize)
+                .collect());
         }
     }
 }
