@@ -91,6 +91,25 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// Serde for a load where infinity (cannot serve) is `null`, as JSON has no infinity.
+pub mod load_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Infinity and NaN as `null`, anything else as a number.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    /// `null` as infinity.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -317,3 +317,50 @@ mod delayed {
         }
     }
 }
+
+proptest! {
+    /// A recorded timeline (JSON lines of DecisionInput) replays to the same decisions.
+    #[test]
+    fn recorded_timeline_replays_to_the_same_decisions(
+        steps in prop::collection::vec(
+            (prop_oneof![0.0f64..3.0, Just(f64::INFINITY)], 1u64..120,
+             prop::collection::vec(prop::option::of((0.0f64..1.5, 0u64..5000, any::<bool>())), 2)),
+            1..40),
+    ) {
+        use geo_balancer::spill::{DecisionInput, replay};
+        let mut now = Time::from_secs(1_000_000);
+        let mut engine = SpillEngine::new(SpillConfig::default());
+        let mut recorded = String::new();
+        let mut live = Vec::new();
+        for (load, dt, peers) in steps {
+            now = now.plus(Duration::from_secs(dt));
+            let input = DecisionInput {
+                now,
+                local: LocalView { load, capacity: 1000 },
+                peers: peers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, p)| PeerView {
+                        site: SiteId::new(format!("p{k}")),
+                        facts: p.map(|(load, capacity, back)| PeerFacts {
+                            load,
+                            capacity,
+                            spilling_to_us: back,
+                            age: Duration::from_millis(1500),
+                            seq: 3,
+                        }),
+                    })
+                    .collect(),
+            };
+            live.push(engine.decide(input.now, input.local, &input.peers));
+            recorded.push_str(&serde_json::to_string(&input).unwrap_or_default());
+            recorded.push('\n');
+        }
+        let inputs: Vec<DecisionInput> = recorded
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let replayed = replay(SpillConfig::default(), &inputs);
+        prop_assert_eq!(replayed, live);
+    }
+}

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::errors::ConfigError;
 
 /// Thresholds and ramp. Defaults are the seed's thresholds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpillConfig {
     /// Start spilling when local load is above this (seed: 1.1).
     pub start_local: f64,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::SiteId;
 use crate::spill::config::SpillConfig;
@@ -11,19 +11,21 @@ use crate::spill::rule::{Rule, l, lt};
 use crate::time::{Time, human};
 
 /// What the local site knows of itself for one decision.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LocalView {
     /// Director load: (active on local real servers + active on peer tunnels) / healthy
-    /// capacity. `f64::INFINITY` when there is no healthy capacity.
+    /// capacity. `f64::INFINITY` when there is no healthy capacity (`null` in JSON).
+    #[serde(with = "crate::time::load_or_null")]
     pub load: f64,
     /// Healthy capacity in connections (used to size the room of peers).
     pub capacity: u64,
 }
 
 /// What a peer's last valid report says, as the exchange hands it over.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerFacts {
-    /// Its reported load (served load); `f64::INFINITY` when it cannot serve.
+    /// Its reported load (served load); `f64::INFINITY` when it cannot serve (`null`).
+    #[serde(with = "crate::time::load_or_null")]
     pub load: f64,
     /// Its healthy capacity in connections (0 = not reported).
     pub capacity: u64,
@@ -36,12 +38,24 @@ pub struct PeerFacts {
 }
 
 /// A peer as the decision sees it: known (with facts) or unknown.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerView {
     /// The peer site.
     pub site: SiteId,
     /// `None`: no valid report for too long (or never). Unknown is never a target.
     pub facts: Option<PeerFacts>,
+}
+
+/// Everything one decision depends on besides the engine's own state: record these
+/// (JSON lines) and [`crate::spill::replay`] gives the same decisions again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionInput {
+    /// When.
+    pub now: Time,
+    /// The local view.
+    pub local: LocalView,
+    /// Every peer.
+    pub peers: Vec<PeerView>,
 }
 
 /// One peer that receives part of the new connections.

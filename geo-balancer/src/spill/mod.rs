@@ -44,7 +44,8 @@ use crate::time::Time;
 
 pub use config::SpillConfig;
 pub use decision::{
-    LocalView, PeerFacts, PeerVerdict, PeerView, SpillDecision, SpillEvent, SpillTarget,
+    DecisionInput, LocalView, PeerFacts, PeerVerdict, PeerView, SpillDecision, SpillEvent,
+    SpillTarget,
 };
 pub use rule::Rule;
 use share::{room, sanitize, spread};
@@ -259,11 +260,22 @@ impl SpillEngine {
                 capacity: local.capacity,
             },
             config: cfg,
-            total_share: targets.iter().map(|t| t.share).sum(),
+            // `+ 0.0` turns the empty sum (-0.0) into 0.0 for display and JSON.
+            total_share: targets.iter().map(|t| t.share).sum::<f64>() + 0.0,
             target_share: target,
             targets,
             verdicts,
             events,
         }
     }
+}
+
+/// Replays a recorded timeline through a fresh engine: the same inputs give the same
+/// decisions, so a production incident can be re-run on a laptop.
+pub fn replay(cfg: SpillConfig, inputs: &[DecisionInput]) -> Vec<SpillDecision> {
+    let mut engine = SpillEngine::new(cfg);
+    inputs
+        .iter()
+        .map(|i| engine.decide(i.now, i.local, &i.peers))
+        .collect()
 }
