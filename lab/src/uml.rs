@@ -107,6 +107,8 @@ pub struct Topology {
     links: Vec<(Endpoint, Endpoint)>,
     /// (namespace, command run with `ip netns exec ns sh -c`), in order.
     commands: Vec<(String, String)>,
+    /// (namespace, frr.conf) for FRR instances started after the commands.
+    frr: Vec<(String, String)>,
 }
 
 impl Topology {
@@ -175,6 +177,17 @@ impl Topology {
     pub fn cmd(mut self, ns: &str, command: &str) -> Self {
         self = self.node(ns);
         self.commands.push((ns.to_string(), command.to_string()));
+        self
+    }
+
+    /// Runs FRR in `ns`: zebra and bgpd (plus `staticd` when the config has
+    /// `ip route` lines), one instance per namespace with path space `-N NS`, from
+    /// `config` in frr.conf syntax. Read it with [`guest::vtysh`]. Remember
+    /// `no bgp ebgp-requires-policy`, and `no bgp network import-check` where a
+    /// prefix is originated without a route to it.
+    pub fn frr(mut self, ns: &str, config: &str) -> Self {
+        self = self.node(ns);
+        self.frr.push((ns.to_string(), config.to_string()));
         self
     }
 
@@ -644,5 +657,42 @@ mod tests {
             .expect("lab runs");
         out.assert_passed();
         assert!(out.result("ping").is_some());
+    }
+
+    #[test]
+    fn lab_kernel_frr_peers_learn_a_route() {
+        if !crate::require(
+            "lab_kernel_frr_peers_learn_a_route",
+            &[
+                crate::Need::LabKernel,
+                crate::Need::Root,
+                crate::Need::Program("/usr/lib/frr/bgpd"),
+            ],
+        ) {
+            return;
+        }
+        let r1 = "frr defaults traditional\nrouter bgp 65001\n bgp router-id 10.9.0.1\n \
+                  no bgp ebgp-requires-policy\n no bgp network import-check\n \
+                  neighbor 10.9.0.2 remote-as 65002\n address-family ipv4 unicast\n  \
+                  network 10.101.4.0/24\n exit-address-family\n";
+        let r2 = "frr defaults traditional\nrouter bgp 65002\n bgp router-id 10.9.0.2\n \
+                  no bgp ebgp-requires-policy\n neighbor 10.9.0.1 remote-as 65001\n";
+        let out = Lab::new("frr")
+            .topology(
+                Topology::new()
+                    .link("r1", "eth0", "10.9.0.1/24", "r2", "eth0", "10.9.0.2/24")
+                    .frr("r1", r1)
+                    .frr("r2", r2),
+            )
+            .script(
+                "i=0; while [ $i -lt 100 ]; do \
+                   ip -n r2 route show 10.101.4.0/24 | grep -q bgp && break; sleep 0.1; i=$((i+1)); done\n\
+                 ip -n r2 route show 10.101.4.0/24 | grep -q bgp && pass route_learned \"$(ip -n r2 route show 10.101.4.0/24)\" \
+                   || fail route_learned \"$(vtysh -N r2 -c 'show ip bgp summary' 2>&1 | tr '\\n' ' ')\"\n",
+            )
+            .timeout(Duration::from_secs(40))
+            .run()
+            .expect("lab runs");
+        out.assert_passed();
     }
 }

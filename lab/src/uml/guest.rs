@@ -104,6 +104,17 @@ pub fn sh_in(ns: &str, cmd: &str) -> String {
     s
 }
 
+/// `vtysh -N NS -c CMD` for an FRR instance started by [`super::Topology::frr`].
+pub fn vtysh(ns: &str, cmd: &str) -> String {
+    let out = Command::new("vtysh")
+        .args(["-N", ns, "-c", cmd])
+        .output()
+        .unwrap_or_else(|e| panic!("vtysh -N {ns} -c {cmd}: {e}"));
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}
+
 /// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;

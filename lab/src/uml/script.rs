@@ -40,6 +40,22 @@ pub(super) fn topology(t: &Topology) -> String {
     for (ns, cmd) in &t.commands {
         run(format!("ip netns exec {ns} sh -c {}", shell_quote(cmd)));
     }
+    for (ns, conf) in &t.frr {
+        let dir = format!("/run/frr/{ns}");
+        let file = format!("{dir}/frr.conf");
+        run(format!("mkdir -p {dir}"));
+        run(format!("printf '%s\\n' {} > {file}", shell_quote(conf)));
+        run(format!("chown -R frr:frr {dir}"));
+        let mut daemons = vec!["zebra", "bgpd"];
+        if conf.lines().any(|l| l.trim_start().starts_with("ip route")) {
+            daemons.push("staticd");
+        }
+        for d in daemons {
+            run(format!(
+                "ip netns exec {ns} /usr/lib/frr/{d} -d -N {ns} -f {file} -i {dir}/{d}.pid"
+            ));
+        }
+    }
     s
 }
 
@@ -65,7 +81,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
-[ -d /var/tmp/frr ] && mount -t tmpfs frr /var/tmp/frr
+# FRR writes crash logs under /var/tmp/frr: keep them off the host.
+mount -t tmpfs vartmp /var/tmp
 # Watchdog: a stuck scenario still powers the guest off.
 ( sleep {timeout}; echo "FAIL watchdog fired after {timeout} s" >> "$D/results"; sync; poweroff -f ) &
 exec >> "$D/script.log" 2>&1
