@@ -127,7 +127,7 @@ impl ReportScheduler {
         self.last_spilling = spilling;
         self.last_sent = Some(now);
         self.next_due = Some(now.plus(self.jittered()));
-        self.seq = (self.seq + 1).max(now.as_millis());
+        self.seq = self.seq.saturating_add(1).max(now.as_millis());
         let reports = self
             .peers
             .iter()
@@ -183,7 +183,9 @@ impl ReportScheduler {
         self.rng ^= self.rng << 17;
         let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
         let factor = 1.0 + self.cfg.jitter * (2.0 * unit - 1.0);
-        self.cfg.interval.mul_f64(factor.max(0.0))
+        // try_from: an absurd configured interval must not panic the sender.
+        std::time::Duration::try_from_secs_f64(self.cfg.interval.as_secs_f64() * factor.max(0.0))
+            .unwrap_or(self.cfg.interval)
     }
 }
 
