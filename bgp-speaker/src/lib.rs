@@ -11,20 +11,24 @@
 //! anything a peer sends.
 //!
 //! ```text
-//!   daemon ── Speaker / PeerHandle (Clone) ──┐
-//!                                            │ bounded mpsc<Command> per peer
-//!   listener task (optional, passive) ───────┤ (Inbound(TcpStream))
-//!                                            ▼
-//!                    ┌──────────── peer task (peer.rs), one per neighbor ─────┐
-//!                    │  select! { biased; commands, socket read, connect,    │
-//!                    │            socket writable, earliest timer }          │
-//!                    │        │ Input                        ▲ Vec<Output>    │
-//!                    │        ▼                              │                │
-//!                    │   Session (session.rs, sans-IO) ── wire/ (codec+FSM)   │
-//!                    └──────────────────────────┬──────────────────────────────┘
-//!                                               │ TCP (MD5, GTSM)
-//!                                          upstream router
+//!   daemon ── Speaker / PeerHandle (Clone) ───┐
+//!                                             │ bounded mpsc<Command> per peer
+//!   listener task (optional: passive peers ───┤ Inbound(TcpStream): taken, or held as
+//!   and collisions)                           │ a competing connection (RFC 4271 §6.8)
+//!                                             ▼
+//!        ┌──────────────── peer task (peer.rs), one per neighbor ────────────────┐
+//!        │ select! { biased; commands, socket read, connect done,                │
+//!        │           competing connection read, socket writable, next timer }    │
+//!        │          │ Input                              ▲ Vec<Output>            │
+//!        │          ▼                                    │                        │
+//!        │   Session (session.rs, sans-IO) ──uses── wire/ (rustbgpd codec + FSM)  │
+//!        └──────────────────────────────┬─────────────────────────────────────────┘
+//!                                       │ TCP (MD5, GTSM)
+//!                                 upstream router
 //! ```
+//!
+//! A withdraw is one channel send; the peer task encodes the UPDATE and writes it to
+//! the `TCP_NODELAY` socket in the same step (no MRAI timer, no batching).
 //!
 //! Modules: `wire` is the only place that names the codec and FSM crates;
 //! `session` is the state machine (`handle(Input) -> Vec<Output>`, timers as

@@ -16,7 +16,9 @@
 //! FSM leaves to the embedder: automatic restart with exponential backoff and
 //! jitter after the FSM falls to Idle, the RFC 9687 send hold timer, the
 //! Adj-RIB-Out (sent in full on Established and on ROUTE-REFRESH, RFC 2918 §4),
-//! RFC 7606 dispositions of received UPDATEs, and max-prefix.
+//! RFC 7606 dispositions of received UPDATEs, loop detection, max-prefix, and the
+//! RFC 4271 §6.8 collision decision (the driver holds the competing connection;
+//! `Input::Adopt` restarts the FSM on the winner).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;

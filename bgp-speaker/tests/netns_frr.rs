@@ -236,7 +236,8 @@ fn netns_frr_passive_listener_with_md5() {
     let mut p = peer_config("frr");
     p.passive = true;
     p.md5_password = Some("listen-key".into());
-    let listen = format!("{SPK_V4}:179").parse().unwrap();
+    // Dual-stack wildcard as anycastd configures it: IPv4 peer, v4-mapped MD5 key.
+    let listen = "[::]:179".parse().unwrap();
     let speaker = env
         .rt
         .block_on(Speaker::start(SpeakerConfig {

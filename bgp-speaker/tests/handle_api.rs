@@ -1,0 +1,134 @@
+//! The public handle without a real peer: configuration refusals, route checks,
+//! status while the peer is unreachable, and calls after shutdown. Loopback only.
+
+use std::time::Duration;
+
+use bgp_speaker::{
+    ConfigError, PeerConfig, PeerState, Route, Speaker, SpeakerConfig, SpeakerError,
+};
+
+fn unreachable_peer(name: &str) -> PeerConfig {
+    // Nothing listens on 127.0.0.1:1, so every connect is refused at once.
+    let mut p = PeerConfig::new(
+        name,
+        "127.0.0.1".parse().unwrap(),
+        65005,
+        65001,
+        "192.0.2.1".parse().unwrap(),
+    );
+    p.remote_port = 1;
+    p.connect_retry = 1;
+    p
+}
+
+#[tokio::test]
+async fn bad_configuration_is_refused_before_anything_starts() {
+    let mut p = unreachable_peer("a");
+    p.hold_time = 2;
+    let err = Speaker::start(SpeakerConfig {
+        peers: vec![p],
+        listen: None,
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpeakerError::Config(ConfigError::HoldTime { hold_secs: 2, .. })
+        ),
+        "{err}"
+    );
+
+    let mut p = unreachable_peer("b");
+    p.passive = true;
+    let err = Speaker::start(SpeakerConfig {
+        peers: vec![p],
+        listen: None,
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpeakerError::Config(ConfigError::PassiveWithoutListener { .. })
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn routes_of_a_disabled_family_or_wrong_next_hop_are_refused() {
+    let speaker = Speaker::start(SpeakerConfig {
+        peers: vec![unreachable_peer("a")],
+        listen: None,
+    })
+    .await
+    .unwrap();
+    let peer = speaker.peer("a").unwrap().clone();
+    let err = peer
+        .announce(Route::new("2001:db8:101::/48".parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpeakerError::BadRoute { .. }), "{err}");
+    let mut r = Route::new("10.101.4.0/24".parse().unwrap());
+    r.next_hop = Some("2001:db8::1".parse().unwrap());
+    assert!(matches!(
+        peer.announce(r).await,
+        Err(SpeakerError::BadRoute { .. })
+    ));
+    // The speaker-wide announce skips peers without the family instead of failing.
+    speaker
+        .announce(Route::new("2001:db8:101::/48".parse().unwrap()))
+        .await
+        .unwrap();
+    speaker.shutdown("test").await;
+}
+
+#[tokio::test]
+async fn status_reports_an_unreachable_peer_and_keeps_the_routes() {
+    let speaker = Speaker::start(SpeakerConfig {
+        peers: vec![unreachable_peer("a")],
+        listen: None,
+    })
+    .await
+    .unwrap();
+    speaker
+        .announce(Route::new("10.101.4.0/24".parse().unwrap()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = speaker.status().await;
+    assert_eq!(st.len(), 1);
+    assert!(
+        matches!(st[0].state, PeerState::Active | PeerState::Connect),
+        "{:?}",
+        st[0]
+    );
+    assert_eq!(st[0].prefixes_announced, 1);
+    assert_eq!(st[0].uptime, None);
+    assert_eq!(st[0].counters.messages_sent, 0);
+    speaker
+        .withdraw("10.101.4.0/24".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(speaker.status().await[0].prefixes_announced, 0);
+    speaker.shutdown("test").await;
+}
+
+#[tokio::test]
+async fn calls_after_shutdown_say_the_task_stopped() {
+    let speaker = Speaker::start(SpeakerConfig {
+        peers: vec![unreachable_peer("a")],
+        listen: None,
+    })
+    .await
+    .unwrap();
+    let peer = speaker.peers()[0].clone();
+    peer.shutdown("bye").await.unwrap();
+    let err = peer
+        .withdraw("10.101.4.0/24".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err, SpeakerError::Stopped { peer: "a".into() });
+    assert!(speaker.status().await.is_empty());
+}
