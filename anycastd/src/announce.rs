@@ -14,7 +14,9 @@
 //! RFC 8326 GRACEFUL_SHUTDOWN community first so upstream routers move traffic
 //! away before the route disappears.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use geo_balancer::Time;
 
 use crate::status::VipState;
 
@@ -26,7 +28,7 @@ pub enum Output {
     /// Withdraw the prefix now.
     Withdraw,
     /// Call [`Announcer::timer_expired`] at this instant.
-    ArmTimer(Instant),
+    ArmTimer(Time),
 }
 
 /// Whether the site can serve the VIP, with the reason in one sentence.
@@ -39,15 +41,15 @@ pub struct Servable {
 #[derive(Debug, Clone)]
 pub struct Announcer {
     state: VipState,
-    since: Instant,
+    since: Time,
     servable: Servable,
     drain_wait: Duration,
-    drain_deadline: Option<Instant>,
+    drain_deadline: Option<Time>,
 }
 
 impl Announcer {
     /// A VIP starts withdrawn, until the first health verdict says it can serve.
-    pub fn new(now: Instant, drain_wait: Duration) -> Self {
+    pub fn new(now: Time, drain_wait: Duration) -> Self {
         Announcer {
             state: VipState::Withdrawn,
             since: now,
@@ -64,7 +66,7 @@ impl Announcer {
         self.state
     }
 
-    pub fn since(&self) -> Instant {
+    pub fn since(&self) -> Time {
         self.since
     }
 
@@ -85,7 +87,7 @@ impl Announcer {
         }
     }
 
-    fn go(&mut self, now: Instant, to: VipState) {
+    fn go(&mut self, now: Time, to: VipState) {
         if self.state != to {
             self.state = to;
             self.since = now;
@@ -93,7 +95,7 @@ impl Announcer {
     }
 
     /// A new health verdict. Repeating the same verdict changes nothing.
-    pub fn set_servable(&mut self, now: Instant, servable: Servable) -> Vec<Output> {
+    pub fn set_servable(&mut self, now: Time, servable: Servable) -> Vec<Output> {
         let was = self.servable.ok;
         self.servable = servable;
         match (self.state, was, self.servable.ok) {
@@ -117,10 +119,10 @@ impl Announcer {
     }
 
     /// The operator drains this VIP.
-    pub fn drain(&mut self, now: Instant) -> Vec<Output> {
+    pub fn drain(&mut self, now: Time) -> Vec<Output> {
         match self.state {
             VipState::Announced => {
-                let deadline = now + self.drain_wait;
+                let deadline = now.plus(self.drain_wait);
                 self.drain_deadline = Some(deadline);
                 self.go(now, VipState::Draining);
                 vec![
@@ -139,7 +141,7 @@ impl Announcer {
     }
 
     /// The operator undoes a drain.
-    pub fn undrain(&mut self, now: Instant) -> Vec<Output> {
+    pub fn undrain(&mut self, now: Time) -> Vec<Output> {
         if !self.is_drained() {
             return vec![];
         }
@@ -160,8 +162,20 @@ impl Announcer {
         }
     }
 
+    /// The end of a graceful stop: withdraw now if announced (draining or not).
+    pub fn stop(&mut self, now: Time) -> Vec<Output> {
+        self.drain_deadline = None;
+        let announced = matches!(self.state, VipState::Announced | VipState::Draining);
+        self.go(now, VipState::Drained);
+        if announced {
+            vec![Output::Withdraw]
+        } else {
+            vec![]
+        }
+    }
+
     /// A timer armed by [`Output::ArmTimer`] fired. Stale timers are ignored.
-    pub fn timer_expired(&mut self, now: Instant) -> Vec<Output> {
+    pub fn timer_expired(&mut self, now: Time) -> Vec<Output> {
         match self.drain_deadline {
             Some(d) if now >= d && self.state == VipState::Draining => {
                 self.drain_deadline = None;
@@ -195,7 +209,7 @@ mod tests {
 
     #[test]
     fn announce_when_servable_withdraw_at_once_when_not() {
-        let t0 = Instant::now();
+        let t0 = Time::from_secs(1_000);
         let mut a = Announcer::new(t0, WAIT);
         assert_eq!(a.state(), VipState::Withdrawn);
         assert_eq!(
@@ -212,7 +226,7 @@ mod tests {
 
     #[test]
     fn drain_announces_graceful_shutdown_then_withdraws() {
-        let t0 = Instant::now();
+        let t0 = Time::from_secs(1_000);
         let mut a = Announcer::new(t0, WAIT);
         a.set_servable(t0, up());
         let out = a.drain(t0);
@@ -222,16 +236,16 @@ mod tests {
                 Output::Announce {
                     graceful_shutdown: true
                 },
-                Output::ArmTimer(t0 + WAIT)
+                Output::ArmTimer(t0.plus(WAIT))
             ]
         );
         assert_eq!(a.state(), VipState::Draining);
-        assert_eq!(a.timer_expired(t0 + WAIT / 2), vec![], "too early");
-        assert_eq!(a.timer_expired(t0 + WAIT), vec![Output::Withdraw]);
+        assert_eq!(a.timer_expired(t0.plus(WAIT / 2)), vec![], "too early");
+        assert_eq!(a.timer_expired(t0.plus(WAIT)), vec![Output::Withdraw]);
         assert_eq!(a.state(), VipState::Drained);
-        assert_eq!(a.set_servable(t0 + WAIT, up()), vec![], "stays drained");
+        assert_eq!(a.set_servable(t0.plus(WAIT), up()), vec![], "stays drained");
         assert_eq!(
-            a.undrain(t0 + WAIT * 2),
+            a.undrain(t0.plus(WAIT * 2)),
             vec![Output::Announce {
                 graceful_shutdown: false
             }]
@@ -240,19 +254,35 @@ mod tests {
     }
 
     #[test]
+    fn stop_withdraws_what_is_announced_only() {
+        let t0 = Time::from_secs(1_000);
+        let mut a = Announcer::new(t0, WAIT);
+        assert_eq!(a.stop(t0), vec![]);
+        let mut a = Announcer::new(t0, WAIT);
+        a.set_servable(t0, up());
+        a.drain(t0);
+        assert_eq!(a.stop(t0), vec![Output::Withdraw]);
+        assert_eq!(a.timer_expired(t0.plus(WAIT)), vec![]);
+    }
+
+    #[test]
     fn failure_while_draining_withdraws_at_once() {
-        let t0 = Instant::now();
+        let t0 = Time::from_secs(1_000);
         let mut a = Announcer::new(t0, WAIT);
         a.set_servable(t0, up());
         a.drain(t0);
         assert_eq!(a.set_servable(t0, down()), vec![Output::Withdraw]);
         assert_eq!(a.state(), VipState::Drained);
-        assert_eq!(a.timer_expired(t0 + WAIT), vec![], "stale timer ignored");
+        assert_eq!(
+            a.timer_expired(t0.plus(WAIT)),
+            vec![],
+            "stale timer ignored"
+        );
     }
 
     #[test]
     fn undrain_during_drain_restores_normal_attributes() {
-        let t0 = Instant::now();
+        let t0 = Time::from_secs(1_000);
         let mut a = Announcer::new(t0, WAIT);
         a.set_servable(t0, up());
         a.drain(t0);
@@ -262,13 +292,17 @@ mod tests {
                 graceful_shutdown: false
             }]
         );
-        assert_eq!(a.timer_expired(t0 + WAIT), vec![], "drain timer cancelled");
+        assert_eq!(
+            a.timer_expired(t0.plus(WAIT)),
+            vec![],
+            "drain timer cancelled"
+        );
         assert_eq!(a.state(), VipState::Announced);
     }
 
     #[test]
     fn draining_a_withdrawn_vip_keeps_it_down_after_recovery() {
-        let t0 = Instant::now();
+        let t0 = Time::from_secs(1_000);
         let mut a = Announcer::new(t0, WAIT);
         assert_eq!(a.drain(t0), vec![]);
         assert_eq!(a.set_servable(t0, up()), vec![]);
@@ -278,7 +312,7 @@ mod tests {
 
     #[test]
     fn undrain_of_a_dead_vip_withdraws_the_graceful_announcement() {
-        let t0 = Instant::now();
+        let t0 = Time::from_secs(1_000);
         let mut a = Announcer::new(t0, WAIT);
         a.set_servable(t0, up());
         a.drain(t0);

@@ -21,6 +21,9 @@ pub struct Counters {
     pub reconciles: u64,
     pub reconcile_changes: u64,
     pub reconcile_errors: u64,
+    /// Config reloads accepted and refused.
+    pub reloads: u64,
+    pub reload_failures: u64,
 }
 
 fn esc(v: &str) -> String {

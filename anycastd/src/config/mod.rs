@@ -38,12 +38,23 @@ pub struct Site {
     pub tunnel_device: String,
     pub vip_device: String,
     pub shutdown_wait: Duration,
+    /// Where the daemon keeps state across restarts (the data plane's ownership ledger).
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiListen {
     Tcp(SocketAddr),
     Unix(PathBuf),
+}
+
+impl std::fmt::Display for ApiListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiListen::Tcp(a) => write!(f, "{a}"),
+            ApiListen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

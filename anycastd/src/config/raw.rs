@@ -37,6 +37,8 @@ pub struct RawSite {
     pub vip_device: Option<Spanned<String>>,
     #[serde(default)]
     pub shutdown_wait: Option<Spanned<String>>,
+    #[serde(default)]
+    pub state_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

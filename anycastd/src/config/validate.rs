@@ -180,6 +180,17 @@ impl Validator<'_> {
                 "shutdown_wait",
                 Duration::from_secs(5),
             ),
+            state_dir: match &r.state_dir {
+                None => PathBuf::from("/var/lib/anycastd"),
+                Some(d) if !d.get_ref().starts_with('/') => {
+                    self.problem(
+                        d.span(),
+                        format!("state_dir `{}` must be an absolute path", d.get_ref()),
+                    );
+                    PathBuf::from("/var/lib/anycastd")
+                }
+                Some(d) => PathBuf::from(d.get_ref()),
+            },
         }
     }
 

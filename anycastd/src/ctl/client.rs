@@ -40,10 +40,7 @@ trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
 fn show(endpoint: &ApiListen) -> String {
-    match endpoint {
-        ApiListen::Tcp(a) => a.to_string(),
-        ApiListen::Unix(p) => format!("unix:{}", p.display()),
-    }
+    endpoint.to_string()
 }
 
 fn connect(endpoint: &ApiListen) -> std::io::Result<Box<dyn Stream>> {

@@ -1,0 +1,410 @@
+//! The driver: one task owns the [`Site`] and turns its effects into BGP updates,
+//! data-plane requests and load reports; everything else (health checkers, the data
+//! plane worker, the HTTP listeners, signals) feeds it through channels.
+//!
+//! ```text
+//!  checkers ──HealthEvent──┐
+//!  dataplane worker ──Outcome──┤
+//!  local API / reports ──Command──┼──> select! (biased: health first) ──> Site ──> Effects
+//!  ticks (200 ms, stats 1 s, resync 30 s) ┤                                  │
+//!  SIGTERM/SIGINT/SIGHUP ──────────┘          Withdraw/Announce -> bgp-speaker (first)
+//!                                             Reconcile/Stats    -> dataplane worker
+//!                                             SendReports        -> spawned HTTP posts
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bgp_speaker::Speaker;
+use geo_balancer::Time;
+use geo_balancer::exchange::client::{ReportClient, sign_report};
+use geo_balancer::exchange::{SIGNATURE_HEADER, SITE_HEADER};
+use geo_balancer::health::{CheckerHandle, HealthEvent, spawn_checker};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{self, Command, ControllerHandle, LocalListener};
+use crate::config::{self, SiteConfig};
+use crate::dataplane::{self, Worker};
+use crate::mapping;
+use crate::site::{Effect, Site};
+use crate::status::DrainReply;
+
+/// Why the daemon could not start (it exits 1 with this message).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data plane: {0}")]
+    Dataplane(String),
+    #[error("BGP: {0}")]
+    Bgp(#[from] bgp_speaker::SpeakerError),
+    #[error("{0}")]
+    Site(#[from] crate::site::SiteError),
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    site: Site,
+    speaker: Speaker,
+    worker: Worker,
+    checkers: Vec<CheckerHandle>,
+    health_tx: mpsc::Sender<HealthEvent>,
+    http: reqwest::Client,
+    reports: ReportClient,
+}
+
+fn ledger(cfg: &SiteConfig) -> PathBuf {
+    cfg.site
+        .state_dir
+        .join(format!("{}.services", cfg.site.name))
+}
+
+/// Runs the site until SIGTERM or SIGINT.
+pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> {
+    let now = Time::now();
+    let (worker, mut dp_rx) = Worker::start(ledger(&cfg)).map_err(StartError::Dataplane)?;
+    let (site, first) = Site::new(cfg.clone(), now)?;
+    let speaker = Speaker::start(mapping::speaker_config(&cfg)).await?;
+    let (health_tx, mut health_rx) = mpsc::channel(4096);
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(256);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let local = LocalListener::bind(&cfg.api.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            what: "the local API",
+            addr: cfg.api.listen.to_string(),
+            source,
+        })?;
+    let handle = ControllerHandle::new(cmd_tx.clone());
+    let mut stop = stop_rx.clone();
+    tokio::spawn(local.serve(api::local_router(handle.clone()), async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    if !cfg.peers.is_empty() {
+        let l = tokio::net::TcpListener::bind(cfg.exchange.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                what: "the report listener",
+                addr: cfg.exchange.listen.to_string(),
+                source,
+            })?;
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(l, api::report_router(handle))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+    }
+    let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+
+    let mut d = Daemon {
+        config_path: config_path.to_path_buf(),
+        site,
+        speaker,
+        worker,
+        checkers: Vec::new(),
+        health_tx,
+        http: geo_balancer::health::probe::http_client(),
+        reports: ReportClient::new(Duration::from_secs(5)),
+    };
+    d.spawn_checkers();
+    tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
+    d.execute(first).await;
+
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut stats = tokio::time::interval(Duration::from_secs(1));
+    let mut resync = tokio::time::interval(Duration::from_secs(30));
+    for t in [&mut tick, &mut stats, &mut resync] {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    let signal_name = loop {
+        tokio::select! {
+            biased;
+            Some(ev) = health_rx.recv() => {
+                let e = d.site.on_health(ev);
+                d.execute(e).await;
+            }
+            Some(out) = dp_rx.recv() => {
+                let now = Time::now();
+                let e = match out {
+                    dataplane::Outcome::Reconciled(r) => d.site.on_reconciled(now, r),
+                    dataplane::Outcome::Stats(Ok(s)) => d.site.on_stats(now, &s),
+                    dataplane::Outcome::Stats(Err(e)) => {
+                        tracing::warn!(error = %e, "reading IPVS stats failed");
+                        Vec::new()
+                    }
+                };
+                d.execute(e).await;
+            }
+            Some(cmd) = cmd_rx.recv() => d.command(cmd).await,
+            _ = tick.tick() => {
+                let e = d.site.on_tick(Time::now());
+                d.execute(e).await;
+            }
+            _ = stats.tick() => { d.worker.send(dataplane::Request::Stats); }
+            _ = resync.tick() => {
+                let e = d.site.resync(Time::now());
+                d.execute(e).await;
+            }
+            _ = sighup.recv() => d.reload().await,
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+        }
+    };
+    d.graceful_stop(signal_name, &mut health_rx, &mut sigterm, &mut sigint)
+        .await;
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
+impl Daemon {
+    fn spawn_checkers(&mut self) {
+        self.checkers = mapping::checks(self.site.config())
+            .into_iter()
+            .map(|c| spawn_checker(c, self.http.clone(), self.health_tx.clone()))
+            .collect();
+    }
+
+    async fn execute(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Withdraw { vip } => {
+                    let v = &self.site.config().vips[vip];
+                    let (name, prefix) = (v.name.clone(), v.prefix);
+                    // On the wire before anything else, including the log line.
+                    let r = self.speaker.withdraw(prefix).await;
+                    tracing::warn!(vip = %name, %prefix, "withdraw");
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "withdraw failed");
+                    }
+                    self.site.count_announcement(&name, "withdraw");
+                }
+                Effect::WithdrawPrefix(prefix) => {
+                    tracing::warn!(%prefix, "withdraw (no longer configured)");
+                    if let Err(e) = self.speaker.withdraw(prefix).await {
+                        tracing::error!(error = %e, "withdraw failed");
+                    }
+                }
+                Effect::Announce {
+                    vip,
+                    graceful_shutdown,
+                } => {
+                    let cfg = self.site.config();
+                    let v = &cfg.vips[vip];
+                    tracing::info!(vip = %v.name, prefix = %v.prefix, graceful_shutdown, "announce");
+                    for n in &cfg.bgp.neighbors {
+                        let route = mapping::route(v, n, graceful_shutdown);
+                        if let Some(p) = self.speaker.peer(&n.address.to_string())
+                            && let Err(e) = p.announce(route).await
+                        {
+                            tracing::error!(neighbor = %n.address, error = %e, "announce failed");
+                        }
+                    }
+                    let kind = if graceful_shutdown {
+                        "announce_graceful_shutdown"
+                    } else {
+                        "announce"
+                    };
+                    let name = v.name.clone();
+                    self.site.count_announcement(&name, kind);
+                }
+                Effect::Reconcile(desired) => {
+                    self.worker.send(dataplane::Request::Reconcile(desired));
+                }
+                Effect::SendReports(round) => self.send_reports(round),
+            }
+        }
+    }
+
+    fn send_reports(&self, round: geo_balancer::exchange::ReportRound) {
+        for r in round.reports {
+            let Some(peer) = self
+                .site
+                .config()
+                .peers
+                .iter()
+                .find(|p| p.name == r.receiver.as_str())
+            else {
+                continue;
+            };
+            let signed = match sign_report(&r, &peer.key) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(peer = %peer.name, error = %e, "cannot sign report");
+                    continue;
+                }
+            };
+            let (client, url, name) = (self.reports.clone(), peer.url.clone(), peer.name.clone());
+            tokio::spawn(async move {
+                match client.send(&url, &signed).await {
+                    Ok(()) => tracing::debug!(peer = %name, seq = r.seq, "load report sent"),
+                    Err(e) => tracing::warn!(peer = %name, error = %e, "load report not delivered"),
+                }
+            });
+        }
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        let now = Time::now();
+        match cmd {
+            Command::Status(tx) => {
+                let sessions = self.speaker.status().await;
+                let _ = tx.send(self.site.status(now, &sessions));
+            }
+            Command::Metrics(tx) => {
+                let sessions = self.speaker.status().await;
+                let st = self.site.status(now, &sessions);
+                let _ = tx.send(crate::metrics::render(&st, self.site.counters()));
+            }
+            Command::Why(vip, tx) => {
+                let _ = tx.send(self.site.why(&vip));
+            }
+            Command::Drain(vip, tx) => {
+                let r = self.site.drain(now, vip.as_deref());
+                let wait = self.site.config().site.shutdown_wait;
+                let reply = match r {
+                    Ok((names, effects)) => {
+                        tracing::warn!(vips = ?names, "drain requested");
+                        self.execute(effects).await;
+                        Ok(DrainReply {
+                            message: format!(
+                                "draining {}: announced with GRACEFUL_SHUTDOWN now, withdrawn in {}",
+                                names.join(", "),
+                                config::duration::show(wait)
+                            ),
+                            vips: names,
+                        })
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(reply);
+            }
+            Command::Undrain(vip, tx) => {
+                let reply = match self.site.undrain(now, vip.as_deref()) {
+                    Ok((names, effects)) => {
+                        tracing::warn!(vips = ?names, "undrain requested");
+                        self.execute(effects).await;
+                        Ok(DrainReply {
+                            message: format!(
+                                "undrained {}: announced again while servable",
+                                names.join(", ")
+                            ),
+                            vips: names,
+                        })
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(reply);
+            }
+            Command::Report(incoming, tx) => {
+                let header = |name: &str| {
+                    incoming
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.as_str())
+                };
+                let (r, effects) = self.site.on_report(
+                    now,
+                    header(SITE_HEADER),
+                    header(SIGNATURE_HEADER),
+                    &incoming.body,
+                );
+                let _ = tx.send(r);
+                self.execute(effects).await;
+            }
+        }
+    }
+
+    async fn reload(&mut self) {
+        let new = match config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                for p in &e.problems {
+                    tracing::error!(file = %p.file.display(), line = p.line, reason = %p.reason, "reload refused: the running config stays in force");
+                }
+                self.site.count_reload(false);
+                return;
+            }
+        };
+        if &new == self.site.config() {
+            tracing::info!("reload: config unchanged");
+            return;
+        }
+        let bgp_changed = new.bgp != self.site.config().bgp;
+        let checks_changed = mapping::checks(&new) != mapping::checks(self.site.config());
+        let effects = match self.site.reload(new, Time::now()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: the running config stays in force");
+                self.site.count_reload(false);
+                return;
+            }
+        };
+        self.execute(effects).await;
+        if bgp_changed {
+            tracing::warn!("reload: BGP settings changed; restarting sessions");
+            self.speaker
+                .shutdown("anycastd reload: BGP settings changed")
+                .await;
+            match Speaker::start(mapping::speaker_config(self.site.config())).await {
+                Ok(s) => self.speaker = s,
+                Err(e) => tracing::error!(error = %e, "BGP restart failed"),
+            }
+            let again = self.site.announced_effects();
+            self.execute(again).await;
+        }
+        if checks_changed {
+            self.spawn_checkers();
+        }
+        self.site.count_reload(true);
+        tracing::info!("reload: new config in force");
+    }
+
+    async fn graceful_stop(
+        &mut self,
+        signal_name: &str,
+        health_rx: &mut mpsc::Receiver<HealthEvent>,
+        sigterm: &mut tokio::signal::unix::Signal,
+        sigint: &mut tokio::signal::unix::Signal,
+    ) {
+        let wait = self.site.config().site.shutdown_wait;
+        tracing::warn!(signal = signal_name, wait = ?wait, "stopping: announcing GRACEFUL_SHUTDOWN, then withdrawing");
+        if let Ok((_, effects)) = self.site.drain(Time::now(), None) {
+            self.execute(effects).await;
+        }
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                biased;
+                Some(ev) = health_rx.recv() => {
+                    let e = self.site.on_health(ev);
+                    self.execute(e).await;
+                }
+                _ = &mut deadline => break,
+                _ = sigterm.recv() => { tracing::warn!("second signal: withdrawing now"); break }
+                _ = sigint.recv() => { tracing::warn!("second signal: withdrawing now"); break }
+            }
+        }
+        self.checkers.clear();
+        let e = self.site.withdraw_all(Time::now());
+        self.execute(e).await;
+        self.speaker
+            .shutdown(&format!("anycastd stopping ({signal_name})"))
+            .await;
+        tracing::warn!("stopped; the data plane stays in place so running connections finish");
+    }
+}

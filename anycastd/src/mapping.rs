@@ -1,0 +1,393 @@
+//! From the site config to the three libraries' own configs and desired states. Pure
+//! functions: the controller calls them, tests check them without any I/O.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bgp_speaker::{PeerConfig, Route, SpeakerConfig};
+use geo_balancer::exchange::ExchangeConfig;
+use geo_balancer::health::{CheckConfig, CheckKind as GbCheckKind, VipConfig};
+use geo_balancer::weights::Plan;
+use geo_balancer::{ServerId, SiteId, SpillConfig};
+use tunnel_forwarder as tf;
+
+use crate::config::{self, CheckKind, Method, Neighbor, Protocol, SiteConfig, Vip};
+
+/// First firewall mark of the loop guard; service `n` (counted over all VIPs, from 0)
+/// gets `MARK_BASE + n`. Documented in docs/configuration.md.
+pub const MARK_BASE: u32 = 0x4143_0001;
+
+/// Where a real server sits in the config: (vip, service, real server) indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerAt {
+    pub vip: usize,
+    pub service: usize,
+    pub server: usize,
+}
+
+/// The id health checks and load samples use for a real server of a service:
+/// `web/tcp80/10.101.5.11:80`.
+pub fn server_id(vip: &Vip, svc: &config::Service, rs: &config::RealServer) -> ServerId {
+    let addr = SocketAddr::new(rs.address, rs.port);
+    ServerId::new(format!(
+        "{}/{}{}/{}",
+        vip.name,
+        svc.protocol.as_str(),
+        svc.port,
+        addr
+    ))
+}
+
+/// Every real server with its place and id, in config order.
+pub fn servers(cfg: &SiteConfig) -> Vec<(ServerAt, ServerId)> {
+    let mut out = Vec::new();
+    for (vi, vip) in cfg.vips.iter().enumerate() {
+        for (si, svc) in vip.services.iter().enumerate() {
+            for (ri, rs) in svc.real_servers.iter().enumerate() {
+                out.push((
+                    ServerAt {
+                        vip: vi,
+                        service: si,
+                        server: ri,
+                    },
+                    server_id(vip, svc, rs),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The speaker's neighbors.
+pub fn speaker_config(cfg: &SiteConfig) -> SpeakerConfig {
+    let peers = cfg
+        .bgp
+        .neighbors
+        .iter()
+        .map(|n| neighbor_config(cfg, n))
+        .collect();
+    SpeakerConfig {
+        peers,
+        listen: cfg
+            .bgp
+            .listen
+            .then(|| SocketAddr::new(IpAddr::from([0u8; 16]), 179)),
+    }
+}
+
+fn neighbor_config(cfg: &SiteConfig, n: &Neighbor) -> PeerConfig {
+    let mut p = PeerConfig::new(
+        n.address.to_string(),
+        n.address,
+        cfg.bgp.asn,
+        n.remote_asn,
+        cfg.bgp.router_id,
+    );
+    p.local_addr = n.local_address;
+    p.hold_time = n.hold_time;
+    p.connect_retry = n.connect_retry;
+    p.md5_password = n.password.clone();
+    p.ttl_security_hops = n.ttl_security;
+    p.passive = n.passive;
+    p.ipv6_unicast = cfg.vips.iter().any(|v| v.prefix.addr().is_ipv6()) || n.address.is_ipv6();
+    p.ipv4_unicast = cfg.vips.iter().any(|v| v.prefix.addr().is_ipv4()) || n.address.is_ipv4();
+    p.next_hop_v4 = match n.next_hop {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    };
+    p.next_hop_v6 = match n.next_hop_v6 {
+        Some(IpAddr::V6(a)) => Some(a),
+        _ => None,
+    };
+    p.max_prefix = n.max_prefixes.map(|limit| bgp_speaker::MaxPrefix {
+        limit,
+        action: match n.max_prefixes_action {
+            config::MaxPrefixAction::Warn => bgp_speaker::MaxPrefixAction::Warn,
+            config::MaxPrefixAction::Teardown => bgp_speaker::MaxPrefixAction::Teardown {
+                hold_off: Duration::from_secs(300),
+            },
+        },
+    });
+    p
+}
+
+/// The route a VIP is announced with to one neighbor.
+pub fn route(vip: &Vip, n: &Neighbor, graceful_shutdown: bool) -> Route {
+    let mut r = Route::new(vip.prefix);
+    r.med = n.med;
+    r.local_pref = n.local_pref;
+    r.as_path_prepend = n.prepend;
+    r.communities = n
+        .communities
+        .iter()
+        .map(|(a, v)| (u32::from(*a) << 16) | u32::from(*v))
+        .collect();
+    r.large_communities = n.large_communities.clone();
+    r.graceful_shutdown = graceful_shutdown;
+    r
+}
+
+/// The health check of each real server.
+pub fn checks(cfg: &SiteConfig) -> Vec<CheckConfig> {
+    servers(cfg)
+        .into_iter()
+        .map(|(at, id)| {
+            let rs = &cfg.vips[at.vip].services[at.service].real_servers[at.server];
+            let c = &rs.check;
+            CheckConfig {
+                server: id,
+                kind: match &c.kind {
+                    CheckKind::Tcp => GbCheckKind::Tcp,
+                    CheckKind::Http {
+                        path,
+                        expect_status,
+                        https,
+                    } => GbCheckKind::Http {
+                        path: path.clone(),
+                        expect_status: *expect_status,
+                        https: *https,
+                    },
+                    CheckKind::Command { argv } => GbCheckKind::Command { argv: argv.clone() },
+                },
+                addr: SocketAddr::new(rs.address, c.port),
+                interval: c.interval,
+                timeout: c.timeout,
+                rise: c.rise,
+                fall: c.fall,
+                fast_detect: c.fast_detect,
+            }
+        })
+        .collect()
+}
+
+/// Servability parameters of a VIP.
+pub fn vip_config(vip: &Vip) -> VipConfig {
+    VipConfig {
+        min_up: vip.min_up as usize,
+        hold_down: vip.hold_down,
+        ..VipConfig::default()
+    }
+}
+
+/// The spill rule's thresholds; the ramp's period is the exchange interval.
+pub fn spill_config(cfg: &SiteConfig) -> SpillConfig {
+    let s = &cfg.spill;
+    let mut c = SpillConfig {
+        start_local: s.start_local_above,
+        stop_local: s.stop_local_at_or_below,
+        start_remote: s.remote_below,
+        stop_remote: s.stop_remote_above,
+        max_step: s.step,
+        step_period: cfg.exchange.interval,
+        max_share: s.max_share,
+        ..SpillConfig::default()
+    };
+    // Aim a little below full, but always between the thresholds.
+    c.target_local = (0.95 * c.stop_local).clamp(c.start_remote + f64::EPSILON, c.stop_local);
+    c
+}
+
+/// The exchange parameters.
+pub fn exchange_config(cfg: &SiteConfig) -> ExchangeConfig {
+    let e = &cfg.exchange;
+    ExchangeConfig {
+        interval: e.interval,
+        jitter: e.jitter,
+        stale_after_periods: e.stale_after_periods,
+        max_clock_skew: e.max_clock_skew,
+        ..ExchangeConfig::new(SiteId::new(cfg.site.name.clone()))
+    }
+}
+
+/// Peer sites with their keys, for the exchange.
+pub fn peer_keys(cfg: &SiteConfig) -> Vec<(SiteId, Vec<u8>)> {
+    cfg.peers
+        .iter()
+        .map(|p| (SiteId::new(p.name.clone()), p.key.clone()))
+        .collect()
+}
+
+/// Weights of one service, from a weight plan; `None` while no plan exists yet
+/// (every real server then gets its configured weight and peers 0).
+pub type Weights<'a> = Option<&'a Plan>;
+
+fn forward(m: Method) -> tf::Forward {
+    match m {
+        Method::Dr => tf::Forward::DirectRoute,
+        Method::Nat => tf::Forward::Nat,
+        Method::Tun => tf::Forward::Tunnel,
+    }
+}
+
+/// What the kernel of this director should hold. `plans[v][s]` are the weights of
+/// service `s` of VIP `v` (see [`geo_balancer::weights::plan`]).
+pub fn desired_state(cfg: &SiteConfig, plans: &[Vec<Option<Plan>>]) -> tf::DesiredState {
+    let mut mark = MARK_BASE;
+    let mut vips = Vec::new();
+    for (vi, vip) in cfg.vips.iter().enumerate() {
+        let mut services = Vec::new();
+        for (si, svc) in vip.services.iter().enumerate() {
+            let plan = plans
+                .get(vi)
+                .and_then(|p| p.get(si))
+                .and_then(|p| p.as_ref());
+            let weight_in = |list: Option<&Vec<(ServerId, u32)>>, id: &ServerId| {
+                list.and_then(|l| l.iter().find(|(s, _)| s == id))
+                    .map_or(0, |(_, w)| *w)
+            };
+            let dests = |list: Option<&Vec<(ServerId, u32)>>| -> Vec<tf::Dest> {
+                svc.real_servers
+                    .iter()
+                    .map(|rs| {
+                        let w = weight_in(list, &server_id(vip, svc, rs));
+                        tf::Dest::new(rs.address, rs.port, forward(rs.method), w)
+                    })
+                    .collect()
+            };
+            let local = dests(plan.map(|p| &p.local));
+            let tunnel_in_dests = dests(plan.map(|p| &p.tunnel_in));
+            let peers = cfg
+                .peers
+                .iter()
+                .map(|p| tf::Peer {
+                    addr: p.tunnel_endpoint,
+                    weight: plan
+                        .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
+                        .map_or(0, |(_, w)| *w),
+                })
+                .collect();
+            let tunnel_in =
+                (!cfg.peers.is_empty() && vip.address.is_ipv4()).then_some(tf::TunnelIn {
+                    mark,
+                    dests: tunnel_in_dests,
+                });
+            mark += 1;
+            services.push(tf::VipService {
+                protocol: match svc.protocol {
+                    Protocol::Tcp => tf::Protocol::Tcp,
+                    Protocol::Udp => tf::Protocol::Udp,
+                },
+                port: svc.port,
+                config: tf::ServiceConfig {
+                    scheduler: svc.scheduler.clone(),
+                    persistence: svc.persistence.map(|d| tf::Persistence {
+                        timeout: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+                        netmask_len: 32,
+                    }),
+                    ..tf::ServiceConfig::default()
+                },
+                local,
+                peers,
+                tunnel_in,
+            });
+        }
+        vips.push(tf::Vip {
+            addr: vip.address,
+            device: if cfg.site.vip_device == "lo" {
+                tf::VipDevice::Loopback
+            } else {
+                tf::VipDevice::Dummy(cfg.site.vip_device.clone())
+            },
+            services,
+        });
+    }
+    tf::DesiredState {
+        vips,
+        tunnel: (!cfg.peers.is_empty()).then(|| tf::TunnelDevice {
+            name: cfg.site.tunnel_device.clone(),
+            local: cfg.site.address,
+        }),
+        ..tf::DesiredState::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg() -> SiteConfig {
+        crate::config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/idc1.toml"
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_library_accepts_what_the_config_maps_to() {
+        let c = cfg();
+        speaker_config(&c).validate().unwrap();
+        spill_config(&c).validate().unwrap();
+        exchange_config(&c).validate().unwrap();
+        for ch in checks(&c) {
+            ch.validate().unwrap();
+        }
+        desired_state(&c, &[]).compile().unwrap();
+    }
+
+    #[test]
+    fn servers_are_named_by_vip_service_and_address() {
+        let ids: Vec<String> = servers(&cfg())
+            .iter()
+            .map(|(_, id)| id.to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            ["web/tcp80/10.101.5.11:80", "web/tcp80/10.101.5.12:80"]
+        );
+    }
+
+    #[test]
+    fn without_a_plan_nothing_gets_traffic_and_peers_are_tunnels_at_weight_0() {
+        let d = desired_state(&cfg(), &[]);
+        let svc = &d.vips[0].services[0];
+        assert!(
+            svc.local
+                .iter()
+                .all(|x| x.weight == 0 && x.forward == tf::Forward::DirectRoute)
+        );
+        assert_eq!(
+            svc.peers,
+            vec![tf::Peer {
+                addr: "10.101.2.2".parse().unwrap(),
+                weight: 0
+            }]
+        );
+        assert_eq!(svc.tunnel_in.as_ref().map(|t| t.mark), Some(MARK_BASE));
+        assert_eq!(d.tunnel.as_ref().unwrap().name, "tunl0");
+    }
+
+    #[test]
+    fn a_plan_sets_local_and_peer_weights() {
+        let c = cfg();
+        let plan = Plan {
+            local: vec![
+                (ServerId::new("web/tcp80/10.101.5.11:80"), 800),
+                (ServerId::new("web/tcp80/10.101.5.12:80"), 0),
+            ],
+            peers: vec![(SiteId::new("idc2"), 200)],
+            tunnel_in: vec![(ServerId::new("web/tcp80/10.101.5.11:80"), 1)],
+        };
+        let d = desired_state(&c, &[vec![Some(plan)]]);
+        let svc = &d.vips[0].services[0];
+        assert_eq!(svc.local[0].weight, 800);
+        assert_eq!(svc.local[1].weight, 0);
+        assert_eq!(svc.peers[0].weight, 200);
+        let tin = svc.tunnel_in.as_ref().unwrap();
+        assert_eq!((tin.dests[0].weight, tin.dests[1].weight), (1, 0));
+    }
+
+    #[test]
+    fn graceful_shutdown_and_neighbor_attributes_go_on_the_route() {
+        let c = cfg();
+        let mut n = c.bgp.neighbors[0].clone();
+        n.communities = vec![(65000, 100)];
+        n.prepend = 2;
+        let r = route(&c.vips[0], &n, true);
+        assert!(r.graceful_shutdown);
+        assert_eq!(r.communities, vec![(65000 << 16) | 100]);
+        assert_eq!(r.as_path_prepend, 2);
+        assert_eq!(r.prefix.to_string(), "10.101.4.0/24");
+    }
+}

@@ -1,0 +1,302 @@
+//! `anycastd check`: what the daemon would do with a config, without doing any of it.
+
+use std::fmt::Write as _;
+
+use geo_balancer::SiteId;
+use geo_balancer::weights::{self, LocalServer};
+
+use crate::config::{self, SiteConfig};
+use crate::mapping;
+
+/// The plan as text: BGP announcements, the data plane (as `ip`/`ipvsadm`/`tc`
+/// equivalents), health checks and the load exchange.
+pub fn render(cfg: &SiteConfig) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "site {} (director {}), AS {}, router id {}",
+        cfg.site.name, cfg.site.address, cfg.bgp.asn, cfg.bgp.router_id
+    );
+
+    let _ = writeln!(o, "\nBGP");
+    for n in &cfg.bgp.neighbors {
+        let kind = if n.is_ibgp(cfg.bgp.asn) {
+            "iBGP"
+        } else {
+            "eBGP"
+        };
+        let mut extra = Vec::new();
+        if n.password.is_some() {
+            extra.push("TCP-MD5".to_string());
+        }
+        if let Some(h) = n.ttl_security {
+            extra.push(format!("GTSM {h} hop(s)"));
+        }
+        if n.passive {
+            extra.push("passive".to_string());
+        }
+        let _ = writeln!(
+            o,
+            "  neighbor {} AS {} ({kind}), hold {}s, connect-retry {}s{}",
+            n.address,
+            n.remote_asn,
+            n.hold_time,
+            n.connect_retry,
+            if extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", extra.join(", "))
+            }
+        );
+        for v in &cfg.vips {
+            let r = mapping::route(v, n, false);
+            let mut attrs = vec![format!(
+                "as-path {}",
+                std::iter::repeat_n(cfg.bgp.asn.to_string(), 1 + usize::from(r.as_path_prepend))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )];
+            attrs.push(match n.next_hop {
+                Some(nh) => format!("next-hop {nh}"),
+                None => "next-hop self".to_string(),
+            });
+            if let Some(m) = r.med {
+                attrs.push(format!("med {m}"));
+            }
+            if !r.communities.is_empty() {
+                attrs.push(format!(
+                    "communities {}",
+                    r.communities
+                        .iter()
+                        .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+            }
+            let _ = writeln!(
+                o,
+                "    announce {} ({}) while at least {} real server(s) of vip {} are up; withdraw at once otherwise",
+                v.prefix,
+                attrs.join(", "),
+                v.min_up,
+                v.name
+            );
+        }
+    }
+
+    let _ = writeln!(
+        o,
+        "\nData plane (reconciled through netlink; shown as the equivalent commands)"
+    );
+    let plans: Vec<Vec<Option<weights::Plan>>> = cfg
+        .vips
+        .iter()
+        .map(|vip| {
+            vip.services
+                .iter()
+                .map(|svc| {
+                    let local: Vec<LocalServer> = svc
+                        .real_servers
+                        .iter()
+                        .map(|rs| LocalServer {
+                            server: mapping::server_id(vip, svc, rs),
+                            up: true,
+                            weight: rs.weight,
+                        })
+                        .collect();
+                    let peers: Vec<SiteId> = cfg
+                        .peers
+                        .iter()
+                        .map(|p| SiteId::new(p.name.clone()))
+                        .collect();
+                    Some(weights::plan(&local, &peers, &[]))
+                })
+                .collect()
+        })
+        .collect();
+    let d = mapping::desired_state(cfg, &plans);
+    if let Some(t) = &d.tunnel {
+        let _ = writeln!(
+            o,
+            "  ip link add {} type ipip local {}   (receives connections spilled here)",
+            t.name, t.local
+        );
+        let _ = writeln!(o, "  sysctl net.ipv4.conf.{}.rp_filter=0", t.name);
+    }
+    if d.ip_forward {
+        let _ = writeln!(o, "  sysctl net.ipv4.ip_forward=1");
+    }
+    for v in &d.vips {
+        let _ = writeln!(
+            o,
+            "  ip addr add {}/{} dev {}",
+            v.addr,
+            if v.addr.is_ipv4() { 32 } else { 128 },
+            v.device.name()
+        );
+    }
+    match d.compile() {
+        Ok(target) => {
+            for spec in target.services.values() {
+                let _ = writeln!(o, "  ipvsadm -A {}", spec.ipvsadm_args());
+                for dest in spec.dests.values() {
+                    let peer = cfg
+                        .peers
+                        .iter()
+                        .find(|p| std::net::IpAddr::V4(p.tunnel_endpoint) == dest.addr);
+                    let note = match peer {
+                        Some(p) => format!(
+                            "   (peer site {}: weight set by the spill decision)",
+                            p.name
+                        ),
+                        None => String::new(),
+                    };
+                    let _ = writeln!(
+                        o,
+                        "  ipvsadm -a {} {}{note}",
+                        spec.key.ipvsadm(),
+                        dest_args(dest)
+                    );
+                }
+            }
+            for m in &target.marks {
+                let _ = writeln!(
+                    o,
+                    "  tc filter add dev {} ingress prio {} u32 match ip dst {}/32 match ip protocol {} 0xff match ip dport {} 0xffff action skbedit mark {}   (loop guard)",
+                    d.tunnel.as_ref().map_or("tunl0", |t| t.name.as_str()),
+                    target.filter_prio,
+                    m.dst,
+                    m.protocol.number(),
+                    m.port,
+                    m.mark
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(o, "  ERROR: the data plane would be refused: {e}");
+        }
+    }
+
+    let _ = writeln!(o, "\nHealth checks");
+    for c in mapping::checks(cfg) {
+        let kind = match &c.kind {
+            geo_balancer::health::CheckKind::Tcp => "tcp connect".to_string(),
+            geo_balancer::health::CheckKind::Http {
+                path,
+                expect_status,
+                https,
+            } => {
+                format!(
+                    "{} GET {path} expecting {expect_status}",
+                    if *https { "https" } else { "http" }
+                )
+            }
+            geo_balancer::health::CheckKind::Command { argv } => {
+                format!("command {}", argv.join(" "))
+            }
+        };
+        let _ = writeln!(
+            o,
+            "  {} ({}): {kind} every {} (timeout {}), rise {} fall {}{}",
+            c.server,
+            c.addr,
+            config::duration::show(c.interval),
+            config::duration::show(c.timeout),
+            c.rise,
+            c.fall,
+            if c.fast_detect {
+                ", idle-connection fast failure detection"
+            } else {
+                ""
+            }
+        );
+    }
+
+    let _ = writeln!(o, "\nLoad exchange");
+    if cfg.peers.is_empty() {
+        let _ = writeln!(o, "  no peer sites: this site never spills");
+    } else {
+        let e = &cfg.exchange;
+        let _ = writeln!(
+            o,
+            "  listen {} ; report every {} (jitter {:.0}%), peer unknown after {} periods",
+            e.listen,
+            config::duration::show(e.interval),
+            e.jitter * 100.0,
+            e.stale_after_periods
+        );
+        for p in &cfg.peers {
+            let _ = writeln!(
+                o,
+                "  peer {} at {} (tunnel to {}), HMAC-SHA256 key of {} bytes",
+                p.name,
+                p.url,
+                p.tunnel_endpoint,
+                p.key.len()
+            );
+        }
+        let s = &cfg.spill;
+        let _ = writeln!(
+            o,
+            "  spill {}: start when local > {:.2} and peer < {:.2}; stop to a peer above {:.2}; stop all at local <= {:.2}; at most {:.0}% of new connections, changing by {:.0} points per period",
+            if s.enabled { "on" } else { "OFF" },
+            s.start_local_above,
+            s.remote_below,
+            s.stop_remote_above,
+            s.stop_local_at_or_below,
+            s.max_share * 100.0,
+            s.step * 100.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nLocal API on {}; state in {}",
+        cfg.api.listen,
+        cfg.site.state_dir.display()
+    );
+    o
+}
+
+fn dest_args(d: &tunnel_forwarder::Dest) -> String {
+    let flag = match d.forward {
+        tunnel_forwarder::Forward::Nat => "-m",
+        tunnel_forwarder::Forward::DirectRoute => "-g",
+        tunnel_forwarder::Forward::Tunnel => "-i",
+    };
+    let addr = match d.addr {
+        std::net::IpAddr::V4(a) => format!("{a}:{}", d.port),
+        std::net::IpAddr::V6(a) => format!("[{a}]:{}", d.port),
+    };
+    format!("-r {addr} {flag} -w {}", d.weight)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_plan_of_the_lab_site_names_every_object() {
+        let cfg = crate::config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/idc1.toml"
+        )))
+        .unwrap();
+        let plan = super::render(&cfg);
+        for want in [
+            "site idc1 (director 10.101.1.2), AS 5",
+            "neighbor 10.101.1.1 AS 1 (eBGP), hold 9s",
+            "announce 10.101.4.0/24 (as-path 5, next-hop self) while at least 1 real server(s) of vip web are up",
+            "ip link add tunl0 type ipip local 10.101.1.2",
+            "ip addr add 10.101.4.1/32 dev lo",
+            "ipvsadm -A -t 10.101.4.1:80 -s wlc",
+            "ipvsadm -a -t 10.101.4.1:80 -r 10.101.2.2:80 -i -w 0   (peer site idc2",
+            "ipvsadm -a -f 1094909953 -r 10.101.5.11:80 -g -w",
+            "match ip dst 10.101.4.1/32 match ip protocol 6 0xff match ip dport 80 0xffff action skbedit mark 1094909953",
+            "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 2s (timeout 1s), rise 2 fall 3",
+            "peer idc2 at http://10.101.2.2:9181/v1/report (tunnel to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
+            "spill on: start when local > 1.10 and peer < 0.70",
+        ] {
+            assert!(plan.contains(want), "missing `{want}` in\n{plan}");
+        }
+    }
+}

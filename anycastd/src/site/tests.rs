@@ -1,0 +1,327 @@
+//! The site core over a virtual clock: inputs in, effects out.
+
+use std::path::Path;
+use std::time::Duration;
+
+use geo_balancer::exchange::LoadReport;
+use geo_balancer::exchange::client::sign_report;
+use geo_balancer::health::{HealthEvent, ProbeOutcome, ProbeSource};
+use geo_balancer::{ProbeError, ServerId, SiteId, Time};
+use tunnel_forwarder as tf;
+
+use super::{Effect, Site};
+use crate::status::VipState;
+
+const T0: Time = Time(1_800_000_000_000);
+
+fn at(secs: u64) -> Time {
+    T0.plus(Duration::from_secs(secs))
+}
+
+fn config() -> crate::config::SiteConfig {
+    let mut c = crate::config::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/idc1.toml"
+    )))
+    .unwrap();
+    c.exchange.interval = Duration::from_secs(2);
+    c
+}
+
+const RS1: &str = "web/tcp80/10.101.5.11:80";
+const RS2: &str = "web/tcp80/10.101.5.12:80";
+
+fn probe(site: &mut Site, server: &str, t: Time, outcome: ProbeOutcome) -> Vec<Effect> {
+    site.on_health(HealthEvent {
+        server: ServerId::new(server),
+        at: t,
+        source: ProbeSource::Periodic,
+        outcome,
+    })
+}
+
+fn refused() -> ProbeOutcome {
+    ProbeOutcome::HardFailure(ProbeError::Refused {
+        addr: "10.101.5.11:80".parse().unwrap(),
+    })
+}
+
+/// A site with the data plane in place and both servers up (rise 2).
+fn serving() -> Site {
+    let (mut site, first) = Site::new(config(), T0).unwrap();
+    assert!(
+        matches!(first.first(), Some(Effect::Reconcile(_))),
+        "{first:?}"
+    );
+    site.on_reconciled(T0, Ok(7));
+    for rs in [RS1, RS2] {
+        probe(&mut site, rs, T0, ProbeOutcome::Success);
+        probe(&mut site, rs, at(2), ProbeOutcome::Success);
+    }
+    assert_eq!(site.vips[0].announcer.state(), VipState::Announced);
+    site
+}
+
+fn has(effects: &[Effect], want: &Effect) -> bool {
+    effects.iter().any(|e| e == want)
+}
+
+#[test]
+fn nothing_is_announced_before_the_data_plane_and_a_healthy_server() {
+    let (mut site, _) = Site::new(config(), T0).unwrap();
+    let e = probe(&mut site, RS1, T0, ProbeOutcome::Success);
+    let e2 = probe(&mut site, RS1, at(2), ProbeOutcome::Success);
+    assert!(
+        !e.iter()
+            .chain(&e2)
+            .any(|e| matches!(e, Effect::Announce { .. }))
+    );
+    let e = site.on_reconciled(at(2), Ok(5));
+    assert_eq!(
+        e[0],
+        Effect::Announce {
+            vip: 0,
+            graceful_shutdown: false
+        },
+        "{e:?}"
+    );
+}
+
+#[test]
+fn losing_the_last_server_withdraws_first_thing() {
+    let mut site = serving();
+    probe(&mut site, RS1, at(3), refused());
+    let e = probe(&mut site, RS2, at(3), refused());
+    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: 0 }), "{e:?}");
+    // And the dead servers get weight 0 in the kernel.
+    let Some(Effect::Reconcile(d)) = e.iter().find(|e| matches!(e, Effect::Reconcile(_))) else {
+        panic!("no reconcile in {e:?}");
+    };
+    assert!(d.vips[0].services[0].local.iter().all(|x| x.weight == 0));
+    assert_eq!(site.status(at(3), &[]).vips[0].state, VipState::Withdrawn);
+}
+
+#[test]
+fn a_failed_reconcile_withdraws_the_vip() {
+    let mut site = serving();
+    let e = site.on_reconciled(at(3), Err("kernel module ip_vs is missing".into()));
+    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: 0 }));
+    let st = site.status(at(3), &[]);
+    assert!(!st.dataplane.ok);
+    assert!(
+        st.vips[0].reason.contains("data plane"),
+        "{}",
+        st.vips[0].reason
+    );
+}
+
+#[test]
+fn drain_then_undrain() {
+    let mut site = serving();
+    let (names, e) = site.drain(at(3), Some("web")).unwrap();
+    assert_eq!(names, ["web"]);
+    assert_eq!(
+        e,
+        vec![Effect::Announce {
+            vip: 0,
+            graceful_shutdown: true
+        }]
+    );
+    assert!(!has(&site.on_tick(at(4)), &Effect::Withdraw { vip: 0 }));
+    let e = site.on_tick(at(3 + 5));
+    assert!(has(&e, &Effect::Withdraw { vip: 0 }), "{e:?}");
+    assert_eq!(site.status(at(9), &[]).vips[0].state, VipState::Drained);
+    let (_, e) = site.undrain(at(10), None).unwrap();
+    assert_eq!(
+        e,
+        vec![Effect::Announce {
+            vip: 0,
+            graceful_shutdown: false
+        }]
+    );
+    assert_eq!(
+        site.drain(at(10), Some("mail")).unwrap_err(),
+        "no VIP named `mail` (known: web)"
+    );
+}
+
+#[test]
+fn withdraw_all_at_shutdown() {
+    let mut site = serving();
+    assert_eq!(site.withdraw_all(at(5)), vec![Effect::Withdraw { vip: 0 }]);
+    assert_eq!(site.withdraw_all(at(6)), vec![]);
+}
+
+fn report(load: f64, seq: u64, ts: Time) -> LoadReport {
+    LoadReport {
+        version: 1,
+        sender: SiteId::new("idc2"),
+        receiver: SiteId::new("idc1"),
+        seq,
+        timestamp: ts.as_millis(),
+        load: Some(load),
+        director_load: Some(load),
+        capacity: 200,
+        active: (load * 200.0) as u64,
+        spilling_to: vec![],
+        spill_share: 0.0,
+    }
+}
+
+fn deliver(
+    site: &mut Site,
+    r: &LoadReport,
+    key: &[u8],
+    now: Time,
+) -> (Result<(), String>, Vec<Effect>) {
+    let signed = sign_report(r, key).unwrap();
+    site.on_report(now, Some("idc2"), Some(&signed.signature), &signed.body)
+}
+
+fn key() -> Vec<u8> {
+    config().peers[0].key.clone()
+}
+
+/// IPVS stats with `active` connections on each local server of the VIP.
+fn stats(active: u32, tunnelled: u32) -> Vec<tf::ServiceStats> {
+    let dest = |addr: &str, fwd, active| tf::DestStats {
+        addr: addr.parse().unwrap(),
+        port: 80,
+        forward: Some(fwd),
+        weight: 1,
+        active,
+        inactive: 0,
+        persistent: 0,
+        counters: tf::Counters::default(),
+    };
+    vec![tf::ServiceStats {
+        key: tf::ServiceKey::Addr {
+            protocol: tf::Protocol::Tcp,
+            addr: "10.101.4.1".parse().unwrap(),
+            port: 80,
+        },
+        counters: tf::Counters::default(),
+        dests: vec![
+            dest("10.101.5.11", tf::Forward::DirectRoute, active),
+            dest("10.101.5.12", tf::Forward::DirectRoute, active),
+            dest("10.101.2.2", tf::Forward::Tunnel, tunnelled),
+        ],
+    }]
+}
+
+fn peer_weight(e: &[Effect]) -> Option<u32> {
+    e.iter().rev().find_map(|e| match e {
+        Effect::Reconcile(d) => Some(d.vips[0].services[0].peers[0].weight),
+        _ => None,
+    })
+}
+
+#[test]
+fn overload_spills_to_a_light_peer_and_stops_at_1_0() {
+    let mut site = serving();
+    let (ok, _) = deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3));
+    assert_eq!(ok, Ok(()));
+    // 2 x 115 active over 2 x 100 capacity = 1.15 > 1.1.
+    let e = site.on_stats(at(4), &stats(115, 0));
+    assert!(peer_weight(&e).is_some_and(|w| w > 0), "{e:?}");
+    let st = site.status(at(4), &[]);
+    assert!(st.spill[0].share > 0.0);
+    assert!(
+        st.spill[0]
+            .reason
+            .starts_with("local 1.15 > 1.10 and idc2 0.30 < 0.70"),
+        "{}",
+        st.spill[0].reason
+    );
+    let why = site.why("web").unwrap();
+    assert!(why.spill[0].starts_with("spilling "), "{why:?}");
+    // Demand falls to 0.9 (director load, spilled included): spilling stops.
+    let e = site.on_stats(at(6), &stats(80, 10));
+    assert_eq!(peer_weight(&e), Some(0), "{e:?}");
+}
+
+#[test]
+fn forged_replayed_and_garbage_reports_change_nothing() {
+    let mut site = serving();
+    assert_eq!(
+        deliver(&mut site, &report(0.3, 10, at(3)), &key(), at(3)).0,
+        Ok(())
+    );
+    let before = site.status(at(3), &[]).peers;
+    let (forged, e) = deliver(
+        &mut site,
+        &report(0.1, 11, at(3)),
+        b"not-the-key-0123456789",
+        at(3),
+    );
+    assert!(forged.unwrap_err().starts_with("forged"), "forged");
+    assert!(e.is_empty());
+    let (replayed, _) = deliver(&mut site, &report(0.1, 10, at(3)), &key(), at(3));
+    assert!(replayed.is_err());
+    let (garbage, _) = site.on_report(at(3), Some("idc2"), Some("sha256=00"), b"\xff\x00garbage");
+    assert!(garbage.is_err());
+    assert_eq!(site.status(at(3), &[]).peers, {
+        let mut b = before;
+        b[0].rejected_reports = 3;
+        b
+    });
+    let rejected: u64 = site.counters().rejected_reports.values().sum();
+    assert_eq!(rejected, 3);
+}
+
+#[test]
+fn a_stale_peer_is_no_longer_a_target() {
+    let mut site = serving();
+    assert_eq!(
+        deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3)).0,
+        Ok(())
+    );
+    let e = site.on_stats(at(4), &stats(115, 0));
+    assert!(peer_weight(&e).is_some_and(|w| w > 0));
+    // Interval 2 s, stale after 3 periods: by 3 + 6 + 1 s the peer is unknown.
+    let e = site.on_tick(at(10));
+    assert_eq!(peer_weight(&e), Some(0), "{e:?}");
+    assert_eq!(site.status(at(10), &[]).peers[0].state, "stale");
+}
+
+#[test]
+fn a_report_is_sent_at_start() {
+    let (_, e) = Site::new(config(), T0).unwrap();
+    assert!(
+        e.iter().any(|e| matches!(e, Effect::SendReports(_))),
+        "first report at start: {e:?}"
+    );
+}
+
+#[test]
+fn reload_keeps_announcements_and_health() {
+    let mut site = serving();
+    let e = site.reload(config(), at(5)).unwrap();
+    assert!(
+        !e.iter().any(|e| matches!(
+            e,
+            Effect::Withdraw { .. } | Effect::WithdrawPrefix(_) | Effect::Announce { .. }
+        )),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|e| matches!(e, Effect::Reconcile(_))),
+        "resync after reload"
+    );
+    let st = site.status(at(5), &[]);
+    assert_eq!(st.vips[0].state, VipState::Announced);
+    assert!(st.real_servers.iter().all(|r| r.state == "up"));
+}
+
+#[test]
+fn reload_withdraws_a_prefix_that_is_gone() {
+    let mut site = serving();
+    let mut c = config();
+    c.vips[0].prefix = "10.101.4.0/25".parse().unwrap();
+    let e = site.reload(c, at(5)).unwrap();
+    assert_eq!(
+        e.first(),
+        Some(&Effect::WithdrawPrefix("10.101.4.0/24".parse().unwrap())),
+        "{e:?}"
+    );
+}

@@ -1,0 +1,182 @@
+//! What the site shows: the status document and the `why` sentences.
+
+use geo_balancer::Time;
+
+use super::Site;
+use crate::status::{
+    DataplaneStatus, PeerStatus, ServerStatus, SessionStatus, SpillStatus, Status, VipState,
+    VipStatus, WhyReply,
+};
+
+fn secs(t: Time) -> u64 {
+    t.as_millis() / 1000
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+impl Site {
+    /// The status document; `sessions` comes from the BGP speaker.
+    pub fn status(&self, now: Time, sessions: &[bgp_speaker::PeerStatus]) -> Status {
+        let vips = self
+            .cfg
+            .vips
+            .iter()
+            .zip(&self.vips)
+            .enumerate()
+            .map(|(vi, (v, e))| VipStatus {
+                name: v.name.clone(),
+                prefix: v.prefix.to_string(),
+                address: v.address.to_string(),
+                state: e.announcer.state(),
+                reason: self.vip_reason(vi),
+                since: secs(e.announcer.since()),
+                servers_up: self
+                    .servers
+                    .iter()
+                    .filter(|s| s.at.vip == vi && s.health.is_up())
+                    .count() as u32,
+                min_up: v.min_up,
+            })
+            .collect();
+        let sessions = sessions
+            .iter()
+            .map(|p| SessionStatus {
+                neighbor: p.remote_addr.to_string(),
+                remote_asn: self
+                    .cfg
+                    .bgp
+                    .neighbors
+                    .iter()
+                    .find(|n| n.address == p.remote_addr)
+                    .map_or(0, |n| n.remote_asn),
+                state: format!("{:?}", p.state),
+                uptime_s: p.uptime.map(|d| d.as_secs()),
+                prefixes_sent: p.prefixes_announced as u64,
+                prefixes_received: p.prefixes_received as u64,
+                last_error: p.last_error.clone(),
+            })
+            .collect();
+        let real_servers = self
+            .servers
+            .iter()
+            .map(|s| {
+                let vip = &self.cfg.vips[s.at.vip];
+                let svc = &vip.services[s.at.service];
+                let rs = &svc.real_servers[s.at.server];
+                ServerStatus {
+                    vip: vip.name.clone(),
+                    service: format!("{}/{}", svc.protocol.as_str(), svc.port),
+                    address: rs.address.to_string(),
+                    port: rs.port,
+                    state: s.health.state().to_string(),
+                    active_conns: s.active,
+                    capacity: rs.capacity,
+                    last_check: s.last_check.clone(),
+                }
+            })
+            .collect();
+        let me = self.cfg.site.name.as_str();
+        let peers = self
+            .peers
+            .status(now)
+            .into_iter()
+            .map(|p| {
+                let rejected = self
+                    .counters
+                    .rejected_reports
+                    .iter()
+                    .filter(|((who, _), _)| who == p.site.as_str())
+                    .map(|(_, n)| *n)
+                    .sum();
+                PeerStatus {
+                    name: p.site.to_string(),
+                    load: p.last_report.as_ref().and_then(|r| r.load),
+                    report_age_s: p.age.map(|a| a.as_secs()),
+                    state: match (p.known, &p.last_report) {
+                        (true, _) => "known",
+                        (false, Some(_)) => "stale",
+                        (false, None) => "unknown",
+                    }
+                    .to_string(),
+                    spilling_to_us: p.known
+                        && p.last_report
+                            .as_ref()
+                            .is_some_and(|r| r.spilling_to.iter().any(|s| s.as_str() == me)),
+                    rejected_reports: rejected,
+                }
+            })
+            .collect();
+        Status {
+            site: self.cfg.site.name.clone(),
+            uptime_s: now.since(self.started).as_secs(),
+            now: secs(now),
+            vips,
+            sessions,
+            real_servers,
+            local_load: finite(self.load.director),
+            peers,
+            spill: self.spill_status(),
+            dataplane: DataplaneStatus {
+                ok: self.dataplane.ok,
+                last_reconcile: self.dataplane.last_reconcile.map(secs),
+                last_changes: self.dataplane.last_changes,
+                last_error: self.dataplane.last_error.clone(),
+            },
+        }
+    }
+
+    fn vip_reason(&self, vi: usize) -> String {
+        let e = &self.vips[vi];
+        match e.announcer.state() {
+            VipState::Announced | VipState::Withdrawn => e.health.reason().to_string(),
+            VipState::Draining | VipState::Drained => e.announcer.reason(),
+        }
+    }
+
+    fn spill_status(&self) -> Vec<SpillStatus> {
+        let Some(d) = &self.decision else {
+            return Vec::new();
+        };
+        d.verdicts
+            .iter()
+            .map(|v| {
+                let target = d.targets.iter().find(|t| t.site == v.site);
+                let rule = target.map_or(&v.rule, |t| &t.now);
+                let mut reason = rule.to_string().replace("peer ", &format!("{} ", v.site));
+                if let Some(t) = target {
+                    reason.push_str(&format!(" (report {}s old)", t.report_age.as_secs()));
+                }
+                SpillStatus {
+                    peer: v.site.to_string(),
+                    share: v.share,
+                    since: target.map(|t| secs(t.since)),
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    /// Why a VIP is in its state and why the site spills or not; `Err` for an unknown VIP.
+    pub fn why(&self, vip: &str) -> Result<WhyReply, String> {
+        let Some(vi) = self.cfg.vips.iter().position(|v| v.name == vip) else {
+            let known: Vec<&str> = self.cfg.vips.iter().map(|v| v.name.as_str()).collect();
+            return Err(format!(
+                "no VIP named `{vip}` (known: {})",
+                known.join(", ")
+            ));
+        };
+        let state = self.vips[vi].announcer.state();
+        let announcement = format!("{} because {}", state.as_str(), self.vip_reason(vi));
+        let spill = match &self.decision {
+            None => vec!["not spilling: no load figures yet".to_string()],
+            Some(d) => d.to_string().lines().map(str::to_string).collect(),
+        };
+        Ok(WhyReply {
+            vip: vip.to_string(),
+            announcement,
+            spill,
+        })
+    }
+}
