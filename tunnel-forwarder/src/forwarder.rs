@@ -257,4 +257,35 @@ mod tests {
         assert_eq!(parse_ledger_line("tcp nonsense 80"), None);
         assert_eq!(parse_ledger_line("# comment"), None);
     }
+
+    #[test]
+    fn ledger_file_round_trips_and_skips_garbage() {
+        let dir = std::env::temp_dir().join(format!("tf-ledger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger");
+        assert!(
+            load_ledger(&path).unwrap().is_empty(),
+            "missing file = nothing owned"
+        );
+        let owned: BTreeSet<ServiceKey> = [
+            ServiceKey::Fwmark {
+                mark: 1,
+                ipv6: false,
+            },
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                addr: "10.0.0.1".parse::<IpAddr>().unwrap(),
+                port: 80,
+            },
+        ]
+        .into_iter()
+        .collect();
+        save_ledger(&path, &owned).unwrap();
+        assert_eq!(load_ledger(&path).unwrap(), owned);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("garbage line\nudp 10.0.0.2 53\n");
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(load_ledger(&path).unwrap().len(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

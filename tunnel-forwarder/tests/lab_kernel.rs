@@ -354,6 +354,67 @@ fn in_guest_loop() {
     dump("dira");
 }
 
+/// The ownership ledger survives a restart: a service removed from the desired state
+/// while no forwarder ran is still removed, and only that one.
+#[test]
+fn lab_kernel_ledger_survives_restart() {
+    if guest::active().is_some() {
+        return in_guest_ledger();
+    }
+    if !require(
+        "lab_kernel_ledger_survives_restart",
+        &[Need::LabKernel, Need::Root],
+    ) {
+        return;
+    }
+    let out = Lab::new("tf-ledger")
+        .guest_test("lab_kernel_ledger_survives_restart")
+        .timeout(Duration::from_secs(30))
+        .run()
+        .expect("lab kernel runs");
+    out.assert_passed();
+}
+
+fn in_guest_ledger() {
+    use tunnel_forwarder::{Forwarder, VipService};
+    let ledger = guest::work_dir().join("ledger");
+    let mut two = site_a(1, 0, false);
+    two.tunnel = None;
+    let mut s443 = two.vips[0].services[0].clone();
+    s443.port = 443;
+    two.vips[0].services.push(s443);
+    {
+        let mut fw = Forwarder::open_with_ledger(&ledger).expect("open");
+        let r = fw.reconcile(&two).expect("reconcile");
+        guest::check("created_two", r.changes > 0, "");
+    }
+    guest::sh("ipvsadm -A -t 10.101.4.1:22 -s rr");
+    let text = std::fs::read_to_string(&ledger).unwrap_or_default();
+    guest::check(
+        "ledger_written",
+        text.contains("tcp 10.101.4.1 80") && text.contains("tcp 10.101.4.1 443"),
+        &text,
+    );
+    // "Restart" with port 443 gone from the desired state.
+    let mut one = two.clone();
+    one.vips[0].services.retain(|s: &VipService| s.port == 80);
+    let mut fw = Forwarder::open_with_ledger(&ledger).expect("reopen");
+    let r = fw.reconcile(&one).expect("reconcile");
+    let lnx = String::from_utf8_lossy(&guest::sh("ipvsadm -Ln").stdout).into_owned();
+    guest::check(
+        "stale_service_removed_operator_kept",
+        r.changes == 1
+            && matches!(
+                r.requests[0],
+                Request::DelService(ServiceKey::Addr { port: 443, .. })
+            )
+            && lnx.contains("10.101.4.1:80")
+            && lnx.contains("10.101.4.1:22")
+            && !lnx.contains("10.101.4.1:443"),
+        &format!("{:?}\n{lnx}", r.requests),
+    );
+}
+
 /// Missing module and missing privilege are clear errors naming the fix.
 #[test]
 fn lab_kernel_clear_errors() {
@@ -385,9 +446,38 @@ fn in_guest_errors() {
             && s.contains("modprobe ip_vs"),
         &s,
     );
-    std::fs::write("/proc/sys/kernel/modprobe", "/sbin/modprobe").expect("restore modprobe");
-    let out = guest::sh("modprobe ip_vs");
+    // Load ip_vs by hand; the kernel still cannot load anything itself.
+    let out = guest::sh("/sbin/modprobe -a ip_vs ip_vs_wrr veth");
     guest::check("modprobe", out.status.success(), "");
+    let mut fw = tunnel_forwarder::Forwarder::open().expect("ip_vs is there now");
+    // A tunnel needs ipip.
+    let e = fw.reconcile(&site_a(1, 0, true)).map(|_| ()).unwrap_err();
+    let s = e.to_string();
+    guest::check(
+        "missing_ipip_named",
+        matches!(&e, tunnel_forwarder::Error::ModuleMissing { module, .. } if module == "ipip")
+            && s.contains("modprobe ipip"),
+        &s,
+    );
+    // A scheduler that is not loaded.
+    let mut d = site_a(1, 0, false);
+    d.tunnel = None;
+    d.vips[0].services[0].config.scheduler = "mh".into();
+    let e = fw.reconcile(&d).map(|_| ()).unwrap_err();
+    let s = e.to_string();
+    guest::check(
+        "missing_scheduler_named",
+        matches!(&e, tunnel_forwarder::Error::ModuleMissing { module, .. } if module == "ip_vs_mh"),
+        &s,
+    );
+    std::fs::write("/proc/sys/kernel/modprobe", "/sbin/modprobe").expect("restore modprobe");
+    // With autoload back, the same state goes through.
+    let r = fw.reconcile(&d).map(|r| r.changes);
+    guest::check(
+        "autoload_then_ok",
+        matches!(r, Ok(n) if n > 0),
+        &format!("{r:?}"),
+    );
     // A thread without CAP_NET_ADMIN (capabilities are per thread).
     let r = std::thread::spawn(|| {
         drop_net_admin();
