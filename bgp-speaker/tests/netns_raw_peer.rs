@@ -349,3 +349,62 @@ fn netns_raw_dropping_the_speaker_sends_cease() {
     assert_eq!(&n[..2], &[6, 2]);
     assert_eq!(&n[3..], b"speaker stopped");
 }
+
+/// One peer's malformed input resets only that peer's session.
+#[test]
+fn netns_raw_one_bad_peer_does_not_touch_another() {
+    if !require(
+        "netns_raw_one_bad_peer_does_not_touch_another",
+        &[Need::Netns],
+    ) {
+        return;
+    }
+    let env = env("rawtwo");
+    // A second subnet on the same veth pair for peer B.
+    let (spk_if, peer_if) = (env.link.a_if.clone(), env.link.b_if.clone());
+    env.spk
+        .ip(&["addr", "add", "10.200.1.1/24", "dev", &spk_if])
+        .unwrap();
+    env.peer
+        .ip(&["addr", "add", "10.200.1.2/24", "dev", &peer_if])
+        .unwrap();
+
+    let la = listen_in(&env.peer);
+    let lb = in_ns(&env.peer, || {
+        TcpListener::bind(("10.200.1.2", 179)).expect("bind B")
+    });
+    let a = peer_config("a");
+    let mut b = peer_config("b");
+    b.remote_addr = "10.200.1.2".parse().unwrap();
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![a, b],
+            listen: None,
+        }))
+        .unwrap();
+    let mut sa = accept_established(&la);
+    let _sb = accept_established(&lb);
+    let state = |name: &str| {
+        env.rt
+            .block_on(speaker.peer(name).unwrap().status())
+            .unwrap()
+    };
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || state("a").state == PeerState::Established && state("b").state == PeerState::Established
+    ));
+
+    sa.write_all(&msg(2, &[0, 200, 24, 10, 1, 1, 0, 0]))
+        .unwrap();
+    assert_eq!(
+        &read_until(&mut sa, 3).expect("NOTIFICATION to A")[..2],
+        &[3, 1]
+    );
+    thread::sleep(Duration::from_millis(300));
+    let b = state("b");
+    assert_eq!(b.state, PeerState::Established, "{b:?}");
+    assert_eq!(b.counters.established_transitions, 1);
+    assert_eq!(b.counters.notifications_sent, 0);
+}

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::netns::{Link, Netns, veth, wait_until};
 use bgp_speaker::{PeerConfig, PeerState, PeerStatus, Speaker};
 use ipnet::IpNet;
 
@@ -28,6 +28,7 @@ pub fn vip6() -> IpNet {
 /// tasks) first, then the namespaces.
 pub struct Env {
     pub rt: tokio::runtime::Runtime,
+    pub link: Link,
     pub peer: Netns,
     pub spk: Netns,
 }
@@ -39,7 +40,7 @@ pub fn env(peer_prefix: &str) -> Env {
         .try_init();
     let spk = Netns::create("spk").expect("create speaker netns");
     let peer = Netns::create(peer_prefix).expect("create peer netns");
-    veth(
+    let link = veth(
         &spk,
         &[&format!("{SPK_V4}/30"), &format!("{SPK_V6}/64")],
         &peer,
@@ -52,7 +53,12 @@ pub fn env(peer_prefix: &str) -> Env {
         .enable_all()
         .build()
         .expect("runtime");
-    Env { rt, peer, spk }
+    Env {
+        rt,
+        link,
+        peer,
+        spk,
+    }
 }
 
 /// The speaker's view of the peer: eBGP, fast timers, both families, MP-BGP IPv6
