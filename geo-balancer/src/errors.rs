@@ -19,6 +19,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A VIP servability parameter out of range.
+    #[error("vip config: {0}")]
+    Vip(String),
     /// An exchange parameter out of range (interval, limits, keys).
     #[error("exchange config: {0}")]
     Exchange(String),

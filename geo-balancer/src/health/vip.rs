@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::errors::ConfigError;
 use crate::time::{Time, human};
 
 /// VIP servability parameters.
@@ -41,6 +42,26 @@ impl Default for VipConfig {
             max_hold_down: Duration::from_secs(300),
             flap_window: Duration::from_secs(900),
         }
+    }
+}
+
+impl VipConfig {
+    /// Rejects values that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |reason: String| Err(ConfigError::Vip(reason));
+        if self.min_up == 0 {
+            return bad("min_up must be at least 1".into());
+        }
+        if self.max_hold_down < self.hold_down {
+            return bad(format!(
+                "max_hold_down {:?} below hold_down {:?}",
+                self.max_hold_down, self.hold_down
+            ));
+        }
+        if self.flap_window.is_zero() {
+            return bad("flap_window must be > 0".into());
+        }
+        Ok(())
     }
 }
 
@@ -189,6 +210,24 @@ mod tests {
 
     fn s(n: u64) -> Time {
         Time::from_secs(n)
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(VipConfig::default().validate().is_ok());
+        assert!(
+            VipConfig {
+                min_up: 0,
+                ..VipConfig::default()
+            }
+            .validate()
+            .is_err()
+        );
+        let short = VipConfig {
+            max_hold_down: Duration::from_secs(1),
+            ..VipConfig::default()
+        };
+        assert!(short.validate().is_err());
     }
 
     #[test]
