@@ -185,10 +185,16 @@ impl Speaker {
         out
     }
 
-    /// Shuts every session down with the same RFC 9003 reason.
+    /// Shuts every session down with the same RFC 9003 reason, all at once; returns
+    /// when every connection is closed (each waits at most about 1 s for its peer).
     pub async fn shutdown(&self, reason: &str) {
+        let mut set = tokio::task::JoinSet::new();
         for p in self.peers.iter() {
-            let _ = p.shutdown(reason).await;
+            let (p, reason) = (p.clone(), reason.to_string());
+            set.spawn(async move {
+                let _ = p.shutdown(&reason).await;
+            });
         }
+        while set.join_next().await.is_some() {}
     }
 }
