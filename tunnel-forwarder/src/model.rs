@@ -181,7 +181,18 @@ impl ServiceConfig {
         f
     }
 
-    /// Netmask as the kernel stores it (network order u32 for IPv4).
+    /// The netmask attribute's value for a service of the given family: for IPv6
+    /// IPVS takes the prefix length (1..=128), for IPv4 the mask in network order.
+    pub fn netmask_for(&self, ipv6: bool) -> u32 {
+        if ipv6 {
+            let len = self.persistence.map(|p| p.netmask_len).unwrap_or(128);
+            u32::from(len.clamp(1, 128))
+        } else {
+            self.netmask()
+        }
+    }
+
+    /// IPv4 netmask as the kernel stores it (network order u32).
     pub fn netmask(&self) -> u32 {
         let len = self
             .persistence

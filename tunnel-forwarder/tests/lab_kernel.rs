@@ -415,6 +415,87 @@ fn in_guest_ledger() {
     );
 }
 
+/// IPv6 VIPs: services and destinations of the other family are programmed and
+/// read back (second reconcile zero changes), with and without persistence.
+#[test]
+fn lab_kernel_ipv6_services() {
+    if guest::active().is_some() {
+        return in_guest_ipv6();
+    }
+    if !require("lab_kernel_ipv6_services", &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    let out = Lab::new("tf-ipv6")
+        .guest_test("lab_kernel_ipv6_services")
+        .timeout(Duration::from_secs(30))
+        .run()
+        .expect("lab kernel runs");
+    out.assert_passed();
+}
+
+fn in_guest_ipv6() {
+    use std::net::IpAddr;
+    use tunnel_forwarder::{
+        DesiredState, Dest, Forward, Forwarder, Persistence, Protocol, ServiceConfig, Vip,
+        VipDevice, VipService,
+    };
+    let vip: IpAddr = "2001:db8:4::1".parse().unwrap();
+    let rs = |s: &str| Dest::new(s.parse().unwrap(), 80, Forward::DirectRoute, 1);
+    let svc = |protocol, port, persistence| VipService {
+        protocol,
+        port,
+        config: ServiceConfig {
+            persistence,
+            ..ServiceConfig::default()
+        },
+        local: vec![rs("2001:db8:5::11"), rs("2001:db8:5::12")],
+        peers: vec![],
+        tunnel_in: None,
+    };
+    let d = DesiredState {
+        vips: vec![Vip {
+            addr: vip,
+            device: VipDevice::Dummy("vip0".into()),
+            services: vec![
+                svc(Protocol::Tcp, 80, None),
+                svc(
+                    Protocol::Udp,
+                    53,
+                    Some(Persistence {
+                        timeout: 60,
+                        netmask_len: 64,
+                    }),
+                ),
+            ],
+        }],
+        ..DesiredState::default()
+    };
+    let mut fw = Forwarder::open().expect("open");
+    let r1 = fw.reconcile(&d);
+    guest::check(
+        "ipv6_applied",
+        r1.as_ref().is_ok_and(|r| r.changes > 0),
+        &format!("{r1:?}"),
+    );
+    let r2 = fw.reconcile(&d);
+    guest::check(
+        "ipv6_second_reconcile_zero",
+        r2.as_ref().is_ok_and(|r| r.changes == 0),
+        &format!("{r2:?}"),
+    );
+    let lnx = String::from_utf8_lossy(&guest::sh("ipvsadm -Ln; ip -6 addr show dev vip0").stdout)
+        .into_owned();
+    guest::check(
+        "ipv6_seen_by_ipvsadm",
+        lnx.contains("TCP  [2001:db8:4::1]:80")
+            && lnx.contains("UDP  [2001:db8:4::1]:53")
+            && lnx.contains("persistent 60 mask 64")
+            && lnx.contains("[2001:db8:5::12]:80")
+            && lnx.contains("2001:db8:4::1/128"),
+        &lnx,
+    );
+}
+
 /// Missing module and missing privilege are clear errors naming the fix.
 #[test]
 fn lab_kernel_clear_errors() {

@@ -112,7 +112,10 @@ pub fn service_full(buf: &mut MsgBuf, key: &ServiceKey, cfg: &ServiceConfig) {
         SVC_ATTR_TIMEOUT,
         cfg.persistence.map(|p| p.timeout).unwrap_or(0),
     );
-    buf.u32(SVC_ATTR_NETMASK, cfg.netmask());
+    buf.u32(
+        SVC_ATTR_NETMASK,
+        cfg.netmask_for(af(key) == libc::AF_INET6 as u16),
+    );
     buf.nest_end(n);
 }
 
@@ -248,7 +251,11 @@ pub fn decode_service(payload: &[u8]) -> Result<KService, DecodeError> {
         .unwrap_or(u32::MAX);
     let persistence = (flags & SVC_F_PERSISTENT != 0).then(|| Persistence {
         timeout,
-        netmask_len: u32::from_be(netmask).leading_ones() as u8,
+        netmask_len: if af == libc::AF_INET6 as u16 {
+            netmask.min(128) as u8
+        } else {
+            u32::from_be(netmask).leading_ones() as u8
+        },
     });
     let stats = match a.find(SVC_ATTR_STATS64) {
         Some(s) => counters(Some(s), true),
@@ -349,6 +356,30 @@ mod tests {
         let s = decode_service(&reply_of(&b)).unwrap();
         assert_eq!(s.key, key);
         assert_eq!(s.config, cfg);
+    }
+
+    #[test]
+    fn ipv6_service_with_persistence_round_trips() {
+        let key = ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            addr: "2001:db8::1".parse().unwrap(),
+            port: 53,
+        };
+        let cfg = ServiceConfig {
+            persistence: Some(Persistence {
+                timeout: 60,
+                netmask_len: 64,
+            }),
+            ..ServiceConfig::default()
+        };
+        let mut b = MsgBuf::new();
+        begin(&mut b, 0x20, CMD_NEW_SERVICE, 0, 1);
+        service_full(&mut b, &key, &cfg);
+        b.end();
+        let s = decode_service(&reply_of(&b)).unwrap();
+        assert_eq!((s.key, s.config), (key, cfg));
+        // Without persistence the kernel still wants a prefix length in 1..=128.
+        assert_eq!(ServiceConfig::default().netmask_for(true), 128);
     }
 
     #[test]
