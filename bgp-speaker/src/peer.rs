@@ -215,14 +215,19 @@ impl Driver {
                     }
                     Some(cmd) => self.command(cmd),
                     None => {
+                        // Every handle is gone: close with Cease and end.
                         self.feed(Input::Stop { reason: "speaker stopped".into() });
-                        if self.session.finished() {
-                            break;
-                        }
+                        break;
                     }
                 },
                 r = read_some(&mut self.reader, &mut self.rbuf) => match r {
-                    Ok(0) | Err(_) => self.feed(Input::Closed),
+                    Ok(0) | Err(_) => {
+                        self.feed(Input::Closed);
+                        // Never poll a dead socket again, whatever the session made of it.
+                        if self.reader.is_some() {
+                            self.apply(Output::Close);
+                        }
+                    }
                     Ok(_) => {
                         let data = self.rbuf.split().freeze();
                         self.feed(Input::Data(data));
