@@ -496,6 +496,72 @@ fn in_guest_ipv6() {
     );
 }
 
+/// The loop guard for a UDP service next to the TCP one: its own mark, matched on
+/// protocol 17 and its port; both sites spill everything, B's real servers answer.
+#[test]
+fn lab_kernel_udp_loop_guard() {
+    if guest::active().is_some() {
+        return in_guest_udp();
+    }
+    if !require("lab_kernel_udp_loop_guard", &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    lab("tf-udp", "lab_kernel_udp_loop_guard");
+}
+
+fn with_udp(mut d: tunnel_forwarder::DesiredState) -> tunnel_forwarder::DesiredState {
+    let mut udp = d.vips[0].services[0].clone();
+    udp.protocol = tunnel_forwarder::Protocol::Udp;
+    udp.port = 53;
+    for dest in udp.local.iter_mut() {
+        dest.port = 53;
+    }
+    if let Some(t) = udp.tunnel_in.as_mut() {
+        t.mark = MARK + 1;
+        for dest in t.dests.iter_mut() {
+            dest.port = 53;
+        }
+    }
+    d.vips[0].services.push(udp);
+    d
+}
+
+fn in_guest_udp() {
+    use std::net::{IpAddr, SocketAddr};
+    for rs in ["a1", "a2", "b1", "b2"] {
+        guest::udp::serve(rs, SocketAddr::new(IpAddr::V4(rs_addr(rs)), 53), rs);
+    }
+    let a = Director::start("dira");
+    let b = Director::start("dirb");
+    a.reconcile(&with_udp(site_a(0, 1, true)));
+    b.reconcile(&with_udp(site_b(0, 1, true)));
+    let vip53 = SocketAddr::new(IpAddr::V4(VIP), 53);
+    let names: Vec<String> = (0..6)
+        .map(|_| guest::udp::ask_once("client", vip53).unwrap_or_else(|e| format!("error:{e}")))
+        .collect();
+    guest::check(
+        "udp_guarded_served_by_b",
+        count(&names, "b") == 6,
+        &format!("{names:?}"),
+    );
+    let a_rx = a
+        .with(|f| f.link_packets(TUN))
+        .expect("link")
+        .unwrap_or([0, 0])[0];
+    guest::check(
+        "udp_nothing_back_to_a",
+        a_rx == 0,
+        &format!("A {TUN} rx {a_rx}"),
+    );
+    let tc = guest::sh_in("dirb", "tc filter show dev acip0 ingress");
+    guest::check(
+        "two_marks_one_per_service",
+        tc.contains("mark 65") && tc.contains("mark 66") && tc.contains("00110000/00ff0000"),
+        &tc,
+    );
+    dump("dirb");
+}
+
 /// Missing module and missing privilege are clear errors naming the fix.
 #[test]
 fn lab_kernel_clear_errors() {

@@ -209,3 +209,34 @@ pub mod tcp {
         Client::connect(ns, addr)?.ask()
     }
 }
+
+/// Tiny UDP servers and clients: each server answers every datagram with its name.
+pub mod udp {
+    use std::net::{SocketAddr, UdpSocket};
+    use std::time::Duration;
+
+    /// Starts a server named `name` on `addr` inside namespace `ns` (background
+    /// thread, lives until the process exits).
+    pub fn serve(ns: &str, addr: SocketAddr, name: &str) {
+        let name = name.to_string();
+        let sock = super::in_netns(ns, move || UdpSocket::bind(addr))
+            .unwrap_or_else(|e| panic!("bind udp {addr}: {e}"));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((_, peer)) = sock.recv_from(&mut buf) {
+                let _ = sock.send_to(name.as_bytes(), peer);
+            }
+        });
+    }
+
+    /// Sends one datagram from a fresh socket in `ns` and returns the answer (1 s
+    /// timeout). A fresh socket means a fresh source port: a new IPVS connection.
+    pub fn ask_once(ns: &str, addr: SocketAddr) -> std::io::Result<String> {
+        let sock = super::in_netns(ns, || UdpSocket::bind("0.0.0.0:0"))?;
+        sock.set_read_timeout(Some(Duration::from_secs(1)))?;
+        sock.send_to(b"who", addr)?;
+        let mut buf = [0u8; 1500];
+        let (n, _) = sock.recv_from(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+}

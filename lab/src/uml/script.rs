@@ -104,7 +104,7 @@ ip link set dev lo up
     s.push_str(&topology(&lab.topology));
     let _ = writeln!(
         s,
-        "export {GUEST_ENV}={} {DIR_ENV}=\"$D\"",
+        "export {GUEST_ENV}={} {DIR_ENV}=\"$D\" RUST_BACKTRACE=1",
         shell_quote(&lab.name)
     );
     for (i, step) in lab.steps.iter().enumerate() {
