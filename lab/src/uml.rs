@@ -695,4 +695,65 @@ mod tests {
             .expect("lab runs");
         out.assert_passed();
     }
+
+    #[test]
+    fn lab_kernel_watchdog_bounds_a_stuck_scenario() {
+        if !crate::require(
+            "lab_kernel_watchdog_bounds_a_stuck_scenario",
+            &[crate::Need::LabKernel, crate::Need::Root],
+        ) {
+            return;
+        }
+        let out = Lab::new("watchdog")
+            .script("pass started\nsleep 600\npass never")
+            .timeout(Duration::from_secs(4))
+            .run()
+            .expect("lab runs");
+        assert!(!out.passed(), "{}", out.report());
+        assert!(out.result("started").is_some_and(|r| r.pass));
+        assert!(out.result("never").is_none());
+        assert!(
+            out.result("watchdog").is_some_and(|r| !r.pass),
+            "{}",
+            out.report()
+        );
+        assert!(out.result("finished").is_some_and(|r| !r.pass));
+        assert!(out.elapsed < Duration::from_secs(15), "{:?}", out.elapsed);
+        let _ = std::fs::remove_dir_all(&out.work_dir);
+    }
+
+    /// The re-exec path from this crate's own unit tests: namespaces, a TCP exchange,
+    /// a background process that is gone after its guard is dropped.
+    #[test]
+    fn lab_kernel_guest_test_reexec() {
+        const NAME: &str = "uml::tests::lab_kernel_guest_test_reexec";
+        if guest::active().is_some() {
+            let addr: std::net::SocketAddr = "10.9.0.2:7000".parse().unwrap();
+            guest::tcp::serve("b", addr, "bee");
+            let who = guest::tcp::ask_once("a", addr);
+            guest::check(
+                "tcp",
+                who.as_deref().ok() == Some("bee"),
+                &format!("{who:?}"),
+            );
+            let mut bg = guest::spawn_in("a", Path::new("/bin/sleep"), &["30"]);
+            let pid = bg.id();
+            guest::check("background_running", bg.running(), "");
+            drop(bg);
+            let gone = !Path::new(&format!("/proc/{pid}")).exists();
+            guest::check("background_killed_on_drop", gone, &pid.to_string());
+            return;
+        }
+        if !crate::require(NAME, &[crate::Need::LabKernel, crate::Need::Root]) {
+            return;
+        }
+        let out = Lab::new("reexec")
+            .topology(Topology::new().link("a", "eth0", "10.9.0.1/24", "b", "eth0", "10.9.0.2/24"))
+            .guest_test(NAME)
+            .timeout(Duration::from_secs(30))
+            .run()
+            .expect("lab runs");
+        out.assert_passed();
+        assert!(out.result("background_killed_on_drop").is_some());
+    }
 }

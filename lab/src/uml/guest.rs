@@ -104,6 +104,58 @@ pub fn sh_in(ns: &str, cmd: &str) -> String {
     s
 }
 
+/// A background process started in the guest; killed (by its PID) and reaped when
+/// dropped, so a failing test leaves nothing running.
+#[derive(Debug)]
+pub struct Background {
+    child: std::process::Child,
+}
+
+impl Background {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program args` inside namespace `ns` (`ip netns exec`), output appended to
+/// `<work dir>/<ns>-<program name>.log`. E.g. the daemon under test.
+pub fn spawn_in(ns: &str, program: &std::path::Path, args: &[&str]) -> Background {
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "program".into());
+    let log_path = work_dir().join(format!("{ns}-{name}.log"));
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
+    let err = log.try_clone().expect("log fd");
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {} in {ns}: {e}", program.display()));
+    Background { child }
+}
+
 /// `vtysh -N NS -c CMD` for an FRR instance started by [`super::Topology::frr`].
 pub fn vtysh(ns: &str, cmd: &str) -> String {
     let out = Command::new("vtysh")
