@@ -6,7 +6,8 @@
 //!   services an earlier reconcile created). Any other service is the operator's.
 //!   All destinations of an owned service are ours.
 //! - Addresses: the VIPs of the target; we only remove addresses carrying our label
-//!   (`DEV:ac`). An address the operator put there without our label stays.
+//!   (`DEV:ac`, IPv4) or recorded in the ledger as added by us (any family: IPv6
+//!   addresses have no labels). An address the operator put there stays.
 //! - tc filters: those at our priority on the tunnel device's ingress.
 //! - Links: the tunnel and dummy devices of the target; never deleted (an operator
 //!   may route through them), only created and brought up.
@@ -87,17 +88,58 @@ pub enum Conflict {
     },
 }
 
+/// What earlier reconciles created: the ledger. Services and addresses not in the
+/// target are removed only when they are in here (addresses also when they carry our
+/// label).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owned {
+    pub services: BTreeSet<ServiceKey>,
+    pub addrs: BTreeSet<AddrSpec>,
+}
+
+impl Owned {
+    /// The ledger after `applied` went through for `target`: the target's services,
+    /// and the addresses we added now or owned before and still want.
+    pub fn after(&self, target: &Target, applied: &[Request]) -> Owned {
+        let wanted: BTreeSet<&AddrSpec> = target.addrs.iter().collect();
+        let mut addrs: BTreeSet<AddrSpec> = self
+            .addrs
+            .iter()
+            .filter(|a| wanted.contains(a))
+            .cloned()
+            .collect();
+        for r in applied {
+            if let Request::NewAddr(a) = r {
+                addrs.insert(a.clone());
+            }
+        }
+        Owned {
+            services: target.services.keys().copied().collect(),
+            addrs,
+        }
+    }
+
+    /// Everything in `self` plus what `requests` will create (claimed before
+    /// applying, so a half-failed run orphans nothing).
+    pub fn claiming(&self, target: &Target, requests: &[Request]) -> Owned {
+        let mut o = self.clone();
+        o.services.extend(target.services.keys().copied());
+        for r in requests {
+            if let Request::NewAddr(a) = r {
+                o.addrs.insert(a.clone());
+            }
+        }
+        o
+    }
+}
+
 /// Our label for addresses on `dev`.
 pub fn label_for(dev: &str) -> String {
     format!("{dev}:ac")
 }
 
 /// Computes the requests that turn `obs` into `target`.
-pub fn diff(
-    target: &Target,
-    obs: &Observed,
-    owned: &BTreeSet<ServiceKey>,
-) -> Result<Vec<Request>, Conflict> {
+pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Request>, Conflict> {
     let mut out = Vec::new();
 
     // Links.
@@ -248,21 +290,20 @@ pub fn diff(
 
     out.extend(removals);
     for key in obs.services.keys() {
-        if !target.services.contains_key(key) && owned.contains(key) {
+        if !target.services.contains_key(key) && owned.services.contains(key) {
             out.push(Request::DelService(*key));
         }
     }
     let wanted: BTreeSet<&AddrSpec> = target.addrs.iter().collect();
     for o in &obs.addrs {
-        if o.label.as_deref() == Some(label_for(&o.device).as_str()) {
-            let spec = AddrSpec {
-                device: o.device.clone(),
-                addr: o.addr,
-                prefix_len: o.prefix_len,
-            };
-            if !wanted.contains(&spec) {
-                out.push(Request::DelAddr(spec));
-            }
+        let spec = AddrSpec {
+            device: o.device.clone(),
+            addr: o.addr,
+            prefix_len: o.prefix_len,
+        };
+        let labelled = o.label.as_deref() == Some(label_for(&o.device).as_str());
+        if (labelled || owned.addrs.contains(&spec)) && !wanted.contains(&spec) {
+            out.push(Request::DelAddr(spec));
         }
     }
     Ok(out)
@@ -273,14 +314,4 @@ fn same_dest(have: &Dest, want: &Dest) -> bool {
         && have.weight == want.weight
         && have.upper == want.upper
         && have.lower == want.lower
-}
-
-/// The ledger after applying a target: what we own from now on.
-pub fn owned_after(target: &Target, failed_deletes: &BTreeSet<ServiceKey>) -> BTreeSet<ServiceKey> {
-    target
-        .services
-        .keys()
-        .chain(failed_deletes.iter())
-        .copied()
-        .collect()
 }

@@ -1,12 +1,12 @@
 //! The public handle: reconcile a [`DesiredState`] into the kernel, read stats.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::diff::{self, Observed};
+use crate::diff::{self, Observed, Owned};
 use crate::error::Error;
 use crate::kernel::Kernel;
+use crate::model::AddrSpec;
 use crate::model::{DesiredState, Protocol, ServiceKey};
 use crate::request::Request;
 use crate::stats::ServiceStats;
@@ -29,7 +29,7 @@ pub struct Report {
 #[derive(Debug)]
 pub struct Forwarder {
     kernel: Kernel,
-    owned: BTreeSet<ServiceKey>,
+    owned: Owned,
     ledger: Option<PathBuf>,
     last_error: Option<String>,
 }
@@ -43,7 +43,7 @@ impl Forwarder {
         kernel.read_ipvs()?;
         Ok(Forwarder {
             kernel,
-            owned: BTreeSet::new(),
+            owned: Owned::default(),
             ledger: None,
             last_error: None,
         })
@@ -59,8 +59,8 @@ impl Forwarder {
         Ok(f)
     }
 
-    /// Services this forwarder owns (created by an earlier reconcile).
-    pub fn owned(&self) -> &BTreeSet<ServiceKey> {
+    /// Services and addresses this forwarder owns (created by an earlier reconcile).
+    pub fn owned(&self) -> &Owned {
         &self.owned
     }
 
@@ -109,18 +109,15 @@ impl Forwarder {
         let obs = self.kernel.observe(&target)?;
         let read = t0.elapsed();
         let requests = diff::diff(&target, &obs, &self.owned)?;
-        // Claim before applying: a service we create is ours even if a later request
-        // of the same run fails.
-        let mut owned: BTreeSet<ServiceKey> = self.owned.clone();
-        owned.extend(target.services.keys().copied());
-        self.set_owned(owned)?;
+        // Claim before applying: what we create is ours even if a later request of
+        // the same run fails.
+        self.set_owned(self.owned.claiming(&target, &requests))?;
         let t1 = Instant::now();
         let result = self.kernel.apply(&requests);
         let apply = t1.elapsed();
         match result {
             Ok(n) => {
-                let keep: BTreeSet<ServiceKey> = target.services.keys().copied().collect();
-                self.set_owned(keep)?;
+                self.set_owned(self.owned.after(&target, &requests))?;
                 Ok(Report {
                     changes: n,
                     requests,
@@ -132,7 +129,7 @@ impl Forwarder {
         }
     }
 
-    fn set_owned(&mut self, owned: BTreeSet<ServiceKey>) -> Result<(), Error> {
+    fn set_owned(&mut self, owned: Owned) -> Result<(), Error> {
         if owned == self.owned {
             return Ok(());
         }
@@ -158,6 +155,23 @@ impl Forwarder {
     pub fn link_packets(&mut self, name: &str) -> Result<Option<[u64; 2]>, Error> {
         self.kernel.link_packets(name)
     }
+}
+
+fn addr_line(a: &AddrSpec) -> String {
+    format!("addr {} {}/{}", a.device, a.addr, a.prefix_len)
+}
+
+fn parse_addr_line(line: &str) -> Option<AddrSpec> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let ["addr", dev, cidr] = w.as_slice() else {
+        return None;
+    };
+    let (a, len) = cidr.split_once('/')?;
+    Some(AddrSpec {
+        device: dev.to_string(),
+        addr: a.parse().ok()?,
+        prefix_len: len.parse().ok()?,
+    })
 }
 
 fn ledger_line(k: &ServiceKey) -> String {
@@ -202,10 +216,13 @@ pub fn parse_ledger_line(line: &str) -> Option<ServiceKey> {
     }
 }
 
-fn load_ledger(path: &Path) -> Result<BTreeSet<ServiceKey>, Error> {
+fn load_ledger(path: &Path) -> Result<Owned, Error> {
     match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s.lines().filter_map(parse_ledger_line).collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Ok(s) => Ok(Owned {
+            services: s.lines().filter_map(parse_ledger_line).collect(),
+            addrs: s.lines().filter_map(parse_addr_line).collect(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Owned::default()),
         Err(e) => Err(Error::Ledger {
             path: path.display().to_string(),
             source: e,
@@ -213,10 +230,16 @@ fn load_ledger(path: &Path) -> Result<BTreeSet<ServiceKey>, Error> {
     }
 }
 
-fn save_ledger(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
-    let mut s = String::from("# services owned by tunnel-forwarder; do not edit while it runs\n");
-    for k in owned {
+fn save_ledger(path: &Path, owned: &Owned) -> Result<(), Error> {
+    let mut s = String::from(
+        "# services and addresses owned by tunnel-forwarder; do not edit while it runs\n",
+    );
+    for k in &owned.services {
         s.push_str(&ledger_line(k));
+        s.push('\n');
+    }
+    for a in &owned.addrs {
+        s.push_str(&addr_line(a));
         s.push('\n');
     }
     let tmp = path.with_extension("tmp");
@@ -231,6 +254,7 @@ fn save_ledger(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::net::IpAddr;
 
     #[test]
@@ -263,11 +287,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tf-ledger-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ledger");
-        assert!(
-            load_ledger(&path).unwrap().is_empty(),
+        assert_eq!(
+            load_ledger(&path).unwrap(),
+            Owned::default(),
             "missing file = nothing owned"
         );
-        let owned: BTreeSet<ServiceKey> = [
+        let services: BTreeSet<ServiceKey> = [
             ServiceKey::Fwmark {
                 mark: 1,
                 ipv6: false,
@@ -280,12 +305,23 @@ mod tests {
         ]
         .into_iter()
         .collect();
+        let owned = Owned {
+            services,
+            addrs: [AddrSpec {
+                device: "vip0".into(),
+                addr: "2001:db8::1".parse().unwrap(),
+                prefix_len: 128,
+            }]
+            .into_iter()
+            .collect(),
+        };
         save_ledger(&path, &owned).unwrap();
         assert_eq!(load_ledger(&path).unwrap(), owned);
         let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("garbage line\nudp 10.0.0.2 53\n");
+        text.push_str("garbage line\nudp 10.0.0.2 53\naddr lo nonsense\n");
         std::fs::write(&path, text).unwrap();
-        assert_eq!(load_ledger(&path).unwrap().len(), 3);
+        let back = load_ledger(&path).unwrap();
+        assert_eq!((back.services.len(), back.addrs.len()), (3, 1));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -34,7 +34,7 @@ pub mod netlink;
 pub mod request;
 pub mod stats;
 
-pub use diff::{Conflict, Observed, diff};
+pub use diff::{Conflict, Observed, Owned, diff};
 pub use error::{ConfigError, Error};
 pub use forwarder::{Forwarder, Report};
 pub use model::{

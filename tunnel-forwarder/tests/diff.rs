@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::{
-    Conflict, DesiredState, Dest, Forward, Observed, Peer, Protocol, Request, ServiceConfig,
+    Conflict, DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
     ServiceKey, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
 };
 
@@ -104,15 +104,18 @@ fn applied(d: &DesiredState) -> Observed {
     obs
 }
 
-fn owned(d: &DesiredState) -> BTreeSet<ServiceKey> {
-    d.compile().unwrap().services.keys().copied().collect()
+fn owned(d: &DesiredState) -> Owned {
+    Owned {
+        services: d.compile().unwrap().services.keys().copied().collect(),
+        addrs: BTreeSet::new(),
+    }
 }
 
 #[test]
 fn empty_kernel_gets_everything_in_a_safe_order() {
     let d = desired(0);
     let t = d.compile().unwrap();
-    let reqs = diff(&t, &Observed::default(), &BTreeSet::new()).unwrap();
+    let reqs = diff(&t, &Observed::default(), &Owned::default()).unwrap();
     let pos = |f: &dyn Fn(&Request) -> bool| reqs.iter().position(f).expect("present");
     let link = pos(&|r| matches!(r, Request::NewIpip { .. }));
     let up = pos(&|r| matches!(r, Request::LinkUp(n) if n == "acip0"));
@@ -385,4 +388,39 @@ fn persistence_and_udp_services_compile() {
         "-u 10.101.4.1:80 -s wrr -p 300 -M 255.255.255.0"
     );
     assert_eq!(t.marks[0].protocol, Protocol::Udp);
+}
+
+#[test]
+fn ipv6_addresses_we_added_are_removed_from_the_ledger_not_by_label() {
+    let v6: IpAddr = "2001:db8:4::1".parse().unwrap();
+    let ours = tunnel_forwarder::model::AddrSpec {
+        device: "vip0".into(),
+        addr: v6,
+        prefix_len: 128,
+    };
+    let mut obs = Observed::default();
+    for addr in [v6, "2001:db8:4::99".parse().unwrap()] {
+        obs.addrs.push(ObservedAddr {
+            device: "vip0".into(),
+            addr,
+            prefix_len: 128,
+            label: None,
+        });
+    }
+    let t = DesiredState::default().compile().unwrap();
+    let mut owned = Owned::default();
+    assert_eq!(
+        diff(&t, &obs, &owned).unwrap(),
+        vec![],
+        "not ours: left alone"
+    );
+    owned.addrs.insert(ours.clone());
+    assert_eq!(
+        diff(&t, &obs, &owned).unwrap(),
+        vec![Request::DelAddr(ours.clone())]
+    );
+    // The ledger after: added now = ours; dropped from the target = no longer ours.
+    let added = [Request::NewAddr(ours.clone())];
+    assert!(Owned::default().after(&t, &added).addrs.contains(&ours));
+    assert!(owned.after(&t, &[]).addrs.is_empty());
 }

@@ -494,6 +494,16 @@ fn in_guest_ipv6() {
             && lnx.contains("2001:db8:4::1/128"),
         &lnx,
     );
+    // Removing the VIP removes its IPv6 address too (recorded as ours: no labels).
+    let r = fw.reconcile(&DesiredState::default());
+    let addr = String::from_utf8_lossy(&guest::sh("ip -6 addr show dev vip0").stdout).into_owned();
+    guest::check(
+        "ipv6_vip_removed",
+        r.is_ok()
+            && !addr.contains("2001:db8:4::1")
+            && !String::from_utf8_lossy(&guest::sh("ipvsadm -Ln").stdout).contains("2001"),
+        &format!("{r:?}\n{addr}"),
+    );
 }
 
 /// The loop guard for a UDP service next to the TCP one: its own mark, matched on
