@@ -239,10 +239,28 @@ impl Bird {
             .stderr(log_file(&self.dir.join("bird.err"))?)
             .spawn()?;
         self.child = Some(child);
-        let sock = self.sock();
-        if !wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            sock.exists()
-        }) {
+        // Up means: still running and answering on its control socket (a config
+        // error makes bird exit, sometimes after the socket appeared).
+        let mut up = false;
+        for _ in 0..500 {
+            let running = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            if !running {
+                break;
+            }
+            if self
+                .birdc("show status")
+                .is_ok_and(|s| s.contains("Daemon is up"))
+            {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !up {
+            self.stop();
             return Err(io::Error::other(format!(
                 "bird did not start: {}",
                 self.log()

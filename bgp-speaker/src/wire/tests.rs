@@ -379,3 +379,20 @@ fn our_own_as_in_the_path_is_a_loop_not_a_route() {
         }
     );
 }
+
+#[test]
+fn four_octet_local_as_to_a_two_octet_peer_uses_as_trans_and_as4_path() {
+    // RFC 6793 §4.2.2: AS_PATH carries AS_TRANS, AS4_PATH the real 4-octet AS.
+    let mut c = ctx(false);
+    c.local_asn = 4_200_000_101;
+    c.four_octet_as = false;
+    let b = encode_announce(&Route::new(net("10.101.4.0/24")), &c).unwrap();
+    let as_path_2 = [0x40, 2, 4, 2, 1, 0x5B, 0xA0]; // AS_SEQUENCE [23456], 2-octet
+    let as4 = 4_200_000_101u32.to_be_bytes();
+    let as4_path = [0xC0, 17, 6, 2, 1, as4[0], as4[1], as4[2], as4[3]];
+    assert!(
+        b.windows(as_path_2.len()).any(|w| w == as_path_2),
+        "{b:02x?}"
+    );
+    assert!(b.windows(as4_path.len()).any(|w| w == as4_path), "{b:02x?}");
+}
