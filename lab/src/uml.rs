@@ -516,9 +516,14 @@ fn xstate_shim() -> Result<PathBuf, LabError> {
         return Ok(so);
     }
     std::fs::create_dir_all(&base).map_err(|e| LabError::Io(base.clone(), e))?;
-    let c = base.join(format!("xstate-shim-{h:016x}-{}.c", std::process::id()));
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let c = base.join(format!("xstate-shim-{h:016x}-{tag}.c"));
     std::fs::write(&c, SRC).map_err(|e| LabError::Io(c.clone(), e))?;
-    let tmp = base.join(format!("xstate-shim-{h:016x}-{}.so", std::process::id()));
+    let tmp = base.join(format!("xstate-shim-{h:016x}-{tag}.so"));
     let out = Command::new("cc")
         .args(["-O2", "-shared", "-fPIC", "-o"])
         .arg(&tmp)

@@ -6,11 +6,10 @@ pub mod ipvs;
 pub mod rtnl;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use crate::diff::{Observed, ObservedAddr};
 use crate::error::Error;
-use crate::model::{ServiceKey, ServiceSpec, Target};
+use crate::model::{ServiceSpec, Target};
 use crate::netlink::socket::{NlError, SockError, Socket};
 use crate::netlink::wire::{self, Attrs, MsgBuf};
 use crate::request::Request;
@@ -435,13 +434,5 @@ fn refused(r: &Request, e: NlError) -> Error {
             request: during,
             error: e,
         },
-    }
-}
-
-/// Address of a service key (for logs).
-pub fn key_addr(k: &ServiceKey) -> Option<IpAddr> {
-    match k {
-        ServiceKey::Addr { addr, .. } => Some(*addr),
-        ServiceKey::Fwmark { .. } => None,
     }
 }
