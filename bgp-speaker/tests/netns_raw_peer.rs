@@ -408,3 +408,76 @@ fn netns_raw_one_bad_peer_does_not_touch_another() {
     assert_eq!(b.counters.established_transitions, 1);
     assert_eq!(b.counters.notifications_sent, 0);
 }
+
+/// RFC 9687: a peer that keeps sending KEEPALIVEs but stops reading gets a send
+/// hold timer expiry (NOTIFICATION 8/0 attempted, connection closed).
+#[test]
+fn netns_raw_send_hold_timer_closes_a_peer_that_stops_reading() {
+    if !require(
+        "netns_raw_send_hold_timer_closes_a_peer_that_stops_reading",
+        &[Need::Netns],
+    ) {
+        return;
+    }
+    let env = env("rawshold");
+    // Small send buffers in the speaker's namespace so a few hundred KB fill the pipe.
+    env.spk
+        .exec(
+            "sysctl",
+            &["-q", "-w", "net.ipv4.tcp_wmem=4096 16384 65536"],
+        )
+        .unwrap();
+    let l = listen_in(&env.peer);
+    let mut cfg = peer_config("raw");
+    cfg.send_hold_time = Some(Duration::from_secs(10));
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![cfg],
+            listen: None,
+        }))
+        .unwrap();
+    let s = accept_established(&l);
+    assert!(wait_established(&env, &speaker, Duration::from_secs(5)));
+    // The peer stays alive (KEEPALIVE every 2 s) but never reads again.
+    let mut ka = s.try_clone().unwrap();
+    let alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = alive.clone();
+    let keepalives = thread::spawn(move || {
+        for _ in 0..15 {
+            if !flag.load(std::sync::atomic::Ordering::Relaxed)
+                || ka.write_all(&keepalive()).is_err()
+            {
+                break;
+            }
+            thread::sleep(Duration::from_secs(2));
+        }
+    });
+    env.rt.block_on(async {
+        for i in 0..20_000u32 {
+            let [_, _, c, d] = i.to_be_bytes();
+            let p = format!("10.50.{c}.{d}/32").parse().unwrap();
+            speaker.announce(bgp_speaker::Route::new(p)).await.unwrap();
+        }
+    });
+    let started = Instant::now();
+    let expired = wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        status(&env, &speaker)
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("send hold timer expired")
+    });
+    alive.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = keepalives.join();
+    let st = status(&env, &speaker);
+    assert!(expired, "{st:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "expired after {:?}",
+        started.elapsed()
+    );
+    assert_ne!(st.state, PeerState::Established);
+    assert!(st.counters.notifications_sent >= 1);
+    drop(s);
+}
