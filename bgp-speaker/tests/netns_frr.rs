@@ -348,6 +348,21 @@ fn netns_frr_attributes_and_graceful_shutdown() {
     assert!(j.contains("65005:1:2"), "large community: {j}");
     assert!(j.contains("\"origin\":\"IGP\""), "{j}");
 
+    // RFC 2918: FRR asks for a refresh (`clear ... soft in`); we send our routes again.
+    let before = status(&env, &speaker).counters.updates_sent;
+    frr.vtysh(&format!("clear bgp ipv4 unicast {SPK_V4} soft in"))
+        .unwrap();
+    assert!(
+        wait_until(
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            || status(&env, &speaker).counters.updates_sent > before
+        ),
+        "no UPDATE after ROUTE-REFRESH: {:?}",
+        status(&env, &speaker)
+    );
+    assert_eq!(status(&env, &speaker).counters.established_transitions, 1);
+
     // Dropping the graceful-shutdown flag re-announces without the community.
     env.rt
         .block_on(speaker.announce(Route::new(vip4())))
