@@ -196,7 +196,8 @@ pub mod tcp {
         let listener = super::in_netns(ns, move || TcpListener::bind(addr))
             .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
+            // Bounded: a scenario never needs more connections than this.
+            for conn in listener.incoming().take(100_000).flatten() {
                 let name = name.clone();
                 std::thread::spawn(move || answer(conn, &name));
             }
@@ -275,7 +276,11 @@ pub mod udp {
             .unwrap_or_else(|e| panic!("bind udp {addr}: {e}"));
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
-            while let Ok((_, peer)) = sock.recv_from(&mut buf) {
+            // Bounded like the TCP server.
+            for _ in 0..100_000 {
+                let Ok((_, peer)) = sock.recv_from(&mut buf) else {
+                    return;
+                };
                 let _ = sock.send_to(name.as_bytes(), peer);
             }
         });
