@@ -388,6 +388,7 @@ impl Driver {
             remote_id: self.session.remote_id(),
             last_error: self.session.last_error().map(str::to_string),
             prefixes_announced: self.session.prefixes_announced(),
+            prefixes_sent: self.session.prefixes_sent(),
             prefixes_received: self.session.prefixes_received(),
             counters: self.session.counters(),
         }

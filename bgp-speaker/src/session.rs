@@ -194,6 +194,15 @@ impl Session {
     pub(crate) fn prefixes_announced(&self) -> usize {
         self.rib_out.len()
     }
+    pub(crate) fn prefixes_sent(&self) -> usize {
+        if !self.established() {
+            return 0;
+        }
+        self.rib_out
+            .keys()
+            .filter(|p| self.family_negotiated(p))
+            .count()
+    }
     pub(crate) fn prefixes_received(&self) -> usize {
         self.received.len()
     }

@@ -60,8 +60,12 @@ pub struct PeerStatus {
     pub remote_id: Option<(Ipv4Addr, u32)>,
     /// The last reason the session went down or failed.
     pub last_error: Option<String>,
-    /// Prefixes we announce to this peer (our Adj-RIB-Out).
+    /// Prefixes we announce to this peer (our Adj-RIB-Out), whether or not the
+    /// session is up; they are sent whenever it comes up.
     pub prefixes_announced: usize,
+    /// Of those, the prefixes currently advertised on the wire (0 unless
+    /// Established; only negotiated families).
+    pub prefixes_sent: usize,
     /// Prefixes this peer currently announces to us (counted, then discarded).
     pub prefixes_received: usize,
     /// Counters.

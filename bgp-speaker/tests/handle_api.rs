@@ -105,6 +105,10 @@ async fn status_reports_an_unreachable_peer_and_keeps_the_routes() {
         st[0]
     );
     assert_eq!(st[0].prefixes_announced, 1);
+    assert_eq!(
+        st[0].prefixes_sent, 0,
+        "not Established, nothing on the wire"
+    );
     assert_eq!(st[0].uptime, None);
     assert_eq!(st[0].counters.messages_sent, 0);
     speaker

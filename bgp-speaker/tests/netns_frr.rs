@@ -107,7 +107,7 @@ fn netns_frr_announce_withdraw_restart_shutdown() {
         "{routes}"
     );
     let st = status(&env, &speaker);
-    assert_eq!(st.prefixes_announced, 2);
+    assert_eq!((st.prefixes_announced, st.prefixes_sent), (2, 2));
 
     // FRR echoes our routes back with its AS prepended: loop-detected, not counted.
     assert!(wait_until(
