@@ -1,0 +1,363 @@
+//! The diff against a model kernel: for many random pairs of (what the kernel holds,
+//! what is desired), applying the diff to the model and diffing again gives nothing,
+//! the operator's objects survive, and no destination that stays is deleted.
+//! Deterministic (seeded xorshift), so a failure names its seed.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
+use tunnel_forwarder::model::ServiceSpec;
+use tunnel_forwarder::{
+    DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
+    ServiceKey, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
+};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
+
+const ME: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
+
+fn random_state(rng: &mut Rng) -> DesiredState {
+    let mut vips = Vec::new();
+    for v in 0..rng.below(3) {
+        let addr: IpAddr = if rng.chance(20) {
+            format!("2001:db8:4::{}", v + 1).parse().unwrap()
+        } else {
+            IpAddr::V4(Ipv4Addr::new(10, 101, 4, v as u8 + 1))
+        };
+        let mut services = Vec::new();
+        let mut ports = BTreeSet::new();
+        for _ in 0..rng.below(3) {
+            let port = [80u16, 443, 53, 8080][rng.below(4) as usize];
+            let protocol = if rng.chance(30) {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            if !ports.insert((protocol, port)) {
+                continue;
+            }
+            let local: Vec<Dest> = (0..rng.below(4))
+                .map(|i| {
+                    let a: IpAddr = if addr.is_ipv4() {
+                        IpAddr::V4(Ipv4Addr::new(10, 101, 5, 10 + i as u8))
+                    } else {
+                        format!("2001:db8:5::{}", 10 + i).parse().unwrap()
+                    };
+                    let fwd = [Forward::Nat, Forward::DirectRoute, Forward::Tunnel]
+                        [rng.below(3) as usize];
+                    Dest::new(a, port, fwd, rng.below(4) as u32)
+                })
+                .collect();
+            let peers = if addr.is_ipv4() {
+                (0..rng.below(3))
+                    .map(|i| Peer {
+                        addr: Ipv4Addr::new(10, 2 + i as u8, 0, 2),
+                        weight: rng.below(5) as u32,
+                    })
+                    .collect()
+            } else {
+                vec![]
+            };
+            let guard = addr.is_ipv4() && rng.chance(60);
+            let mark = 0x40 + services.len() as u32 + 10 * v as u32;
+            services.push(VipService {
+                protocol,
+                port,
+                config: ServiceConfig {
+                    scheduler: ["wrr", "rr", "wlc"][rng.below(3) as usize].into(),
+                    ..ServiceConfig::default()
+                },
+                tunnel_in: guard.then(|| TunnelIn::like(mark, &local)),
+                local,
+                peers,
+            });
+        }
+        vips.push(Vip {
+            addr,
+            device: if rng.chance(30) {
+                VipDevice::Dummy("vip0".into())
+            } else {
+                VipDevice::Loopback
+            },
+            services,
+        });
+    }
+    DesiredState {
+        vips,
+        tunnel: Some(TunnelDevice {
+            name: "acip0".into(),
+            local: ME,
+        }),
+        ..DesiredState::default()
+    }
+}
+
+/// Applies requests to the model kernel as the real one would.
+fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
+    for r in reqs {
+        match r {
+            Request::NewService(k, c) => {
+                assert!(!obs.services.contains_key(k), "EEXIST {r}");
+                obs.services.insert(
+                    *k,
+                    ServiceSpec {
+                        key: *k,
+                        config: c.clone(),
+                        dests: Default::default(),
+                    },
+                );
+            }
+            Request::SetService(k, c) => obs.services.get_mut(k).expect("ESRCH").config = c.clone(),
+            Request::DelService(k) => {
+                obs.services.remove(k).expect("ESRCH");
+            }
+            Request::NewDest(k, d) => {
+                let s = obs.services.get_mut(k).expect("ESRCH");
+                assert!(s.dests.insert(d.key(), *d).is_none(), "EEXIST {r}");
+            }
+            Request::SetDest(k, d) => {
+                let s = obs.services.get_mut(k).expect("ESRCH");
+                assert!(s.dests.insert(d.key(), *d).is_some(), "ENOENT {r}");
+            }
+            Request::DelDest(k, a, p) => {
+                let s = obs.services.get_mut(k).expect("ESRCH");
+                s.dests.remove(&(*a, *p)).expect("ENOENT");
+            }
+            Request::NewDummy(n) | Request::NewIpip { name: n, .. } => {
+                let (kind, local) = match r {
+                    Request::NewIpip { local, .. } => ("ipip", Some(*local)),
+                    _ => ("dummy", None),
+                };
+                assert!(!obs.links.contains_key(n), "EEXIST {r}");
+                obs.links.insert(
+                    n.clone(),
+                    LinkInfo {
+                        index: 100 + obs.links.len() as u32,
+                        kind: Some(kind.into()),
+                        up: false,
+                        ipip_local: local,
+                        ipip_remote: None,
+                    },
+                );
+            }
+            Request::LinkUp(n) => obs.links.get_mut(n).expect("ENODEV").up = true,
+            Request::NewAddr(a) => {
+                assert!(obs.links.contains_key(&a.device), "ENODEV {r}");
+                obs.addrs.push(ObservedAddr {
+                    device: a.device.clone(),
+                    addr: a.addr,
+                    prefix_len: a.prefix_len,
+                    label: a.addr.is_ipv4().then(|| label_for(&a.device)),
+                });
+            }
+            Request::DelAddr(a) => {
+                let before = obs.addrs.len();
+                obs.addrs.retain(|o| {
+                    !(o.device == a.device && o.addr == a.addr && o.prefix_len == a.prefix_len)
+                });
+                assert!(obs.addrs.len() < before, "EADDRNOTAVAIL {r}");
+            }
+            Request::NewIngress(_) => {
+                assert!(!obs.ingress, "EEXIST {r}");
+                obs.ingress = true;
+            }
+            Request::NewMarkFilter { prio, rule, .. } => {
+                assert!(obs.ingress, "EINVAL no qdisc {r}");
+                *next_handle += 1;
+                obs.filters.push(ObservedFilter {
+                    prio: *prio,
+                    handle: *next_handle,
+                    rule: Some(*rule),
+                });
+            }
+            Request::DelFilter { handle, .. } => {
+                let before = obs.filters.len();
+                obs.filters.retain(|f| f.handle != *handle);
+                assert!(obs.filters.len() < before, "ENOENT {r}");
+            }
+            Request::Sysctl { key, value } => {
+                obs.sysctls.insert(key.clone(), Some(value.clone()));
+            }
+        }
+    }
+}
+
+/// A fresh kernel with lo, an operator's service, address and filter.
+fn fresh_kernel() -> (Observed, ServiceKey) {
+    let mut obs = Observed::default();
+    obs.links.insert(
+        "lo".into(),
+        LinkInfo {
+            index: 1,
+            up: true,
+            ..LinkInfo::default()
+        },
+    );
+    let op = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: IpAddr::V4(Ipv4Addr::new(10, 101, 4, 1)),
+        port: 22,
+    };
+    obs.services.insert(
+        op,
+        ServiceSpec {
+            key: op,
+            config: ServiceConfig::default(),
+            dests: Default::default(),
+        },
+    );
+    obs.addrs.push(ObservedAddr {
+        device: "lo".into(),
+        addr: "192.0.2.7".parse().unwrap(),
+        prefix_len: 32,
+        label: None,
+    });
+    (obs, op)
+}
+
+#[test]
+fn random_transitions_converge_in_one_step_and_spare_the_operator() {
+    // How often each kind of request came up: the test must exercise them all.
+    let mut seen = std::collections::BTreeMap::<&'static str, usize>::new();
+    for seed in 1..=400u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let (mut obs, op) = fresh_kernel();
+        let mut owned = Owned::default();
+        let mut handle = 0x800_000;
+        // A few reconciles in a row, each from the state the last one left, with
+        // random drift in between (weights edited, a link down, a sysctl reset).
+        for step in 0..4 {
+            let d = random_state(&mut rng);
+            let t = d.compile().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            if step > 0 && rng.chance(50) {
+                if let Some(s) = obs.services.values_mut().next()
+                    && let Some(dd) = s.dests.values_mut().next()
+                {
+                    dd.weight += 7;
+                }
+                if let Some(l) = obs.links.get_mut("acip0") {
+                    l.up = rng.chance(50);
+                }
+                obs.sysctls
+                    .insert("net/ipv4/ip_forward".into(), Some("0".into()));
+            }
+            let before = obs.clone();
+            let reqs = diff(&t, &obs, &owned).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            for r in &reqs {
+                *seen.entry(kind(r)).or_default() += 1;
+            }
+            owned = owned.claiming(&t, &reqs);
+            apply(&mut obs, &reqs, &mut handle);
+            owned = owned.after(&t, &reqs);
+            let again = diff(&t, &obs, &owned).unwrap();
+            assert_eq!(
+                again,
+                vec![],
+                "seed {seed} step {step}: not converged after {reqs:#?}"
+            );
+            // The operator's service and address are untouched.
+            assert!(
+                obs.services.contains_key(&op),
+                "seed {seed}: operator service gone"
+            );
+            assert!(
+                obs.addrs.iter().any(|a| a.addr.to_string() == "192.0.2.7"),
+                "seed {seed}: operator address gone"
+            );
+            // A destination present before and after was never deleted.
+            for r in &reqs {
+                if let Request::DelDest(k, a, p) = r {
+                    let stays = t
+                        .services
+                        .get(k)
+                        .is_some_and(|s| s.dests.contains_key(&(*a, *p)));
+                    assert!(!stays, "seed {seed}: {r} deletes a destination that stays");
+                }
+                if let Request::DelService(k) = r {
+                    assert!(before.services.contains_key(k) && !t.services.contains_key(k));
+                }
+            }
+        }
+        // Finally nothing desired: everything of ours goes, the operator's stays.
+        let t = DesiredState {
+            tunnel: Some(TunnelDevice {
+                name: "acip0".into(),
+                local: ME,
+            }),
+            ..DesiredState::default()
+        }
+        .compile()
+        .unwrap();
+        let reqs = diff(&t, &obs, &owned).unwrap();
+        apply(&mut obs, &reqs, &mut handle);
+        assert_eq!(
+            obs.services.keys().collect::<Vec<_>>(),
+            vec![&op],
+            "seed {seed}"
+        );
+        let addrs: Vec<String> = obs.addrs.iter().map(|a| a.addr.to_string()).collect();
+        assert_eq!(
+            addrs,
+            vec!["192.0.2.7", "10.1.0.2"],
+            "seed {seed}: tunnel address stays"
+        );
+    }
+    for k in [
+        "NewService",
+        "SetService",
+        "DelService",
+        "NewDest",
+        "SetDest",
+        "DelDest",
+        "NewDummy",
+        "NewIpip",
+        "LinkUp",
+        "NewAddr",
+        "DelAddr",
+        "NewIngress",
+        "NewMarkFilter",
+        "DelFilter",
+        "Sysctl",
+    ] {
+        assert!(
+            seen.get(k).copied().unwrap_or(0) > 0,
+            "{k} never exercised: {seen:?}"
+        );
+    }
+}
+
+fn kind(r: &Request) -> &'static str {
+    match r {
+        Request::NewService(..) => "NewService",
+        Request::SetService(..) => "SetService",
+        Request::DelService(..) => "DelService",
+        Request::NewDest(..) => "NewDest",
+        Request::SetDest(..) => "SetDest",
+        Request::DelDest(..) => "DelDest",
+        Request::NewDummy(..) => "NewDummy",
+        Request::NewIpip { .. } => "NewIpip",
+        Request::LinkUp(..) => "LinkUp",
+        Request::NewAddr(..) => "NewAddr",
+        Request::DelAddr(..) => "DelAddr",
+        Request::NewIngress(..) => "NewIngress",
+        Request::NewMarkFilter { .. } => "NewMarkFilter",
+        Request::DelFilter { .. } => "DelFilter",
+        Request::Sysctl { .. } => "Sysctl",
+    }
+}
