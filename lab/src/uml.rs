@@ -1,11 +1,11 @@
 //! The user-mode-Linux lab kernel: boot, topology, scenario, results.
 //!
 //! The host kernel has no `ip_vs` and no `ipip`; Debian's `linux.uml` has both as
-//! modules. A [`Lab`] boots that kernel with the host filesystem as its root and a
+//! modules. A [`Lab`](crate::uml::Lab) boots that kernel with the host filesystem as its root and a
 //! generated init script, which loads the modules, builds the network namespaces of a
-//! [`Topology`], runs the scenario and powers the guest off. The scenario is a shell
-//! script ([`Lab::script`]), a Rust test re-executed inside the guest
-//! ([`Lab::guest_test`]), any program ([`Lab::guest_exec`]), or several of them in
+//! [`Topology`](crate::uml::Topology), runs the scenario and powers the guest off. The scenario is a shell
+//! script ([`Lab::script`](crate::uml::Lab::script)), a Rust test re-executed inside the guest
+//! ([`Lab::guest_test`](crate::uml::Lab::guest_test)), any program ([`Lab::guest_exec`](crate::uml::Lab::guest_exec)), or several of them in
 //! that order. Results come back as `PASS`/`FAIL` lines in a file on disk (UML's exit
 //! status says nothing about the scenario), together with every log.
 //!
@@ -18,8 +18,8 @@
 //!           <──reads── results, logs <────── DONE; poweroff -f   (watchdog bounds it)
 //! ```
 //!
-//! Inside the guest, the re-executed test finds itself through [`guest::active`] and
-//! uses [`guest`] to enter namespaces, run commands and report steps.
+//! Inside the guest, the re-executed test finds itself through [`guest::active`](crate::uml::guest::active) and
+//! uses [`guest`](crate::uml::guest) to enter namespaces, run commands and report steps.
 //!
 //! Pitfalls this module handles (see ../shared/lab-kernel.md): the work dir lives on
 //! disk, not under /tmp (the guest mounts its own tmpfs there), guest RAM is a file in

@@ -79,7 +79,7 @@ impl Forwarder {
 
     /// Reads the kernel, applies only the difference to `desired`, and reports what
     /// changed. Running it again with the same state changes nothing. Services,
-    /// addresses and filters that are not ours are left alone (see [`crate::diff`]).
+    /// addresses and filters that are not ours are left alone (see [`mod@crate::diff`]).
     /// An error is logged once per kind until it clears, and returned every time.
     pub fn reconcile(&mut self, desired: &DesiredState) -> Result<Report, Error> {
         let r = self.reconcile_inner(desired);

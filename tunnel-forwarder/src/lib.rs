@@ -9,7 +9,7 @@
 //! own small codec ([`netlink`]); sysctls through /proc/sys.
 //!
 //! Never: touches packets (the kernel forwards), shells out to `ipvsadm`/`ip`/`tc`,
-//! removes what it did not create (see [`diff`] for the ownership rules), or deletes
+//! removes what it did not create (see [`mod@diff`] for the ownership rules), or deletes
 //! a destination to change its weight.
 //!
 //! ```text
