@@ -108,6 +108,31 @@ impl PeerHandle {
         rx.await.map_err(|_| self.stopped())
     }
 
+    /// Cease / Administrative Reset (RFC 4486 §4) with `reason` (RFC 9003), then
+    /// reconnect at once; announcements are kept and sent again. Operator's
+    /// `clear bgp NEIGHBOR`.
+    pub async fn reset(&self, reason: &str) -> Result<(), SpeakerError> {
+        self.send(Command::Reset {
+            reason: reason.to_string(),
+        })
+        .await
+    }
+
+    /// Cease / Administrative Shutdown with `reason`, and stay down (no reconnects,
+    /// passive connections refused) until [`Self::enable`]. Announcements are kept.
+    /// Operator's `neighbor X shutdown`.
+    pub async fn disable(&self, reason: &str) -> Result<(), SpeakerError> {
+        self.send(Command::Disable {
+            reason: reason.to_string(),
+        })
+        .await
+    }
+
+    /// Starts a disabled session again.
+    pub async fn enable(&self) -> Result<(), SpeakerError> {
+        self.send(Command::Enable).await
+    }
+
     pub(crate) fn inbound_sender(&self) -> mpsc::WeakSender<Command> {
         self.tx.downgrade()
     }

@@ -34,6 +34,16 @@ pub(crate) enum Command {
         reason: String,
         done: oneshot::Sender<()>,
     },
+    /// Cease / Administrative Reset, then reconnect.
+    Reset {
+        reason: String,
+    },
+    /// Cease / Administrative Shutdown, stay down, keep the task and the routes.
+    Disable {
+        reason: String,
+    },
+    /// Undo `Disable`.
+    Enable,
     /// A connection the listener accepted from this peer's address.
     Inbound(TcpStream),
 }
@@ -291,6 +301,9 @@ impl Driver {
                     self.compete(stream);
                 }
             }
+            Command::Reset { reason } => self.feed(Input::Reset { reason }),
+            Command::Disable { reason } => self.feed(Input::Stop { reason }),
+            Command::Enable => self.feed(Input::Start),
             Command::Shutdown { .. } => {}
         }
     }
@@ -389,6 +402,7 @@ impl Driver {
             last_error: self.session.last_error().map(str::to_string),
             prefixes_announced: self.session.prefixes_announced(),
             prefixes_sent: self.session.prefixes_sent(),
+            disabled: self.session.is_stopped(),
             prefixes_received: self.session.prefixes_received(),
             counters: self.session.counters(),
         }

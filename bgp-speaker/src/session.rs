@@ -72,6 +72,8 @@ pub(crate) enum Input {
     Start,
     /// Close for good with Cease / Administrative Shutdown and this RFC 9003 reason.
     Stop { reason: String },
+    /// Close with Cease / Administrative Reset and this reason, then reconnect.
+    Reset { reason: String },
     /// Our outgoing connection is up; `local` is our end's address.
     Connected { local: IpAddr },
     /// A connection from the peer was accepted (passive).
@@ -214,6 +216,10 @@ impl Session {
     pub(crate) fn config(&self) -> &PeerConfig {
         &self.cfg
     }
+    /// Administratively down (stopped or disabled).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped
+    }
     /// True once stopped and the connection is gone: the driver may exit.
     pub(crate) fn finished(&self) -> bool {
         self.stopped && !self.connected && self.fsm.state() == SessionState::Idle
@@ -242,6 +248,19 @@ impl Session {
                     out.push(Output::Close);
                 }
                 self.connected = false;
+            }
+            Input::Reset { reason } => {
+                if !self.stopped {
+                    if self.fsm.state() != SessionState::Idle {
+                        self.last_error = Some(format!("administrative reset: {reason}"));
+                        let reason = Some(wire::shutdown_communication(&reason));
+                        self.fsm_event(Event::AdministrativeReset { reason }, &mut out);
+                    }
+                    // A reset was asked for: come back after the shortest wait.
+                    self.failures = 0;
+                    out.retain(|o| !matches!(o, Output::Arm(Timer::IdleHold, _)));
+                    out.push(Output::Arm(Timer::IdleHold, Duration::from_millis(100)));
+                }
             }
             Input::Connected { local } | Input::Accepted { local } => {
                 let inbound = matches!(input, Input::Accepted { .. });
@@ -689,13 +708,16 @@ impl Session {
                 }
             }
             Action::SessionDown => {
-                self.negotiated = None;
+                // The FSM also says this when leaving Connect/Active; only a session
+                // that was up goes down.
+                if self.negotiated.take().is_some() {
+                    let why = self
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "session down".into());
+                    out.push(Output::Down(why));
+                }
                 self.received.clear();
-                let why = self
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "session down".into());
-                out.push(Output::Down(why));
             }
             _ => {}
         }

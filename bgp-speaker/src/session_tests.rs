@@ -401,3 +401,51 @@ fn configured_keepalive_shortens_the_negotiated_interval() {
     let out = s.handle(Input::Data(frr_open()));
     assert_eq!(armed(&out, Timer::Keepalive), Some(Duration::from_secs(30)));
 }
+
+#[test]
+fn reset_sends_cease_4_and_comes_back_quickly() {
+    let mut s = established(cfg());
+    let out = s.handle(Input::Reset {
+        reason: "clear".into(),
+    });
+    let mut data = vec![5];
+    data.extend_from_slice(b"clear");
+    assert_eq!(notifications(&out), vec![(6, 4, data)]);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Down(r) if r.contains("administrative reset")))
+    );
+    assert_eq!(
+        armed(&out, Timer::IdleHold),
+        Some(Duration::from_millis(100))
+    );
+    assert!(
+        s.handle(Input::Expired(Timer::IdleHold))
+            .contains(&Output::Connect)
+    );
+}
+
+#[test]
+fn disable_then_enable() {
+    let mut s = established(cfg());
+    let out = s.handle(Input::Stop {
+        reason: "down".into(),
+    });
+    assert_eq!(notifications(&out).len(), 1);
+    assert!(s.is_stopped());
+    assert!(
+        s.handle(Input::Expired(Timer::IdleHold)).is_empty(),
+        "no reconnect while disabled"
+    );
+    let out = s.handle(Input::Start);
+    assert!(out.contains(&Output::Connect));
+    assert!(!s.is_stopped());
+}
+
+#[test]
+fn leaving_connect_is_not_a_session_down() {
+    let mut s = Session::new(cfg(), 1);
+    s.handle(Input::Start);
+    let out = s.handle(Input::Reset { reason: "x".into() });
+    assert!(!out.iter().any(|o| matches!(o, Output::Down(_))), "{out:?}");
+}

@@ -54,6 +54,8 @@ pub struct PeerStatus {
     pub remote_addr: IpAddr,
     /// Current state.
     pub state: PeerState,
+    /// Administratively down ([`crate::PeerHandle::disable`]); no reconnects.
+    pub disabled: bool,
     /// Time since Established, when it is.
     pub uptime: Option<Duration>,
     /// The neighbor's BGP identifier and AS, once negotiated.

@@ -453,3 +453,59 @@ fn netns_frr_ibgp_over_ipv6_transport() {
         "{routes}"
     );
 }
+
+/// Operator actions: reset (Cease/4, reconnect at once), disable (Cease/2, stay
+/// down, routes leave FRR), enable (back, routes back).
+#[test]
+fn netns_frr_reset_disable_enable() {
+    if !require("netns_frr_reset_disable_enable", NEEDS) {
+        return;
+    }
+    let env = env("frrops");
+    let frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![peer_config("frr")],
+            listen: None,
+        }))
+        .expect("speaker");
+    let peer = speaker.peer("frr").unwrap().clone();
+    assert!(wait_established(&env, &speaker, Duration::from_secs(20)));
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        has_route(r, &vip4(), "bgp")
+    }));
+
+    env.rt.block_on(peer.reset("operator clear")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
+            let st = status(&env, &speaker);
+            st.counters.established_transitions == 2 && st.state == PeerState::Established
+        }),
+        "{:?}",
+        status(&env, &speaker)
+    );
+    assert!(frr.log().contains("operator clear"), "{}", frr.log());
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        has_route(r, &vip4(), "bgp")
+    }));
+
+    env.rt.block_on(peer.disable("maintenance window")).unwrap();
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        !has_route(r, &vip4(), "bgp")
+    }));
+    std::thread::sleep(Duration::from_secs(3));
+    let st = status(&env, &speaker);
+    assert!(st.disabled && st.state == PeerState::Idle, "{st:?}");
+    assert!(!frr.established(SPK_V4));
+
+    env.rt.block_on(peer.enable()).unwrap();
+    assert!(wait_established(&env, &speaker, Duration::from_secs(20)));
+    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
+        has_route(r, &vip4(), "bgp")
+    }));
+    assert!(!status(&env, &speaker).disabled);
+}
