@@ -241,6 +241,20 @@ fn in_guest_spill() {
         .expect("link")
         .unwrap_or([0, 0])[0];
     guest::check("spilled_via_ipip", b_rx > 0, &format!("B {TUN} rx {b_rx}"));
+    // B scheduled them through its fwmark (tunnel-in) service, not its VIP service.
+    let b_stats = b.with(|f| f.stats()).expect("stats");
+    let conns = |fwmark: bool| {
+        b_stats
+            .iter()
+            .filter(|s| matches!(s.key, ServiceKey::Fwmark { .. }) == fwmark)
+            .map(|s| s.active() + s.inactive())
+            .sum::<u64>()
+    };
+    guest::check(
+        "b_scheduled_by_mark_service",
+        conns(true) as usize == to_b && conns(false) == 0,
+        &format!("fwmark {} vip {} of {to_b}", conns(true), conns(false)),
+    );
 
     let again = long_local.ask().unwrap_or_else(|e| format!("error:{e}"));
     guest::check(
