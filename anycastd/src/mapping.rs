@@ -345,7 +345,7 @@ mod tests {
         assert!(
             svc.local
                 .iter()
-                .all(|x| x.weight == 0 && x.forward == tf::Forward::DirectRoute)
+                .all(|x| x.weight == 0 && x.forward == tf::Forward::Nat)
         );
         assert_eq!(
             svc.peers,
@@ -355,7 +355,7 @@ mod tests {
             }]
         );
         assert_eq!(svc.tunnel_in.as_ref().map(|t| t.mark), Some(MARK_BASE));
-        assert_eq!(d.tunnel.as_ref().unwrap().name, "tunl0");
+        assert_eq!(d.tunnel.as_ref().unwrap().name, "anycast0");
     }
 
     #[test]

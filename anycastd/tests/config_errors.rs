@@ -142,7 +142,7 @@ fn each_bad_value_names_its_line_and_reason() {
         ),
         ("rise = 2", "rise = 0", "rise must be 1-100, not 0"),
         (
-            "method = \"dr\"",
+            "method = \"nat\"",
             "method = \"ipip\"",
             "method `ipip` is not `dr`, `nat` or `tun`",
         ),

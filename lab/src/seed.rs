@@ -271,6 +271,9 @@ fn host_setup(n: &Node) -> Vec<String> {
             v.push(format!("ip route add default via {gw}"));
             v.push("sysctl -qw net.ipv4.ip_forward=1".to_string());
             v.push("sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string());
+            // LVS-DR replies come back through the director with the VIP (one of its
+            // own addresses) as source: without this they are dropped as martians.
+            v.push("sysctl -qw net.ipv4.conf.all.accept_local=1".to_string());
             v
         }
         Role::Server { gateway } => vec![
@@ -288,8 +291,8 @@ fn host_setup(n: &Node) -> Vec<String> {
 }
 
 /// The topology for the lab kernel: namespaces, links, addresses, the directors'
-/// server bridges, DR settings on real servers. FRR and anycastd are started by the
-/// scenario, not here.
+/// server bridges, DR settings on real servers, and FRR on the routers and clients.
+/// anycastd and the real servers' services are started by the scenario.
 pub fn topology() -> Topology {
     let mut t = Topology::new();
     for n in NODES {
@@ -301,6 +304,11 @@ pub fn topology() -> Topology {
     for n in NODES {
         for cmd in host_setup(n) {
             t = t.cmd(n.name, &cmd);
+        }
+    }
+    for n in NODES {
+        if let Some(conf) = frr_conf(n.name) {
+            t = t.frr(n.name, &conf);
         }
     }
     t

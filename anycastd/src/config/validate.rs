@@ -173,7 +173,7 @@ impl Validator<'_> {
             address: self
                 .ipv4(&r.address, "site address")
                 .unwrap_or(Ipv4Addr::UNSPECIFIED),
-            tunnel_device: self.device(r.tunnel_device.as_ref(), "tunnel_device", "tunl0"),
+            tunnel_device: self.device(r.tunnel_device.as_ref(), "tunnel_device", "anycast0"),
             vip_device: self.device(r.vip_device.as_ref(), "vip_device", "lo"),
             shutdown_wait: self.duration(
                 r.shutdown_wait.as_ref(),

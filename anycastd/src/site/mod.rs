@@ -33,6 +33,9 @@ use crate::config::SiteConfig;
 use crate::mapping::{self, MARK_BASE, ServerAt};
 use crate::metrics::Counters;
 
+/// How long after a failed reconcile the desired state is sent again.
+const RECONCILE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -87,6 +90,8 @@ pub struct Site {
     plans: Vec<Vec<Option<Plan>>>,
     sent_desired: Option<tf::DesiredState>,
     dataplane: Dataplane,
+    /// After a failed reconcile, when to send the desired state again.
+    retry_at: Option<Time>,
     load: SiteLoad,
     tunnels: Vec<TunnelSample>,
     counters: Counters,
@@ -148,6 +153,7 @@ impl Site {
             plans: Vec::new(),
             sent_desired: None,
             dataplane: Dataplane::default(),
+            retry_at: None,
             load,
             tunnels: Vec::new(),
             counters: Counters::default(),
@@ -247,12 +253,13 @@ impl Site {
             }
             Err(e) => {
                 self.counters.reconcile_errors += 1;
-                tracing::error!(error = %e, "data plane reconcile failed");
+                if self.dataplane.last_error.as_deref() != Some(e.as_str()) {
+                    tracing::error!(error = %e, "data plane reconcile failed; retrying every 2s");
+                }
                 self.dataplane.ok = false;
                 self.dataplane.last_reconcile = Some(now);
                 self.dataplane.last_error = Some(e);
-                // Send the same state again at the next change or resync.
-                self.sent_desired = None;
+                self.retry_at = Some(now.plus(RECONCILE_RETRY));
             }
         }
         self.refresh(now)
@@ -360,6 +367,10 @@ impl Site {
     /// Time passed: hold-downs, drain timers, report schedule, stale peers.
     pub fn on_tick(&mut self, now: Time) -> Vec<Effect> {
         let mut effects = Vec::new();
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+            self.sent_desired = None;
+        }
         for vi in 0..self.vips.len() {
             let outs = self.vips[vi].health.timer(now);
             effects.extend(self.vip_outputs(now, vi, outs));

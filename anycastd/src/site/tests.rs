@@ -106,6 +106,22 @@ fn a_failed_reconcile_withdraws_the_vip() {
     let mut site = serving();
     let e = site.on_reconciled(at(3), Err("kernel module ip_vs is missing".into()));
     assert_eq!(e.first(), Some(&Effect::Withdraw { vip: 0 }));
+    assert!(
+        !e.iter().any(|e| matches!(e, Effect::Reconcile(_))),
+        "no retry storm: {e:?}"
+    );
+    assert!(
+        !site
+            .on_tick(at(4))
+            .iter()
+            .any(|e| matches!(e, Effect::Reconcile(_)))
+    );
+    assert!(
+        site.on_tick(at(5))
+            .iter()
+            .any(|e| matches!(e, Effect::Reconcile(_))),
+        "retried after 2 s"
+    );
     let st = site.status(at(3), &[]);
     assert!(!st.dataplane.ok);
     assert!(
