@@ -27,6 +27,8 @@
 //!                                 upstream router
 //! ```
 //!
+//! The daemon calls `Speaker::{start, announce, withdraw, status, shutdown}` and, per
+//! peer, `PeerHandle::{announce, withdraw, status, reset, disable, enable, shutdown}`.
 //! A withdraw is one channel send; the peer task encodes the UPDATE and writes it to
 //! the `TCP_NODELAY` socket in the same step (no MRAI timer, no batching).
 //!
