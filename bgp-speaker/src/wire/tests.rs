@@ -1,5 +1,5 @@
-//! Codec vectors. The received ones were captured on the wire from FRR 8.4.4 and
-//! GoBGP 3.10.0 (a raw TCP client in a namespace recorded what they sent); the
+//! Codec vectors. The received ones were captured on the wire from FRR 8.4.4,
+//! BIRD 2.0.12 and GoBGP 3.10.0 (a raw TCP client in a namespace recorded what they sent); the
 //! sent ones are spelled out byte by byte from RFC 4271 §4.3 / RFC 4760.
 
 use bytes::{Bytes, BytesMut};
@@ -26,6 +26,16 @@ const GOBGP_UPDATE: &str = "ffffffffffffffffffffffffffffffff003d0200000022400101
 /// GoBGP 3.10's OPEN: hold 90, id 10.200.0.2, AS4 65001, MP IPv4 unicast.
 const GOBGP_OPEN: &str = "ffffffffffffffffffffffffffffffff003b0104fde9005a0ac800021e021c0200490402766d0001040001000141040000fde90506000100010002";
 
+/// BIRD 2.0.12's OPEN: hold 240, id 10.200.0.2, MP v4/v6, RR, GR, AS4 65001, ...
+const BIRD_OPEN: &str = "ffffffffffffffffffffffffffffffff003b0104fde900f00ac800021e021c01040001000101040002000102004002007841040000fde946004700";
+/// BIRD: UPDATE 10.203.0.0/24, ORIGIN IGP, AS_PATH 65001, NEXT_HOP 10.200.0.2.
+const BIRD_UPDATE_V4: &str = "ffffffffffffffffffffffffffffffff002f02000000144001010040020602010000fde94003040ac80002180acb00";
+/// BIRD: MP_REACH IPv6 2001:db8:203::/48, next hop fd00:200::2.
+const BIRD_UPDATE_V6: &str = "ffffffffffffffffffffffffffffffff0044020000002d900e001c00020110fd000200000000000000000000000002003020010db802034001010040020602010000fde9";
+/// BIRD: End-of-RIB for IPv4 (empty UPDATE) and IPv6 (empty MP_UNREACH_NLRI).
+const BIRD_EOR_V4: &str = "ffffffffffffffffffffffffffffffff00170200000000";
+const BIRD_EOR_V6: &str = "ffffffffffffffffffffffffffffffff001d0200000006800f03000201";
+
 fn decode(h: &str, max: u16) -> Result<Option<Message>, rustbgpd_wire::DecodeError> {
     let mut b = BytesMut::from(&hex(h)[..]);
     next_frame(&mut b, max)
@@ -47,8 +57,8 @@ fn ctx(ibgp: bool) -> EncodeCtx {
 }
 
 #[test]
-fn frr_and_gobgp_opens_decode() {
-    for (h, hold) in [(FRR_OPEN, 180), (GOBGP_OPEN, 90)] {
+fn frr_bird_and_gobgp_opens_decode() {
+    for (h, hold) in [(FRR_OPEN, 180), (GOBGP_OPEN, 90), (BIRD_OPEN, 240)] {
         let Some(Message::Open(o)) = decode(h, STANDARD_MAX_LEN).unwrap() else {
             panic!("not an OPEN")
         };
@@ -63,11 +73,13 @@ fn frr_and_gobgp_opens_decode() {
 }
 
 #[test]
-fn frr_and_gobgp_updates_classify() {
+fn frr_bird_and_gobgp_updates_classify() {
     let cases = [
         (FRR_UPDATE_V4, "10.201.0.0/24"),
         (FRR_UPDATE_V6, "2001:db8:201::/48"),
         (GOBGP_UPDATE, "10.202.0.0/24"),
+        (BIRD_UPDATE_V4, "10.203.0.0/24"),
+        (BIRD_UPDATE_V6, "2001:db8:203::/48"),
     ];
     for (h, prefix) in cases {
         let Some(Message::Update(u)) = decode(h, STANDARD_MAX_LEN).unwrap() else {
@@ -395,4 +407,23 @@ fn four_octet_local_as_to_a_two_octet_peer_uses_as_trans_and_as4_path() {
         "{b:02x?}"
     );
     assert!(b.windows(as4_path.len()).any(|w| w == as4_path), "{b:02x?}");
+}
+
+#[test]
+fn bird_end_of_rib_markers_are_empty_updates() {
+    for h in [BIRD_EOR_V4, BIRD_EOR_V6] {
+        let Some(Message::Update(u)) = decode(h, STANDARD_MAX_LEN).unwrap() else {
+            panic!("not an UPDATE")
+        };
+        assert_eq!(
+            classify_update(&u, true, false, 65005),
+            UpdateVerdict::Routes {
+                announced: vec![],
+                withdrawn: vec![],
+                discarded: 0,
+                treat_as_withdraw: false,
+                looped: false
+            }
+        );
+    }
 }
