@@ -177,26 +177,33 @@ impl Speaker {
         self.peers.iter().find(|p| p.name() == name)
     }
 
-    /// Announces to every peer with the route's address family enabled.
+    /// Announces to every peer with the route's address family enabled. A peer whose
+    /// task has stopped does not keep the others from getting it; its error is
+    /// returned after all were tried.
     pub async fn announce(&self, route: Route) -> Result<(), SpeakerError> {
+        let mut first_err = None;
         for p in self.peers.iter() {
             let on = match route.prefix {
                 IpNet::V4(_) => p.cfg.ipv4_unicast,
                 IpNet::V6(_) => p.cfg.ipv6_unicast,
             };
-            if on {
-                p.announce(route.clone()).await?;
+            if on && let Err(e) = p.announce(route.clone()).await {
+                first_err.get_or_insert(e);
             }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
-    /// Withdraws from every peer, each at once.
+    /// Withdraws from every peer, each at once; as with `announce`, a stopped peer
+    /// never holds the withdraw back from the others.
     pub async fn withdraw(&self, prefix: IpNet) -> Result<(), SpeakerError> {
+        let mut first_err = None;
         for p in self.peers.iter() {
-            p.withdraw(prefix).await?;
+            if let Err(e) = p.withdraw(prefix).await {
+                first_err.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Snapshots of every running peer.

@@ -136,3 +136,26 @@ async fn calls_after_shutdown_say_the_task_stopped() {
     assert_eq!(err, SpeakerError::Stopped { peer: "a".into() });
     assert!(speaker.status().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_stopped_peer_does_not_hold_a_withdraw_back_from_the_others() {
+    let mut peers = vec![unreachable_peer("a"), unreachable_peer("b")];
+    peers[1].remote_addr = "127.0.0.2".parse().unwrap();
+    let speaker = Speaker::start(SpeakerConfig {
+        peers,
+        listen: None,
+    })
+    .await
+    .unwrap();
+    let prefix = "10.101.4.0/24".parse().unwrap();
+    speaker.announce(Route::new(prefix)).await.unwrap();
+    speaker.peer("a").unwrap().shutdown("gone").await.unwrap();
+    let err = speaker.withdraw(prefix).await.unwrap_err();
+    assert_eq!(err, SpeakerError::Stopped { peer: "a".into() });
+    let b = speaker.peer("b").unwrap().status().await.unwrap();
+    assert_eq!(
+        b.prefixes_announced, 0,
+        "b got the withdraw although a had stopped"
+    );
+    speaker.shutdown("test").await;
+}
