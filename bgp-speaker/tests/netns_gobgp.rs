@@ -11,6 +11,10 @@ use bgp_speaker::{Route, Speaker, SpeakerConfig};
 use common::*;
 
 fn gobgp_conf() -> String {
+    gobgp_conf_with("")
+}
+
+fn gobgp_conf_with(neighbor_extra: &str) -> String {
     format!(
         r#"[global.config]
   as = {PEER_ASN}
@@ -20,7 +24,7 @@ fn gobgp_conf() -> String {
   [neighbors.config]
     neighbor-address = "{SPK_V4}"
     peer-as = {SPK_ASN}
-  [neighbors.timers.config]
+{neighbor_extra}  [neighbors.timers.config]
     connect-retry = 1
     hold-time = 9
     keepalive-interval = 3
@@ -121,4 +125,43 @@ fn netns_gobgp_announce_withdraw_restart() {
         g.rib("ipv6")
     );
     env.rt.block_on(speaker.shutdown("gobgp test done"));
+}
+
+#[test]
+fn netns_gobgp_md5() {
+    if !require(
+        "netns_gobgp_md5",
+        &[Need::Netns, Need::Program("gobgpd"), Need::Program("gobgp")],
+    ) {
+        return;
+    }
+    let env = env("gobgpmd5");
+    let g = Gobgp::start(
+        &env.peer,
+        &gobgp_conf_with("    auth-password = \"gobgp-key\"\n"),
+    )
+    .expect("start GoBGP");
+    let mut p = peer_config("gobgp");
+    p.md5_password = Some("gobgp-key".into());
+    let speaker = env
+        .rt
+        .block_on(Speaker::start(SpeakerConfig {
+            peers: vec![p],
+            listen: None,
+        }))
+        .expect("speaker");
+    assert!(
+        wait_established(&env, &speaker, Duration::from_secs(20)),
+        "not Established with MD5: {:?}\n{}",
+        status(&env, &speaker),
+        g.log()
+    );
+    env.rt
+        .block_on(speaker.announce(Route::new(vip4())))
+        .unwrap();
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || best_in_gobgp(&g, "ipv4", "10.101.4.0/24")
+    ));
 }
