@@ -453,6 +453,8 @@ fn netns_raw_send_hold_timer_closes_a_peer_that_stops_reading() {
             thread::sleep(Duration::from_secs(2));
         }
     });
+    // The first write that cannot complete happens after this instant.
+    let started = Instant::now();
     env.rt.block_on(async {
         for i in 0..20_000u32 {
             let [_, _, c, d] = i.to_be_bytes();
@@ -460,7 +462,6 @@ fn netns_raw_send_hold_timer_closes_a_peer_that_stops_reading() {
             speaker.announce(bgp_speaker::Route::new(p)).await.unwrap();
         }
     });
-    let started = Instant::now();
     let expired = wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
         status(&env, &speaker)
             .last_error
