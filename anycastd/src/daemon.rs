@@ -53,7 +53,7 @@ struct Daemon {
     config_path: PathBuf,
     site: Site,
     speaker: Speaker,
-    worker: Worker,
+    worker: Option<Worker>,
     checkers: Vec<CheckerHandle>,
     health_tx: mpsc::Sender<HealthEvent>,
     http: reqwest::Client,
@@ -69,7 +69,16 @@ fn ledger(cfg: &SiteConfig) -> PathBuf {
 /// Runs the site until SIGTERM or SIGINT.
 pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> {
     let now = Time::now();
-    let (worker, mut dp_rx) = Worker::start(ledger(&cfg)).map_err(StartError::Dataplane)?;
+    // Without a data plane nothing ever arrives on this channel; its sender lives
+    // until the daemon ends.
+    let (_idle_tx, idle_rx) = mpsc::channel(1);
+    let (worker, mut dp_rx) = if cfg.site.dataplane {
+        let (w, rx) = Worker::start(ledger(&cfg)).map_err(StartError::Dataplane)?;
+        (Some(w), rx)
+    } else {
+        tracing::info!("site.dataplane = false: BGP and health checks only");
+        (None, idle_rx)
+    };
     let (site, first) = Site::new(cfg.clone(), now)?;
     let speaker = Speaker::start(mapping::speaker_config(&cfg)).await?;
     let (health_tx, mut health_rx) = mpsc::channel(4096);
@@ -153,7 +162,11 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 let e = d.site.on_tick(Time::now());
                 d.execute(e).await;
             }
-            _ = stats.tick() => { d.worker.send(dataplane::Request::Stats); }
+            _ = stats.tick() => {
+                if let Some(w) = &d.worker {
+                    w.send(dataplane::Request::Stats);
+                }
+            }
             _ = resync.tick() => {
                 let e = d.site.resync(Time::now());
                 d.execute(e).await;
@@ -221,7 +234,9 @@ impl Daemon {
                     self.site.count_announcement(&name, kind);
                 }
                 Effect::Reconcile(desired) => {
-                    self.worker.send(dataplane::Request::Reconcile(desired));
+                    if let Some(w) = &self.worker {
+                        w.send(dataplane::Request::Reconcile(desired));
+                    }
                 }
                 Effect::SendReports(round) => self.send_reports(round),
             }

@@ -239,3 +239,16 @@ fn a_duplicate_vip_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn peers_need_the_data_plane() {
+    let p = refused(
+        "vip_device = \"lo\"",
+        "vip_device = \"lo\"\ndataplane = false",
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.contains("[[peer]] needs the data plane")),
+        "{p:?}"
+    );
+}

@@ -40,6 +40,9 @@ pub struct Site {
     pub shutdown_wait: Duration,
     /// Where the daemon keeps state across restarts (the data plane's ownership ledger).
     pub state_dir: PathBuf,
+    /// Program IPVS/IPIP (true), or run BGP and health checks only (false), for a
+    /// service that runs on this host or a data plane managed elsewhere.
+    pub dataplane: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -39,6 +39,8 @@ pub struct RawSite {
     pub shutdown_wait: Option<Spanned<String>>,
     #[serde(default)]
     pub state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub dataplane: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

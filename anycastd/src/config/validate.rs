@@ -122,6 +122,11 @@ impl Validator<'_> {
         let peers = self.peers(&raw.peers, &site);
         let vips = self.vips(&raw.vips);
         let log = self.log(raw.log.as_ref());
+        if !site.dataplane
+            && let Some(p) = raw.peers.first()
+        {
+            self.problem(p.span(), "[[peer]] needs the data plane (spilled connections go through IPVS and IPIP): remove the peers or set site.dataplane = true");
+        }
         if vips.is_empty() && self.problems.is_empty() {
             self.problem(
                 raw.site.span(),
@@ -191,6 +196,7 @@ impl Validator<'_> {
                 }
                 Some(d) => PathBuf::from(d.get_ref()),
             },
+            dataplane: r.dataplane.as_ref().is_none_or(|d| *d.get_ref()),
         }
     }
 

@@ -159,6 +159,10 @@ impl Site {
             counters: Counters::default(),
             cfg,
         };
+        if !site.cfg.site.dataplane {
+            // BGP and health only: nothing to program, nothing to wait for.
+            site.dataplane.ok = true;
+        }
         let effects = site.refresh(now);
         Ok((site, effects))
     }
@@ -551,7 +555,7 @@ impl Site {
             })
             .collect();
         let desired = mapping::desired_state(&self.cfg, &self.plans);
-        if self.sent_desired.as_ref() != Some(&desired) {
+        if self.cfg.site.dataplane && self.sent_desired.as_ref() != Some(&desired) {
             self.sent_desired = Some(desired.clone());
             effects.push(Effect::Reconcile(Box::new(desired)));
         }
@@ -564,7 +568,9 @@ impl Site {
                 .unwrap_or_default(),
             spill_share: self.decision.as_ref().map_or(0.0, |d| d.total_share),
         };
-        if let Some(round) = self.scheduler.poll(now, &state) {
+        if let Some(round) = self.scheduler.poll(now, &state)
+            && !round.reports.is_empty()
+        {
             effects.push(Effect::SendReports(round));
         }
         order(effects)

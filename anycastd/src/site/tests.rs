@@ -341,3 +341,26 @@ fn reload_withdraws_a_prefix_that_is_gone() {
         "{e:?}"
     );
 }
+
+#[test]
+fn without_a_data_plane_health_alone_decides() {
+    let mut c = config();
+    c.site.dataplane = false;
+    c.peers.clear();
+    let (mut site, first) = Site::new(c, T0).unwrap();
+    assert!(
+        !first.iter().any(|e| matches!(e, Effect::Reconcile(_))),
+        "{first:?}"
+    );
+    probe(&mut site, RS1, T0, ProbeOutcome::Success);
+    let e = probe(&mut site, RS1, at(1), ProbeOutcome::Success);
+    assert_eq!(
+        e,
+        vec![Effect::Announce {
+            vip: 0,
+            graceful_shutdown: false
+        }]
+    );
+    let e = probe(&mut site, RS1, at(2), refused());
+    assert_eq!(e, vec![Effect::Withdraw { vip: 0 }]);
+}

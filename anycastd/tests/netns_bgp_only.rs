@@ -1,0 +1,222 @@
+//! anycastd with `site.dataplane = false` (BGP and health checks only) on the host
+//! kernel, under a real FRR upstream in network namespaces: the VIP prefix reaches
+//! FRR's kernel table while a real server is up, leaves it when both die, comes back
+//! after recovery, and leaves again on SIGTERM with a clean exit.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::peers::Frr;
+use anycast_lab::{Need, require};
+
+/// A real server that keeps connections open until the client closes them, like an
+/// HTTP server with keep-alive: the health checker's idle connection stays up.
+const SERVER_PY: &str = r#"
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 8080)); s.listen(64)
+def hold(c):
+    while c.recv(1024): pass
+    c.close()
+for _ in range(100000):
+    c, _ = s.accept(); threading.Thread(target=hold, args=(c,), daemon=True).start()
+"#;
+
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn server(ns: &Netns, addr: &str) -> Proc {
+    let c = ns
+        .command("python3")
+        .args(["-c", SERVER_PY, addr])
+        .spawn()
+        .expect("python3 server");
+    let up = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        ns.exec("ss", &["-ltn", "sport = :8080"])
+            .is_ok_and(|o| o.contains(addr))
+    });
+    assert!(up, "real server {addr} did not start");
+    Proc(Some(c))
+}
+
+fn has_route(up: &Netns) -> bool {
+    up.ip(&["route", "show", "10.201.4.0/24"])
+        .is_ok_and(|r| r.contains("proto bgp"))
+}
+
+#[test]
+fn netns_bgp_only_announce_withdraw_recover_stop() {
+    if !require(
+        "netns_bgp_only_announce_withdraw_recover_stop",
+        &[
+            Need::Netns,
+            Need::Program("/usr/lib/frr/bgpd"),
+            Need::Program("python3"),
+        ],
+    ) {
+        return;
+    }
+    let up = Netns::create("acup").unwrap();
+    let site = Netns::create("acsite").unwrap();
+    veth(&up, &["10.200.0.1/24"], &site, &["10.200.0.2/24"]).unwrap();
+    for a in ["10.200.1.11/32", "10.200.1.12/32"] {
+        site.ip(&["addr", "add", a, "dev", "lo"]).unwrap();
+    }
+    let _frr = Frr::start(
+        &up,
+        "router bgp 65001\n bgp router-id 10.200.0.1\n no bgp ebgp-requires-policy\n \
+         neighbor 10.200.0.2 remote-as 65005\n neighbor 10.200.0.2 timers connect 1\n",
+        true,
+    )
+    .unwrap();
+    let mut rs = [server(&site, "10.200.1.11"), server(&site, "10.200.1.12")];
+
+    let dir = std::env::temp_dir().join(format!("anycastd-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[site]
+name = "solo"
+address = "10.200.0.2"
+dataplane = false
+shutdown_wait = "500ms"
+state_dir = "{state}"
+
+[bgp]
+asn = 65005
+
+[[bgp.neighbor]]
+address = "10.200.0.1"
+remote_asn = 65001
+hold_time = 9
+connect_retry = 1
+
+[[vip]]
+name = "web"
+prefix = "10.201.4.0/24"
+address = "10.201.4.1"
+hold_down = "1s"
+
+[[vip.service]]
+protocol = "tcp"
+port = 8080
+
+[vip.service.check]
+type = "tcp"
+interval = "500ms"
+timeout = "250ms"
+rise = 1
+fall = 2
+
+[[vip.service.real_server]]
+address = "10.200.1.11"
+capacity = 10
+
+[[vip.service.real_server]]
+address = "10.200.1.12"
+capacity = 10
+"#,
+            state = dir.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("anycastd.log")).unwrap();
+    let mut daemon = Proc(Some(
+        site.command(env!("CARGO_BIN_EXE_anycastd"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    ));
+    let logs = || std::fs::read_to_string(dir.join("anycastd.log")).unwrap_or_default();
+
+    assert!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            has_route(&up)
+        }),
+        "the VIP prefix never reached FRR's kernel table\n{}",
+        logs()
+    );
+
+    // Steady state first: both idle fast-detect connections held, FRR settled.
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = Instant::now();
+    rs[0].kill();
+    rs[1].kill();
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
+            !has_route(&up)
+        }),
+        "the prefix stayed after both real servers died\n{}",
+        logs()
+    );
+    println!(
+        "both real servers killed -> route gone from FRR's kernel table in {:?}",
+        t0.elapsed()
+    );
+
+    rs = [server(&site, "10.200.1.11"), server(&site, "10.200.1.12")];
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
+            has_route(&up)
+        }),
+        "the prefix did not come back after recovery\n{}",
+        logs()
+    );
+
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            site.name(),
+            env!("CARGO_BIN_EXE_anycastctl"),
+            "status",
+        ])
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        screen.contains("announced") && screen.contains("Established"),
+        "{screen}"
+    );
+
+    let pid = daemon.0.as_ref().unwrap().id();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let exited = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        matches!(daemon.0.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+    });
+    assert!(exited, "anycastd did not stop on SIGTERM\n{}", logs());
+    let code = daemon.0.take().unwrap().wait().unwrap().code();
+    assert_eq!(code, Some(0), "{}", logs());
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            !has_route(&up)
+        }),
+        "the prefix stayed after SIGTERM"
+    );
+    drop(rs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
