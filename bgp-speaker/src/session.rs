@@ -614,6 +614,20 @@ impl Session {
         }
     }
 
+    /// RFC 4724 §2: End-of-RIB for each negotiated family after the initial dump.
+    fn send_end_of_rib(&mut self, out: &mut Vec<Output>) {
+        let Some(ctx) = self.encode_ctx() else { return };
+        let Some(n) = self.negotiated.clone() else {
+            return;
+        };
+        for (on, ipv6) in [(n.ipv4, false), (n.ipv6, true)] {
+            if on && let Ok(b) = wire::encode_end_of_rib(ipv6, &ctx) {
+                self.counters.updates_sent += 1;
+                self.send(b, out);
+            }
+        }
+    }
+
     fn send_withdraw(&mut self, prefixes: &[IpNet], out: &mut Vec<Output>) {
         let prefixes: Vec<IpNet> = prefixes
             .iter()
@@ -706,6 +720,7 @@ impl Session {
                 for r in &routes {
                     self.send_route(r, out);
                 }
+                self.send_end_of_rib(out);
             }
             Action::SessionDown => {
                 // The FSM also says this when leaving Connect/Active; only a session

@@ -143,7 +143,17 @@ fn routes_announced_before_established_are_sent_on_up() {
     s.handle(Input::Announce(Route::new(v6())));
     s.handle(Input::Data(frr_open()));
     let out = s.handle(Input::Data(keepalive()));
-    assert_eq!(sends(&out), vec![2, 2], "{out:?}");
+    // Two routes, then End-of-RIB for IPv4 and IPv6 (RFC 4724 §2).
+    assert_eq!(sends(&out), vec![2, 2, 2, 2], "{out:?}");
+    let Output::Send(eor) = out
+        .iter()
+        .filter(|o| matches!(o, Output::Send(_)))
+        .nth(2)
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(eor.len(), 23, "the IPv4 End-of-RIB is an empty UPDATE");
     assert_eq!(s.prefixes_announced(), 2);
 }
 
@@ -383,8 +393,9 @@ fn adopting_the_peers_connection_continues_from_its_open() {
         local: "10.200.0.1".parse().unwrap(),
         data: Bytes::from(data),
     });
-    // Our OPEN is not sent again; the KEEPALIVE answers the peer's OPEN; then Up.
-    assert_eq!(sends(&out), vec![4], "{out:?}");
+    // Our OPEN is not sent again; the KEEPALIVE answers the peer's OPEN; then Up
+    // and the two End-of-RIB markers.
+    assert_eq!(sends(&out), vec![4, 2, 2], "{out:?}");
     assert!(out.contains(&Output::Up));
     assert_eq!(s.state(), PeerState::Established);
 }

@@ -18,7 +18,7 @@ pub(crate) use frame::{
 };
 pub(crate) use fsm::{Negotiated, fsm_config};
 pub(crate) use update::{
-    EncodeCtx, UpdateVerdict, classify_update, encode_announce, encode_withdraw,
+    EncodeCtx, UpdateVerdict, classify_update, encode_announce, encode_end_of_rib, encode_withdraw,
 };
 
 pub(crate) use rustbgpd_fsm::{Action, Event, Session as Fsm, SessionState, TimerType};

@@ -427,3 +427,15 @@ fn bird_end_of_rib_markers_are_empty_updates() {
         );
     }
 }
+
+#[test]
+fn our_end_of_rib_markers_are_byte_identical_to_birds() {
+    assert_eq!(
+        encode_end_of_rib(false, &ctx(false)).unwrap(),
+        Bytes::from(hex(BIRD_EOR_V4))
+    );
+    assert_eq!(
+        encode_end_of_rib(true, &ctx(false)).unwrap(),
+        Bytes::from(hex(BIRD_EOR_V6))
+    );
+}

@@ -189,6 +189,26 @@ pub(crate) fn encode_withdraw(
     Ok(out)
 }
 
+/// RFC 4724 §2 End-of-RIB marker: an empty UPDATE for IPv4 unicast, an empty
+/// MP_UNREACH_NLRI for IPv6 unicast. Sent after the initial announcements (the RFC
+/// recommends it for convergence even without graceful restart).
+pub(crate) fn encode_end_of_rib(ipv6: bool, ctx: &EncodeCtx) -> Result<Bytes, &'static str> {
+    let attrs = if ipv6 {
+        vec![mp_unreach_v6(Vec::new())]
+    } else {
+        Vec::new()
+    };
+    let u = UpdateMessage::try_build(
+        &[],
+        &[],
+        &attrs,
+        ctx.four_octet_as,
+        false,
+        Ipv4UnicastMode::Body,
+    );
+    finish(u, ctx.max_len)
+}
+
 /// What a received UPDATE means for a stub speaker that keeps no routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UpdateVerdict {
