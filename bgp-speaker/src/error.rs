@@ -112,9 +112,6 @@ pub enum SpeakerError {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// No peer with this name.
-    #[error("no peer named {0}")]
-    NoSuchPeer(String),
     /// The listening socket could not be opened.
     #[error("listen on {addr}: {reason}")]
     Listen {
