@@ -1,0 +1,487 @@
+//! The benchmark runner (issue 8). `anycast-bench help` lists the subcommands;
+//! scripts/bench.sh runs them all.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anycast_bench::stats::{ratio, show};
+use anycast_bench::withdraw::{Crash, Failure, Figures, Lab, Opts, Side};
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: anycast-bench withdraw [--runs N] [--anycastd PATH] [--only anycastd|exabgp]\n\
+         \x20      anycast-bench silent [--runs N] [--loss-secs S] [--anycastd PATH]\n\
+         \x20      anycast-bench crash [--runs N] [--anycastd PATH]\n\
+         \x20      anycast-bench footprint [--secs S] [--anycastd PATH]\n\
+         \x20      anycast-bench ingest [--sizes 100000,1000000] [--holds 90,9] [--only ours,bird,gobgp,frr]\n\
+         \x20      anycast-bench recv GEN_ADDR HOLD   (our speaker as an ingest receiver; internal)\n\
+         \x20      anycast-bench listen ADDR:PORT     (a real server; internal)\n\
+         \x20      anycast-bench probe ADDR:PORT...   (exit 0 when any connects within 1 s; internal)"
+    );
+    std::process::exit(2)
+}
+
+fn main() -> Res {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("listen") => listen(args.get(1).unwrap_or_else(|| usage())),
+        Some("probe") => probe(&args[1..]),
+        Some("withdraw") => withdraw(&args[1..]),
+        Some("recv") => recv(&args[1..]),
+        Some("silent") => silent(&args[1..]),
+        Some("crash") => crash(&args[1..]),
+        Some("footprint") => footprint(&args[1..]),
+        Some("ingest") => ingest(&args[1..]),
+        _ => usage(),
+    }
+}
+
+fn opt<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+/// A real server: accepts and holds connections until the peer closes; exits on its
+/// own after an hour at the latest.
+fn listen(addr: &str) -> Res {
+    let l = TcpListener::bind(addr)?;
+    let start = Instant::now();
+    l.set_nonblocking(true)?;
+    while start.elapsed() < Duration::from_secs(3600) {
+        match l.accept() {
+            Ok((mut s, _)) => {
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3600)));
+                std::thread::spawn(move || {
+                    let mut b = [0u8; 512];
+                    while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    Ok(())
+}
+
+/// Exit 0 when any address accepts a TCP connection within 1 s (tried in parallel).
+fn probe(addrs: &[String]) -> Res {
+    let hs: Vec<_> = addrs
+        .iter()
+        .filter_map(|a| a.parse::<SocketAddr>().ok())
+        .map(|a| {
+            std::thread::spawn(move || {
+                TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
+            })
+        })
+        .collect();
+    let any = hs.into_iter().any(|h| h.join().unwrap_or(false));
+    std::process::exit(if any { 0 } else { 1 })
+}
+
+fn anycastd_path(args: &[String]) -> PathBuf {
+    opt(args, "--anycastd")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+            PathBuf::from(dir).join("release/anycastd")
+        })
+}
+
+fn run_variant(
+    side: Side,
+    how: Failure,
+    runs: usize,
+    limit: Duration,
+    anycastd: &std::path::Path,
+) -> Result<Figures, Box<dyn std::error::Error>> {
+    eprintln!("== {side} / {how:?}: {runs} runs");
+    let mut lab = Lab::start(side, anycastd)?;
+    let fig = lab.measure(how, runs, limit, |i| {
+        if i % 20 == 0 {
+            eprint!(" {i}");
+        }
+    })?;
+    eprintln!();
+    Ok(fig)
+}
+
+fn withdraw(args: &[String]) -> Res {
+    let runs: usize = opt(args, "--runs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let only = opt(args, "--only");
+    let anycastd = anycastd_path(args);
+    let mut rows: Vec<(String, Figures)> = Vec::new();
+    let ours_def = Side::Anycastd { check: None };
+    let ours_fast = Side::Anycastd {
+        check: Some(("200ms", "100ms", 1, 1)),
+    };
+    let mut variants: Vec<(Side, Failure, Duration)> = Vec::new();
+    if only != Some("exabgp") {
+        variants.push((ours_def.clone(), Failure::Kill, Duration::from_secs(15)));
+        variants.push((ours_fast.clone(), Failure::Kill, Duration::from_secs(5)));
+    }
+    if only != Some("anycastd") {
+        for wod in [false, true] {
+            variants.push((
+                Side::Exabgp {
+                    timing: None,
+                    withdraw_on_down: wod,
+                },
+                Failure::Kill,
+                Duration::from_secs(40),
+            ));
+        }
+        variants.push((
+            Side::Exabgp {
+                timing: Some((1.0, 1.0, 1, 1)),
+                withdraw_on_down: true,
+            },
+            Failure::Kill,
+            Duration::from_secs(10),
+        ));
+        variants.push((
+            Side::Exabgp {
+                timing: Some((0.2, 0.2, 1, 1)),
+                withdraw_on_down: true,
+            },
+            Failure::Kill,
+            Duration::from_secs(10),
+        ));
+    }
+    for (side, how, limit) in variants {
+        let label = format!("{side} / {how:?}");
+        match run_variant(side, how, runs, limit, &anycastd) {
+            Ok(f) => rows.push((label, f)),
+            Err(e) => eprintln!("{label}: FAILED: {e}"),
+        }
+    }
+    print_table("Benchmark 1: real servers killed -> withdraw", &rows);
+    Ok(())
+}
+
+fn print_table(title: &str, rows: &[(String, Figures)]) {
+    println!("\n{title} (ms: p50 / p99 / max; ratio = p50 theirs / p50 ours defaults)");
+    let ours = rows.first().map(|(_, f)| f);
+    for (label, f) in rows {
+        let wire_ratio = ours.map(|o| ratio(&f.wire, &o.wire)).unwrap_or_default();
+        let kern_ratio = ours
+            .map(|o| ratio(&f.kernel, &o.kernel))
+            .unwrap_or_default();
+        println!("{label}");
+        println!(
+            "    n={} missed={}  wire {}  [{wire_ratio}]  kernel {}  [{kern_ratio}]  upstream part {}",
+            f.wire.len(),
+            f.missed,
+            show(&f.wire),
+            show(&f.kernel),
+            show(&f.upstream)
+        );
+    }
+}
+
+/// Our speaker as an ingest receiver: one peer, prints `count N` whenever its
+/// received-prefix count changes (polled every 5 ms); ends after 15 minutes.
+fn recv(args: &[String]) -> Res {
+    use bgp_speaker::{PeerConfig, Speaker, SpeakerConfig};
+    let peer: std::net::IpAddr = args.first().unwrap_or_else(|| usage()).parse()?;
+    let hold: u16 = args.get(1).unwrap_or_else(|| usage()).parse()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut p = PeerConfig::new("gen", peer, 65001, 65100, "10.202.0.2".parse()?);
+        p.hold_time = hold;
+        p.connect_retry = 1;
+        let speaker = Speaker::start(SpeakerConfig {
+            peers: vec![p],
+            listen: None,
+        })
+        .await?;
+        let start = Instant::now();
+        let mut last = usize::MAX;
+        while start.elapsed() < Duration::from_secs(900) {
+            let n = speaker
+                .status()
+                .await
+                .first()
+                .map(|s| s.prefixes_received)
+                .unwrap_or(0);
+            if n != last {
+                println!("count {n}");
+                last = n;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        speaker.shutdown("done").await;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })
+}
+
+fn ingest(args: &[String]) -> Res {
+    use anycast_bench::ingest::{self, Receiver};
+    let list = |name: &str, def: &str| -> Vec<String> {
+        opt(args, name)
+            .unwrap_or(def)
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    };
+    let sizes: Vec<usize> = list("--sizes", "100000,1000000")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let holds: Vec<u16> = list("--holds", "90,9")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let recvs: Vec<Receiver> = list("--only", "ours,bird,frr,gobgp")
+        .iter()
+        .filter_map(|s| match s.as_str() {
+            "ours" => Some(Receiver::Ours),
+            "bird" => Some(Receiver::Bird),
+            "frr" => Some(Receiver::Frr),
+            "gobgp" => Some(Receiver::Gobgp),
+            _ => None,
+        })
+        .collect();
+    let limit = Duration::from_secs(
+        opt(args, "--limit")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120),
+    );
+    let exe = std::env::current_exe()?;
+    println!(
+        "\nBenchmark 3: BGP ingest (time = first UPDATE to all counted; ratio = theirs / ours)"
+    );
+    println!(
+        "{:<12} {:>8} {:>4} {:>10} {:>8} {:>10} {:>8} {:>9} {:>7}",
+        "receiver",
+        "prefixes",
+        "hold",
+        "time s",
+        "ratio",
+        "peak MiB",
+        "cpu s",
+        "ka gap s",
+        "dropped"
+    );
+    for &n in &sizes {
+        let blob = std::sync::Arc::new(ingest::updates(n));
+        for &hold in &holds {
+            let mut ours: Option<Duration> = None;
+            for &r in &recvs {
+                let res = ingest::run(r, n, hold, limit, &exe, blob.clone());
+                match res {
+                    Ok(i) => {
+                        if r == Receiver::Ours {
+                            ours = i.all_counted;
+                        }
+                        let t = i
+                            .all_counted
+                            .map_or(format!(">{}s ({})", limit.as_secs(), i.counted), |d| {
+                                format!("{:.3}", d.as_secs_f64())
+                            });
+                        let ratio = match (i.all_counted, ours) {
+                            (Some(a), Some(o)) if !o.is_zero() => {
+                                format!("{:.1}x", a.as_secs_f64() / o.as_secs_f64())
+                            }
+                            _ => "-".into(),
+                        };
+                        println!(
+                            "{:<12} {:>8} {:>4} {:>10} {:>8} {:>10.1} {:>8.2} {:>9.2} {:>7}",
+                            r.to_string(),
+                            n,
+                            hold,
+                            t,
+                            ratio,
+                            i.usage.peak_rss_kib as f64 / 1024.0,
+                            i.cpu.as_secs_f64(),
+                            i.keepalive_gap.as_secs_f64(),
+                            i.dropped
+                        );
+                    }
+                    Err(e) => println!("{:<12} {:>8} {:>4} FAILED: {e}", r.to_string(), n, hold),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The silent failure (every packet to the real servers dropped), and false withdraws
+/// under 1% probe loss.
+fn silent(args: &[String]) -> Res {
+    let runs: usize = opt(args, "--runs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let loss_secs: u64 = opt(args, "--loss-secs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let anycastd = anycastd_path(args);
+    // Tuned for silent failures: 3 misses of 200 ms probes, about 0.6-0.8 s.
+    let tuned = Side::Anycastd {
+        check: Some(("200ms", "200ms", 2, 3)),
+    };
+    let variants = [
+        (Side::Anycastd { check: None }, Duration::from_secs(20)),
+        (tuned.clone(), Duration::from_secs(5)),
+        (
+            Side::Exabgp {
+                timing: Some((0.2, 0.2, 1, 1)),
+                withdraw_on_down: true,
+            },
+            Duration::from_secs(10),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (side, limit) in variants {
+        let label = format!("{side} / Silent");
+        match run_variant(side, Failure::Silent, runs, limit, &anycastd) {
+            Ok(f) => rows.push((label, f)),
+            Err(e) => eprintln!("{label}: FAILED: {e}"),
+        }
+    }
+    print_table(
+        "Benchmark 1b: real servers silently black-holed -> withdraw",
+        &rows,
+    );
+    println!(
+        "\n1% of packets to the real servers dropped (iptables statistic), servers up, {loss_secs} s each:"
+    );
+    for side in [Side::Anycastd { check: None }, tuned] {
+        let r = (|| -> Result<usize, Box<dyn std::error::Error>> {
+            let lab = Lab::start(side.clone(), &anycastd)?;
+            lab.probe_loss(0.01)?;
+            Ok(lab.count_false_withdraws(Duration::from_secs(loss_secs)))
+        })();
+        match r {
+            Ok(n) => println!("    {side}: {n} false withdraws"),
+            Err(e) => println!("    {side}: FAILED: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Site crash: the speaker SIGKILLed, the uplink down, the path cut; hold 9/3 and 3/1.
+fn crash(args: &[String]) -> Res {
+    let runs: usize = opt(args, "--runs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let anycastd = anycastd_path(args);
+    let mut rows = Vec::new();
+    for hold in [(9, 3), (3, 1)] {
+        let sides = [
+            Side::Anycastd { check: None },
+            Side::Exabgp {
+                timing: Some((1.0, 1.0, 1, 1)),
+                withdraw_on_down: true,
+            },
+        ];
+        for side in sides {
+            for how in [Crash::Kill, Crash::LinkDown, Crash::PathCut] {
+                let label = format!("{side} / {how:?} / hold {}/{}", hold.0, hold.1);
+                eprintln!("== {label}: {runs} runs");
+                let r = Lab::start_with(
+                    side.clone(),
+                    &anycastd,
+                    Opts {
+                        hold,
+                        ..Opts::default()
+                    },
+                )
+                .and_then(|mut lab| {
+                    lab.crash(
+                        how,
+                        runs,
+                        Duration::from_secs(u64::from(hold.0) * 2 + 5),
+                        &anycastd,
+                    )
+                });
+                match r {
+                    Ok(f) => rows.push((label, f)),
+                    Err(e) => eprintln!("{label}: FAILED: {e}"),
+                }
+            }
+        }
+    }
+    println!(
+        "\nBenchmark 2: site crash -> route gone from FRR's kernel table (ms: p50 / p99 / max)"
+    );
+    for (label, f) in &rows {
+        println!(
+            "{label}\n    n={} missed={}  kernel {}",
+            f.kernel.len(),
+            f.missed,
+            show(&f.kernel)
+        );
+    }
+    Ok(())
+}
+
+/// anycastd with 2 BGP sessions and 20 TCP checks (defaults), against ExaBGP with 20
+/// healthcheck processes at interval 2: RSS and CPU sampled every second.
+fn footprint(args: &[String]) -> Res {
+    use anycast_bench::stats::tree_usage;
+    let secs: u64 = opt(args, "--secs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let anycastd = anycastd_path(args);
+    let opts = Opts {
+        servers: 20,
+        sessions: 2,
+        ..Opts::default()
+    };
+    println!(
+        "\nBenchmark 5: footprint over {secs} s, 2 BGP sessions, 20 TCP health checks every 2 s"
+    );
+    println!(
+        "{:<46} {:>10} {:>10} {:>10} {:>8}",
+        "side", "RSS MiB", "max MiB", "cpu s", "cpu %"
+    );
+    for side in [
+        Side::Anycastd { check: None },
+        Side::Exabgp {
+            timing: None,
+            withdraw_on_down: true,
+        },
+    ] {
+        let r = (|| -> Result<(f64, f64, f64), Box<dyn std::error::Error>> {
+            let lab = Lab::start_with(side.clone(), &anycastd, opts)?;
+            let pid = lab.speaker_pid().ok_or("no speaker")?;
+            // Let start-up settle, then measure the steady state.
+            std::thread::sleep(Duration::from_secs(5));
+            let u0 = tree_usage(pid).ok_or("speaker gone")?;
+            let mut max_rss = u0.rss_kib;
+            let mut last = u0;
+            for _ in 0..secs {
+                std::thread::sleep(Duration::from_secs(1));
+                last = tree_usage(pid).ok_or("speaker gone")?;
+                max_rss = max_rss.max(last.rss_kib);
+            }
+            Ok((
+                last.rss_kib as f64 / 1024.0,
+                max_rss as f64 / 1024.0,
+                (last.cpu - u0.cpu.min(last.cpu)).as_secs_f64(),
+            ))
+        })();
+        match r {
+            Ok((rss, max, cpu)) => println!(
+                "{:<46} {:>10.1} {:>10.1} {:>10.2} {:>8.3}",
+                side.to_string(),
+                rss,
+                max,
+                cpu,
+                cpu * 100.0 / secs.max(1) as f64
+            ),
+            Err(e) => println!("{side}: FAILED: {e}"),
+        }
+    }
+    Ok(())
+}
