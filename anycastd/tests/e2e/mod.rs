@@ -230,3 +230,145 @@ pub fn vip() -> SocketAddr {
 pub fn served(ns: &str) -> String {
     guest::tcp::ask_once(ns, vip()).unwrap_or_else(|e| format!("error: {e}"))
 }
+
+// ---- Helpers of the spill and crash scenarios (lab_kernel_scenarios.rs). ----
+
+impl Anycastd {
+    /// `anycastctl --json status`, parsed; `None` while the daemon does not answer.
+    pub fn status(&self) -> Option<anycastd::status::Status> {
+        let (code, out) = self.ctl("--json status");
+        if code != 0 {
+            return None;
+        }
+        let json = &out[out.find('{')?..=out.rfind('}')?];
+        serde_json::from_str(json).ok()
+    }
+
+    /// Polls the status (bounded by `t`) until `f` holds; the time it took and the
+    /// status that satisfied it.
+    pub fn wait_status(
+        &self,
+        t: Duration,
+        mut f: impl FnMut(&anycastd::status::Status) -> bool,
+    ) -> Option<(Duration, anycastd::status::Status)> {
+        let start = Instant::now();
+        guest::wait_for(t, || self.status().filter(|s| f(s))).map(|s| (start.elapsed(), s))
+    }
+
+    /// SIGKILL (no graceful stop: what a crash looks like to the peers), then reaped.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Share of new connections spilled to `peer` in a status document.
+pub fn spill_share(st: &anycastd::status::Status, peer: &str) -> f64 {
+    st.spill
+        .iter()
+        .filter(|s| s.peer == peer)
+        .map(|s| s.share)
+        .sum()
+}
+
+/// `known`, `stale` or `unknown`: how a status document sees `peer`.
+pub fn peer_state(st: &anycastd::status::Status, peer: &str) -> String {
+    st.peers
+        .iter()
+        .find(|p| p.name == peer)
+        .map_or_else(|| "absent".to_string(), |p| p.state.clone())
+}
+
+/// The load `peer` last reported, as a status document shows it.
+pub fn peer_load(st: &anycastd::status::Status, peer: &str) -> Option<f64> {
+    st.peers
+        .iter()
+        .find(|p| p.name == peer)
+        .and_then(|p| p.load)
+}
+
+/// One line of the spill and peer state, for check details.
+pub fn spill_line(st: &anycastd::status::Status) -> String {
+    let spill: Vec<String> = st
+        .spill
+        .iter()
+        .map(|s| format!("{} {:.2} ({})", s.peer, s.share, s.reason))
+        .collect();
+    let peers: Vec<String> = st
+        .peers
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} load {:?} age {:?}",
+                p.name, p.state, p.load, p.report_age_s
+            )
+        })
+        .collect();
+    format!(
+        "{} local {:?}; spill [{}]; peers [{}]",
+        st.site,
+        st.local_load,
+        spill.join(", "),
+        peers.join(", ")
+    )
+}
+
+/// A long-lived client connection and the real server that answered its first request.
+pub struct Conn {
+    pub client: guest::tcp::Client,
+    pub server: String,
+}
+
+/// Opens up to `n` long-lived connections from client `ns` to the VIP, one after the
+/// other; those that failed are left out (the caller checks the count).
+pub fn open_conns(ns: &str, n: usize) -> Vec<Conn> {
+    (0..n)
+        .filter_map(|_| {
+            let mut client = guest::tcp::Client::connect(ns, vip()).ok()?;
+            let server = client.ask().ok()?;
+            Some(Conn { client, server })
+        })
+        .collect()
+}
+
+/// Asks again on every connection: how many answered, and by the server of their
+/// first answer.
+pub fn still_same_server(conns: &mut [Conn]) -> usize {
+    let mut same = 0;
+    for c in conns.iter_mut() {
+        if c.client.ask().ok().as_deref() == Some(c.server.as_str()) {
+            same += 1;
+        }
+    }
+    same
+}
+
+/// `n` new short connections from client `ns`: the answers in order.
+pub fn served_n(ns: &str, n: usize) -> Vec<String> {
+    (0..n).map(|_| served(ns)).collect()
+}
+
+/// Packets received on the director's IPIP device `anycast0` (`ip -s link show`):
+/// everything another director tunnelled to it. IPVS encapsulates spilled packets
+/// itself, so the sender's device counters do not move; the receiver's RX does.
+pub fn tunnel_rx_packets(ns: &str) -> Option<u64> {
+    let out = guest::sh_in(ns, "ip -s link show dev anycast0");
+    let mut lines = out.lines();
+    lines.find(|l| l.trim_start().starts_with("RX:"))?;
+    lines.next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Entries of the director's IPVS connection table (`ipvsadm -Lnc`) whose
+/// destination is `dest` (an address, e.g. the peer director's tunnel endpoint).
+pub fn ipvs_conns_to(ns: &str, dest: &str) -> usize {
+    guest::sh_in(ns, "ipvsadm -Lnc")
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(5)
+                .is_some_and(|d| d.rsplit_once(':').is_some_and(|(a, _)| a == dest))
+        })
+        .count()
+}
