@@ -85,6 +85,7 @@ fn neighbor_config(cfg: &SiteConfig, n: &Neighbor) -> PeerConfig {
     );
     p.local_addr = n.local_address;
     p.hold_time = n.hold_time;
+    p.keepalive = Some(n.keepalive);
     p.connect_retry = n.connect_retry;
     p.md5_password = n.password.clone();
     p.ttl_security_hops = n.ttl_security;

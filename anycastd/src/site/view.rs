@@ -53,7 +53,7 @@ impl Site {
                     .map_or(0, |n| n.remote_asn),
                 state: format!("{:?}", p.state),
                 uptime_s: p.uptime.map(|d| d.as_secs()),
-                prefixes_sent: p.prefixes_announced as u64,
+                prefixes_sent: p.prefixes_sent as u64,
                 prefixes_received: p.prefixes_received as u64,
                 last_error: p.last_error.clone(),
             })

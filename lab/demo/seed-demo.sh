@@ -1,0 +1,118 @@
+# The seed topology demo, run inside the lab kernel by `seed-demo` (lab/src/bin).
+# @BIN@ and @REPO@ are replaced by the runner. Reports with pass/fail; narrates on stdout.
+BIN=@BIN@
+REPO=@REPO@
+export PATH="$BIN:$PATH"
+
+say() { printf '\n\033[1m=== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@" 2>&1 | grep -v "vtysh.conf"; }
+
+# A real server answers every line with its name; a client asks and prints the answer.
+SERVER='import socket,sys,threading
+n=sys.argv[1];s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("0.0.0.0",80));s.listen(256)
+def h(c):
+  f=c.makefile("rwb")
+  try:
+    for _ in range(10000):
+      l=f.readline()
+      if not l: break
+      f.write((n+"\n").encode());f.flush()
+  except Exception: pass
+  c.close()
+while True:
+  c,_=s.accept();threading.Thread(target=h,args=(c,),daemon=True).start()'
+# ask.py N HOLD: opens N connections, prints who serves each, keeps them HOLD seconds.
+ASK='import socket,sys,time
+n=int(sys.argv[1]);hold=float(sys.argv[2]);cs=[];who=[]
+for _ in range(n):
+  try:
+    c=socket.create_connection(("10.101.4.1",80),timeout=2);c.sendall(b"who\n");who.append(c.makefile().readline().strip());cs.append(c)
+  except Exception as e: who.append("error")
+print(" ".join(who),flush=True)
+time.sleep(hold)
+if hold>0:
+  again=[]
+  for c in cs:
+    try: c.sendall(b"who\n");again.append(c.makefile().readline().strip())
+    except Exception: again.append("error")
+  print("same connections later: "+" ".join(again),flush=True)'
+
+rs_start() { ip netns exec "$1" python3 -c "$SERVER" "$1" >/dev/null 2>&1 & echo $! > "$D/$1.pid"; }
+rs_kill() { kill -9 "$(cat "$D/$1.pid")" 2>/dev/null; }
+ask() { ip netns exec "$1" python3 -c "$ASK" "$2" "${3:-0}"; }
+path() { # the AS path of the best route to the VIP prefix in FRR instance $1
+  vtysh -N "$1" -c "show ip bgp 10.101.4.0/24 json" 2>/dev/null | python3 -c '
+import json, sys
+t = sys.stdin.read(); t = t[t.find("{"):t.rfind("}") + 1]
+try: d = json.loads(t)
+except Exception: sys.exit()
+print(next((p["aspath"]["string"] for p in d.get("paths", []) if p.get("bestpath", {}).get("overall")), ""))'; }
+wait_path() { # ns want seconds
+  i=0; while [ $i -lt $(( $3 * 10 )) ]; do [ "$(path "$1")" = "$2" ] && return 0; sleep 0.1; i=$((i+1)); done; return 1; }
+status() { printf '$ anycastctl status   (on %s)\n' "$1"; ip netns exec "$1" anycastctl status; }
+
+for rs in rs511 rs512 rs611 rs612; do rs_start $rs; done
+for site in idc1 idc2; do
+  sed -e 's/interval = "120s"/interval = "2s"/' -e 's/hold_down = "10s"/hold_down = "2s"/' \
+      -e 's/capacity = 100/capacity = 5/' \
+      -e "s#key_file = \"keys/#key_file = \"$REPO/configs/keys/#" \
+      -e "s#^vip_device = \"lo\"#vip_device = \"lo\"\nstate_dir = \"$D/state-$site\"#" \
+      "$REPO/configs/$site.toml" > "$D/$site.toml"
+done
+ip netns exec lb1 anycastd --config "$D/idc1.toml" > "$D/anycastd-lb1.log" 2>&1 & echo $! > "$D/lb1.pid"
+ip netns exec lb2 anycastd --config "$D/idc2.toml" > "$D/anycastd-lb2.log" 2>&1 & echo $! > "$D/lb2.pid"
+sleep 1
+
+say "Scenario 1: convergence (the paper's Figure 2.6)"
+echo "Two sites of AS5 announce 10.101.4.0/24: IDC1 (LB1) under AS1, IDC2 (LB2) under AS2."
+if wait_path c31 "3 1 5" 40 && wait_path c32 "3 2 5" 10; then pass converged; else fail converged; fi
+echo "router behind R31 (10.101.3.1) sees AS path: $(path c31)"
+echo "router behind R32 (10.101.3.9) sees AS path: $(path c32)"
+echo "a client behind R31 is served by: $(ask c31 1)"
+echo "a client behind R32 is served by: $(ask c32 1)"
+status lb1
+
+say "Scenario 2: IDC2 fails (both its real servers killed)"
+rs_kill rs611; rs_kill rs612
+start=$(date +%s%N); i=0; who=""
+while [ $i -lt 300 ]; do who=$(ask c32 1); case "$who" in rs5*) break;; esac; i=$((i+1)); sleep 0.02; done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+case "$who" in rs5*) pass site_failure "${ms}ms";; *) fail site_failure "$who";; esac
+echo "from the kill to the first request from behind R32 served by IDC1 ($who): ${ms} ms"
+wait_path c32 "3 1 5" 5; echo "router behind R32 now sees AS path: $(path c32)"
+status lb2
+echo "IDC2 recovers:"
+rs_start rs611; rs_start rs612
+if wait_path c32 "3 2 5" 30; then pass recovery; else fail recovery; fi
+echo "router behind R32 sees AS path again: $(path c32)"
+
+say "Scenario 4: spill-over from IDC1 to IDC2 through the IPIP tunnel"
+echo "Capacity is 5 connections per real server here (10 per site). 13 long-lived"
+echo "connections from behind R31 put IDC1 at 1.3 > 1.1, while IDC2 is at 0 < 0.7:"
+ask c31 13 40 > "$D/held.txt" &
+held=$!
+i=0; while [ $i -lt 300 ]; do
+  ip netns exec lb1 anycastctl --json status 2>/dev/null | grep -q '"share":0\.[1-9]' && break; i=$((i+1)); sleep 0.1; done
+sleep 4
+status lb1
+echo "the held connections were served by: $(head -1 "$D/held.txt")"
+new=$(ask c31 10)
+echo "10 new connections from behind R31 are served by: $new"
+case "$new" in *rs6*) pass spill "$new";; *) fail spill "$new";; esac
+show ip netns exec lb1 anycastctl why web
+echo "waiting for the held connections to ask again on the same connections..."
+wait $held
+tail -1 "$D/held.txt"
+echo "demand gone: IDC1 falls below 1.0 and spilling stops"
+i=0; while [ $i -lt 200 ]; do
+  ip netns exec lb1 anycastctl --json status 2>/dev/null | grep -q '"share":0\.[1-9]' || break; i=$((i+1)); sleep 0.1; done
+sleep 1
+new=$(ask c31 6)
+echo "6 new connections from behind R31 are served by: $new"
+case "$new" in *rs6*) fail spill_stops "$new";; *) pass spill_stops "$new";; esac
+status lb1
+
+say "Stopping: SIGTERM announces GRACEFUL_SHUTDOWN, waits, withdraws, closes with Cease"
+kill -TERM "$(cat "$D/lb1.pid")" "$(cat "$D/lb2.pid")"
+sleep 7
+echo "done."
