@@ -10,6 +10,8 @@ use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
 use anycast_lab::{Need, require};
 
+use anycast_lab::uml::guest::in_netns;
+
 /// A real server that keeps connections open until the client closes them, like an
 /// HTTP server with keep-alive: the health checker's idle connection stays up.
 const SERVER_PY: &str = r#"
@@ -99,6 +101,9 @@ address = "10.200.0.2"
 dataplane = false
 shutdown_wait = "500ms"
 state_dir = "{state}"
+
+[log]
+format = "json"
 
 [bgp]
 asn = 65005
@@ -199,6 +204,58 @@ capacity = 10
         screen.contains("announced") && screen.contains("Established"),
         "{screen}"
     );
+
+    // Metrics from the real daemon, through the same client anycastctl uses.
+    let metrics = in_netns(site.name(), || {
+        anycastd::ctl::client::request(
+            &anycastd::config::ApiListen::Tcp("127.0.0.1:9180".parse().unwrap()),
+            "GET",
+            "/metrics",
+        )
+    })
+    .expect("metrics");
+    assert_eq!(metrics.status, 200);
+    for want in [
+        "anycast_vip_announced{vip=\"web\",prefix=\"10.201.4.0/24\"} 1",
+        "anycast_bgp_session_established{neighbor=\"10.200.0.1\"} 1",
+        "anycast_health_transitions_total{server=\"web/tcp8080/10.200.1.11:8080\",to=\"down\"} 1",
+    ] {
+        assert!(
+            metrics.body.contains(want),
+            "missing {want} in\n{}",
+            metrics.body
+        );
+    }
+
+    // SIGHUP with a new VIP: applied without touching the running one.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let second = text[text.find("[[vip]]").unwrap()..]
+        .replace("name = \"web\"", "name = \"mail\"")
+        .replace("10.201.4.", "10.201.5.");
+    std::fs::write(&config, format!("{text}\n{second}")).unwrap();
+    let pid = daemon.0.as_ref().unwrap().id();
+    Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            up.ip(&["route", "show", "10.201.5.0/24"])
+                .is_ok_and(|r| r.contains("proto bgp"))
+        }),
+        "the VIP added by a reload was not announced\n{}",
+        logs()
+    );
+    assert!(has_route(&up), "the reload disturbed the running VIP");
+
+    // Every log line is one JSON object ([log] format = "json").
+    let log_text = logs();
+    assert!(log_text.lines().count() > 3);
+    for line in log_text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
 
     let pid = daemon.0.as_ref().unwrap().id();
     Command::new("kill")
