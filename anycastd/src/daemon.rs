@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bgp_speaker::Speaker;
-use geo_balancer::Time;
 use geo_balancer::exchange::client::{ReportClient, sign_report};
 use geo_balancer::exchange::{SIGNATURE_HEADER, SITE_HEADER};
 use geo_balancer::health::{CheckerHandle, HealthEvent, spawn_checker};
+use geo_balancer::{ServerId, Time};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
@@ -56,6 +56,8 @@ struct Daemon {
     worker: Option<Worker>,
     checkers: Vec<CheckerHandle>,
     health_tx: mpsc::Sender<HealthEvent>,
+    load_pollers: Vec<tokio::task::JoinHandle<()>>,
+    load_tx: mpsc::Sender<(ServerId, Option<f64>)>,
     http: reqwest::Client,
     reports: ReportClient,
 }
@@ -82,6 +84,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     let (site, first) = Site::new(cfg.clone(), now)?;
     let speaker = Speaker::start(mapping::speaker_config(&cfg)).await?;
     let (health_tx, mut health_rx) = mpsc::channel(4096);
+    let (load_tx, mut load_rx) = mpsc::channel::<(ServerId, Option<f64>)>(256);
     let (cmd_tx, mut cmd_rx) = mpsc::channel(256);
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -125,6 +128,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         worker,
         checkers: Vec::new(),
         health_tx,
+        load_pollers: Vec::new(),
+        load_tx,
         http: geo_balancer::health::probe::http_client(),
         reports: ReportClient::new(Duration::from_secs(5)),
     };
@@ -158,6 +163,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 d.execute(e).await;
             }
             Some(cmd) = cmd_rx.recv() => d.command(cmd).await,
+            Some((server, value)) = load_rx.recv() => d.site.on_external_load(Time::now(), &server, value),
             _ = tick.tick() => {
                 let e = d.site.on_tick(Time::now());
                 d.execute(e).await;
@@ -188,6 +194,36 @@ impl Daemon {
             .into_iter()
             .map(|c| spawn_checker(c, self.http.clone(), self.health_tx.clone()))
             .collect();
+        for t in self.load_pollers.drain(..) {
+            t.abort();
+        }
+        // The second load source: read each `load_url` once per check interval.
+        let cfg = self.site.config();
+        for (at, id) in mapping::servers(cfg) {
+            let rs = &cfg.vips[at.vip].services[at.service].real_servers[at.server];
+            let Some(url) = rs.load_url.clone() else {
+                continue;
+            };
+            let (interval, timeout) = (rs.check.interval, rs.check.timeout);
+            let (http, tx) = (self.http.clone(), self.load_tx.clone());
+            self.load_pollers.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                loop {
+                    tick.tick().await;
+                    let v =
+                        match geo_balancer::load::fetch_external_load(&http, &url, timeout).await {
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                tracing::debug!(server = %id, error = %e, "load_url read failed");
+                                None
+                            }
+                        };
+                    if tx.send((id.clone(), v)).await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
     }
 
     async fn execute(&mut self, effects: Vec<Effect>) {
@@ -359,7 +395,16 @@ impl Daemon {
             return;
         }
         let bgp_changed = new.bgp != self.site.config().bgp;
-        let checks_changed = mapping::checks(&new) != mapping::checks(self.site.config());
+        let load_urls = |c: &SiteConfig| -> Vec<Option<String>> {
+            c.vips
+                .iter()
+                .flat_map(|v| &v.services)
+                .flat_map(|s| &s.real_servers)
+                .map(|r| r.load_url.clone())
+                .collect()
+        };
+        let checks_changed = mapping::checks(&new) != mapping::checks(self.site.config())
+            || load_urls(&new) != load_urls(self.site.config());
         let effects = match self.site.reload(new, Time::now()) {
             Ok(e) => e,
             Err(e) => {
@@ -415,6 +460,9 @@ impl Daemon {
             }
         }
         self.checkers.clear();
+        for t in self.load_pollers.drain(..) {
+            t.abort();
+        }
         let e = self.site.withdraw_all(Time::now());
         self.execute(e).await;
         self.speaker

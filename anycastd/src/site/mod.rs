@@ -59,6 +59,8 @@ struct Server {
     active: u64,
     inactive: u64,
     last_check: Option<String>,
+    /// The second load source's last value (1.0 = full) and when it was read.
+    external: Option<(f64, Time)>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,8 @@ pub struct Site {
     load: SiteLoad,
     tunnels: Vec<TunnelSample>,
     counters: Counters,
+    /// The latest `now` seen, for freshness checks inside pure helpers.
+    last_now: Time,
 }
 
 /// A refused construction: a library refused what the config maps to.
@@ -130,6 +134,7 @@ impl Site {
                 active: 0,
                 inactive: 0,
                 last_check: None,
+                external: None,
             });
         }
         let vips = cfg
@@ -157,6 +162,7 @@ impl Site {
             load,
             tunnels: Vec::new(),
             counters: Counters::default(),
+            last_now: now,
             cfg,
         };
         if !site.cfg.site.dataplane {
@@ -240,6 +246,14 @@ impl Site {
             return self.refresh(ev.at);
         }
         Vec::new()
+    }
+
+    /// A reading of a real server's second load source (`None`: the read failed).
+    pub fn on_external_load(&mut self, now: Time, server: &ServerId, value: Option<f64>) {
+        self.last_now = now;
+        if let Some(&i) = self.index.get(server) {
+            self.servers[i].external = value.map(|v| (v, now));
+        }
     }
 
     /// A reconcile finished.
@@ -453,6 +467,7 @@ impl Site {
     }
 
     fn decide(&mut self, now: Time) {
+        self.last_now = now;
         let spill_allowed = self.cfg.spill.enabled;
         self.load = site_load(&self.samples(), &self.tunnels);
         let local = LocalView {
@@ -480,7 +495,11 @@ impl Site {
                 capacity: self.rs(s.at).capacity,
                 active_conns: s.active,
                 inactive_conns: s.inactive,
-                external: None,
+                external: s.external.and_then(|(v, at)| {
+                    // Fresh for three check intervals; then connections count again.
+                    let fresh = self.rs(s.at).check.interval * 3;
+                    (self.last_now.since(at) <= fresh).then_some(v)
+                }),
             })
             .collect()
     }
@@ -509,6 +528,7 @@ impl Site {
     /// Recomputes what follows from the current inputs: servability, weights, the
     /// desired data plane, reports due.
     fn refresh(&mut self, now: Time) -> Vec<Effect> {
+        self.last_now = now;
         let mut effects = Vec::new();
         for vi in 0..self.vips.len() {
             let up = self

@@ -47,6 +47,7 @@ impl Site {
                 n.active = s.active;
                 n.inactive = s.inactive;
                 n.last_check = s.last_check.clone();
+                n.external = s.external;
             }
         }
         let same_peers = next.cfg.peers == self.cfg.peers;

@@ -364,3 +364,16 @@ fn without_a_data_plane_health_alone_decides() {
     let e = probe(&mut site, RS1, at(2), refused());
     assert_eq!(e, vec![Effect::Withdraw { vip: 0 }]);
 }
+
+#[test]
+fn a_load_url_value_replaces_connection_counts_while_fresh() {
+    let mut site = serving();
+    let id = ServerId::new(RS1);
+    // RS1 says it is full (1.0 x capacity 100); RS2 has no load source: 0 connections.
+    site.on_external_load(at(3), &id, Some(1.0));
+    site.on_stats(at(3), &stats(0, 0));
+    assert_eq!(site.status(at(3), &[]).local_load, Some(0.5));
+    // Stale after three check intervals (2 s each): connections count again.
+    site.on_stats(at(10), &stats(0, 0));
+    assert_eq!(site.status(at(10), &[]).local_load, Some(0.0));
+}
