@@ -243,6 +243,10 @@ impl Site {
                 .health_transitions
                 .entry((s.id.to_string(), t.to.to_string()))
                 .or_default() += 1;
+            // Healthy capacity changed, so did the load: decide on spilling in the
+            // same step as the announce or withdraw, not at the next IPVS stats (a
+            // site whose servers just came up must not tunnel its first connections).
+            self.decide(ev.at);
             return self.refresh(ev.at);
         }
         Vec::new()

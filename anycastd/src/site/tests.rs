@@ -377,3 +377,34 @@ fn a_load_url_value_replaces_connection_counts_while_fresh() {
     site.on_stats(at(10), &stats(0, 0));
     assert_eq!(site.status(at(10), &[]).local_load, Some(0.0));
 }
+
+#[test]
+fn servers_coming_up_end_the_spill_at_once() {
+    // Until its real servers pass their checks a site has infinite load and spills to
+    // a light peer. When they come up it announces in the same step; the spill must end
+    // in that step too, not at the next IPVS stats: in the lab kernel a restarted
+    // director sent its first new connections through the tunnel in between.
+    let (mut site, _) = Site::new(config(), T0).unwrap();
+    site.on_reconciled(T0, Ok(7));
+    let (ok, e) = deliver(&mut site, &report(0.0, 1, T0), &key(), T0);
+    assert_eq!(ok, Ok(()));
+    assert!(peer_weight(&e).is_some_and(|w| w > 0), "{e:?}");
+    let mut e = Vec::new();
+    for t in [at(1), at(2)] {
+        for rs in [RS1, RS2] {
+            e.extend(probe(&mut site, rs, t, ProbeOutcome::Success));
+        }
+    }
+    assert!(
+        has(
+            &e,
+            &Effect::Announce {
+                vip: 0,
+                graceful_shutdown: false
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(peer_weight(&e), Some(0), "{e:?}");
+    assert!(site.status(at(2), &[]).spill.iter().all(|s| s.share == 0.0));
+}
