@@ -64,10 +64,15 @@ fn start_sites(edits: &[(&str, &str)]) -> Option<Sites> {
     let lb2 = Anycastd::start("lb2", lab_config("idc2", edits));
     let c31 = wait_path("c31", "3 1 5", Duration::from_secs(40));
     let c32 = wait_path("c32", "3 2 5", Duration::from_secs(10));
-    // Both peers known to each other (a report each way) before anything is measured.
+    // Both peers known to each other with a finite load, and nothing spilled, before
+    // anything is measured: until its real servers pass their checks a site has
+    // infinite load, and reports (and may spill) accordingly.
     let known = |lb: &Anycastd, peer: &'static str| {
         lb.wait_status(Duration::from_secs(10), |s| {
-            peer_state(s, peer) == "known" && s.vips.iter().all(|v| v.servers_up == 2)
+            peer_state(s, peer) == "known"
+                && peer_load(s, peer).is_some()
+                && s.spill.iter().all(|p| p.share == 0.0)
+                && s.vips.iter().all(|v| v.servers_up == 2)
         })
         .is_some()
     };
@@ -182,6 +187,37 @@ fn crash_in_guest() {
             "{p:?} ({:?} after restart), c32 served by {back}",
             t1.elapsed()
         ),
+    );
+
+    // A hung director (SIGSTOP: the process lives, its socket stays open, no
+    // keepalives) is the crash whose close never reaches R22: only the hold timer
+    // (9 s, keepalive 3 s) ends the session. The kernel keeps serving meanwhile.
+    let t2 = Instant::now();
+    lb2.signal("STOP");
+    let moved = guest::wait_for(Duration::from_secs(20), || {
+        served("c32").starts_with("rs5").then(|| t2.elapsed())
+    });
+    let r22 = guest::vtysh("r22", "show ip bgp neighbors 10.101.2.2");
+    let reset: Vec<&str> = r22
+        .lines()
+        .filter(|l| l.contains("Last reset"))
+        .map(str::trim)
+        .collect();
+    guest::check(
+        "hang_fails_over_by_hold_timer",
+        moved.is_some_and(|d| d >= Duration::from_secs(5) && d < Duration::from_secs(15))
+            && r22.contains("Hold Timer Expired"),
+        &format!(
+            "SIGSTOP to first request from c32 served by IDC1: {moved:?}; {}",
+            reset.join(" | ")
+        ),
+    );
+    lb2.signal("CONT");
+    let p = wait_path("c32", "3 2 5", Duration::from_secs(30));
+    guest::check(
+        "resumed_director_announces_again",
+        p.is_ok(),
+        &format!("{p:?} after SIGCONT"),
     );
     println!("lb2 log after restart:\n{}", lb2.log());
 }
@@ -355,16 +391,16 @@ fn no_loop_in_guest() {
     };
     // IDC1 spills to IDC2 first, so that IDC2 holds tunnelled connections when it
     // fills up itself: the case where a loop could start.
-    let (_c31, spill) = overload_until_spill(&lb1, "c31", 12, "idc2");
+    let (mut c31, spill) = overload_until_spill(&lb1, "c31", 12, "idc2");
     guest::check(
         "idc1_spills",
         spill.is_some(),
         &spill.as_ref().map_or("no".into(), |(_, s)| spill_line(s)),
     );
-    let mut via_tunnel: Vec<Conn> = open_conns("c31", 6)
+    let (mut via_tunnel, home): (Vec<Conn>, Vec<Conn>) = open_conns("c31", 6)
         .into_iter()
-        .filter(|c| c.server.starts_with("rs6"))
-        .collect();
+        .partition(|c| c.server.starts_with("rs6"));
+    c31.extend(home);
     guest::check(
         "long_lived_connections_through_tunnel",
         !via_tunnel.is_empty(),
@@ -429,7 +465,66 @@ fn no_loop_in_guest() {
             via_tunnel.len()
         ),
     );
+    let fwm2 = ipvs_fwmark_active("lb2");
+    guest::check(
+        "tunnelled_connections_held_by_the_loop_guard",
+        fwm2 == via_tunnel.len() as u64,
+        &format!(
+            "lb2 firewall-mark service holds {fwm2} active connections, {} were tunnelled",
+            via_tunnel.len()
+        ),
+    );
+
+    // The direction turns: IDC1's own demand falls to 0.4 (its tunnelled connections
+    // stay), IDC2 is still above 1.1, so IDC2 now spills to IDC1 while IDC1's earlier
+    // spilled connections still run through the other tunnel. Each connection is
+    // tunnelled once, whichever way.
+    c31.truncate(4);
+    let turned = lb2.wait_status(Duration::from_secs(10), |s| spill_share(s, "idc1") > 0.0);
+    guest::check(
+        "idc2_spills_to_idc1",
+        turned.is_some(),
+        &turned.as_ref().map_or(
+            lb2.status().map_or("no status".into(), |s| spill_line(&s)),
+            |(d, s)| format!("{d:?} after IDC1 fell: {}", spill_line(s)),
+        ),
+    );
+    let st1 = lb1.status();
+    guest::check(
+        "idc1_does_not_spill_back",
+        st1.as_ref()
+            .is_some_and(|s| s.spill.iter().all(|p| p.share == 0.0)),
+        &st1.map_or("no status".into(), |s| spill_line(&s)),
+    );
+    let (mut c32_via, _c32_home): (Vec<Conn>, Vec<Conn>) = open_conns("c32", 6)
+        .into_iter()
+        .partition(|c| c.server.starts_with("rs5"));
+    let kept_old = still_same_server(&mut via_tunnel);
+    let kept_new = still_same_server(&mut c32_via);
+    let (rx1d, rx2d) = (tunnel_rx_packets("lb1"), tunnel_rx_packets("lb2"));
+    let c31_back = ipvs_conns_from_to("lb2", "10.101.3.2", "10.101.1.2");
+    let c32_back = ipvs_conns_from_to("lb1", "10.101.3.10", "10.101.2.2");
+    let fwm1 = ipvs_fwmark_active("lb1");
+    guest::check(
+        "both_tunnels_carry_each_connection_once",
+        !c32_via.is_empty()
+            && kept_old == via_tunnel.len()
+            && kept_new == c32_via.len()
+            && rx1d.unwrap_or(0) > 0
+            && c31_back == 0
+            && c32_back == 0
+            && fwm1 == c32_via.len() as u64,
+        &format!(
+            "{} of 6 new c32 connections on IDC1 ({kept_new} kept it), {kept_old} of {} old c31 ones kept IDC2; \
+             anycast0 RX lb1 {rx1d:?} lb2 {rx2d:?}; c31 entries lb2->lb1 {c31_back}, c32 entries lb1->lb2 {c32_back}; \
+             lb1 firewall-mark service active {fwm1}",
+            c32_via.len(),
+            via_tunnel.len()
+        ),
+    );
+    println!("lb1 ipvsadm -Lnc:\n{}", guest::sh_in("lb1", "ipvsadm -Lnc"));
     println!("lb2 ipvsadm -Lnc:\n{}", guest::sh_in("lb2", "ipvsadm -Lnc"));
+    println!("lb1 ipvsadm -Ln:\n{}", guest::sh_in("lb1", "ipvsadm -Ln"));
     println!("lb2 ipvsadm -Ln:\n{}", guest::sh_in("lb2", "ipvsadm -Ln"));
 }
 

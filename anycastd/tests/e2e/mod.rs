@@ -372,3 +372,38 @@ pub fn ipvs_conns_to(ns: &str, dest: &str) -> usize {
         })
         .count()
 }
+
+/// Entries of `ipvsadm -Lnc` from client address `src` to destination address `dest`.
+pub fn ipvs_conns_from_to(ns: &str, src: &str, dest: &str) -> usize {
+    let addr = |f: Option<&str>| {
+        f.and_then(|x| x.rsplit_once(':'))
+            .map(|(a, _)| a.to_string())
+    };
+    guest::sh_in(ns, "ipvsadm -Lnc")
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            addr(f.get(3).copied()).as_deref() == Some(src)
+                && addr(f.get(5).copied()).as_deref() == Some(dest)
+        })
+        .count()
+}
+
+/// Active connections of the director's firewall-mark services (`ipvsadm -Ln`): the
+/// connections that arrived through the tunnel and were scheduled by the loop guard.
+pub fn ipvs_fwmark_active(ns: &str) -> u64 {
+    let mut in_fwm = false;
+    let mut sum = 0;
+    for l in guest::sh_in(ns, "ipvsadm -Ln").lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.first() {
+            Some(&"FWM") => in_fwm = true,
+            Some(&"->") if in_fwm => {
+                sum += f.get(4).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+            }
+            Some(&"->") => {}
+            _ => in_fwm = false,
+        }
+    }
+    sum
+}
