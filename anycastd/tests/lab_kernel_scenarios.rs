@@ -270,14 +270,29 @@ fn spill_in_guest() {
         st.local_load.is_some_and(|l| l > 1.1),
         &format!("{:?} after the 12th connection: {}", took, spill_line(&st)),
     );
-    // The ramp: up by at most `step` per period toward 1 - 0.95 / load.
-    let ramped = lb1.wait_status(Duration::from_secs(5), |s| spill_share(s, "idc2") > 0.15);
-    println!(
-        "spill ramp: {}",
-        ramped.as_ref().map_or("no".into(), |(d, s)| format!(
-            "{d:?} later {}",
-            spill_line(s)
-        ))
+    // The ramp: up by at most `step` (0.1) per period toward 1 - 0.95 / 1.2 = 0.208,
+    // and the kernel holds what the daemon shows: the tunnel destination's weight is
+    // the share of 10000 (weights::SCALE).
+    let ramped = lb1.wait_status(Duration::from_secs(6), |s| spill_share(s, "idc2") > 0.2);
+    let weights = guest::wait_for(Duration::from_secs(3), || {
+        let share = lb1.status().map(|s| spill_share(&s, "idc2"))?;
+        let w = ipvs_weight("lb1", "10.101.2.2")?;
+        (f64::from(w) == (share * 10_000.0).round()).then_some((share, w))
+    });
+    guest::check(
+        "share_ramps_and_kernel_weight_matches",
+        ramped.as_ref().is_some_and(|(d, s)| {
+            *d >= Duration::from_millis(500) && spill_share(s, "idc2") < 0.21
+        }) && weights.is_some(),
+        &format!(
+            "{}; share and tunnel weight {weights:?}",
+            ramped
+                .as_ref()
+                .map_or("share never above 0.2".into(), |(d, s)| format!(
+                    "{d:?} after the first step: {}",
+                    spill_line(s)
+                ))
+        ),
     );
 
     // New connections from c31 go to IDC2 through the tunnel.

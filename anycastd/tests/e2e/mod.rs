@@ -407,3 +407,15 @@ pub fn ipvs_fwmark_active(ns: &str) -> u64 {
     }
     sum
 }
+
+/// Weight of destination address `dest` in the director's VIP service (`ipvsadm -Ln`,
+/// the first service that lists it).
+pub fn ipvs_weight(ns: &str, dest: &str) -> Option<u32> {
+    guest::sh_in(ns, "ipvsadm -Ln").lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (a, _) = f.get(1)?.rsplit_once(':')?;
+        (f.first() == Some(&"->") && a == dest)
+            .then(|| f.get(3)?.parse().ok())
+            .flatten()
+    })
+}
