@@ -33,8 +33,8 @@ pub enum Command {
     Why(String, oneshot::Sender<Result<WhyReply, String>>),
     Drain(Option<String>, oneshot::Sender<Result<DrainReply, String>>),
     Undrain(Option<String>, oneshot::Sender<Result<DrainReply, String>>),
-    /// A peer's load report; the reply is the rejection reason, if any.
-    Report(IncomingReport, oneshot::Sender<Result<(), String>>),
+    /// A peer's load report; the reply is the rejection's HTTP status and reason, if any.
+    Report(IncomingReport, oneshot::Sender<Result<(), (u16, String)>>),
 }
 
 /// The cheap handle the HTTP handlers use.
@@ -174,7 +174,10 @@ async fn report(State(h): State<ControllerHandle>, headers: HeaderMap, body: Byt
     };
     match h.ask(|tx| Command::Report(incoming, tx)).await {
         Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(reason)) => error(StatusCode::FORBIDDEN, &reason),
+        Ok(Err((code, reason))) => error(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN),
+            &reason,
+        ),
         Err(r) => r,
     }
 }

@@ -60,6 +60,8 @@ struct Daemon {
     load_tx: mpsc::Sender<(ServerId, Option<f64>)>,
     http: reqwest::Client,
     reports: ReportClient,
+    /// Peers whose last report could not be delivered (warned once, then debug).
+    unreachable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 fn ledger(cfg: &SiteConfig) -> PathBuf {
@@ -132,6 +134,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         load_tx,
         http: geo_balancer::health::probe::http_client(),
         reports: ReportClient::new(Duration::from_secs(5)),
+        unreachable: Default::default(),
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
@@ -298,10 +301,25 @@ impl Daemon {
                 }
             };
             let (client, url, name) = (self.reports.clone(), peer.url.clone(), peer.name.clone());
+            let unreachable = self.unreachable.clone();
             tokio::spawn(async move {
-                match client.send(&url, &signed).await {
-                    Ok(()) => tracing::debug!(peer = %name, seq = r.seq, "load report sent"),
-                    Err(e) => tracing::warn!(peer = %name, error = %e, "load report not delivered"),
+                let result = client.send(&url, &signed).await;
+                let Ok(mut down) = unreachable.lock() else {
+                    return;
+                };
+                match result {
+                    Ok(()) => {
+                        if down.remove(&name) {
+                            tracing::info!(peer = %name, "load reports delivered again");
+                        }
+                        tracing::debug!(peer = %name, seq = r.seq, "load report sent");
+                    }
+                    Err(e) if down.insert(name.clone()) => {
+                        tracing::warn!(peer = %name, error = %e, "load report not delivered (further failures are logged at debug until one succeeds)");
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %name, error = %e, "load report not delivered")
+                    }
                 }
             });
         }

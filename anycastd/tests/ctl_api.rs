@@ -74,7 +74,7 @@ async fn responder(mut rx: mpsc::Receiver<Command>) {
                 });
             }
             Command::Report(_, tx) => {
-                let _ = tx.send(Err("not here".into()));
+                let _ = tx.send(Err((400, "not here".into())));
             }
         }
     }

@@ -347,15 +347,15 @@ impl Site {
         self.refresh(now)
     }
 
-    /// A load report arrived from a peer. `Err` is the reason it was refused (and
-    /// nothing changed but a counter).
+    /// A load report arrived from a peer. `Err` is the HTTP status and the reason it
+    /// was refused (and nothing changed but a counter).
     pub fn on_report(
         &mut self,
         now: Time,
         site_header: Option<&str>,
         signature_header: Option<&str>,
         body: &[u8],
-    ) -> (Result<(), String>, Vec<Effect>) {
+    ) -> (Result<(), (u16, String)>, Vec<Effect>) {
         match self.peers.receive(now, site_header, signature_header, body) {
             Ok(acc) => {
                 *self
@@ -381,7 +381,7 @@ impl Site {
                     .rejected_reports
                     .entry((who, rej.kind().as_str().to_string()))
                     .or_default() += 1;
-                (Err(rej.to_string()), Vec::new())
+                (Err((rej.http_status(), rej.to_string())), Vec::new())
             }
         }
     }

@@ -189,7 +189,7 @@ fn deliver(
     r: &LoadReport,
     key: &[u8],
     now: Time,
-) -> (Result<(), String>, Vec<Effect>) {
+) -> (Result<(), (u16, String)>, Vec<Effect>) {
     let signed = sign_report(r, key).unwrap();
     site.on_report(now, Some("idc2"), Some(&signed.signature), &signed.body)
 }
@@ -270,7 +270,9 @@ fn forged_replayed_and_garbage_reports_change_nothing() {
         b"not-the-key-0123456789",
         at(3),
     );
-    assert!(forged.unwrap_err().starts_with("forged"), "forged");
+    let (code, why) = forged.unwrap_err();
+    assert!(why.starts_with("forged"), "{why}");
+    assert_eq!(code, 401);
     assert!(e.is_empty());
     let (replayed, _) = deliver(&mut site, &report(0.1, 10, at(3)), &key(), at(3));
     assert!(replayed.is_err());
