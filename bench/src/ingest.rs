@@ -74,7 +74,8 @@ pub struct Ingest {
 }
 
 /// Builds every UPDATE up front: packing cycles through 10..=100 prefixes, AS paths
-/// of 2-6 four-byte ASNs vary per UPDATE, /24s counted up from 20.0.0.0.
+/// of 2-6 four-byte ASNs (private 64512-64911, never a receiver's own 65001) vary per
+/// UPDATE, /24s counted up from 20.0.0.0.
 pub fn updates(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 6);
     let mut next: u32 = u32::from(Ipv4Addr::new(20, 0, 0, 0)) >> 8;
@@ -87,7 +88,7 @@ pub fn updates(n: usize) -> Vec<u8> {
         path.extend_from_slice(&[2, hops as u8]);
         path.extend_from_slice(&u32::from(GEN_ASN).to_be_bytes());
         for h in 1..hops as u32 {
-            path.extend_from_slice(&(64_512 + (i * 31 + h * 17) % 1000).to_be_bytes());
+            path.extend_from_slice(&(64_512 + (i * 31 + h * 17) % 400).to_be_bytes());
         }
         let mut attrs = vec![0x40, 1, 1, 0];
         attrs.extend_from_slice(&[0x40, 2, path.len() as u8]);
