@@ -23,3 +23,10 @@ mkdir -p corpus/decode
 cp -n seeds/decode/* corpus/decode/
 cargo fuzz run decode corpus/decode seeds/decode -- \
   -max_total_time="$secs" -max_len=70000 -rss_limit_mb=2048 -print_final_stats=1
+
+# The netlink replies tunnel-forwarder decodes (tunnel-forwarder/fuzz, target
+# `netlink_decode`): a garbled kernel reply must be a typed error, never a panic.
+cd ../../tunnel-forwarder/fuzz
+mkdir -p corpus/netlink_decode
+cargo fuzz run netlink_decode corpus/netlink_decode -- \
+  -max_total_time="${NETLINK_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 -print_final_stats=1

@@ -12,9 +12,7 @@ echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== fuzz (bounded)"
+scripts/fuzz.sh
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast
-if [ -x scripts/fuzz.sh ]; then
-  echo "== fuzz"
-  scripts/fuzz.sh
-fi
