@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bgp_speaker::{PeerConfig, Route, SpeakerConfig};
 use geo_balancer::exchange::ExchangeConfig;
-use geo_balancer::health::{CheckConfig, CheckKind as GbCheckKind, VipConfig};
+use geo_balancer::health::{CheckConfig, VipConfig};
 use geo_balancer::weights::Plan;
 use geo_balancer::{ServerId, SiteId, SpillConfig};
 use tunnel_forwarder as tf;
 
-use crate::config::{self, CheckKind, Method, Neighbor, Protocol, SiteConfig, Vip};
+use crate::config::{self, Method, Neighbor, Protocol, SiteConfig, Vip};
 
 /// First firewall mark of the loop guard; service `n` (counted over all VIPs, from 0)
 /// gets `MARK_BASE + n`. Documented in docs/configuration.md.
@@ -137,19 +137,7 @@ pub fn checks(cfg: &SiteConfig) -> Vec<CheckConfig> {
             let c = &rs.check;
             CheckConfig {
                 server: id,
-                kind: match &c.kind {
-                    CheckKind::Tcp => GbCheckKind::Tcp,
-                    CheckKind::Http {
-                        path,
-                        expect_status,
-                        https,
-                    } => GbCheckKind::Http {
-                        path: path.clone(),
-                        expect_status: *expect_status,
-                        https: *https,
-                    },
-                    CheckKind::Command { argv } => GbCheckKind::Command { argv: argv.clone() },
-                },
+                kind: c.kind.clone(),
                 addr: SocketAddr::new(rs.address, c.port),
                 interval: c.interval,
                 timeout: c.timeout,

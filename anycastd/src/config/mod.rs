@@ -209,18 +209,8 @@ pub struct RealServer {
     pub check: Check,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckKind {
-    Tcp,
-    Http {
-        path: String,
-        expect_status: u16,
-        https: bool,
-    },
-    Command {
-        argv: Vec<String>,
-    },
-}
+/// What a health check does (geo-balancer's own type: the config adds nothing).
+pub use geo_balancer::health::CheckKind;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
