@@ -567,7 +567,8 @@ pub fn parse_results(text: &str) -> Vec<StepResult> {
         .collect()
 }
 
-/// `lab/work/<name>-<pid>-<n>`: on disk (not /tmp), gitignored, unique per run.
+/// `lab/work/<name>-<pid>-<n>`: on disk, gitignored, unique per run. (Under /tmp too:
+/// the guest then leaves /tmp unmounted so it sees the same files.)
 fn work_dir(name: &str) -> Result<PathBuf, LabError> {
     let base = work_base();
     let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -79,7 +79,9 @@ export HOME=/root TMPDIR=/tmp
 {HELPERS}
 mount -t proc proc /proc
 mount -t sysfs sys /sys
-mount -t tmpfs tmp /tmp
+# A checkout under /tmp (e.g. `git clone . $(mktemp -d)`) must stay visible to the
+# guest, test binaries and work dir included: then /tmp is the host's, as is.
+case "$D" in /tmp/*) ;; *) mount -t tmpfs tmp /tmp ;; esac
 mount -t tmpfs run /run
 # FRR writes crash logs under /var/tmp/frr: keep them off the host.
 mount -t tmpfs vartmp /var/tmp
