@@ -1,0 +1,249 @@
+//! [bgp], its neighbors, and the peer sites.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use toml::Spanned;
+
+use super::Validator;
+use super::{parse_community, parse_large_community};
+use crate::config::raw::*;
+use crate::config::*;
+
+impl Validator<'_> {
+    pub(super) fn bgp(&mut self, b: &Spanned<RawBgp>, site: Ipv4Addr) -> Bgp {
+        let r = b.get_ref();
+        let asn = *r.asn.get_ref();
+        if asn == 0 || asn == 23456 {
+            self.problem(
+                r.asn.span(),
+                format!("asn {asn} is reserved (RFC 7607, RFC 6793)"),
+            );
+        }
+        let router_id = match &r.router_id {
+            None => site,
+            Some(id) => self.ipv4(id, "router_id").unwrap_or(site),
+        };
+        if router_id.is_unspecified() {
+            let span = r.router_id.as_ref().map_or(b.span(), |i| i.span());
+            self.problem(span, "router_id must not be 0.0.0.0");
+        }
+        let mut seen = HashSet::new();
+        let mut neighbors = Vec::new();
+        for n in &r.neighbors {
+            if let Some(nb) = self.neighbor(n) {
+                if !seen.insert(nb.address) {
+                    self.problem(
+                        n.get_ref().address.span(),
+                        format!("neighbor {} is configured twice", nb.address),
+                    );
+                }
+                neighbors.push(nb);
+            }
+        }
+        if neighbors.is_empty() && self.problems.is_empty() {
+            self.problem(
+                b.span(),
+                "no [[bgp.neighbor]] is configured: the VIP would be announced to nobody",
+            );
+        }
+        Bgp {
+            asn,
+            router_id,
+            listen: r.listen.unwrap_or(false),
+            neighbors,
+        }
+    }
+
+    pub(super) fn neighbor(&mut self, n: &Spanned<RawNeighbor>) -> Option<Neighbor> {
+        let r = n.get_ref();
+        let address = self.ip(&r.address, "neighbor address")?;
+        let remote_asn = *r.remote_asn.get_ref();
+        if remote_asn == 0 || remote_asn == 23456 {
+            self.problem(
+                r.remote_asn.span(),
+                format!("remote_asn {remote_asn} is reserved"),
+            );
+        }
+        let hold_time = r.hold_time.as_ref().map_or(90, |h| *h.get_ref());
+        if let Some(h) = &r.hold_time
+            && (1..3).contains(h.get_ref())
+        {
+            self.problem(h.span(), format!("hold_time {} is invalid: 0 (no keepalives) or at least 3 seconds (RFC 4271 4.2)", h.get_ref()));
+        }
+        let keepalive = r.keepalive.as_ref().map_or(hold_time / 3, |k| *k.get_ref());
+        if let Some(k) = &r.keepalive
+            && hold_time != 0
+            && *k.get_ref() >= hold_time
+        {
+            self.problem(
+                k.span(),
+                format!(
+                    "keepalive {} must be below hold_time {hold_time}",
+                    k.get_ref()
+                ),
+            );
+        }
+        let connect_retry = r.connect_retry.as_ref().map_or(5, |c| *c.get_ref());
+        if let Some(c) = &r.connect_retry
+            && *c.get_ref() == 0
+        {
+            self.problem(c.span(), "connect_retry must be at least 1 second");
+        }
+        if let Some(p) = &r.password
+            && (p.get_ref().is_empty() || p.get_ref().len() > 80)
+        {
+            self.problem(p.span(), "password must be 1-80 bytes (TCP MD5 key limit)");
+        }
+        if let Some(t) = &r.ttl_security
+            && *t.get_ref() == 0
+        {
+            self.problem(t.span(), "ttl_security is the number of hops allowed (1 for a directly connected peer), not 0");
+        }
+        let max_prefixes_action = match r.max_prefixes_action.as_ref() {
+            None => MaxPrefixAction::Teardown,
+            Some(a) => match a.get_ref().as_str() {
+                "warn" => MaxPrefixAction::Warn,
+                "teardown" => MaxPrefixAction::Teardown,
+                other => {
+                    self.problem(
+                        a.span(),
+                        format!("max_prefixes_action `{other}` is not `warn` or `teardown`"),
+                    );
+                    MaxPrefixAction::Teardown
+                }
+            },
+        };
+        let communities = r
+            .communities
+            .iter()
+            .filter_map(|c| self.parsed(c, "community", parse_community))
+            .collect();
+        let large_communities = r
+            .large_communities
+            .iter()
+            .filter_map(|c| self.parsed(c, "large community", parse_large_community))
+            .collect();
+        let prepend = r.prepend.as_ref().map_or(0, |p| *p.get_ref());
+        if let Some(p) = &r.prepend
+            && *p.get_ref() > 10
+        {
+            self.problem(
+                p.span(),
+                "prepend above 10 is refused: it makes the path longer than any router prefers",
+            );
+        }
+        Some(Neighbor {
+            address,
+            remote_asn,
+            local_address: r
+                .local_address
+                .as_ref()
+                .and_then(|a| self.ip(a, "local_address")),
+            hold_time,
+            keepalive,
+            connect_retry,
+            password: r.password.as_ref().map(|p| p.get_ref().clone()),
+            ttl_security: r.ttl_security.as_ref().map(|t| *t.get_ref()),
+            passive: r.passive.unwrap_or(false),
+            next_hop: r.next_hop.as_ref().and_then(|a| self.ip(a, "next_hop")),
+            next_hop_v6: r
+                .next_hop_v6
+                .as_ref()
+                .and_then(|a| self.ip(a, "next_hop_v6")),
+            prepend,
+            med: r.med,
+            local_pref: r.local_pref,
+            communities,
+            large_communities,
+            max_prefixes: r.max_prefixes,
+            max_prefixes_action,
+        })
+    }
+
+    pub(super) fn peers(&mut self, peers: &[Spanned<RawPeer>], site: &Site) -> Vec<PeerSite> {
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for p in peers {
+            let r = p.get_ref();
+            let name = self.name(&r.name, "peer name");
+            if name == site.name {
+                self.problem(
+                    r.name.span(),
+                    format!("peer `{name}` has this site's own name"),
+                );
+            }
+            if !names.insert(name.clone()) {
+                self.problem(r.name.span(), format!("peer `{name}` is configured twice"));
+            }
+            let endpoint = self.ipv4(&r.tunnel_endpoint, "tunnel_endpoint");
+            if endpoint == Some(site.address) {
+                self.problem(
+                    r.tunnel_endpoint.span(),
+                    "tunnel_endpoint is this site's own address",
+                );
+            }
+            let url = r.url.get_ref();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.problem(
+                    r.url.span(),
+                    format!("url `{url}` must start with http:// or https://"),
+                );
+            }
+            let key = match (&r.key, &r.key_file) {
+                (Some(k), None) => Some((k.span(), k.get_ref().as_bytes().to_vec())),
+                (None, Some(f)) => {
+                    let path = self
+                        .file
+                        .parent()
+                        .unwrap_or(Path::new("."))
+                        .join(f.get_ref());
+                    match std::fs::read(&path) {
+                        Ok(mut bytes) => {
+                            while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                                bytes.pop();
+                            }
+                            Some((f.span(), bytes))
+                        }
+                        Err(e) => {
+                            self.problem(
+                                f.span(),
+                                format!("key_file `{}` cannot be read: {e}", path.display()),
+                            );
+                            None
+                        }
+                    }
+                }
+                (Some(k), Some(_)) => {
+                    self.problem(k.span(), "give either key or key_file, not both");
+                    None
+                }
+                (None, None) => {
+                    self.problem(p.span(), format!("peer `{name}` has no key or key_file: load reports must be authenticated"));
+                    None
+                }
+            };
+            let key = match key {
+                Some((span, k)) if k.len() < 16 => {
+                    self.problem(
+                        span,
+                        format!(
+                            "the key for peer `{name}` is {} bytes; at least 16 are required",
+                            k.len()
+                        ),
+                    );
+                    Vec::new()
+                }
+                Some((_, k)) => k,
+                None => Vec::new(),
+            };
+            out.push(PeerSite {
+                name,
+                tunnel_endpoint: endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                url: url.clone(),
+                key,
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,183 @@
+//! [site], [api], [exchange] and [spill].
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::Validator;
+use crate::config::raw::*;
+use crate::config::*;
+
+impl Validator<'_> {
+    pub(super) fn site(&mut self, s: &Spanned<RawSite>) -> Site {
+        let r = s.get_ref();
+        Site {
+            name: self.name(&r.name, "site name"),
+            address: self
+                .ipv4(&r.address, "site address")
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
+            tunnel_device: self.device(r.tunnel_device.as_ref(), "tunnel_device", "anycast0"),
+            vip_device: self.device(r.vip_device.as_ref(), "vip_device", "lo"),
+            shutdown_wait: self.duration(
+                r.shutdown_wait.as_ref(),
+                "shutdown_wait",
+                Duration::from_secs(5),
+            ),
+            state_dir: match &r.state_dir {
+                None => PathBuf::from("/var/lib/anycastd"),
+                Some(d) if !d.get_ref().starts_with('/') => {
+                    self.problem(
+                        d.span(),
+                        format!("state_dir `{}` must be an absolute path", d.get_ref()),
+                    );
+                    PathBuf::from("/var/lib/anycastd")
+                }
+                Some(d) => PathBuf::from(d.get_ref()),
+            },
+            dataplane: r.dataplane.as_ref().is_none_or(|d| *d.get_ref()),
+        }
+    }
+
+    pub(super) fn api(&mut self, a: Option<&Spanned<RawApi>>) -> Api {
+        let default = ApiListen::Tcp(SocketAddr::from(([127, 0, 0, 1], 9180)));
+        let Some(l) = a.and_then(|a| a.get_ref().listen.as_ref()) else {
+            return Api { listen: default };
+        };
+        let text = l.get_ref();
+        let listen = if let Some(path) = text.strip_prefix("unix:") {
+            ApiListen::Unix(PathBuf::from(path))
+        } else {
+            match text.parse::<SocketAddr>() {
+                Ok(addr) if addr.ip().is_loopback() => ApiListen::Tcp(addr),
+                Ok(addr) => {
+                    self.problem(l.span(), format!("api listen `{addr}` is not a loopback address: the local API has no authentication (use 127.0.0.1:PORT, [::1]:PORT or unix:/path)"));
+                    default
+                }
+                Err(e) => {
+                    self.problem(
+                        l.span(),
+                        format!(
+                            "api listen `{text}` is invalid: {e} (use 127.0.0.1:PORT or unix:/path)"
+                        ),
+                    );
+                    default
+                }
+            }
+        };
+        Api { listen }
+    }
+
+    pub(super) fn exchange(
+        &mut self,
+        e: Option<&Spanned<RawExchange>>,
+        site: Ipv4Addr,
+    ) -> Exchange {
+        let r = e.map(|e| e.get_ref());
+        let listen = match r.and_then(|r| r.listen.as_ref()) {
+            None => SocketAddr::from((site, 9181)),
+            Some(l) => self
+                .parsed(l, "exchange listen", |t| t.parse::<SocketAddr>())
+                .unwrap_or(SocketAddr::from((site, 9181))),
+        };
+        let interval = self.duration(
+            r.and_then(|r| r.interval.as_ref()),
+            "exchange interval",
+            Duration::from_secs(120),
+        );
+        if let Some(i) = r.and_then(|r| r.interval.as_ref())
+            && interval < Duration::from_millis(100)
+        {
+            self.problem(i.span(), "exchange interval must be at least 100ms");
+        }
+        let jitter = self.fraction(
+            r.and_then(|r| r.jitter.as_ref()),
+            "exchange jitter",
+            0.1,
+            0.5,
+        );
+        let stale_after_periods = match r.and_then(|r| r.stale_after_periods.as_ref()) {
+            None => 3,
+            Some(p) if *p.get_ref() == 0 => {
+                self.problem(p.span(), "stale_after_periods must be at least 1");
+                3
+            }
+            Some(p) => *p.get_ref(),
+        };
+        let max_clock_skew = self.duration(
+            r.and_then(|r| r.max_clock_skew.as_ref()),
+            "max_clock_skew",
+            Duration::from_secs(30),
+        );
+        Exchange {
+            listen,
+            interval,
+            jitter,
+            stale_after_periods,
+            max_clock_skew,
+        }
+    }
+
+    pub(super) fn spill(&mut self, s: Option<&Spanned<RawSpill>>) -> Spill {
+        let r = s.map(|s| s.get_ref());
+        let get = |f: fn(&RawSpill) -> Option<&Spanned<f64>>| r.and_then(f);
+        let spill = Spill {
+            enabled: r.and_then(|r| r.enabled).unwrap_or(true),
+            start_local_above: self.fraction(
+                get(|r| r.start_local_above.as_ref()),
+                "start_local_above",
+                1.1,
+                100.0,
+            ),
+            stop_local_at_or_below: self.fraction(
+                get(|r| r.stop_local_at_or_below.as_ref()),
+                "stop_local_at_or_below",
+                1.0,
+                100.0,
+            ),
+            remote_below: self.fraction(
+                get(|r| r.remote_below.as_ref()),
+                "remote_below",
+                0.7,
+                100.0,
+            ),
+            stop_remote_above: self.fraction(
+                get(|r| r.stop_remote_above.as_ref()),
+                "stop_remote_above",
+                0.7,
+                100.0,
+            ),
+            max_share: self.fraction(get(|r| r.max_share.as_ref()), "max_share", 0.5, 1.0),
+            step: self.fraction(get(|r| r.step.as_ref()), "step", 0.1, 1.0),
+        };
+        if let Some(s) = s {
+            let at = |f: Option<&Spanned<f64>>| f.map_or(s.span(), |v| v.span());
+            if spill.stop_local_at_or_below >= spill.start_local_above {
+                self.problem(at(get(|r| r.stop_local_at_or_below.as_ref())), format!(
+                    "stop_local_at_or_below ({}) must be below start_local_above ({}): without that gap two sites bounce requests between them",
+                    spill.stop_local_at_or_below, spill.start_local_above));
+            }
+            if spill.stop_remote_above < spill.remote_below {
+                self.problem(
+                    at(get(|r| r.stop_remote_above.as_ref())),
+                    format!(
+                        "stop_remote_above ({}) must be at least remote_below ({})",
+                        spill.stop_remote_above, spill.remote_below
+                    ),
+                );
+            }
+            if spill.remote_below >= spill.stop_local_at_or_below {
+                self.problem(at(get(|r| r.remote_below.as_ref())), format!(
+                    "remote_below ({}) must be below stop_local_at_or_below ({}): a site spilling to a peer must never be a target for that peer",
+                    spill.remote_below, spill.stop_local_at_or_below));
+            }
+            if let Some(st) = r.and_then(|r| r.step.as_ref())
+                && *st.get_ref() == 0.0
+            {
+                self.problem(st.span(), "step must be above 0");
+            }
+        }
+        spill
+    }
+}
