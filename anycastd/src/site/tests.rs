@@ -410,3 +410,23 @@ fn servers_coming_up_end_the_spill_at_once() {
     assert_eq!(peer_weight(&e), Some(0), "{e:?}");
     assert!(site.status(at(2), &[]).spill.iter().all(|s| s.share == 0.0));
 }
+
+#[test]
+fn a_site_with_no_healthy_capacity_shows_it_sends_everything_to_peers() {
+    let mut site = serving();
+    assert_eq!(
+        deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3)).0,
+        Ok(())
+    );
+    probe(&mut site, RS1, at(4), refused());
+    probe(&mut site, RS2, at(4), refused());
+    site.on_stats(at(6), &stats(0, 0));
+    let st = site.status(at(6), &[]);
+    assert_eq!(st.local_load, None);
+    assert_eq!(st.spill[0].share, 1.0, "{:?}", st.spill);
+    assert!(
+        st.spill[0].reason.starts_with("no healthy capacity here"),
+        "{}",
+        st.spill[0].reason
+    );
+}

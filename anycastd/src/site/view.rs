@@ -139,18 +139,30 @@ impl Site {
         let Some(d) = &self.decision else {
             return Vec::new();
         };
+        // With no healthy capacity here, IPVS gives every new connection still arriving
+        // to the peers (local weights are all 0): show the shares it really applies.
+        let no_capacity = self.load.healthy_capacity == 0 && d.total_share > 0.0;
         d.verdicts
             .iter()
             .map(|v| {
                 let target = d.targets.iter().find(|t| t.site == v.site);
                 let rule = target.map_or(&v.rule, |t| &t.now);
                 let mut reason = rule.to_string().replace("peer ", &format!("{} ", v.site));
+                if no_capacity && target.is_some() {
+                    reason = format!(
+                        "no healthy capacity here, so all new connections go to peers; {reason}"
+                    );
+                }
                 if let Some(t) = target {
                     reason.push_str(&format!(" (report {}s old)", t.report_age.as_secs()));
                 }
                 SpillStatus {
                     peer: v.site.to_string(),
-                    share: v.share,
+                    share: if no_capacity {
+                        v.share / d.total_share
+                    } else {
+                        v.share
+                    },
                     since: target.map(|t| secs(t.since)),
                     reason,
                 }
