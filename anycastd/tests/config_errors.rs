@@ -252,3 +252,47 @@ fn peers_need_the_data_plane() {
         "{p:?}"
     );
 }
+
+#[test]
+fn anycastd_check_prints_the_plan_or_refuses_with_file_and_line() {
+    let bin = env!("CARGO_BIN_EXE_anycastd");
+    let good = configs_dir_file();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("ipvsadm -A -t 10.101.4.1:80 -s wlc"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("idc1.toml: valid"), "{text}");
+
+    let dir = std::env::temp_dir().join(format!("anycastd-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, GOOD.replacen("hold_time = 9", "hold_time = 2", 1)).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    let line = line_of("hold_time = 9");
+    assert!(
+        err.contains(&format!("{}:{line}:", bad.display()))
+            && err.contains("hold_time 2 is invalid"),
+        "{err}"
+    );
+    // Running (not just checking) a bad file refuses the same way, touching nothing.
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(dir);
+}
