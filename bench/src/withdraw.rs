@@ -139,6 +139,8 @@ impl Default for Opts {
 
 /// The lab for one variant: namespaces, FRR, real servers, the speaker.
 pub struct Lab {
+    /// How long the route stays up before each failure, plus a random 0-1 s.
+    pub settle: Duration,
     opts: Opts,
     up_if: String,
     s: Netns,
@@ -203,6 +205,7 @@ impl Lab {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let mut lab = Lab {
+            settle: Duration::from_millis(200),
             opts,
             up_if: up.a_if.clone(),
             s,
@@ -398,7 +401,7 @@ impl Lab {
         let mut fig = Figures::default();
         for i in 0..runs {
             progress(i);
-            std::thread::sleep(Duration::from_millis(200) + jitter(Duration::from_secs(1)));
+            std::thread::sleep(self.settle + jitter(Duration::from_secs(1)));
             self.watch.drain();
             let t0 = Instant::now();
             self.fail(how)?;
@@ -484,8 +487,31 @@ impl Lab {
                         .exec("iptables", &["-I", "OUTPUT", "-o", &ifn, "-j", "DROP"])?;
                 }
             }
-            match self.watch.wait(limit, |e| matches!(e, Event::RouteDel(_))) {
-                Some(k) => fig.kernel.push(k.at().saturating_duration_since(t0)),
+            // A carrier loss makes the kernel flush routes through the link without an
+            // RTM_DELROUTE, so that case is polled (`ip route`, ~3 ms resolution).
+            let gone = if how == Crash::LinkDown {
+                let end = t0 + limit;
+                let mut at = None;
+                while Instant::now() < end {
+                    if self
+                        ._u
+                        .ip(&["route", "show", "10.101.4.0/24"])?
+                        .trim()
+                        .is_empty()
+                    {
+                        at = Some(Instant::now());
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                at
+            } else {
+                self.watch
+                    .wait(limit, |e| matches!(e, Event::RouteDel(_)))
+                    .map(|e| e.at())
+            };
+            match gone {
+                Some(k) => fig.kernel.push(k.saturating_duration_since(t0)),
                 None => fig.missed += 1,
             }
             match how {

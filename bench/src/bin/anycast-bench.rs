@@ -15,7 +15,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: anycast-bench withdraw [--runs N] [--anycastd PATH] [--only anycastd|exabgp]\n\
          \x20      anycast-bench silent [--runs N] [--loss-secs S] [--anycastd PATH]\n\
-         \x20      anycast-bench crash [--runs N] [--anycastd PATH]\n\
+         \x20      anycast-bench crash [--runs N] [--only kill|linkdown|pathcut] [--anycastd PATH]\n\
          \x20      anycast-bench footprint [--secs S] [--anycastd PATH]\n\
          \x20      anycast-bench ingest [--sizes 100000,1000000] [--holds 90,9] [--only ours,bird,gobgp,frr]\n\
          \x20      anycast-bench recv GEN_ADDR HOLD   (our speaker as an ingest receiver; internal)\n\
@@ -84,6 +84,17 @@ fn probe(addrs: &[String]) -> Res {
     std::process::exit(if any { 0 } else { 1 })
 }
 
+/// `ANYCAST_BENCH_SETTLE_MS`: how long the route stays up before each failure (plus
+/// a random 0-1 s); default 200 ms.
+fn settle() -> Duration {
+    Duration::from_millis(
+        std::env::var("ANYCAST_BENCH_SETTLE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200),
+    )
+}
+
 fn anycastd_path(args: &[String]) -> PathBuf {
     opt(args, "--anycastd")
         .map(PathBuf::from)
@@ -102,12 +113,21 @@ fn run_variant(
 ) -> Result<Figures, Box<dyn std::error::Error>> {
     eprintln!("== {side} / {how:?}: {runs} runs");
     let mut lab = Lab::start(side, anycastd)?;
+    lab.settle = settle();
     let fig = lab.measure(how, runs, limit, |i| {
         if i % 20 == 0 {
             eprint!(" {i}");
         }
     })?;
     eprintln!();
+    eprintln!(
+        "    n={} missed={}  wire {}  kernel {}  upstream part {}",
+        fig.wire.len(),
+        fig.missed,
+        show(&fig.wire),
+        show(&fig.kernel),
+        show(&fig.upstream)
+    );
     Ok(fig)
 }
 
@@ -129,9 +149,11 @@ fn withdraw(args: &[String]) -> Res {
     let mut variants: Vec<(Side, usize, Duration)> = Vec::new();
     if only != Some("exabgp") {
         variants.push((ours_def.clone(), runs, Duration::from_secs(15)));
-        variants.push((ours_fast.clone(), runs, Duration::from_secs(5)));
+        if only != Some("ours-defaults") {
+            variants.push((ours_fast.clone(), runs, Duration::from_secs(5)));
+        }
     }
-    if only != Some("anycastd") {
+    if only != Some("anycastd") && only != Some("ours-defaults") {
         for wod in [false, true] {
             variants.push((
                 Side::Exabgp {
@@ -390,6 +412,10 @@ fn crash(args: &[String]) -> Res {
         ];
         for side in sides {
             for how in [Crash::Kill, Crash::LinkDown, Crash::PathCut] {
+                if opt(args, "--only").is_some_and(|o| !format!("{how:?}").eq_ignore_ascii_case(o))
+                {
+                    continue;
+                }
                 let label = format!("{side} / {how:?} / hold {}/{}", hold.0, hold.1);
                 eprintln!("== {label}: {runs} runs");
                 let r = Lab::start_with(
@@ -409,7 +435,16 @@ fn crash(args: &[String]) -> Res {
                     )
                 });
                 match r {
-                    Ok(f) => rows.push((label, f)),
+                    Ok(f) => {
+                        // As it goes: a long run cut short keeps what it measured.
+                        eprintln!(
+                            "    n={} missed={}  kernel {}",
+                            f.kernel.len(),
+                            f.missed,
+                            show(&f.kernel)
+                        );
+                        rows.push((label, f));
+                    }
                     Err(e) => eprintln!("{label}: FAILED: {e}"),
                 }
             }
