@@ -388,3 +388,50 @@ async fn https_probe_against_a_self_signed_server() {
     ));
     server.abort();
 }
+
+/// A server that comes back after being down: the watcher holds its idle connection
+/// again within about 100 ms (not a whole check interval later), so a kill soon after
+/// the recovery is still seen at once.
+#[tokio::test]
+async fn a_recovered_server_is_watched_again_at_once() {
+    // Reserve a port, keep it closed for a while, then listen on it.
+    let addr = closed_port().await;
+    let (tx, mut rx) = mpsc::channel(8);
+    let watcher = tokio::spawn(watch_idle(
+        ServerId::new("rs1"),
+        addr,
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+        tx,
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let l = TcpListener::bind(addr)
+        .await
+        .expect("rebind the reserved port");
+    let back = Instant::now();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let n = accepted.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            n.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    wait_for("the idle connection after recovery", || {
+        accepted.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let held_after = back.elapsed();
+    assert!(
+        held_after < Duration::from_millis(500),
+        "held again only after {held_after:?}"
+    );
+    task.abort();
+    let ev = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("event in time")
+        .expect("event");
+    assert!(matches!(ev.outcome, ProbeOutcome::HardFailure(_)), "{ev:?}");
+    watcher.abort();
+}

@@ -4,7 +4,7 @@
 //!   connect --ok--> hold (read until EOF/reset) --closed--> re-probe at once
 //!      ^                                                    |        |
 //!      |           refused/reset: HardFailure event --------+        | connected:
-//!      +---- wait `retry` ------------------------------------------+ nothing; hold it
+//!      +---- wait 100 ms (connect failed) ----------------------------+ nothing; hold it
 //! ```
 //! A refused or reset re-probe means the process is gone: it is reported as a hard
 //! failure, which takes the server down at once. A successful re-probe means the server
@@ -26,6 +26,10 @@ use crate::health::{HealthEvent, ProbeOutcome, ProbeSource};
 use crate::ids::ServerId;
 use crate::time::Time;
 
+/// How soon a watcher tries to connect again while its server is down. A refused
+/// connect costs microseconds; a silent one is bounded by the check timeout.
+const DOWN_RETRY: Duration = Duration::from_millis(100);
+
 /// Runs until the receiver is dropped (or the task is aborted).
 pub async fn watch_idle(
     server: ServerId,
@@ -44,8 +48,11 @@ pub async fn watch_idle(
             None => match tcp_connect(addr, timeout).await {
                 Ok(s) => (s, Instant::now()),
                 Err(_) => {
-                    // Down or unreachable: the periodic check reports it; try again later.
-                    tokio::time::sleep(retry).await;
+                    // Down or unreachable: the periodic check reports it. Try again soon,
+                    // so that the connection is held again before the periodic check
+                    // brings the server back up (a kill right after that must be seen
+                    // at once too).
+                    tokio::time::sleep(retry.min(DOWN_RETRY)).await;
                     continue;
                 }
             },
@@ -75,7 +82,7 @@ pub async fn watch_idle(
                 if tx.send(ev).await.is_err() {
                     return;
                 }
-                tokio::time::sleep(retry).await;
+                tokio::time::sleep(retry.min(DOWN_RETRY)).await;
             }
             Err(e) => {
                 tracing::debug!(server = %server, %addr, error = %e, "fast-detect re-probe inconclusive");
