@@ -13,14 +13,14 @@
 //! upper bounds that include a scheduler wake-up on a shared 2-core machine.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::netns::{Netns, bounded_socket as socket, enter, recv, veth, wait_until};
 use anycast_lab::peers::Frr;
 use bgp_speaker::{PeerConfig, PeerState, Route, Speaker, SpeakerConfig};
 
@@ -34,47 +34,6 @@ enum Event {
     Wire(Instant, Option<SystemTime>),
     KernelAdd(Instant),
     KernelDel(Instant),
-}
-
-fn enter(ns: &str) -> io::Result<()> {
-    let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
-    // SAFETY: setns on a valid namespace fd changes only the calling thread.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(domain, ty, proto) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 100_000,
-    };
-    // SAFETY: SO_RCVTIMEO with a valid timeval so every recv is bounded.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            size_of::<libc::timeval>() as u32,
-        )
-    };
-    Ok(fd)
-}
-
-fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
-    // SAFETY: buf is valid for buf.len() bytes.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    usize::try_from(n).ok()
 }
 
 /// Watches FRR's veth end for the withdraw UPDATE.

@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -89,14 +89,7 @@ impl Netns {
     /// Moves the calling thread into the namespace: sockets it opens afterwards
     /// live there. Use it from the test's own thread with a current-thread runtime.
     pub fn enter_current_thread(&self) -> io::Result<()> {
-        let f = File::open(format!("/run/netns/{}", self.name))?;
-        // SAFETY: setns on a valid namespace fd only changes this thread's network namespace.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        enter(&self.name)
     }
 
     /// IPv4 and IPv6 routes of the main table, as `ip route` prints them.
@@ -112,6 +105,55 @@ impl Drop for Netns {
         // Deleting the namespace also removes the veth ends inside it.
         let _ = run("ip", &["netns", "del", &self.name]);
     }
+}
+
+/// Moves the calling thread into the namespace named `ns` (`/run/netns/NS`).
+pub fn enter(ns: &str) -> io::Result<()> {
+    let f = File::open(format!("/run/netns/{ns}"))?;
+    // SAFETY: setns on a valid namespace fd only changes this thread's network namespace.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A raw socket (packet capture, route monitor) whose every receive is bounded to
+/// 100 ms, so capture loops can check their stop flag.
+pub fn bounded_socket(
+    domain: libc::c_int,
+    ty: libc::c_int,
+    proto: libc::c_int,
+) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(domain, ty, proto) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: SO_RCVTIMEO with a valid timeval so every recv is bounded.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            size_of::<libc::timeval>() as u32,
+        )
+    };
+    Ok(fd)
+}
+
+/// One receive on a [`bounded_socket`]; `None` on timeout or error.
+pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    usize::try_from(n).ok()
 }
 
 /// The two ends of a veth pair, each in its namespace with addresses.
