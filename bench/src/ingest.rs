@@ -73,12 +73,52 @@ pub struct Ingest {
     pub dropped: bool,
 }
 
+/// Prefix lengths in every 200 prefixes, shaped like the public IPv4 table (about
+/// 60% /24, then /22, /23, /21, /20, ...).
+const LENGTH_MIX: [(u8, u32); 10] = [
+    (24, 121),
+    (23, 20),
+    (22, 24),
+    (21, 10),
+    (20, 10),
+    (19, 6),
+    (18, 3),
+    (17, 2),
+    (16, 3),
+    (15, 1),
+];
+
+/// The most distinct prefixes [`updates`] can make (its /16s run out beyond).
+pub const MAX_PREFIXES: usize = 1_000_000;
+
+/// The `i`-th distinct prefix: its length from [`LENGTH_MIX`], its network bits spread
+/// over 128.0.0.0/2 (all unicast, no martians a receiver might drop) by an odd
+/// multiplier, which is a bijection within each length, so no two are the same.
+fn nth_prefix(i: usize) -> (u8, u32) {
+    let (round, mut slot) = (i / 200, (i % 200) as u32);
+    for (len, per) in LENGTH_MIX {
+        if slot < per {
+            let c = round as u32 * per + slot;
+            let space = 1u32 << (len - 2);
+            let bits = c.wrapping_mul(0x9e37_79b1) & (space - 1);
+            return (len, 0x8000_0000 | (bits << (32 - len)));
+        }
+        slot -= per;
+    }
+    unreachable!("LENGTH_MIX sums to 200")
+}
+
 /// Builds every UPDATE up front: packing cycles through 10..=100 prefixes, AS paths
 /// of 2-6 four-byte ASNs (private 64512-64911, never a receiver's own 65001) vary per
-/// UPDATE, /24s counted up from 20.0.0.0.
+/// UPDATE, prefixes of a realistic length mix spread over the address space
+/// ([`nth_prefix`]). At most [`MAX_PREFIXES`].
 pub fn updates(n: usize) -> Vec<u8> {
+    assert!(
+        n <= MAX_PREFIXES,
+        "at most {MAX_PREFIXES} distinct prefixes"
+    );
     let mut out = Vec::with_capacity(n * 6);
-    let mut next: u32 = u32::from(Ipv4Addr::new(20, 0, 0, 0)) >> 8;
+    let mut next = 0usize;
     let mut left = n;
     let mut i: u32 = 0;
     while left > 0 {
@@ -99,18 +139,21 @@ pub fn updates(n: usize) -> Vec<u8> {
             attrs.extend_from_slice(&[0x80, 4, 4]);
             attrs.extend_from_slice(&(i % 100).to_be_bytes());
         }
-        let body_len = 2 + 2 + attrs.len() + 4 * k;
+        let mut nlri = Vec::with_capacity(4 * k);
+        for _ in 0..k {
+            let (len, addr) = nth_prefix(next);
+            nlri.push(len);
+            nlri.extend_from_slice(&addr.to_be_bytes()[..usize::from(len).div_ceil(8)]);
+            next += 1;
+        }
+        let body_len = 2 + 2 + attrs.len() + nlri.len();
         out.extend_from_slice(&[0xff; 16]);
         out.extend_from_slice(&((19 + body_len) as u16).to_be_bytes());
         out.push(2);
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
         out.extend_from_slice(&attrs);
-        for _ in 0..k {
-            let a = (next << 8).to_be_bytes();
-            out.extend_from_slice(&[24, a[0], a[1], a[2]]);
-            next += 1;
-        }
+        out.extend_from_slice(&nlri);
         left -= k;
         i += 1;
     }
@@ -630,11 +673,21 @@ mod tests {
     fn updates_hold_exactly_n_prefixes() {
         let b = updates(1234);
         let (mut off, mut total, mut msgs) = (0, 0, 0);
+        let mut seen = std::collections::HashSet::new();
         while off < b.len() {
             let len = usize::from(u16::from_be_bytes([b[off + 16], b[off + 17]]));
             let body = &b[off + 19..off + len];
             let al = usize::from(u16::from_be_bytes([body[2], body[3]]));
-            let k = (body.len() - 4 - al) / 4;
+            let mut nlri = &body[4 + al..];
+            let mut k = 0;
+            while let Some((&plen, rest)) = nlri.split_first() {
+                let bytes = usize::from(plen).div_ceil(8);
+                let mut a = [0u8; 4];
+                a[..bytes].copy_from_slice(&rest[..bytes]);
+                assert!(seen.insert((plen, a)), "duplicate {a:?}/{plen}");
+                nlri = &rest[bytes..];
+                k += 1;
+            }
             assert!((1..=100).contains(&k));
             total += k;
             msgs += 1;
@@ -642,5 +695,19 @@ mod tests {
         }
         assert_eq!(total, 1234);
         assert!(msgs >= 1234 / 100);
+    }
+
+    #[test]
+    fn a_million_prefixes_are_distinct_unicast_and_mostly_24s() {
+        let mut seen = std::collections::HashSet::new();
+        let mut by_len = [0usize; 33];
+        for i in 0..MAX_PREFIXES {
+            let (len, addr) = nth_prefix(i);
+            assert_eq!(addr & !(u32::MAX << (32 - len)), 0, "host bits");
+            assert!((128..192).contains(&(addr >> 24)), "{addr:#x}");
+            assert!(seen.insert((len, addr)), "duplicate at {i}");
+            by_len[usize::from(len)] += 1;
+        }
+        assert_eq!(by_len[24], 605_000);
     }
 }

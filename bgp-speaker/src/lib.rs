@@ -57,6 +57,7 @@ pub mod fuzzing;
 mod handle;
 mod listener;
 mod peer;
+mod prefix_set;
 mod security;
 mod session;
 pub mod status;

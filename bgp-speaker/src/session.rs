@@ -20,7 +20,7 @@
 //! RFC 4271 §6.8 collision decision (the driver holds the competing connection;
 //! `Input::Adopt` restarts the FSM on the winner).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::{MaxPrefixAction, PeerConfig, Route};
+use crate::prefix_set::PrefixSet;
 use crate::status::{Counters, PeerState};
 use crate::wire::{
     self, Action, Afi, EXTENDED_MAX_LEN, EncodeCtx, Event, Fsm, Message, Negotiated,
@@ -141,7 +142,7 @@ pub(crate) struct Session {
     local_addr: Option<IpAddr>,
     negotiated: Option<Negotiated>,
     rib_out: BTreeMap<IpNet, Route>,
-    received: HashSet<IpNet>,
+    received: PrefixSet,
     max_prefix_warned: bool,
     stopped: bool,
     failures: u32,
@@ -165,7 +166,7 @@ impl Session {
             local_addr: None,
             negotiated: None,
             rib_out: BTreeMap::new(),
-            received: HashSet::new(),
+            received: PrefixSet::default(),
             max_prefix_warned: false,
             stopped: true,
             failures: 0,
@@ -520,10 +521,12 @@ impl Session {
                             self.counters.attributes_discarded += discarded as u64;
                             tracing::warn!(peer = %self.cfg.name, discarded, "RFC 7606 attribute discard");
                         }
-                        for p in withdrawn {
-                            self.received.remove(&p);
+                        for p in &withdrawn {
+                            self.received.remove(p);
                         }
-                        self.received.extend(announced);
+                        for p in &announced {
+                            self.received.insert(p);
+                        }
                         self.fsm_event(Event::UpdateReceived, out);
                         self.check_max_prefix(out);
                     }
