@@ -200,14 +200,14 @@ impl Daemon {
         for t in self.load_pollers.drain(..) {
             t.abort();
         }
-        // The second load source: read each `load_url` once per check interval.
+        // The second load source: read each `load_url` (RealServer::load_poll).
         let cfg = self.site.config();
         for (at, id) in mapping::servers(cfg) {
             let rs = &cfg.vips[at.vip].services[at.service].real_servers[at.server];
             let Some(url) = rs.load_url.clone() else {
                 continue;
             };
-            let (interval, timeout) = (rs.check.interval, rs.check.timeout);
+            let (interval, timeout) = rs.load_poll();
             let (http, tx) = (self.http.clone(), self.load_tx.clone());
             self.load_pollers.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(interval);

@@ -292,7 +292,7 @@ mod tests {
             "ipvsadm -a -t 10.101.4.1:80 -r 10.101.2.2:80 -i -w 0   (peer site idc2",
             "ipvsadm -a -f 1094909953 -r 10.101.5.11:80 -m -w",
             "match ip dst 10.101.4.1/32 match ip protocol 6 0xff match ip dport 80 0xffff action skbedit mark 1094909953",
-            "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 2s (timeout 1s), rise 2 fall 3",
+            "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 200ms (timeout 200ms), rise 2 fall 3",
             "peer idc2 at http://10.101.2.2:9181/v1/report (tunnel to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
             "spill on: start when local > 1.10 and peer < 0.70",
         ] {

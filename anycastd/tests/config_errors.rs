@@ -136,9 +136,9 @@ fn each_bad_value_names_its_line_and_reason() {
             "exchange interval `120` is invalid: duration `120` has no unit",
         ),
         (
-            "timeout = \"1s\"",
+            "timeout = \"200ms\"",
             "timeout = \"3s\"",
-            "check timeout 3s exceeds interval 2s",
+            "check timeout 3s exceeds interval 200ms",
         ),
         ("rise = 2", "rise = 0", "rise must be 1-100, not 0"),
         (

@@ -36,7 +36,7 @@ const RS: [&str; 2] = ["10.101.5.11", "10.101.5.12"];
 #[derive(Debug, Clone, PartialEq)]
 pub enum Side {
     /// anycastd with `[site] dataplane = false`; `interval`, `timeout`, `rise`,
-    /// `fall` of its TCP check (`None`: the defaults 2s / 1s / 2 / 3).
+    /// `fall` of its TCP check (`None`: the defaults 200ms / 200ms / 2 / 3).
     Anycastd {
         check: Option<(&'static str, &'static str, u32, u32)>,
     },
@@ -52,7 +52,10 @@ impl fmt::Display for Side {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Side::Anycastd { check: None } => {
-                write!(f, "anycastd defaults (2s/1s, rise 2 fall 3, fast_detect)")
+                write!(
+                    f,
+                    "anycastd defaults (200ms/200ms, rise 2 fall 3, fast_detect)"
+                )
             }
             Side::Anycastd {
                 check: Some((i, t, r, fl)),
@@ -358,29 +361,32 @@ impl Lab {
         }
     }
 
-    /// Drops a share of probe packets (SYNs and everything else to the servers) in R.
+    /// Drops a share of the packets to and from the servers' port 80 in R, each way.
     pub fn probe_loss(&self, share: f64) -> io::Result<()> {
-        self.r
-            .exec(
+        // Both ways: SYNs and ACKs to the servers, SYN-ACKs and FINs from them.
+        let p = share.to_string();
+        for (chain, dir) in [("INPUT", "--dport"), ("OUTPUT", "--sport")] {
+            self.r.exec(
                 "iptables",
                 &[
                     "-I",
-                    "INPUT",
+                    chain,
                     "-p",
                     "tcp",
-                    "--dport",
+                    dir,
                     "80",
                     "-m",
                     "statistic",
                     "--mode",
                     "random",
                     "--probability",
-                    &share.to_string(),
+                    &p,
                     "-j",
                     "DROP",
                 ],
-            )
-            .map(drop)
+            )?;
+        }
+        Ok(())
     }
 
     /// `runs` failures; `limit` bounds each wait.

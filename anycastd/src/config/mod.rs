@@ -209,6 +209,17 @@ pub struct RealServer {
     pub check: Check,
 }
 
+impl RealServer {
+    /// How often its `load_url` is read, and the timeout of one read: the check's
+    /// interval and timeout, but at least 1 s each (an HTTP request per 200 ms tcp
+    /// check would be a load of its own). A value stays fresh for three intervals.
+    pub fn load_poll(&self) -> (Duration, Duration) {
+        let interval = self.check.interval.max(Duration::from_secs(1));
+        let timeout = self.check.timeout.max(Duration::from_secs(1)).min(interval);
+        (interval, timeout)
+    }
+}
+
 /// What a health check does (geo-balancer's own type: the config adds nothing).
 pub use geo_balancer::health::CheckKind;
 

@@ -500,8 +500,8 @@ impl Site {
                 active_conns: s.active,
                 inactive_conns: s.inactive,
                 external: s.external.and_then(|(v, at)| {
-                    // Fresh for three check intervals; then connections count again.
-                    let fresh = self.rs(s.at).check.interval * 3;
+                    // Fresh for three polls; then connections count again.
+                    let fresh = self.rs(s.at).load_poll().0 * 3;
                     (self.last_now.since(at) <= fresh).then_some(v)
                 }),
             })

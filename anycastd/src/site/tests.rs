@@ -375,7 +375,7 @@ fn a_load_url_value_replaces_connection_counts_while_fresh() {
     site.on_external_load(at(3), &id, Some(1.0));
     site.on_stats(at(3), &stats(0, 0));
     assert_eq!(site.status(at(3), &[]).local_load, Some(0.5));
-    // Stale after three check intervals (2 s each): connections count again.
+    // Stale after three polls (1 s each, RealServer::load_poll): connections count again.
     site.on_stats(at(10), &stats(0, 0));
     assert_eq!(site.status(at(10), &[]).local_load, Some(0.0));
 }

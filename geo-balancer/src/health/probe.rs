@@ -44,8 +44,14 @@ pub async fn probe(cfg: &CheckConfig, http: &reqwest::Client) -> ProbeOutcome {
 }
 
 /// A TCP connect with a timeout; refused and reset map to [`ProbeError::Refused`].
+///
+/// Hedged against one lost packet: the kernel retransmits a SYN only after a second,
+/// far beyond a sub-second check timeout, so a single lost SYN or SYN-ACK would fail
+/// the check. When the first attempt has not completed after half the timeout, a
+/// second one starts beside it and the first to connect wins. A dead path fails both;
+/// a refusal fails at once. Costs a second connect only when the first is slow.
 pub async fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ProbeError> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    match tokio::time::timeout(timeout, hedged_connect(addr, timeout / 2)).await {
         Err(_) => Err(ProbeError::Timeout {
             target: addr.to_string(),
             timeout_ms: ms(timeout),
@@ -56,6 +62,39 @@ pub async fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStrea
             addr,
             reason: e.to_string(),
         }),
+    }
+}
+
+/// Connects, starting a second attempt after `hedge` if the first is still pending;
+/// the first success wins, and an error is returned only when every attempt failed.
+async fn hedged_connect(addr: SocketAddr, hedge: Duration) -> std::io::Result<TcpStream> {
+    let first = TcpStream::connect(addr);
+    tokio::pin!(first);
+    tokio::select! {
+        r = &mut first => return r,
+        () = tokio::time::sleep(hedge) => {}
+    }
+    let second = TcpStream::connect(addr);
+    tokio::pin!(second);
+    let (mut first_live, mut second_live) = (true, true);
+    loop {
+        let (r, first_done) = tokio::select! {
+            r = &mut first, if first_live => (r, true),
+            r = &mut second, if second_live => (r, false),
+        };
+        match r {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                if first_done {
+                    first_live = false;
+                } else {
+                    second_live = false;
+                }
+                if !first_live && !second_live {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 

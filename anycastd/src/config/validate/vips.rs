@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::Validator;
-use super::{SCHEDULERS, default_check};
+use super::{SCHEDULERS, default_check, default_timing};
 use crate::config::raw::*;
 use crate::config::*;
 
@@ -287,8 +287,14 @@ impl Validator<'_> {
             }
         };
         let d = default_check(server_port);
-        let interval = self.duration(r.interval.as_ref(), "check interval", d.interval);
-        let timeout = self.duration(r.timeout.as_ref(), "check timeout", d.timeout);
+        let (def_interval, def_timeout) = default_timing(&kind);
+        let interval = self.duration(r.interval.as_ref(), "check interval", def_interval);
+        // An unset timeout follows a shorter interval down rather than exceed it.
+        let timeout = self.duration(
+            r.timeout.as_ref(),
+            "check timeout",
+            def_timeout.min(interval),
+        );
         if timeout > interval {
             let span = r.timeout.as_ref().map_or(c.span(), |t| t.span());
             self.problem(
