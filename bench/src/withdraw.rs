@@ -449,6 +449,39 @@ impl Lab {
         Ok(fig)
     }
 
+    /// anycastd only: how many times its real servers went down so far (the sum of
+    /// `anycast_health_transitions_total{to="down"}` from its `/metrics`, read inside
+    /// the site's namespace). `None` for ExaBGP or when the API does not answer.
+    pub fn health_downs(&self) -> Option<u64> {
+        if !matches!(self.side, Side::Anycastd { .. }) {
+            return None;
+        }
+        let ns = self.s.name().to_string();
+        std::thread::spawn(move || -> Option<u64> {
+            use std::io::{Read, Write};
+            anycast_lab::netns::enter(&ns).ok()?;
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 9180));
+            let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            c.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                .ok()?;
+            let mut body = String::new();
+            c.read_to_string(&mut body).ok()?;
+            Some(
+                body.lines()
+                    .filter(|l| {
+                        l.starts_with("anycast_health_transitions_total{")
+                            && l.contains("to=\"down\"")
+                    })
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>() as u64,
+            )
+        })
+        .join()
+        .ok()
+        .flatten()
+    }
+
     /// Watches for `dur` with the servers up: every withdraw is a false one.
     pub fn count_false_withdraws(&self, dur: Duration) -> usize {
         let end = Instant::now() + dur;

@@ -388,13 +388,19 @@ fn silent(args: &[String]) -> Res {
         "\n1% of packets to the real servers dropped (iptables statistic), servers up, {loss_secs} s each:"
     );
     for side in [Side::Anycastd { check: None }, exabgp_fast] {
-        let r = (|| -> Result<usize, Box<dyn std::error::Error>> {
+        let r = (|| -> Result<(usize, String), Box<dyn std::error::Error>> {
             let lab = Lab::start(side.clone(), &anycastd)?;
+            let downs0 = lab.health_downs();
             lab.probe_loss(0.01)?;
-            Ok(lab.count_false_withdraws(Duration::from_secs(loss_secs)))
+            let n = lab.count_false_withdraws(Duration::from_secs(loss_secs));
+            let downs = match (downs0, lab.health_downs()) {
+                (Some(a), Some(b)) => format!(", {} real-server downs", b.saturating_sub(a)),
+                _ => String::new(),
+            };
+            Ok((n, downs))
         })();
         match r {
-            Ok(n) => println!("    {side}: {n} false withdraws"),
+            Ok((n, downs)) => println!("    {side}: {n} false withdraws{downs}"),
             Err(e) => println!("    {side}: FAILED: {e}"),
         }
     }
