@@ -111,7 +111,7 @@ fn nth_prefix(i: usize) -> (u8, u32) {
 /// Builds every UPDATE up front: packing cycles through 10..=100 prefixes, AS paths
 /// of 2-6 four-byte ASNs (private 64512-64911, never a receiver's own 65001) vary per
 /// UPDATE, prefixes of a realistic length mix spread over the address space
-/// ([`nth_prefix`]). At most [`MAX_PREFIXES`].
+/// (`nth_prefix`). At most [`MAX_PREFIXES`].
 pub fn updates(n: usize) -> Vec<u8> {
     assert!(
         n <= MAX_PREFIXES,
