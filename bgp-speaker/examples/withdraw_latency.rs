@@ -12,7 +12,7 @@
 //! user space with the monotonic clock when their thread wakes, so the figures are
 //! upper bounds that include a scheduler wake-up on a shared 2-core machine.
 
-use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,13 +20,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use anycast_lab::netns::{Netns, bounded_socket as socket, enter, recv, veth, wait_until};
+use anycast_lab::bgp_capture::{
+    Prefix4, RouteChange, Update, bgp_in_frame, observe, packet_socket, route_changes, route_socket,
+};
+use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
 use bgp_speaker::{PeerConfig, PeerState, Route, Speaker, SpeakerConfig};
 
-const PREFIX: [u8; 4] = [10, 101, 4, 0];
-/// The IPv4 withdraw UPDATE for 10.101.4.0/24 after the marker.
-const WITHDRAW: [u8; 11] = [0, 0x1b, 2, 0, 4, 24, 10, 101, 4, 0, 0];
+const SPEAKER: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+const PREFIX: Prefix4 = (Ipv4Addr::new(10, 101, 4, 0), 24);
 
 #[derive(Debug)]
 enum Event {
@@ -34,54 +36,6 @@ enum Event {
     Wire(Instant, Option<SystemTime>),
     KernelAdd(Instant),
     KernelDel(Instant),
-}
-
-/// Watches FRR's veth end for the withdraw UPDATE.
-fn capture(
-    ns: String,
-    ifname: String,
-    tx: mpsc::Sender<Event>,
-    stop: Arc<AtomicBool>,
-    ready: mpsc::Sender<()>,
-) -> io::Result<()> {
-    enter(&ns)?;
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto))?;
-    let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
-    // SAFETY: valid NUL-terminated name.
-    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    // SAFETY: sockaddr_ll is plain data; zero is a valid start.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: binding with a valid sockaddr_ll of its own size.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const sll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    let _ = ready.send(());
-    let mut buf = vec![0u8; 65536];
-    while !stop.load(Ordering::Relaxed) {
-        let Some(n) = recv(&fd, &mut buf) else {
-            continue;
-        };
-        let now = Instant::now();
-        let pkt = &buf[..n];
-        if pkt
-            .windows(16 + WITHDRAW.len())
-            .any(|w| w[..16].iter().all(|&b| b == 0xFF) && w[16..] == WITHDRAW)
-        {
-            let _ = tx.send(Event::Wire(now, kernel_stamp(&fd)));
-        }
-    }
-    Ok(())
 }
 
 /// The kernel's receive timestamp of the last packet read (SIOCGSTAMPNS), which
@@ -102,72 +56,6 @@ fn kernel_stamp(fd: &OwnedFd) -> Option<SystemTime> {
         u32::try_from(ts.tv_nsec).ok()?,
     );
     Some(SystemTime::UNIX_EPOCH + d)
-}
-
-/// Watches FRR's kernel table (rtnetlink multicast) for 10.101.4.0/24.
-fn kernel(
-    ns: String,
-    tx: mpsc::Sender<Event>,
-    stop: Arc<AtomicBool>,
-    ready: mpsc::Sender<()>,
-) -> io::Result<()> {
-    enter(&ns)?;
-    let fd = socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
-    // SAFETY: sockaddr_nl is plain data.
-    let mut snl: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    snl.nl_family = libc::AF_NETLINK as u16;
-    snl.nl_groups = libc::RTMGRP_IPV4_ROUTE as u32;
-    // SAFETY: binding with a valid sockaddr_nl of its own size.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const snl).cast(),
-            size_of::<libc::sockaddr_nl>() as u32,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    let _ = ready.send(());
-    let mut buf = vec![0u8; 65536];
-    while !stop.load(Ordering::Relaxed) {
-        let Some(n) = recv(&fd, &mut buf) else {
-            continue;
-        };
-        let now = Instant::now();
-        let mut off = 0;
-        while off + 16 <= n {
-            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
-            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap_or_default());
-            if len < 16 || off + len > n {
-                break;
-            }
-            let msg = &buf[off + 16..off + len];
-            if (ty == libc::RTM_NEWROUTE || ty == libc::RTM_DELROUTE)
-                && msg.len() >= 12
-                && msg[1] == 24
-            {
-                let mut a = 12;
-                while a + 4 <= msg.len() {
-                    let alen = usize::from(u16::from_ne_bytes([msg[a], msg[a + 1]]));
-                    let aty = u16::from_ne_bytes([msg[a + 2], msg[a + 3]]);
-                    if alen < 4 || a + alen > msg.len() {
-                        break;
-                    }
-                    if aty == libc::RTA_DST && msg[a + 4..a + alen] == PREFIX {
-                        let _ = tx.send(if ty == libc::RTM_NEWROUTE {
-                            Event::KernelAdd(now)
-                        } else {
-                            Event::KernelDel(now)
-                        });
-                    }
-                    a += (alen + 3) & !3;
-                }
-            }
-            off += (len + 3) & !3;
-        }
-    }
-    Ok(())
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
@@ -191,27 +79,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel();
-    let threads = [
-        {
-            let (ns, ifn, tx, stop, r) = (
-                peer.name().to_string(),
-                link.b_if.clone(),
-                tx.clone(),
-                stop.clone(),
-                ready_tx.clone(),
-            );
-            thread::spawn(move || capture(ns, ifn, tx, stop, r))
+    // FRR's veth end: the speaker's UPDATEs withdrawing the prefix.
+    let capture = {
+        let (ifname, tx) = (link.b_if.clone(), tx.clone());
+        observe(
+            peer.name(),
+            move || packet_socket(&ifname),
+            stop.clone(),
+            ready_tx.clone(),
+            move |fd, frame, now| {
+                if bgp_in_frame(frame, SPEAKER, PREFIX).contains(&Update::Withdraw) {
+                    let _ = tx.send(Event::Wire(now, kernel_stamp(fd)));
+                }
+            },
+        )
+    };
+    // FRR's kernel table (rtnetlink multicast): the prefix coming and going.
+    let kernel = observe(
+        peer.name(),
+        route_socket,
+        stop.clone(),
+        ready_tx,
+        move |_, buf, now| {
+            for c in route_changes(buf, PREFIX) {
+                let _ = tx.send(match c {
+                    RouteChange::Add => Event::KernelAdd(now),
+                    RouteChange::Del => Event::KernelDel(now),
+                });
+            }
         },
-        {
-            let (ns, tx, stop, r) = (
-                peer.name().to_string(),
-                tx.clone(),
-                stop.clone(),
-                ready_tx.clone(),
-            );
-            thread::spawn(move || kernel(ns, tx, stop, r))
-        },
-    ];
+    );
+    let threads = [capture, kernel];
     for _ in 0..2 {
         ready_rx.recv_timeout(Duration::from_secs(5))?;
     }
@@ -276,7 +174,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let deadline = Instant::now() + Duration::from_secs(5);
         while (got_wire.is_none() || got_kernel.is_none()) && Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                // FRR echoes the withdraw back to us about 50 ms later: keep the first.
+                // Only the speaker's UPDATEs count (FRR echoes the withdraw back to us
+                // about 50 ms later, from its own address); keep the first.
                 Ok(Event::Wire(t, stamp)) if got_wire.is_none() => {
                     got_wire = Some(t);
                     if let Some(d) = stamp.and_then(|s| s.duration_since(t0_real).ok()) {

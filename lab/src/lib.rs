@@ -11,6 +11,8 @@
 pub mod require;
 
 pub use require::{Need, require};
+/// Packet and rtnetlink observers in a namespace, and their BGP/route decoders.
+pub mod bgp_capture;
 /// Network namespaces and veth pairs on the host kernel (BGP interop tests).
 pub mod netns;
 /// Real BGP peers (FRR, BIRD, GoBGP) started inside a namespace.
