@@ -6,6 +6,7 @@ use std::time::Duration;
 use bgp_speaker::{
     ConfigError, PeerConfig, PeerState, Route, Speaker, SpeakerConfig, SpeakerError,
 };
+use ipnet::IpNet;
 
 fn unreachable_peer(name: &str) -> PeerConfig {
     // Nothing listens on 127.0.0.1:1, so every connect is refused at once.
@@ -21,16 +22,24 @@ fn unreachable_peer(name: &str) -> PeerConfig {
     p
 }
 
+/// A speaker with `peers` and no listener.
+async fn start(peers: Vec<PeerConfig>) -> Result<Speaker, SpeakerError> {
+    Speaker::start(SpeakerConfig {
+        peers,
+        listen: None,
+    })
+    .await
+}
+
+fn vip4() -> IpNet {
+    "10.101.4.0/24".parse().unwrap()
+}
+
 #[tokio::test]
 async fn bad_configuration_is_refused_before_anything_starts() {
     let mut p = unreachable_peer("a");
     p.hold_time = 2;
-    let err = Speaker::start(SpeakerConfig {
-        peers: vec![p],
-        listen: None,
-    })
-    .await
-    .unwrap_err();
+    let err = start(vec![p]).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -41,12 +50,7 @@ async fn bad_configuration_is_refused_before_anything_starts() {
 
     let mut p = unreachable_peer("b");
     p.passive = true;
-    let err = Speaker::start(SpeakerConfig {
-        peers: vec![p],
-        listen: None,
-    })
-    .await
-    .unwrap_err();
+    let err = start(vec![p]).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -58,19 +62,14 @@ async fn bad_configuration_is_refused_before_anything_starts() {
 
 #[tokio::test]
 async fn routes_of_a_disabled_family_or_wrong_next_hop_are_refused() {
-    let speaker = Speaker::start(SpeakerConfig {
-        peers: vec![unreachable_peer("a")],
-        listen: None,
-    })
-    .await
-    .unwrap();
+    let speaker = start(vec![unreachable_peer("a")]).await.unwrap();
     let peer = speaker.peer("a").unwrap().clone();
     let err = peer
         .announce(Route::new("2001:db8:101::/48".parse().unwrap()))
         .await
         .unwrap_err();
     assert!(matches!(err, SpeakerError::BadRoute { .. }), "{err}");
-    let mut r = Route::new("10.101.4.0/24".parse().unwrap());
+    let mut r = Route::new(vip4());
     r.next_hop = Some("2001:db8::1".parse().unwrap());
     assert!(matches!(
         peer.announce(r).await,
@@ -86,16 +85,8 @@ async fn routes_of_a_disabled_family_or_wrong_next_hop_are_refused() {
 
 #[tokio::test]
 async fn status_reports_an_unreachable_peer_and_keeps_the_routes() {
-    let speaker = Speaker::start(SpeakerConfig {
-        peers: vec![unreachable_peer("a")],
-        listen: None,
-    })
-    .await
-    .unwrap();
-    speaker
-        .announce(Route::new("10.101.4.0/24".parse().unwrap()))
-        .await
-        .unwrap();
+    let speaker = start(vec![unreachable_peer("a")]).await.unwrap();
+    speaker.announce(Route::new(vip4())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let st = speaker.status().await;
     assert_eq!(st.len(), 1);
@@ -111,28 +102,17 @@ async fn status_reports_an_unreachable_peer_and_keeps_the_routes() {
     );
     assert_eq!(st[0].uptime, None);
     assert_eq!(st[0].counters.messages_sent, 0);
-    speaker
-        .withdraw("10.101.4.0/24".parse().unwrap())
-        .await
-        .unwrap();
+    speaker.withdraw(vip4()).await.unwrap();
     assert_eq!(speaker.status().await[0].prefixes_announced, 0);
     speaker.shutdown("test").await;
 }
 
 #[tokio::test]
 async fn calls_after_shutdown_say_the_task_stopped() {
-    let speaker = Speaker::start(SpeakerConfig {
-        peers: vec![unreachable_peer("a")],
-        listen: None,
-    })
-    .await
-    .unwrap();
+    let speaker = start(vec![unreachable_peer("a")]).await.unwrap();
     let peer = speaker.peers()[0].clone();
     peer.shutdown("bye").await.unwrap();
-    let err = peer
-        .withdraw("10.101.4.0/24".parse().unwrap())
-        .await
-        .unwrap_err();
+    let err = peer.withdraw(vip4()).await.unwrap_err();
     assert_eq!(err, SpeakerError::Stopped { peer: "a".into() });
     assert!(speaker.status().await.is_empty());
 }
@@ -141,16 +121,10 @@ async fn calls_after_shutdown_say_the_task_stopped() {
 async fn a_stopped_peer_does_not_hold_a_withdraw_back_from_the_others() {
     let mut peers = vec![unreachable_peer("a"), unreachable_peer("b")];
     peers[1].remote_addr = "127.0.0.2".parse().unwrap();
-    let speaker = Speaker::start(SpeakerConfig {
-        peers,
-        listen: None,
-    })
-    .await
-    .unwrap();
-    let prefix = "10.101.4.0/24".parse().unwrap();
-    speaker.announce(Route::new(prefix)).await.unwrap();
+    let speaker = start(peers).await.unwrap();
+    speaker.announce(Route::new(vip4())).await.unwrap();
     speaker.peer("a").unwrap().shutdown("gone").await.unwrap();
-    let err = speaker.withdraw(prefix).await.unwrap_err();
+    let err = speaker.withdraw(vip4()).await.unwrap_err();
     assert_eq!(err, SpeakerError::Stopped { peer: "a".into() });
     let b = speaker.peer("b").unwrap().status().await.unwrap();
     assert_eq!(

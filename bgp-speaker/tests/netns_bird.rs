@@ -4,10 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use anycast_lab::netns::wait_until;
 use anycast_lab::peers::Bird;
 use anycast_lab::{Need, require};
-use bgp_speaker::{Route, Speaker, SpeakerConfig};
 use common::*;
 
 fn bird_conf(log: &str) -> String {
@@ -54,98 +52,27 @@ fn netns_bird_announce_withdraw_restart() {
         env.peer.name().replace('-', "")
     );
     let mut bird = Bird::start(&env.peer, &bird_conf(&log)).expect("start BIRD");
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("bird")],
-            listen: None,
-        }))
-        .expect("speaker");
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "not Established: {:?}\n{}",
-        status(&env, &speaker),
-        bird.log()
-    );
+    let speaker = start_speaker(&env, vec![peer_config("bird")], None);
+    assert_established(&env, &speaker, Duration::from_secs(20), || bird.log());
 
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    env.rt
-        .block_on(speaker.announce(Route::new(vip6())))
-        .unwrap();
+    announce_vips(&env, &speaker);
     assert!(
-        wait_routes(&env.peer, Duration::from_secs(10), |r| has_route(
-            r,
-            &vip4(),
-            "bird"
-        ) && has_route(
-            r,
-            &vip6(),
-            "bird"
-        )),
+        wait_routes(&env.peer, Duration::from_secs(10), vips_in("bird")),
         "routes not in BIRD's kernel table: {}\n{}",
         env.peer.routes().unwrap_or_default(),
         bird.birdc("show route all").unwrap_or_default()
     );
-    assert!(
-        best_in_bird(&bird, "10.101.4.0/24"),
-        "{}",
-        bird.birdc("show route").unwrap_or_default()
-    );
-    assert!(
-        best_in_bird(&bird, "2001:db8:101::/48"),
-        "{}",
-        bird.birdc("show route").unwrap_or_default()
-    );
+    for prefix in ["10.101.4.0/24", "2001:db8:101::/48"] {
+        assert!(
+            best_in_bird(&bird, prefix),
+            "{}",
+            bird.birdc("show route").unwrap_or_default()
+        );
+    }
 
-    env.rt.block_on(speaker.withdraw(vip4())).unwrap();
-    env.rt.block_on(speaker.withdraw(vip6())).unwrap();
-    assert!(
-        wait_routes(&env.peer, Duration::from_secs(10), |r| !has_route(
-            r,
-            &vip4(),
-            "bird"
-        ) && !has_route(
-            r,
-            &vip6(),
-            "bird"
-        )),
-        "routes still in BIRD's kernel table: {}",
-        env.peer.routes().unwrap_or_default()
-    );
+    withdraw_then_restart_peer(&env, &speaker, "BIRD", "bird", || {
+        bird.restart().expect("restart BIRD")
+    });
 
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    env.rt
-        .block_on(speaker.announce(Route::new(vip6())))
-        .unwrap();
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bird")
-    }));
-    bird.restart().expect("restart BIRD");
-    assert!(
-        wait_routes(&env.peer, Duration::from_secs(30), |r| has_route(
-            r,
-            &vip4(),
-            "bird"
-        ) && has_route(
-            r,
-            &vip6(),
-            "bird"
-        )),
-        "routes not back after BIRD restart: {:?}\n{}",
-        status(&env, &speaker),
-        env.peer.routes().unwrap_or_default()
-    );
-
-    env.rt.block_on(speaker.shutdown("bird test done"));
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(50), || bird
-            .log()
-            .contains("bird test done")),
-        "BIRD did not log the shutdown communication:\n{}",
-        bird.log()
-    );
+    shutdown_logged(&env, &speaker, "bird test done", "BIRD", || bird.log());
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anycast_lab::netns::wait_until;
 use anycast_lab::peers::Frr;
 use anycast_lab::{Need, require};
-use bgp_speaker::{PeerState, Route, Speaker, SpeakerConfig};
+use bgp_speaker::{PeerState, Route};
 use common::*;
 
 const NEEDS: &[Need] = &[
@@ -47,20 +47,9 @@ fn netns_frr_announce_withdraw_restart_shutdown() {
     }
     let env = env("frr");
     let mut frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("frr")],
-            listen: None,
-        }))
-        .expect("speaker");
+    let speaker = start_speaker(&env, vec![peer_config("frr")], None);
 
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "not Established: {:?}\n{}",
-        status(&env, &speaker),
-        frr.log()
-    );
+    assert_established(&env, &speaker, Duration::from_secs(20), || frr.log());
     assert!(wait_until(
         Duration::from_secs(10),
         Duration::from_millis(50),
@@ -68,22 +57,9 @@ fn netns_frr_announce_withdraw_restart_shutdown() {
     ));
 
     // Announce both VIP prefixes: best routes in FRR, installed in its kernel table.
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    env.rt
-        .block_on(speaker.announce(Route::new(vip6())))
-        .unwrap();
+    announce_vips(&env, &speaker);
     assert!(
-        wait_routes(&env.peer, Duration::from_secs(10), |r| has_route(
-            r,
-            &vip4(),
-            "bgp"
-        ) && has_route(
-            r,
-            &vip6(),
-            "bgp"
-        )),
+        wait_routes(&env.peer, Duration::from_secs(10), vips_in("bgp")),
         "routes not in FRR's kernel table: {}",
         env.peer.routes().unwrap_or_default()
     );
@@ -117,63 +93,26 @@ fn netns_frr_announce_withdraw_restart_shutdown() {
     ));
     assert_eq!(status(&env, &speaker).prefixes_received, 0);
 
-    // Withdraw: gone from FRR's kernel table.
-    env.rt.block_on(speaker.withdraw(vip4())).unwrap();
-    env.rt.block_on(speaker.withdraw(vip6())).unwrap();
-    assert!(
-        wait_routes(&env.peer, Duration::from_secs(10), |r| !has_route(
-            r,
-            &vip4(),
-            "bgp"
-        ) && !has_route(
-            r,
-            &vip6(),
-            "bgp"
-        )),
-        "routes still in FRR's kernel table: {}",
-        env.peer.routes().unwrap_or_default()
-    );
-
-    // A restarted peer gets everything currently announced back.
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    env.rt
-        .block_on(speaker.announce(Route::new(vip6())))
-        .unwrap();
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bgp")
-    }));
-    frr.restart().expect("restart FRR");
-    assert!(
-        wait_routes(&env.peer, Duration::from_secs(30), |r| has_route(
-            r,
-            &vip4(),
-            "bgp"
-        ) && has_route(
-            r,
-            &vip6(),
-            "bgp"
-        )),
-        "routes not back after FRR restart: {:?}\n{}",
-        status(&env, &speaker),
-        env.peer.routes().unwrap_or_default()
-    );
+    // Withdraw: gone from FRR's kernel table; a restarted peer gets everything
+    // currently announced back.
+    withdraw_then_restart_peer(&env, &speaker, "FRR", "bgp", || {
+        frr.restart().expect("restart FRR")
+    });
     assert!(status(&env, &speaker).counters.established_transitions >= 2);
 
     // Shutdown: Cease / Administrative Shutdown with the RFC 9003 reason, seen by FRR.
-    env.rt
-        .block_on(speaker.shutdown("site drained for maintenance"));
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(50), || frr
-            .log()
-            .contains("site drained for maintenance")),
-        "FRR did not log the shutdown communication:\n{}",
-        frr.log()
+    shutdown_logged(
+        &env,
+        &speaker,
+        "site drained for maintenance",
+        "FRR",
+        || frr.log(),
     );
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        !has_route(r, &vip4(), "bgp")
-    }));
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_gone("bgp")
+    ));
 }
 
 #[test]
@@ -190,13 +129,7 @@ fn netns_frr_md5_and_gtsm() {
     let mut wrong = peer_config("frr");
     wrong.md5_password = Some("wrong-key".into());
     wrong.ttl_security_hops = Some(1);
-    let bad = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![wrong],
-            listen: None,
-        }))
-        .unwrap();
+    let bad = start_speaker(&env, vec![wrong], None);
     assert!(
         !wait_established(&env, &bad, Duration::from_secs(4)),
         "Established with a wrong MD5 key"
@@ -206,24 +139,16 @@ fn netns_frr_md5_and_gtsm() {
     let mut good = peer_config("frr");
     good.md5_password = Some("s3cret-key".into());
     good.ttl_security_hops = Some(1);
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![good],
-            listen: None,
-        }))
-        .unwrap();
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "not Established with MD5: {:?}",
-        status(&env, &speaker)
-    );
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bgp")
-    }));
+    let speaker = start_speaker(&env, vec![good], None);
+    assert_established(&env, &speaker, Duration::from_secs(20), || {
+        "with MD5".into()
+    });
+    announce(&env, &speaker, Route::new(vip4()));
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_in("bgp")
+    ));
     assert_eq!(status(&env, &speaker).state, PeerState::Established);
 }
 
@@ -238,27 +163,18 @@ fn netns_frr_passive_listener_with_md5() {
     p.md5_password = Some("listen-key".into());
     // Dual-stack wildcard as anycastd configures it: IPv4 peer, v4-mapped MD5 key.
     let listen = "[::]:179".parse().unwrap();
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![p],
-            listen: Some(listen),
-        }))
-        .expect("speaker");
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
+    let speaker = start_speaker(&env, vec![p], Some(listen));
+    announce(&env, &speaker, Route::new(vip4()));
     let extra = format!(" neighbor {SPK_V4} password listen-key\n");
     let frr = Frr::start(&env.peer, &frr_conf(&extra), true).expect("start FRR");
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(30)),
-        "FRR did not connect to the passive speaker: {:?}\n{}",
-        status(&env, &speaker),
-        frr.log()
-    );
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bgp")
-    }));
+    assert_established(&env, &speaker, Duration::from_secs(30), || {
+        format!("FRR did not connect to the passive speaker\n{}", frr.log())
+    });
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_in("bgp")
+    ));
 }
 
 /// Both sides connect and both listen: whatever collisions happen (RFC 4271 §6.8 on
@@ -271,25 +187,14 @@ fn netns_frr_both_active_one_stable_session() {
     let env = env("frrboth");
     let frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
     let listen = format!("{SPK_V4}:179").parse().unwrap();
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("frr")],
-            listen: Some(listen),
-        }))
-        .expect("speaker");
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "{:?}\n{}",
-        status(&env, &speaker),
-        frr.log()
-    );
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bgp")
-    }));
+    let speaker = start_speaker(&env, vec![peer_config("frr")], Some(listen));
+    assert_established(&env, &speaker, Duration::from_secs(20), || frr.log());
+    announce(&env, &speaker, Route::new(vip4()));
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_in("bgp")
+    ));
     // Stays up well past a few keepalive periods with no second session taking over.
     std::thread::sleep(Duration::from_secs(4));
     let st = status(&env, &speaker);
@@ -306,25 +211,15 @@ fn netns_frr_attributes_and_graceful_shutdown() {
     }
     let env = env("frrattr");
     let frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("frr")],
-            listen: None,
-        }))
-        .expect("speaker");
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "{:?}",
-        status(&env, &speaker)
-    );
+    let speaker = start_speaker(&env, vec![peer_config("frr")], None);
+    assert_established(&env, &speaker, Duration::from_secs(20), String::new);
     let mut r = Route::new(vip4());
     r.med = Some(50);
     r.as_path_prepend = 2;
     r.communities = vec![(65005 << 16) | 100];
     r.large_communities = vec![(65005, 1, 2)];
     r.graceful_shutdown = true;
-    env.rt.block_on(speaker.announce(r)).unwrap();
+    announce(&env, &speaker, r);
     let show = || {
         frr.vtysh("show bgp ipv4 unicast 10.101.4.0/24 json")
             .unwrap_or_default()
@@ -364,9 +259,7 @@ fn netns_frr_attributes_and_graceful_shutdown() {
     assert_eq!(status(&env, &speaker).counters.established_transitions, 1);
 
     // Dropping the graceful-shutdown flag re-announces without the community.
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
+    announce(&env, &speaker, Route::new(vip4()));
     assert!(
         wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
             !show().contains("graceful-shutdown")
@@ -401,35 +294,14 @@ fn netns_frr_ibgp_over_ipv6_transport() {
     p.hold_time = 9;
     p.connect_retry = 1;
     p.next_hop_v4 = Some(SPK_V4.parse().unwrap());
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![p],
-            listen: None,
-        }))
-        .expect("speaker");
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "{:?}\n{}",
-        status(&env, &speaker),
-        frr.log()
-    );
+    let speaker = start_speaker(&env, vec![p], None);
+    assert_established(&env, &speaker, Duration::from_secs(20), || frr.log());
     let mut r = Route::new(vip4());
     r.local_pref = Some(250);
-    env.rt.block_on(speaker.announce(r)).unwrap();
-    env.rt
-        .block_on(speaker.announce(Route::new(vip6())))
-        .unwrap();
+    announce(&env, &speaker, r);
+    announce(&env, &speaker, Route::new(vip6()));
     assert!(
-        wait_routes(&env.peer, Duration::from_secs(10), |r| has_route(
-            r,
-            &vip4(),
-            "bgp"
-        ) && has_route(
-            r,
-            &vip6(),
-            "bgp"
-        )),
+        wait_routes(&env.peer, Duration::from_secs(10), vips_in("bgp")),
         "{}\n{}",
         env.peer.routes().unwrap_or_default(),
         frr.vtysh("show bgp ipv4 unicast").unwrap_or_default()
@@ -463,21 +335,15 @@ fn netns_frr_reset_disable_enable() {
     }
     let env = env("frrops");
     let frr = Frr::start(&env.peer, &frr_conf(""), true).expect("start FRR");
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("frr")],
-            listen: None,
-        }))
-        .expect("speaker");
+    let speaker = start_speaker(&env, vec![peer_config("frr")], None);
     let peer = speaker.peer("frr").unwrap().clone();
     assert!(wait_established(&env, &speaker, Duration::from_secs(20)));
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bgp")
-    }));
+    announce(&env, &speaker, Route::new(vip4()));
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_in("bgp")
+    ));
 
     env.rt.block_on(peer.reset("operator clear")).unwrap();
     assert!(
@@ -489,14 +355,18 @@ fn netns_frr_reset_disable_enable() {
         status(&env, &speaker)
     );
     assert!(frr.log().contains("operator clear"), "{}", frr.log());
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bgp")
-    }));
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_in("bgp")
+    ));
 
     env.rt.block_on(peer.disable("maintenance window")).unwrap();
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        !has_route(r, &vip4(), "bgp")
-    }));
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_gone("bgp")
+    ));
     std::thread::sleep(Duration::from_secs(3));
     let st = status(&env, &speaker);
     assert!(st.disabled && st.state == PeerState::Idle, "{st:?}");
@@ -504,8 +374,10 @@ fn netns_frr_reset_disable_enable() {
 
     env.rt.block_on(peer.enable()).unwrap();
     assert!(wait_established(&env, &speaker, Duration::from_secs(20)));
-    assert!(wait_routes(&env.peer, Duration::from_secs(10), |r| {
-        has_route(r, &vip4(), "bgp")
-    }));
+    assert!(wait_routes(
+        &env.peer,
+        Duration::from_secs(10),
+        vip4_in("bgp")
+    ));
     assert!(!status(&env, &speaker).disabled);
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 use anycast_lab::netns::wait_until;
 use anycast_lab::peers::Gobgp;
 use anycast_lab::{Need, require};
-use bgp_speaker::{Route, Speaker, SpeakerConfig};
+use bgp_speaker::Route;
 use common::*;
+
+const NEEDS: &[Need] = &[Need::Netns, Need::Program("gobgpd"), Need::Program("gobgp")];
 
 fn gobgp_conf() -> String {
     gobgp_conf_with("")
@@ -47,27 +49,13 @@ fn best_in_gobgp(g: &Gobgp, family: &str, prefix: &str) -> bool {
 
 #[test]
 fn netns_gobgp_announce_withdraw_restart() {
-    if !require(
-        "netns_gobgp_announce_withdraw_restart",
-        &[Need::Netns, Need::Program("gobgpd"), Need::Program("gobgp")],
-    ) {
+    if !require("netns_gobgp_announce_withdraw_restart", NEEDS) {
         return;
     }
     let env = env("gobgp");
     let mut g = Gobgp::start(&env.peer, &gobgp_conf()).expect("start GoBGP");
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("gobgp")],
-            listen: None,
-        }))
-        .expect("speaker");
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "not Established: {:?}\n{}",
-        status(&env, &speaker),
-        g.log()
-    );
+    let speaker = start_speaker(&env, vec![peer_config("gobgp")], None);
+    assert_established(&env, &speaker, Duration::from_secs(20), || g.log());
 
     let both = |g: &Gobgp| {
         best_in_gobgp(g, "ipv4", "10.101.4.0/24") && best_in_gobgp(g, "ipv6", "2001:db8:101::/48")
@@ -80,59 +68,34 @@ fn netns_gobgp_announce_withdraw_restart() {
             f(g)
         })
     };
+    let ribs = |g: &Gobgp| format!("{}\n{}", g.rib("ipv4"), g.rib("ipv6"));
 
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    env.rt
-        .block_on(speaker.announce(Route::new(vip6())))
-        .unwrap();
-    assert!(
-        wait(&g, &both, 10),
-        "not best in GoBGP:\n{}\n{}",
-        g.rib("ipv4"),
-        g.rib("ipv6")
-    );
+    announce_vips(&env, &speaker);
+    assert!(wait(&g, &both, 10), "not best in GoBGP:\n{}", ribs(&g));
     assert!(
         g.rib("ipv4").contains(SPK_V4) && g.rib("ipv6").contains(SPK_V6),
-        "next hops:\n{}\n{}",
-        g.rib("ipv4"),
-        g.rib("ipv6")
+        "next hops:\n{}",
+        ribs(&g)
     );
 
-    env.rt.block_on(speaker.withdraw(vip4())).unwrap();
-    env.rt.block_on(speaker.withdraw(vip6())).unwrap();
-    assert!(
-        wait(&g, &neither, 10),
-        "still in GoBGP:\n{}\n{}",
-        g.rib("ipv4"),
-        g.rib("ipv6")
-    );
+    withdraw_vips(&env, &speaker);
+    assert!(wait(&g, &neither, 10), "still in GoBGP:\n{}", ribs(&g));
 
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
-    env.rt
-        .block_on(speaker.announce(Route::new(vip6())))
-        .unwrap();
+    announce_vips(&env, &speaker);
     assert!(wait(&g, &both, 10));
     g.restart().expect("restart GoBGP");
     assert!(
         wait(&g, &both, 30),
-        "not back after GoBGP restart: {:?}\n{}\n{}",
+        "not back after GoBGP restart: {:?}\n{}",
         status(&env, &speaker),
-        g.rib("ipv4"),
-        g.rib("ipv6")
+        ribs(&g)
     );
     env.rt.block_on(speaker.shutdown("gobgp test done"));
 }
 
 #[test]
 fn netns_gobgp_md5() {
-    if !require(
-        "netns_gobgp_md5",
-        &[Need::Netns, Need::Program("gobgpd"), Need::Program("gobgp")],
-    ) {
+    if !require("netns_gobgp_md5", NEEDS) {
         return;
     }
     let env = env("gobgpmd5");
@@ -143,22 +106,11 @@ fn netns_gobgp_md5() {
     .expect("start GoBGP");
     let mut p = peer_config("gobgp");
     p.md5_password = Some("gobgp-key".into());
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![p],
-            listen: None,
-        }))
-        .expect("speaker");
-    assert!(
-        wait_established(&env, &speaker, Duration::from_secs(20)),
-        "not Established with MD5: {:?}\n{}",
-        status(&env, &speaker),
-        g.log()
-    );
-    env.rt
-        .block_on(speaker.announce(Route::new(vip4())))
-        .unwrap();
+    let speaker = start_speaker(&env, vec![p], None);
+    assert_established(&env, &speaker, Duration::from_secs(20), || {
+        format!("with MD5\n{}", g.log())
+    });
+    announce(&env, &speaker, Route::new(vip4()));
     assert!(wait_until(
         Duration::from_secs(10),
         Duration::from_millis(50),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anycast_lab::netns::{Netns, wait_until};
 use anycast_lab::{Need, require};
-use bgp_speaker::{MaxPrefix, MaxPrefixAction, PeerState, Speaker, SpeakerConfig};
+use bgp_speaker::{MaxPrefix, MaxPrefixAction, PeerConfig, PeerState, Speaker};
 use common::*;
 
 fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -125,6 +125,15 @@ fn listen_in(ns: &Netns) -> TcpListener {
     })
 }
 
+/// The test as the one peer `cfg` describes: listens on the peer's address, starts
+/// the speaker, and accepts its connection through the OPEN exchange.
+fn raw_session(env: &Env, cfg: PeerConfig) -> (TcpListener, Speaker, TcpStream) {
+    let l = listen_in(&env.peer);
+    let speaker = start_speaker(env, vec![cfg], None);
+    let s = accept_established(&l);
+    (l, speaker, s)
+}
+
 #[test]
 fn netns_raw_malformed_update_treat_as_withdraw_then_reset_and_recover() {
     if !require(
@@ -134,15 +143,7 @@ fn netns_raw_malformed_update_treat_as_withdraw_then_reset_and_recover() {
         return;
     }
     let env = env("raw");
-    let l = listen_in(&env.peer);
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("raw")],
-            listen: None,
-        }))
-        .unwrap();
-    let mut s = accept_established(&l);
+    let (l, speaker, mut s) = raw_session(&env, peer_config("raw"));
     assert!(wait_established(&env, &speaker, Duration::from_secs(5)));
 
     // Two good prefixes, counted.
@@ -191,7 +192,6 @@ fn netns_raw_max_prefix_teardown_holds_off() {
         return;
     }
     let env = env("rawmax");
-    let l = listen_in(&env.peer);
     let mut cfg = peer_config("raw");
     cfg.max_prefix = Some(MaxPrefix {
         limit: 2,
@@ -199,14 +199,7 @@ fn netns_raw_max_prefix_teardown_holds_off() {
             hold_off: Duration::from_secs(3),
         },
     });
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![cfg],
-            listen: None,
-        }))
-        .unwrap();
-    let mut s = accept_established(&l);
+    let (l, speaker, mut s) = raw_session(&env, cfg);
     s.write_all(&update(0, &[[10, 1, 1], [10, 1, 2], [10, 1, 3]]))
         .unwrap();
     let notification = read_until(&mut s, 3).expect("NOTIFICATION");
@@ -229,20 +222,12 @@ fn netns_raw_max_prefix_warn_keeps_session() {
         return;
     }
     let env = env("rawwarn");
-    let l = listen_in(&env.peer);
     let mut cfg = peer_config("raw");
     cfg.max_prefix = Some(MaxPrefix {
         limit: 1,
         action: MaxPrefixAction::Warn,
     });
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![cfg],
-            listen: None,
-        }))
-        .unwrap();
-    let mut s = accept_established(&l);
+    let (_l, speaker, mut s) = raw_session(&env, cfg);
     s.write_all(&update(0, &[[10, 1, 1], [10, 1, 2], [10, 1, 3]]))
         .unwrap();
     assert!(wait_until(
@@ -262,13 +247,7 @@ fn collision(peer_id: [u8; 4], new_wins: bool) {
     let mut cfg = peer_config("raw");
     cfg.connect_retry = 30; // one outgoing attempt during the test
     let listen = format!("{SPK_V4}:179").parse().unwrap();
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![cfg],
-            listen: Some(listen),
-        }))
-        .unwrap();
+    let speaker = start_speaker(&env, vec![cfg], Some(listen));
 
     let (mut ours, _) = l.accept().expect("speaker connects");
     ours.set_read_timeout(Some(Duration::from_secs(10)))
@@ -334,15 +313,7 @@ fn netns_raw_dropping_the_speaker_sends_cease() {
         return;
     }
     let env = env("rawdrop");
-    let l = listen_in(&env.peer);
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![peer_config("raw")],
-            listen: None,
-        }))
-        .unwrap();
-    let mut s = accept_established(&l);
+    let (_l, speaker, mut s) = raw_session(&env, peer_config("raw"));
     assert!(wait_established(&env, &speaker, Duration::from_secs(5)));
     drop(speaker);
     let n = read_until(&mut s, 3).expect("NOTIFICATION");
@@ -376,13 +347,7 @@ fn netns_raw_one_bad_peer_does_not_touch_another() {
     let a = peer_config("a");
     let mut b = peer_config("b");
     b.remote_addr = "10.200.1.2".parse().unwrap();
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![a, b],
-            listen: None,
-        }))
-        .unwrap();
+    let speaker = start_speaker(&env, vec![a, b], None);
     let mut sa = accept_established(&la);
     let _sb = accept_established(&lb);
     let state = |name: &str| {
@@ -427,17 +392,9 @@ fn netns_raw_send_hold_timer_closes_a_peer_that_stops_reading() {
             &["-q", "-w", "net.ipv4.tcp_wmem=4096 16384 65536"],
         )
         .unwrap();
-    let l = listen_in(&env.peer);
     let mut cfg = peer_config("raw");
     cfg.send_hold_time = Some(Duration::from_secs(10));
-    let speaker = env
-        .rt
-        .block_on(Speaker::start(SpeakerConfig {
-            peers: vec![cfg],
-            listen: None,
-        }))
-        .unwrap();
-    let s = accept_established(&l);
+    let (_l, speaker, s) = raw_session(&env, cfg);
     assert!(wait_established(&env, &speaker, Duration::from_secs(5)));
     // The peer stays alive (KEEPALIVE every 2 s) but never reads again.
     let mut ka = s.try_clone().unwrap();
