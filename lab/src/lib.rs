@@ -4,7 +4,7 @@
 //! namespaces, a real BGP peer, the user-mode-Linux lab kernel), and the code that
 //! builds those environments. Never used by the product itself.
 //!
-//! A test that needs something calls [`require`] first. On a developer's machine a
+//! A test that needs something calls [`require()`](require::require) first. On a developer's machine a
 //! missing requirement skips the test with a printed reason; under `CI=true` it fails
 //! instead, because `.ci/run` installs and provides everything.
 

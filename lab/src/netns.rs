@@ -1,9 +1,9 @@
 //! Network namespaces and veth pairs on the host kernel (BGP interop tests).
 //!
 //! Every name is unique per process (`prefix-pid-counter`), every namespace is
-//! deleted when its [`Netns`] is dropped, and nothing is ever configured outside
+//! deleted when its [`Netns`](crate::netns::Netns) is dropped, and nothing is ever configured outside
 //! the namespaces created here: the test process itself joins one with
-//! [`Netns::enter_current_thread`] instead of using the host's network.
+//! [`Netns::enter_current_thread`](crate::netns::Netns::enter_current_thread) instead of using the host's network.
 //!
 //! ```text
 //!   Netns "spk-123-0"                      Netns "frr-123-1"

@@ -1,4 +1,4 @@
-//! Real BGP peers started inside a [`Netns`]: FRR 8.4 (zebra + bgpd), BIRD 2 and
+//! Real BGP peers started inside a [`Netns`](crate::netns::Netns): FRR 8.4 (zebra + bgpd), BIRD 2 and
 //! GoBGP 3. Each daemon runs in the foreground as a child of the test (through
 //! `ip netns exec`, which execs it, so the child PID is the daemon's), with its
 //! config, sockets and logs in a private directory; dropping the value kills
