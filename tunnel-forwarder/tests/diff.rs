@@ -1,15 +1,17 @@
 //! The diff logic without a kernel: desired state against observed kernel state.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
+use common::state::{VIP, add_operator_objects, one_service};
 use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::{
-    Conflict, DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
-    ServiceKey, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
+    Conflict, DesiredState, Dest, Forward, Observed, Owned, Protocol, Request, ServiceKey,
+    TunnelIn, diff,
 };
 
-const VIP: Ipv4Addr = Ipv4Addr::new(10, 101, 4, 1);
 const ME: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
 
@@ -24,28 +26,8 @@ fn rs(last: u8, w: u32) -> Dest {
 
 fn desired(peer_w: u32) -> DesiredState {
     let local = vec![rs(11, 1), rs(12, 1)];
-    DesiredState {
-        vips: vec![Vip {
-            addr: IpAddr::V4(VIP),
-            device: VipDevice::Loopback,
-            services: vec![VipService {
-                protocol: Protocol::Tcp,
-                port: 80,
-                config: ServiceConfig::default(),
-                tunnel_in: Some(TunnelIn::like(65, &local)),
-                local,
-                peers: vec![Peer {
-                    addr: PEER,
-                    weight: peer_w,
-                }],
-            }],
-        }],
-        tunnel: Some(TunnelDevice {
-            name: "acip0".into(),
-            local: ME,
-        }),
-        ..DesiredState::default()
-    }
+    let tunnel_in = Some(TunnelIn::like(65, &local));
+    one_service(local, tunnel_in, ME, PEER, peer_w)
 }
 
 fn vip80() -> ServiceKey {
@@ -203,20 +185,7 @@ fn operator_objects_are_left_alone() {
         addr: IpAddr::V4(VIP),
         port: 8080,
     };
-    obs.services.insert(
-        op,
-        tunnel_forwarder::model::ServiceSpec {
-            key: op,
-            config: ServiceConfig::default(),
-            dests: Default::default(),
-        },
-    );
-    obs.addrs.push(ObservedAddr {
-        device: "lo".into(),
-        addr: "192.0.2.7".parse().unwrap(),
-        prefix_len: 32,
-        label: None,
-    });
+    add_operator_objects(&mut obs, op);
     obs.filters.push(ObservedFilter {
         prio: 1,
         handle: 0x800_800,

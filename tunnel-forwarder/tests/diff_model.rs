@@ -3,9 +3,12 @@
 //! the operator's objects survive, and no destination that stays is deleted.
 //! Deterministic (seeded xorshift), so a failure names its seed.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
+use common::state::add_operator_objects;
 use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::model::ServiceSpec;
 use tunnel_forwarder::{
@@ -214,20 +217,7 @@ fn fresh_kernel() -> (Observed, ServiceKey) {
         addr: IpAddr::V4(Ipv4Addr::new(10, 101, 4, 1)),
         port: 22,
     };
-    obs.services.insert(
-        op,
-        ServiceSpec {
-            key: op,
-            config: ServiceConfig::default(),
-            dests: Default::default(),
-        },
-    );
-    obs.addrs.push(ObservedAddr {
-        device: "lo".into(),
-        addr: "192.0.2.7".parse().unwrap(),
-        prefix_len: 32,
-        label: None,
-    });
+    add_operator_objects(&mut obs, op);
     (obs, op)
 }
 

@@ -14,14 +14,33 @@ use anycast_lab::{Need, require};
 use common::*;
 use tunnel_forwarder::{Request, ServiceKey};
 
-fn lab(name: &str, test: &str) {
-    let out = Lab::new(name)
-        .topology(two_sites())
+/// One test: inside the guest, its in-guest part; on the host (with the lab kernel
+/// and root, see `require`) boots `lab()` re-executing this test and asserts that
+/// every check passed.
+fn lab_test(test: &str, in_guest: fn(), lab: impl FnOnce() -> Lab) {
+    if guest::active().is_some() {
+        return in_guest();
+    }
+    if !require(test, &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    lab()
         .guest_test(test)
-        .timeout(Duration::from_secs(40))
         .run()
-        .expect("lab kernel runs");
-    out.assert_passed();
+        .expect("lab kernel runs")
+        .assert_passed();
+}
+
+/// The two-site lab (`two_sites`) named `name`.
+fn two_site_lab(name: &str) -> Lab {
+    Lab::new(name)
+        .topology(two_sites())
+        .timeout(Duration::from_secs(40))
+}
+
+/// A lab without a topology.
+fn bare_lab(name: &str) -> Lab {
+    Lab::new(name).timeout(Duration::from_secs(30))
 }
 
 /// (1) a reconcile creates the service, the client is answered by A's real servers;
@@ -29,16 +48,11 @@ fn lab(name: &str, test: &str) {
 /// address on the same director are untouched, also when ours are removed.
 #[test]
 fn lab_kernel_reconcile_serves_locally() {
-    if guest::active().is_some() {
-        return in_guest_reconcile();
-    }
-    if !require(
+    lab_test(
         "lab_kernel_reconcile_serves_locally",
-        &[Need::LabKernel, Need::Root],
-    ) {
-        return;
-    }
-    lab("tf-reconcile", "lab_kernel_reconcile_serves_locally");
+        in_guest_reconcile,
+        || two_site_lab("tf-reconcile"),
+    );
 }
 
 fn in_guest_reconcile() {
@@ -67,7 +81,7 @@ fn in_guest_reconcile() {
     for r in &r1.requests {
         println!("applied: {r}");
     }
-    dump("dira");
+    dump(&["dira"]);
 
     let names = ask_many(10);
     guest::check(
@@ -122,10 +136,10 @@ fn in_guest_reconcile() {
         "ipvsadm -e -t 10.101.4.1:80 -r 10.101.5.11:80 -m -w 9",
     );
     let r3 = a.reconcile(&desired);
-    guest::check(
+    check_report(
         "drift_corrected_in_place",
         r3.changes == 1 && matches!(r3.requests[0], Request::SetDest(..)),
-        &format!("{:?}", r3.requests),
+        &r3,
     );
 
     // Stats read back: the ten connections above were scheduled on VIP:80. The
@@ -176,7 +190,7 @@ fn in_guest_reconcile() {
             && addr.contains("192.0.2.7/32"),
         &format!("{:?}\n{lnx}\n{addr}", r4.requests),
     );
-    dump("dira");
+    dump(&["dira"]);
 }
 
 /// (2) raising B's tunnel weight sends that share of new connections through IPIP
@@ -185,28 +199,16 @@ fn in_guest_reconcile() {
 /// connections alone.
 #[test]
 fn lab_kernel_spill_share() {
-    if guest::active().is_some() {
-        return in_guest_spill();
-    }
-    if !require("lab_kernel_spill_share", &[Need::LabKernel, Need::Root]) {
-        return;
-    }
-    lab("tf-spill", "lab_kernel_spill_share");
+    lab_test("lab_kernel_spill_share", in_guest_spill, || {
+        two_site_lab("tf-spill")
+    });
 }
 
 fn in_guest_spill() {
     start_real_servers();
-    let a = Director::start("dira");
-    let b = Director::start("dirb");
-    a.reconcile(&site_a(1, 0, true));
-    b.reconcile(&site_b(1, 0, true));
+    let (a, b) = start_directors(&site_a(1, 0, true), &site_b(1, 0, true));
 
-    let names = ask_many(8);
-    guest::check(
-        "not_spilling_all_local",
-        count(&names, "a") == 8,
-        &format!("{names:?}"),
-    );
+    check_all_from("not_spilling_all_local", &ask_many(8), "a");
 
     // A long-lived connection opened before spilling.
     let mut long_local = guest::tcp::Client::connect("client", vip80()).expect("connect");
@@ -214,10 +216,10 @@ fn in_guest_spill() {
 
     // Spill: peer weight 2 against two local servers of weight 1 = half of new conns.
     let r = a.reconcile(&site_a(1, 2, true));
-    guest::check(
+    check_report(
         "weight_change_is_one_in_place_edit",
         r.changes == 1 && matches!(&r.requests[0], Request::SetDest(_, d) if d.weight == 2),
-        &format!("{:?}", r.requests),
+        &r,
     );
     let names = ask_many(40);
     let to_b = count(&names, "b");
@@ -227,19 +229,8 @@ fn in_guest_spill() {
         &format!("{to_b} of 40 to B: {names:?}"),
     );
     // B's real servers answered directly: A's tunnel device saw nothing come back.
-    let a_rx = a
-        .with(|f| f.link_packets(TUN))
-        .expect("link")
-        .unwrap_or([0, 0])[0];
-    guest::check(
-        "replies_not_via_a",
-        a_rx == 0,
-        &format!("A {TUN} rx {a_rx}"),
-    );
-    let b_rx = b
-        .with(|f| f.link_packets(TUN))
-        .expect("link")
-        .unwrap_or([0, 0])[0];
+    check_no_tunnel_rx("replies_not_via_a", "A", &a);
+    let b_rx = b.tunnel_rx();
     guest::check("spilled_via_ipip", b_rx > 0, &format!("B {TUN} rx {b_rx}"));
     // B scheduled them through its fwmark (tunnel-in) service, not its VIP service.
     let b_stats = b.with(|f| f.stats()).expect("stats");
@@ -256,12 +247,7 @@ fn in_guest_spill() {
         &format!("fwmark {} vip {} of {to_b}", conns(true), conns(false)),
     );
 
-    let again = long_local.ask().unwrap_or_else(|e| format!("error:{e}"));
-    guest::check(
-        "long_lived_keeps_server",
-        again == first,
-        &format!("{first} then {again}"),
-    );
+    check_same_server("long_lived_keeps_server", &mut long_local, &first);
 
     // A spilled connection kept open across the weight going back to 0.
     let mut long_spilled = None;
@@ -276,70 +262,33 @@ fn in_guest_spill() {
     let (mut spilled, spilled_name) = long_spilled.expect("one connection spilled to B");
 
     let r = a.reconcile(&site_a(1, 0, true));
-    guest::check(
-        "weight_back_to_zero",
-        r.changes == 1,
-        &format!("{:?}", r.requests),
-    );
-    let names = ask_many(10);
-    guest::check(
-        "no_new_spill_at_zero",
-        count(&names, "a") == 10,
-        &format!("{names:?}"),
-    );
-    let again = spilled.ask().unwrap_or_else(|e| format!("error:{e}"));
-    guest::check(
+    check_report("weight_back_to_zero", r.changes == 1, &r);
+    check_all_from("no_new_spill_at_zero", &ask_many(10), "a");
+    check_same_server(
         "running_spilled_conn_untouched",
-        again == spilled_name,
-        &format!("{spilled_name} then {again}"),
+        &mut spilled,
+        &spilled_name,
     );
-    let again = long_local.ask().unwrap_or_else(|e| format!("error:{e}"));
-    guest::check(
-        "long_lived_still_same",
-        again == first,
-        &format!("{first} then {again}"),
-    );
-    dump("dira");
-    dump("dirb");
+    check_same_server("long_lived_still_same", &mut long_local, &first);
+    dump(&["dira", "dirb"]);
 }
 
 /// (5) a connection tunnelled to B is never sent back to A, even with B configured
 /// to spill everything to A; the same without the mark shows the loop.
 #[test]
 fn lab_kernel_loop_guard() {
-    if guest::active().is_some() {
-        return in_guest_loop();
-    }
-    if !require("lab_kernel_loop_guard", &[Need::LabKernel, Need::Root]) {
-        return;
-    }
-    lab("tf-loop", "lab_kernel_loop_guard");
+    lab_test("lab_kernel_loop_guard", in_guest_loop, || {
+        two_site_lab("tf-loop")
+    });
 }
 
 fn in_guest_loop() {
     start_real_servers();
-    let a = Director::start("dira");
-    let b = Director::start("dirb");
     // Both sites spill everything to each other.
-    a.reconcile(&site_a(0, 1, true));
-    b.reconcile(&site_b(0, 1, true));
-    let names = ask_many(6);
-    guest::check(
-        "guarded_served_by_b",
-        count(&names, "b") == 6,
-        &format!("{names:?}"),
-    );
-    let a_rx = a
-        .with(|f| f.link_packets(TUN))
-        .expect("link")
-        .unwrap_or([0, 0])[0];
-    guest::check(
-        "guarded_nothing_back_to_a",
-        a_rx == 0,
-        &format!("A {TUN} rx {a_rx}"),
-    );
-    dump("dira");
-    dump("dirb");
+    let (a, b) = start_directors(&site_a(0, 1, true), &site_b(0, 1, true));
+    check_all_from("guarded_served_by_b", &ask_many(6), "b");
+    check_no_tunnel_rx("guarded_nothing_back_to_a", "A", &a);
+    dump(&["dira", "dirb"]);
 
     // Without the mark (filters and fwmark services removed by reconcile).
     let ra = a.reconcile(&site_a(0, 1, false));
@@ -356,37 +305,24 @@ fn in_guest_loop() {
         &format!("{:?} {:?}", ra.requests, rb.requests),
     );
     let r = guest::tcp::ask_once("client", vip80());
-    let a_rx2 = a
-        .with(|f| f.link_packets(TUN))
-        .expect("link")
-        .unwrap_or([0, 0])[0];
+    let a_rx2 = a.tunnel_rx();
     guest::check(
         "unguarded_loops",
         r.is_err() && a_rx2 > 5,
         &format!("client got {r:?}; A {TUN} rx {a_rx2} packets (the SYN ping-pong)"),
     );
-    dump("dira");
+    dump(&["dira"]);
 }
 
 /// The ownership ledger survives a restart: a service removed from the desired state
 /// while no forwarder ran is still removed, and only that one.
 #[test]
 fn lab_kernel_ledger_survives_restart() {
-    if guest::active().is_some() {
-        return in_guest_ledger();
-    }
-    if !require(
+    lab_test(
         "lab_kernel_ledger_survives_restart",
-        &[Need::LabKernel, Need::Root],
-    ) {
-        return;
-    }
-    let out = Lab::new("tf-ledger")
-        .guest_test("lab_kernel_ledger_survives_restart")
-        .timeout(Duration::from_secs(30))
-        .run()
-        .expect("lab kernel runs");
-    out.assert_passed();
+        in_guest_ledger,
+        || bare_lab("tf-ledger"),
+    );
 }
 
 fn in_guest_ledger() {
@@ -414,7 +350,7 @@ fn in_guest_ledger() {
     one.vips[0].services.retain(|s: &VipService| s.port == 80);
     let mut fw = Forwarder::open_with_ledger(&ledger).expect("reopen");
     let r = fw.reconcile(&one).expect("reconcile");
-    let lnx = String::from_utf8_lossy(&guest::sh("ipvsadm -Ln").stdout).into_owned();
+    let lnx = sh_stdout("ipvsadm -Ln");
     guest::check(
         "stale_service_removed_operator_kept",
         r.changes == 1
@@ -433,18 +369,9 @@ fn in_guest_ledger() {
 /// read back (second reconcile zero changes), with and without persistence.
 #[test]
 fn lab_kernel_ipv6_services() {
-    if guest::active().is_some() {
-        return in_guest_ipv6();
-    }
-    if !require("lab_kernel_ipv6_services", &[Need::LabKernel, Need::Root]) {
-        return;
-    }
-    let out = Lab::new("tf-ipv6")
-        .guest_test("lab_kernel_ipv6_services")
-        .timeout(Duration::from_secs(30))
-        .run()
-        .expect("lab kernel runs");
-    out.assert_passed();
+    lab_test("lab_kernel_ipv6_services", in_guest_ipv6, || {
+        bare_lab("tf-ipv6")
+    });
 }
 
 fn in_guest_ipv6() {
@@ -497,8 +424,7 @@ fn in_guest_ipv6() {
         r2.as_ref().is_ok_and(|r| r.changes == 0),
         &format!("{r2:?}"),
     );
-    let lnx = String::from_utf8_lossy(&guest::sh("ipvsadm -Ln; ip -6 addr show dev vip0").stdout)
-        .into_owned();
+    let lnx = sh_stdout("ipvsadm -Ln; ip -6 addr show dev vip0");
     guest::check(
         "ipv6_seen_by_ipvsadm",
         lnx.contains("TCP  [2001:db8:4::1]:80")
@@ -510,12 +436,10 @@ fn in_guest_ipv6() {
     );
     // Removing the VIP removes its IPv6 address too (recorded as ours: no labels).
     let r = fw.reconcile(&DesiredState::default());
-    let addr = String::from_utf8_lossy(&guest::sh("ip -6 addr show dev vip0").stdout).into_owned();
+    let addr = sh_stdout("ip -6 addr show dev vip0");
     guest::check(
         "ipv6_vip_removed",
-        r.is_ok()
-            && !addr.contains("2001:db8:4::1")
-            && !String::from_utf8_lossy(&guest::sh("ipvsadm -Ln").stdout).contains("2001"),
+        r.is_ok() && !addr.contains("2001:db8:4::1") && !sh_stdout("ipvsadm -Ln").contains("2001"),
         &format!("{r:?}\n{addr}"),
     );
 }
@@ -524,13 +448,9 @@ fn in_guest_ipv6() {
 /// protocol 17 and its port; both sites spill everything, B's real servers answer.
 #[test]
 fn lab_kernel_udp_loop_guard() {
-    if guest::active().is_some() {
-        return in_guest_udp();
-    }
-    if !require("lab_kernel_udp_loop_guard", &[Need::LabKernel, Need::Root]) {
-        return;
-    }
-    lab("tf-udp", "lab_kernel_udp_loop_guard");
+    lab_test("lab_kernel_udp_loop_guard", in_guest_udp, || {
+        two_site_lab("tf-udp")
+    });
 }
 
 fn with_udp(mut d: tunnel_forwarder::DesiredState) -> tunnel_forwarder::DesiredState {
@@ -555,53 +475,28 @@ fn in_guest_udp() {
     for rs in ["a1", "a2", "b1", "b2"] {
         guest::udp::serve(rs, SocketAddr::new(IpAddr::V4(rs_addr(rs)), 53), rs);
     }
-    let a = Director::start("dira");
-    let b = Director::start("dirb");
-    a.reconcile(&with_udp(site_a(0, 1, true)));
-    b.reconcile(&with_udp(site_b(0, 1, true)));
+    let (a, _b) = start_directors(&with_udp(site_a(0, 1, true)), &with_udp(site_b(0, 1, true)));
     let vip53 = SocketAddr::new(IpAddr::V4(VIP), 53);
     let names: Vec<String> = (0..6)
         .map(|_| guest::udp::ask_once("client", vip53).unwrap_or_else(|e| format!("error:{e}")))
         .collect();
-    guest::check(
-        "udp_guarded_served_by_b",
-        count(&names, "b") == 6,
-        &format!("{names:?}"),
-    );
-    let a_rx = a
-        .with(|f| f.link_packets(TUN))
-        .expect("link")
-        .unwrap_or([0, 0])[0];
-    guest::check(
-        "udp_nothing_back_to_a",
-        a_rx == 0,
-        &format!("A {TUN} rx {a_rx}"),
-    );
+    check_all_from("udp_guarded_served_by_b", &names, "b");
+    check_no_tunnel_rx("udp_nothing_back_to_a", "A", &a);
     let tc = guest::sh_in("dirb", "tc filter show dev acip0 ingress");
     guest::check(
         "two_marks_one_per_service",
         tc.contains("mark 65") && tc.contains("mark 66") && tc.contains("00110000/00ff0000"),
         &tc,
     );
-    dump("dirb");
+    dump(&["dirb"]);
 }
 
 /// Missing module and missing privilege are clear errors naming the fix.
 #[test]
 fn lab_kernel_clear_errors() {
-    if guest::active().is_some() {
-        return in_guest_errors();
-    }
-    if !require("lab_kernel_clear_errors", &[Need::LabKernel, Need::Root]) {
-        return;
-    }
-    let out = Lab::new("tf-errors")
-        .modules(&["veth"])
-        .guest_test("lab_kernel_clear_errors")
-        .timeout(Duration::from_secs(30))
-        .run()
-        .expect("lab kernel runs");
-    out.assert_passed();
+    lab_test("lab_kernel_clear_errors", in_guest_errors, || {
+        bare_lab("tf-errors").modules(&["veth"])
+    });
 }
 
 fn in_guest_errors() {
@@ -662,6 +557,11 @@ fn in_guest_errors() {
         matches!(r, Err(tunnel_forwarder::Error::Permission { .. })) && s.contains("CAP_NET_ADMIN"),
         &s,
     );
+}
+
+/// `sh -c cmd` in the guest's root namespace: its stdout as text.
+fn sh_stdout(cmd: &str) -> String {
+    String::from_utf8_lossy(&guest::sh(cmd).stdout).into_owned()
 }
 
 /// Clears CAP_NET_ADMIN from the calling thread's effective set.

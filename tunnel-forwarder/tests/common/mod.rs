@@ -1,20 +1,20 @@
-//! Shared pieces of the lab-kernel tests: the two-site topology, desired states,
-//! and a director handle that runs a Forwarder inside the director's namespace.
+//! Shared pieces of the tests: the two-site topology, desired states, a director
+//! handle that runs a Forwarder inside the director's namespace, and the checks the
+//! lab-kernel scenarios repeat. `state` has what the kernel-free diff tests share.
 #![allow(dead_code)]
+
+pub mod state;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
 
 use anycast_lab::uml::{Topology, guest};
-use tunnel_forwarder::{
-    DesiredState, Dest, Forward, Forwarder, Peer, Protocol, ServiceConfig, TunnelDevice, TunnelIn,
-    Vip, VipDevice, VipService,
-};
+use tunnel_forwarder::{DesiredState, Dest, Forward, Forwarder, Report, TunnelIn};
 
-pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 101, 4, 1);
+pub use state::{TUN, VIP};
+
 pub const DIR_A: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 pub const DIR_B: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
-pub const TUN: &str = "acip0";
 pub const MARK: u32 = 0x41;
 
 pub fn vip80() -> SocketAddr {
@@ -83,38 +83,15 @@ pub fn site(
     peer_w: u32,
     guard: bool,
 ) -> DesiredState {
-    DesiredState {
-        vips: vec![Vip {
-            addr: IpAddr::V4(VIP),
-            device: VipDevice::Loopback,
-            services: vec![VipService {
-                protocol: Protocol::Tcp,
-                port: 80,
-                config: ServiceConfig::default(),
-                local: local
-                    .iter()
-                    .map(|n| Dest::new(IpAddr::V4(rs_addr(n)), 80, Forward::Nat, local_w))
-                    .collect(),
-                // Tunnelled-in connections go to local servers at their own weight.
-                tunnel_in: guard.then(|| TunnelIn {
-                    mark: MARK,
-                    dests: local
-                        .iter()
-                        .map(|n| Dest::new(IpAddr::V4(rs_addr(n)), 80, Forward::Nat, 1))
-                        .collect(),
-                }),
-                peers: vec![Peer {
-                    addr: peer,
-                    weight: peer_w,
-                }],
-            }],
-        }],
-        tunnel: Some(TunnelDevice {
-            name: TUN.into(),
-            local: me,
-        }),
-        ..DesiredState::default()
-    }
+    let dests = |w| {
+        local
+            .iter()
+            .map(|n| Dest::new(IpAddr::V4(rs_addr(n)), 80, Forward::Nat, w))
+            .collect::<Vec<_>>()
+    };
+    // Tunnelled-in connections go to local servers at their own weight.
+    let tunnel_in = guard.then(|| TunnelIn::like(MARK, &dests(1)));
+    state::one_service(dests(local_w), tunnel_in, me, peer, peer_w)
 }
 
 pub fn site_a(local_w: u32, peer_w: u32, guard: bool) -> DesiredState {
@@ -174,11 +151,26 @@ impl Director {
         rx.recv().expect("director answered")
     }
 
-    pub fn reconcile(&self, d: &DesiredState) -> tunnel_forwarder::Report {
+    pub fn reconcile(&self, d: &DesiredState) -> Report {
         let d = d.clone();
         self.with(move |f| f.reconcile(&d))
             .unwrap_or_else(|e| panic!("reconcile: {e}"))
     }
+
+    /// Packets the director's tunnel device received (0 while it has none).
+    pub fn tunnel_rx(&self) -> u64 {
+        self.with(|f| f.link_packets(TUN))
+            .expect("link")
+            .unwrap_or([0, 0])[0]
+    }
+}
+
+/// Forwarders on both directors, each reconciled once: A to `a`, B to `b`.
+pub fn start_directors(a: &DesiredState, b: &DesiredState) -> (Director, Director) {
+    let (da, db) = (Director::start("dira"), Director::start("dirb"));
+    da.reconcile(a);
+    db.reconcile(b);
+    (da, db)
 }
 
 /// `n` short connections from the client to the VIP; the names that answered.
@@ -192,13 +184,43 @@ pub fn count(names: &[String], prefix: &str) -> usize {
     names.iter().filter(|n| n.starts_with(prefix)).count()
 }
 
-/// What the kernel holds, for the log.
-pub fn dump(ns: &str) {
-    println!(
-        "--- {ns}\n{}",
-        guest::sh_in(
-            ns,
-            "ipvsadm -Ln; ip -br addr; tc filter show dev acip0 ingress 2>&1 | head -20; ip -s link show dev acip0 2>&1 | head -6"
-        )
-    );
+/// What the kernel holds in each director's namespace, for the log.
+pub fn dump(nss: &[&str]) {
+    for ns in nss {
+        println!(
+            "--- {ns}\n{}",
+            guest::sh_in(
+                ns,
+                "ipvsadm -Ln; ip -br addr; tc filter show dev acip0 ingress 2>&1 | head -20; ip -s link show dev acip0 2>&1 | head -6"
+            )
+        );
+    }
+}
+
+/// Checks that every answer in `names` came from a server whose name starts with
+/// `prefix`.
+pub fn check_all_from(step: &str, names: &[String], prefix: &str) -> bool {
+    guest::check(
+        step,
+        count(names, prefix) == names.len(),
+        &format!("{names:?}"),
+    )
+}
+
+/// Checks that director `dir` (named `who` in the detail) received nothing on its
+/// tunnel device.
+pub fn check_no_tunnel_rx(step: &str, who: &str, dir: &Director) -> bool {
+    let rx = dir.tunnel_rx();
+    guest::check(step, rx == 0, &format!("{who} {TUN} rx {rx}"))
+}
+
+/// Asks again on a long-lived connection; checks that `first` answers again.
+pub fn check_same_server(step: &str, conn: &mut guest::tcp::Client, first: &str) -> bool {
+    let again = conn.ask().unwrap_or_else(|e| format!("error:{e}"));
+    guest::check(step, again == first, &format!("{first} then {again}"))
+}
+
+/// Checks `ok` about a reconcile's report, with its requests as the detail.
+pub fn check_report(step: &str, ok: bool, r: &Report) -> bool {
+    guest::check(step, ok, &format!("{:?}", r.requests))
 }
