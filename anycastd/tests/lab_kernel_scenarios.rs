@@ -11,8 +11,9 @@ mod e2e;
 
 use std::time::{Duration, Instant};
 
+use anycast_lab::Need;
 use anycast_lab::uml::{Lab, guest};
-use anycast_lab::{Need, require, seed};
+use anycastd::status::Status;
 use e2e::*;
 
 /// Five connections per real server, ten per site.
@@ -22,29 +23,22 @@ const SMALL: &[(&str, &str)] = &[("capacity = 100", "capacity = 5")];
 const PERIOD: Duration = Duration::from_secs(1);
 const STALE_PERIODS: u32 = 3;
 
-fn run_lab(test: &str, lab: &str) {
-    if !require(
-        test,
-        &[
-            Need::LabKernel,
-            Need::Root,
-            Need::Program("/usr/lib/frr/bgpd"),
-            Need::Program("python3"),
-            Need::Program("/usr/sbin/iptables-legacy"),
-        ],
-    ) {
+/// One scenario: inside the guest, both sites started with `edits` and, once they
+/// converged, `in_guest`; on the host boots lab `lab` re-executing `test`.
+fn scenario(test: &str, lab: &str, edits: &[(&str, &str)], in_guest: fn(Sites)) {
+    if guest::active().is_some() {
+        if let Some(sites) = start_sites(edits) {
+            in_guest(sites);
+        }
         return;
     }
-    let out = Lab::new(lab)
-        .topology(seed::topology())
-        .extra_modules(&["x_tables", "ip_tables", "iptable_filter", "xt_tcpudp"])
-        .guest_test(test)
-        .timeout(Duration::from_secs(150))
-        .mem_mb(1024)
-        .run()
-        .expect("lab kernel runs");
-    println!("{}", out.report());
-    out.assert_passed();
+    run_seed_lab(
+        test,
+        &[Need::Program("/usr/sbin/iptables-legacy")],
+        Lab::new(lab)
+            .extra_modules(&["x_tables", "ip_tables", "iptable_filter", "xt_tcpudp"])
+            .timeout(Duration::from_secs(150)),
+    );
 }
 
 /// Both sites up, converged on the paper's paths. `None` (with a FAIL line and the
@@ -91,6 +85,52 @@ fn count(answers: &[String], prefix: &str) -> usize {
     answers.iter().filter(|a| a.starts_with(prefix)).count()
 }
 
+/// `n` new connections from client `ns`; checks that every one was served by a real
+/// server whose name starts with `prefix`. `note` is appended to the detail.
+fn check_served_by(
+    step: &str,
+    ns: &str,
+    n: usize,
+    prefix: &str,
+    note: impl FnOnce() -> String,
+) -> bool {
+    let a = served_n(ns, n);
+    guest::check(
+        step,
+        count(&a, prefix) == a.len(),
+        &format!("{a:?}{}", note()),
+    )
+}
+
+/// The spill line of a status, or "no status".
+fn line_of(st: Option<&Status>) -> String {
+    st.map_or("no status".into(), spill_line)
+}
+
+/// Checks `ok` on `lb`'s current status, which is the detail.
+fn check_status(step: &str, lb: &Anycastd, ok: impl FnOnce(&Status) -> bool) -> bool {
+    let st = lb.status();
+    guest::check(step, st.as_ref().is_some_and(ok), &line_of(st.as_ref()))
+}
+
+/// The detail of a `wait_status`: how long it took and the status (`what` says
+/// since when), or `lb`'s current status when it timed out.
+fn waited(w: &Option<(Duration, Status)>, lb: &Anycastd, what: &str) -> String {
+    w.as_ref().map_or_else(
+        || line_of(lb.status().as_ref()),
+        |(d, s)| format!("{d:?} {what}: {}", spill_line(s)),
+    )
+}
+
+/// The lines of `text` that contain one of `keys`, trimmed and joined by " | ".
+fn lines_with(text: &str, keys: &[&str]) -> String {
+    text.lines()
+        .filter(|l| keys.iter().any(|k| l.contains(k)))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 /// Drives `lb`'s site to `n` long-lived connections from client `ns` (opened while
 /// nothing spills, so all served locally) and waits until its status shows spilling
 /// to `peer`.
@@ -99,10 +139,22 @@ fn overload_until_spill(
     ns: &str,
     n: usize,
     peer: &str,
-) -> (Vec<Conn>, Option<(Duration, anycastd::status::Status)>) {
+) -> (Vec<Conn>, Option<(Duration, Status)>) {
     let conns = open_conns(ns, n);
     let spill = lb.wait_status(Duration::from_secs(10), |s| spill_share(s, peer) > 0.0);
     (conns, spill)
+}
+
+/// `overload_until_spill` from c31 with 12 connections (IDC1 at 1.2), checked as
+/// `step`: IDC1 spills to IDC2.
+fn overload_idc1(step: &str, lb1: &Anycastd) -> Vec<Conn> {
+    let (conns, spill) = overload_until_spill(lb1, "c31", 12, "idc2");
+    guest::check(
+        step,
+        spill.is_some(),
+        &spill.as_ref().map_or("no".into(), |(_, s)| spill_line(s)),
+    );
+    conns
 }
 
 // ---------------------------------------------------------------------------------
@@ -110,24 +162,21 @@ fn overload_until_spill(
 
 #[test]
 fn lab_kernel_director_crash_fails_over_through_bgp() {
-    if guest::active().is_some() {
-        return crash_in_guest();
-    }
-    run_lab(
+    scenario(
         "lab_kernel_director_crash_fails_over_through_bgp",
         "sc-crash",
+        &[],
+        crash_in_guest,
     );
 }
 
-fn crash_in_guest() {
-    let Some(Sites {
+fn crash_in_guest(
+    Sites {
         servers: _servers,
         lb1,
         mut lb2,
-    }) = start_sites(&[])
-    else {
-        return;
-    };
+    }: Sites,
+) {
     let before = served("c32");
     guest::check("c32_served_by_idc2", before.starts_with("rs6"), &before);
 
@@ -147,15 +196,10 @@ fn crash_in_guest() {
     let p = wait_path("c32", "3 1 5", Duration::from_secs(5));
     guest::check("crash_path_3_1_5", p.is_ok(), &format!("{p:?}"));
     let r22 = guest::vtysh("r22", "show ip bgp neighbors 10.101.2.2");
-    let reset: Vec<&str> = r22
-        .lines()
-        .filter(|l| l.contains("Last reset") || l.contains("BGP state"))
-        .map(str::trim)
-        .collect();
     guest::check(
         "r22_session_to_lb2_down",
         !r22.contains("BGP state = Established"),
-        &reset.join(" | "),
+        &lines_with(&r22, &["Last reset", "BGP state"]),
     );
     // IDC1 sees its peer go stale (no reports) and never spills to it.
     let stale = lb1.wait_status(Duration::from_secs(8), |s| peer_state(s, "idc2") != "known");
@@ -168,11 +212,12 @@ fn crash_in_guest() {
             format!("after {d:?}: {}", spill_line(&s))
         }),
     );
-    let a = served_n("c32", 5);
-    guest::check(
+    check_served_by(
         "c32_served_by_idc1_after_crash",
-        count(&a, "rs5") == a.len(),
-        &format!("{a:?}"),
+        "c32",
+        5,
+        "rs5",
+        String::new,
     );
 
     // A restarted anycastd takes over the data plane it left and announces again.
@@ -198,18 +243,13 @@ fn crash_in_guest() {
         served("c32").starts_with("rs5").then(|| t2.elapsed())
     });
     let r22 = guest::vtysh("r22", "show ip bgp neighbors 10.101.2.2");
-    let reset: Vec<&str> = r22
-        .lines()
-        .filter(|l| l.contains("Last reset"))
-        .map(str::trim)
-        .collect();
     guest::check(
         "hang_fails_over_by_hold_timer",
         moved.is_some_and(|d| d >= Duration::from_secs(5) && d < Duration::from_secs(15))
             && r22.contains("Hold Timer Expired"),
         &format!(
             "SIGSTOP to first request from c32 served by IDC1: {moved:?}; {}",
-            reset.join(" | ")
+            lines_with(&r22, &["Last reset"])
         ),
     );
     lb2.signal("CONT");
@@ -227,21 +267,21 @@ fn crash_in_guest() {
 
 #[test]
 fn lab_kernel_spill_over_starts_and_stops() {
-    if guest::active().is_some() {
-        return spill_in_guest();
-    }
-    run_lab("lab_kernel_spill_over_starts_and_stops", "sc-spill");
+    scenario(
+        "lab_kernel_spill_over_starts_and_stops",
+        "sc-spill",
+        SMALL,
+        spill_in_guest,
+    );
 }
 
-fn spill_in_guest() {
-    let Some(Sites {
+fn spill_in_guest(
+    Sites {
         servers: _servers,
         lb1,
         lb2,
-    }) = start_sites(SMALL)
-    else {
-        return;
-    };
+    }: Sites,
+) {
     let rx0 = tunnel_rx_packets("lb2").unwrap_or(0);
 
     // IDC1 above 1.1 (12 connections over 10), IDC2 idle: spilling starts.
@@ -257,11 +297,7 @@ fn spill_in_guest() {
         &format!("{} connections open, {home} on IDC1", conns.len()),
     );
     let Some((took, st)) = spill else {
-        guest::check(
-            "spill_starts",
-            false,
-            &lb1.status().map_or("no status".into(), |s| spill_line(&s)),
-        );
+        guest::check("spill_starts", false, &line_of(lb1.status().as_ref()));
         println!("lb1 log:\n{}", lb1.log());
         return;
     };
@@ -332,17 +368,11 @@ fn spill_in_guest() {
     guest::check(
         "local_at_or_below_1_0_stops_spill",
         stopped.is_some(),
-        &stopped.as_ref().map_or(
-            lb1.status().map_or("no status".into(), |s| spill_line(&s)),
-            |(d, s)| format!("{d:?} after closing: {}", spill_line(s)),
-        ),
+        &waited(&stopped, &lb1, "after closing"),
     );
-    let a = served_n("c31", 5);
-    guest::check(
-        "served_locally_after_stop",
-        count(&a, "rs5") == a.len(),
-        &format!("{a:?} ({:?} after closing)", t1.elapsed()),
-    );
+    check_served_by("served_locally_after_stop", "c31", 5, "rs5", || {
+        format!(" ({:?} after closing)", t1.elapsed())
+    });
 
     // Start again, then fill IDC2 above 0.7 from c32: spilling stops.
     conns.extend(open_conns("c31", 3));
@@ -362,24 +392,14 @@ fn spill_in_guest() {
     guest::check(
         "peer_above_0_7_stops_spill",
         c32.len() == 8 && c32.iter().all(|c| c.server.starts_with("rs6")) && stopped.is_some(),
-        &stopped.as_ref().map_or(
-            lb1.status().map_or("no status".into(), |s| spill_line(&s)),
-            |(d, s)| format!("{d:?} after IDC2 filled: {}", spill_line(s)),
-        ),
+        &waited(&stopped, &lb1, "after IDC2 filled"),
     );
-    let a = served_n("c31", 5);
-    guest::check(
-        "served_locally_when_peer_full",
-        count(&a, "rs5") == a.len(),
-        &format!("{a:?} ({:?} after IDC2 filled)", t2.elapsed()),
-    );
-    let st2 = lb2.status();
-    guest::check(
-        "idc2_never_spills",
-        st2.as_ref()
-            .is_some_and(|s| s.spill.iter().all(|p| p.share == 0.0)),
-        &st2.map_or("no status".into(), |s| spill_line(&s)),
-    );
+    check_served_by("served_locally_when_peer_full", "c31", 5, "rs5", || {
+        format!(" ({:?} after IDC2 filled)", t2.elapsed())
+    });
+    check_status("idc2_never_spills", &lb2, |s| {
+        s.spill.iter().all(|p| p.share == 0.0)
+    });
     println!("scenario 4 took {:?}", t0.elapsed());
     println!("lb1 log:\n{}", lb1.log());
 }
@@ -389,29 +409,24 @@ fn spill_in_guest() {
 
 #[test]
 fn lab_kernel_both_sites_full_no_loop() {
-    if guest::active().is_some() {
-        return no_loop_in_guest();
-    }
-    run_lab("lab_kernel_both_sites_full_no_loop", "sc-noloop");
+    scenario(
+        "lab_kernel_both_sites_full_no_loop",
+        "sc-noloop",
+        SMALL,
+        no_loop_in_guest,
+    );
 }
 
-fn no_loop_in_guest() {
-    let Some(Sites {
+fn no_loop_in_guest(
+    Sites {
         servers: _servers,
         lb1,
         lb2,
-    }) = start_sites(SMALL)
-    else {
-        return;
-    };
+    }: Sites,
+) {
     // IDC1 spills to IDC2 first, so that IDC2 holds tunnelled connections when it
     // fills up itself: the case where a loop could start.
-    let (mut c31, spill) = overload_until_spill(&lb1, "c31", 12, "idc2");
-    guest::check(
-        "idc1_spills",
-        spill.is_some(),
-        &spill.as_ref().map_or("no".into(), |(_, s)| spill_line(s)),
-    );
+    let mut c31 = overload_idc1("idc1_spills", &lb1);
     let (mut via_tunnel, home): (Vec<Conn>, Vec<Conn>) = open_conns("c31", 6)
         .into_iter()
         .partition(|c| c.server.starts_with("rs6"));
@@ -441,8 +456,8 @@ fn no_loop_in_guest() {
         s1.is_some() && s2.is_some(),
         &format!(
             "{} || {}",
-            lb1.status().map_or("no status".into(), |s| spill_line(&s)),
-            lb2.status().map_or("no status".into(), |s| spill_line(&s))
+            line_of(lb1.status().as_ref()),
+            line_of(lb2.status().as_ref())
         ),
     );
 
@@ -499,18 +514,11 @@ fn no_loop_in_guest() {
     guest::check(
         "idc2_spills_to_idc1",
         turned.is_some(),
-        &turned.as_ref().map_or(
-            lb2.status().map_or("no status".into(), |s| spill_line(&s)),
-            |(d, s)| format!("{d:?} after IDC1 fell: {}", spill_line(s)),
-        ),
+        &waited(&turned, &lb2, "after IDC1 fell"),
     );
-    let st1 = lb1.status();
-    guest::check(
-        "idc1_does_not_spill_back",
-        st1.as_ref()
-            .is_some_and(|s| s.spill.iter().all(|p| p.share == 0.0)),
-        &st1.map_or("no status".into(), |s| spill_line(&s)),
-    );
+    check_status("idc1_does_not_spill_back", &lb1, |s| {
+        s.spill.iter().all(|p| p.share == 0.0)
+    });
     let (mut c32_via, _c32_home): (Vec<Conn>, Vec<Conn>) = open_conns("c32", 6)
         .into_iter()
         .partition(|c| c.server.starts_with("rs5"));
@@ -537,10 +545,11 @@ fn no_loop_in_guest() {
             via_tunnel.len()
         ),
     );
-    println!("lb1 ipvsadm -Lnc:\n{}", guest::sh_in("lb1", "ipvsadm -Lnc"));
-    println!("lb2 ipvsadm -Lnc:\n{}", guest::sh_in("lb2", "ipvsadm -Lnc"));
-    println!("lb1 ipvsadm -Ln:\n{}", guest::sh_in("lb1", "ipvsadm -Ln"));
-    println!("lb2 ipvsadm -Ln:\n{}", guest::sh_in("lb2", "ipvsadm -Ln"));
+    for cmd in ["ipvsadm -Lnc", "ipvsadm -Ln"] {
+        for lb in ["lb1", "lb2"] {
+            println!("{lb} {cmd}:\n{}", guest::sh_in(lb, cmd));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -548,12 +557,11 @@ fn no_loop_in_guest() {
 
 #[test]
 fn lab_kernel_partition_stops_spill_to_stale_peer() {
-    if guest::active().is_some() {
-        return partition_in_guest();
-    }
-    run_lab(
+    scenario(
         "lab_kernel_partition_stops_spill_to_stale_peer",
         "sc-partition",
+        SMALL,
+        partition_in_guest,
     );
 }
 
@@ -564,21 +572,14 @@ const CUT: &str = "iptables-legacy -I INPUT -p tcp --dport 9181 -j DROP && \
 const HEAL: &str = "iptables-legacy -D INPUT -p tcp --dport 9181 -j DROP && \
                     iptables-legacy -D OUTPUT -p tcp --dport 9181 -j DROP";
 
-fn partition_in_guest() {
-    let Some(Sites {
+fn partition_in_guest(
+    Sites {
         servers: _servers,
         lb1,
         lb2,
-    }) = start_sites(SMALL)
-    else {
-        return;
-    };
-    let (_conns, spill) = overload_until_spill(&lb1, "c31", 12, "idc2");
-    guest::check(
-        "spilling_before_partition",
-        spill.is_some(),
-        &spill.as_ref().map_or("no".into(), |(_, s)| spill_line(s)),
-    );
+    }: Sites,
+) {
+    let _conns = overload_idc1("spilling_before_partition", &lb1);
 
     let out = guest::sh_in("lb1", &format!("{CUT} && echo cut"));
     let t0 = Instant::now();
@@ -594,14 +595,10 @@ fn partition_in_guest() {
         stopped
             .as_ref()
             .is_some_and(|(d, _)| *d <= stale_after + Duration::from_millis(1500)),
-        &stopped.as_ref().map_or(
-            lb1.status().map_or("no status".into(), |s| spill_line(&s)),
-            |(d, s)| {
-                format!(
-                    "{d:?} after the cut (stale after {STALE_PERIODS} x {PERIOD:?}): {}",
-                    spill_line(s)
-                )
-            },
+        &waited(
+            &stopped,
+            &lb1,
+            &format!("after the cut (stale after {STALE_PERIODS} x {PERIOD:?})"),
         ),
     );
     guest::check(
@@ -627,11 +624,12 @@ fn partition_in_guest() {
             best_path("c31")
         ),
     );
-    let a = served_n("c31", 5);
-    guest::check(
+    check_served_by(
         "served_locally_during_partition",
-        count(&a, "rs5") == a.len(),
-        &format!("{a:?}"),
+        "c31",
+        5,
+        "rs5",
+        String::new,
     );
     let st2 = lb2.wait_status(Duration::from_secs(5), |s| peer_state(s, "idc1") != "known");
     guest::check(
@@ -641,12 +639,9 @@ fn partition_in_guest() {
     );
     // Held for a few more periods: the stale peer is never picked again.
     std::thread::sleep(PERIOD * 3);
-    let st = lb1.status();
-    guest::check(
-        "no_spill_while_partitioned",
-        st.as_ref().is_some_and(|s| spill_share(s, "idc2") == 0.0),
-        &st.map_or("no status".into(), |s| spill_line(&s)),
-    );
+    check_status("no_spill_while_partitioned", &lb1, |s| {
+        spill_share(s, "idc2") == 0.0
+    });
 
     // Healed: reports flow again, IDC1 is still above 1.1, spilling resumes.
     let out = guest::sh_in("lb1", &format!("{HEAL} && echo healed"));

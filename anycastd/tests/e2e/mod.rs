@@ -8,9 +8,35 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anycast_lab::uml::guest;
+use anycast_lab::uml::{Lab, guest};
+use anycast_lab::{Need, require, seed};
 
 pub const VIP: &str = "10.101.4.1:80";
+
+/// The host side of a test in the seed topology: without the lab kernel, root, FRR's
+/// bgpd, python3 and `needs` it skips, or fails under CI (`require`); otherwise it
+/// boots `lab` (1 GB) with the seed topology, re-executing `test` inside, prints the
+/// report and asserts that every check passed.
+pub fn run_seed_lab(test: &str, needs: &[Need], lab: Lab) {
+    let mut all = vec![
+        Need::LabKernel,
+        Need::Root,
+        Need::Program("/usr/lib/frr/bgpd"),
+        Need::Program("python3"),
+    ];
+    all.extend_from_slice(needs);
+    if !require(test, &all) {
+        return;
+    }
+    let out = lab
+        .topology(seed::topology())
+        .guest_test(test)
+        .mem_mb(1024)
+        .run()
+        .expect("lab kernel runs");
+    println!("{}", out.report());
+    out.assert_passed();
+}
 
 /// A real server: answers each line with its name (like `guest::tcp::serve`), as a
 /// process of its own so a test can kill it.
