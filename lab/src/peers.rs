@@ -198,56 +198,115 @@ impl Drop for Frr {
     }
 }
 
-/// BIRD 2 in a namespace (foreground, private control socket).
+/// One daemon in the foreground in a namespace, what BIRD and GoBGP share: its
+/// config and logs in a private directory, the child's PID (`ip netns exec` execs
+/// the daemon). Dropping it stops exactly that PID and removes the directory.
 #[derive(Debug)]
-pub struct Bird {
+struct Daemon {
     ns_name: String,
     dir: PathBuf,
     child: Option<Child>,
 }
 
-impl Bird {
-    /// Starts `bird -f -c CONF -s SOCK` in `ns`.
-    pub fn start(ns: &Netns, conf: &str) -> io::Result<Self> {
+impl Daemon {
+    /// The directory for `ns`'s daemon, with `conf` written to `conf_name` in it.
+    fn new(ns: &Netns, conf_name: &str, conf: &str) -> io::Result<Self> {
         let dir = daemon_dir(&ns.name().replace('-', ""))?;
-        write_conf(&dir.join("bird.conf"), conf)?;
-        let mut b = Self {
+        write_conf(&dir.join(conf_name), conf)?;
+        Ok(Self {
             ns_name: ns.name().to_string(),
             dir,
             child: None,
-        };
-        b.spawn()?;
-        Ok(b)
+        })
+    }
+
+    /// Writes the config, wraps the daemon's files in `wrap` (`Bird`, `Gobgp`), and
+    /// starts it with `spawn`, which returns once the daemon is up.
+    fn start<T>(
+        ns: &Netns,
+        conf_name: &str,
+        conf: &str,
+        wrap: fn(Daemon) -> T,
+        spawn: fn(&mut T) -> io::Result<()>,
+    ) -> io::Result<T> {
+        let mut peer = wrap(Self::new(ns, conf_name, conf)?);
+        spawn(&mut peer)?;
+        Ok(peer)
+    }
+
+    /// Starts `program ARGS` in the namespace, stdin closed, stdout and stderr into
+    /// `PROGRAM.out` and `PROGRAM.err` in the directory.
+    fn spawn(&mut self, program: &str, args: &[&str]) -> io::Result<()> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns_name, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file(&self.dir.join(format!("{program}.out")))?)
+            .stderr(log_file(&self.dir.join(format!("{program}.err")))?)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The path of `file` in the directory, as an argument.
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Stops the daemon (by PID).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
+    }
+
+    /// The `files` of the directory, one after the other (a missing one is empty).
+    fn read(&self, files: &[&str]) -> String {
+        files
+            .iter()
+            .map(|f| fs::read_to_string(self.dir.join(f)).unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// BIRD 2 in a namespace (foreground, private control socket).
+#[derive(Debug)]
+pub struct Bird {
+    d: Daemon,
+}
+
+impl Bird {
+    /// Starts `bird -f -c CONF -s SOCK` in `ns`.
+    pub fn start(ns: &Netns, conf: &str) -> io::Result<Self> {
+        Daemon::start(ns, "bird.conf", conf, |d| Self { d }, Self::spawn)
     }
 
     fn sock(&self) -> PathBuf {
-        self.dir.join("bird.ctl")
+        self.d.dir.join("bird.ctl")
     }
 
     fn spawn(&mut self) -> io::Result<()> {
         let _ = fs::remove_file(self.sock());
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns_name, "bird", "-f"])
-            .args([
-                "-c",
-                &self.dir.join("bird.conf").to_string_lossy(),
-                "-s",
-                &self.sock().to_string_lossy(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file(&self.dir.join("bird.out"))?)
-            .stderr(log_file(&self.dir.join("bird.err"))?)
-            .spawn()?;
-        self.child = Some(child);
+        let (conf, sock) = (self.d.path("bird.conf"), self.d.path("bird.ctl"));
+        self.d.spawn("bird", &["-f", "-c", &conf, "-s", &sock])?;
         // Up means: still running and answering on its control socket (a config
         // error makes bird exit, sometimes after the socket appeared).
         let mut up = false;
         for _ in 0..500 {
-            let running = self
-                .child
-                .as_mut()
-                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
-            if !running {
+            if !self.d.running() {
                 break;
             }
             if self
@@ -279,9 +338,7 @@ impl Bird {
 
     /// Kills bird (by PID).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            stop_child(&mut c);
-        }
+        self.d.stop();
     }
 
     /// Stops and starts bird with the same config.
@@ -292,69 +349,42 @@ impl Bird {
 
     /// bird's stderr and log.
     pub fn log(&self) -> String {
-        let mut s = fs::read_to_string(self.dir.join("bird.err")).unwrap_or_default();
-        s.push_str(&fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default());
-        s
+        self.d.read(&["bird.err", "bird.log"])
     }
 
     /// Where bird's files live (a config may log to `dir/bird.log`).
     pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = fs::remove_dir_all(&self.dir);
+        &self.d.dir
     }
 }
 
 /// GoBGP 3 in a namespace; its gRPC API listens on the namespace's own loopback.
 #[derive(Debug)]
 pub struct Gobgp {
-    ns_name: String,
-    dir: PathBuf,
-    child: Option<Child>,
+    d: Daemon,
 }
 
 impl Gobgp {
     /// Starts `gobgpd -f CONF` (TOML) in `ns`.
     pub fn start(ns: &Netns, toml: &str) -> io::Result<Self> {
-        let dir = daemon_dir(&ns.name().replace('-', ""))?;
-        write_conf(&dir.join("gobgpd.toml"), toml)?;
-        let mut g = Self {
-            ns_name: ns.name().to_string(),
-            dir,
-            child: None,
-        };
-        g.spawn()?;
-        Ok(g)
+        Daemon::start(ns, "gobgpd.toml", toml, |d| Self { d }, Self::spawn)
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns_name,
-                "gobgpd",
+        let conf = self.d.path("gobgpd.toml");
+        self.d.spawn(
+            "gobgpd",
+            &[
                 "-t",
                 "toml",
                 "-p",
                 "--pprof-disable",
-            ])
-            .args([
                 "--api-hosts",
                 "127.0.0.1:50051",
                 "-f",
-                &self.dir.join("gobgpd.toml").to_string_lossy(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file(&self.dir.join("gobgpd.out"))?)
-            .stderr(log_file(&self.dir.join("gobgpd.err"))?)
-            .spawn()?;
-        self.child = Some(child);
+                &conf,
+            ],
+        )?;
         let up = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
             self.gobgp(&["global"]).is_ok()
         });
@@ -372,7 +402,7 @@ impl Gobgp {
         let mut all = vec![
             "netns",
             "exec",
-            self.ns_name.as_str(),
+            self.d.ns_name.as_str(),
             "gobgp",
             "-u",
             "127.0.0.1",
@@ -391,9 +421,7 @@ impl Gobgp {
 
     /// Kills gobgpd (by PID).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            stop_child(&mut c);
-        }
+        self.d.stop();
     }
 
     /// Stops and starts gobgpd with the same config.
@@ -404,15 +432,6 @@ impl Gobgp {
 
     /// gobgpd's output.
     pub fn log(&self) -> String {
-        let mut s = fs::read_to_string(self.dir.join("gobgpd.out")).unwrap_or_default();
-        s.push_str(&fs::read_to_string(self.dir.join("gobgpd.err")).unwrap_or_default());
-        s
-    }
-}
-
-impl Drop for Gobgp {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = fs::remove_dir_all(&self.dir);
+        self.d.read(&["gobgpd.out", "gobgpd.err"])
     }
 }
