@@ -294,6 +294,22 @@ impl Site {
             s.inactive = 0;
         }
         let mut tunnels: HashMap<String, u64> = HashMap::new();
+        // Linear in services and destinations (thousands of services are sampled every
+        // second): the samples by key, our servers by (VIP, service, address, port).
+        let by_key: HashMap<&tf::ServiceKey, Vec<&tf::ServiceStats>> =
+            stats.iter().fold(HashMap::new(), |mut m, st| {
+                m.entry(&st.key).or_default().push(st);
+                m
+            });
+        let by_dest: HashMap<(usize, usize, std::net::IpAddr, u16), usize> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let rs = self.rs(s.at);
+                ((s.at.vip, s.at.service, rs.address, rs.port), i)
+            })
+            .collect();
         let mut mark = MARK_BASE;
         for (vi, vip) in self.cfg.vips.iter().enumerate() {
             for (si, svc) in vip.services.iter().enumerate() {
@@ -309,7 +325,7 @@ impl Site {
                     tf::ServiceKey::Fwmark { mark, ipv6: false },
                 ];
                 mark += 1;
-                for st in stats.iter().filter(|st| keys.contains(&st.key)) {
+                for st in keys.iter().filter_map(|k| by_key.get(k)).flatten() {
                     for d in &st.dests {
                         if d.forward == Some(tf::Forward::Tunnel)
                             && let Some(p) = self
@@ -321,12 +337,8 @@ impl Site {
                             *tunnels.entry(p.name.clone()).or_default() += u64::from(d.active);
                             continue;
                         }
-                        if let Some(s) = self.servers.iter_mut().find(|s| {
-                            s.at.vip == vi && s.at.service == si && {
-                                let rs = &svc.real_servers[s.at.server];
-                                rs.address == d.addr && rs.port == d.port
-                            }
-                        }) {
+                        if let Some(&i) = by_dest.get(&(vi, si, d.addr, d.port)) {
+                            let s = &mut self.servers[i];
                             s.active += u64::from(d.active);
                             s.inactive += u64::from(d.inactive);
                         }
@@ -534,12 +546,24 @@ impl Site {
     fn refresh(&mut self, now: Time) -> Vec<Effect> {
         self.last_now = now;
         let mut effects = Vec::new();
-        for vi in 0..self.vips.len() {
-            let up = self
-                .servers
-                .iter()
-                .filter(|s| s.at.vip == vi && s.health.is_up())
-                .count();
+        // One pass over the servers (not one per VIP): this runs on every tick.
+        let mut up_per_vip = vec![0usize; self.vips.len()];
+        let mut local: Vec<Vec<Vec<LocalServer>>> = self
+            .cfg
+            .vips
+            .iter()
+            .map(|v| vec![Vec::new(); v.services.len()])
+            .collect();
+        for s in &self.servers {
+            let up = s.health.is_up();
+            up_per_vip[s.at.vip] += usize::from(up);
+            local[s.at.vip][s.at.service].push(LocalServer {
+                server: s.id.clone(),
+                up,
+                weight: self.rs(s.at).weight,
+            });
+        }
+        for (vi, up) in up_per_vip.into_iter().enumerate() {
             let outs = self.vips[vi].health.update(now, up, self.dataplane.ok);
             effects.extend(self.vip_outputs(now, vi, outs));
         }
@@ -555,26 +579,12 @@ impl Site {
             .iter()
             .map(|p| SiteId::new(p.name.clone()))
             .collect();
-        self.plans = self
-            .cfg
-            .vips
+        self.plans = local
             .iter()
-            .enumerate()
-            .map(|(vi, vip)| {
-                (0..vip.services.len())
-                    .map(|si| {
-                        let local: Vec<LocalServer> = self
-                            .servers
-                            .iter()
-                            .filter(|s| s.at.vip == vi && s.at.service == si)
-                            .map(|s| LocalServer {
-                                server: s.id.clone(),
-                                up: s.health.is_up(),
-                                weight: self.rs(s.at).weight,
-                            })
-                            .collect();
-                        Some(weights::plan(&local, &peer_ids, &shares))
-                    })
+            .map(|services| {
+                services
+                    .iter()
+                    .map(|servers| Some(weights::plan(servers, &peer_ids, &shares)))
                     .collect()
             })
             .collect();
