@@ -84,6 +84,8 @@ pub struct Site {
     started: Time,
     servers: Vec<Server>,
     index: HashMap<ServerId, usize>,
+    /// The same servers by (VIP, service, address, port): how IPVS stats name them.
+    by_dest: HashMap<(usize, usize, std::net::IpAddr, u16), usize>,
     vips: Vec<VipEntry>,
     peers: PeerTable,
     scheduler: ReportScheduler,
@@ -124,9 +126,12 @@ impl Site {
         let scheduler = ReportScheduler::new(exchange, spill_cfg.clone(), peers.sites(), seed);
         let mut servers = Vec::new();
         let mut index = HashMap::new();
+        let mut by_dest = HashMap::new();
         for (at, id) in mapping::servers(&cfg) {
-            let check = &cfg.vips[at.vip].services[at.service].real_servers[at.server].check;
+            let rs = &cfg.vips[at.vip].services[at.service].real_servers[at.server];
+            let check = &rs.check;
             index.insert(id.clone(), servers.len());
+            by_dest.insert((at.vip, at.service, rs.address, rs.port), servers.len());
             servers.push(Server {
                 at,
                 health: ServerHealth::new(id.clone(), check.rise, check.fall, now),
@@ -150,6 +155,7 @@ impl Site {
             started: now,
             servers,
             index,
+            by_dest,
             vips,
             peers,
             scheduler,
@@ -295,21 +301,12 @@ impl Site {
         }
         let mut tunnels: HashMap<String, u64> = HashMap::new();
         // Linear in services and destinations (thousands of services are sampled every
-        // second): the samples by key, our servers by (VIP, service, address, port).
+        // second): the samples by key; our servers through `by_dest`.
         let by_key: HashMap<&tf::ServiceKey, Vec<&tf::ServiceStats>> =
             stats.iter().fold(HashMap::new(), |mut m, st| {
                 m.entry(&st.key).or_default().push(st);
                 m
             });
-        let by_dest: HashMap<(usize, usize, std::net::IpAddr, u16), usize> = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let rs = self.rs(s.at);
-                ((s.at.vip, s.at.service, rs.address, rs.port), i)
-            })
-            .collect();
         let mut mark = MARK_BASE;
         for (vi, vip) in self.cfg.vips.iter().enumerate() {
             for (si, svc) in vip.services.iter().enumerate() {
@@ -337,7 +334,7 @@ impl Site {
                             *tunnels.entry(p.name.clone()).or_default() += u64::from(d.active);
                             continue;
                         }
-                        if let Some(&i) = by_dest.get(&(vi, si, d.addr, d.port)) {
+                        if let Some(&i) = self.by_dest.get(&(vi, si, d.addr, d.port)) {
                             let s = &mut self.servers[i];
                             s.active += u64::from(d.active);
                             s.inactive += u64::from(d.inactive);

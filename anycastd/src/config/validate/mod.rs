@@ -210,32 +210,27 @@ impl Validator<'_> {
     }
 }
 
-/// The check of a TCP real server that names none: a TCP connect.
-fn default_check(port: u16) -> Check {
-    let (interval, timeout) = default_timing(&CheckKind::Tcp);
+/// A check's defaults for its kind. A TCP connect costs the server a handshake in its
+/// kernel, so it runs every 200 ms: a silent failure (a path that drops everything, no
+/// RST) is then seen after `fall` = 3 timeouts, 0.6-0.8 s, and the hedged connect
+/// (geo-balancer's `tcp_connect`) keeps a lost SYN from counting as a failure. An HTTP
+/// request or a process costs the server or this host real work, so those keep 2 s / 1 s.
+/// A TCP real server that names no check gets `default_check(CheckKind::Tcp, port)`.
+fn default_check(kind: CheckKind, port: u16) -> Check {
+    let (interval, timeout) = match kind {
+        CheckKind::Tcp => (Duration::from_millis(200), Duration::from_millis(200)),
+        CheckKind::Http { .. } | CheckKind::Command { .. } => {
+            (Duration::from_secs(2), Duration::from_secs(1))
+        }
+    };
     Check {
-        kind: CheckKind::Tcp,
+        kind,
         port,
         interval,
         timeout,
         rise: 2,
         fall: 3,
         fast_detect: true,
-    }
-}
-
-/// Default interval and timeout per check kind. A TCP connect costs the server a
-/// handshake in its kernel, so it runs every 200 ms: a silent failure (a path that
-/// drops everything, no RST) is then seen after `fall` = 3 timeouts, 0.6-0.8 s, and
-/// the hedged connect (geo-balancer's `tcp_connect`) keeps a lost SYN from counting
-/// as a failure. An HTTP request or a process costs the server or this host real
-/// work, so those keep 2 s / 1 s.
-fn default_timing(kind: &CheckKind) -> (Duration, Duration) {
-    match kind {
-        CheckKind::Tcp => (Duration::from_millis(200), Duration::from_millis(200)),
-        CheckKind::Http { .. } | CheckKind::Command { .. } => {
-            (Duration::from_secs(2), Duration::from_secs(1))
-        }
     }
 }
 

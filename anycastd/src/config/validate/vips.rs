@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::Validator;
-use super::{SCHEDULERS, default_check, default_timing};
+use super::{SCHEDULERS, default_check};
 use crate::config::raw::*;
 use crate::config::*;
 
@@ -237,7 +237,7 @@ impl Validator<'_> {
                 }
                 check
             }
-            (None, None) if protocol == Protocol::Tcp => default_check(port),
+            (None, None) if protocol == Protocol::Tcp => default_check(CheckKind::Tcp, port),
             (None, None) => {
                 self.problem(rs.span(), "a UDP real server needs a [check] (http or command): a TCP connect cannot test it");
                 return None;
@@ -286,15 +286,10 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let d = default_check(server_port);
-        let (def_interval, def_timeout) = default_timing(&kind);
-        let interval = self.duration(r.interval.as_ref(), "check interval", def_interval);
+        let d = default_check(kind, server_port);
+        let interval = self.duration(r.interval.as_ref(), "check interval", d.interval);
         // An unset timeout follows a shorter interval down rather than exceed it.
-        let timeout = self.duration(
-            r.timeout.as_ref(),
-            "check timeout",
-            def_timeout.min(interval),
-        );
+        let timeout = self.duration(r.timeout.as_ref(), "check timeout", d.timeout.min(interval));
         if timeout > interval {
             let span = r.timeout.as_ref().map_or(c.span(), |t| t.span());
             self.problem(
@@ -324,13 +319,13 @@ impl Validator<'_> {
         let rise = count(self, r.rise.as_ref(), "rise", d.rise);
         let fall = count(self, r.fall.as_ref(), "fall", d.fall);
         Some(Check {
-            kind,
             port: r.port.as_ref().map_or(server_port, |p| *p.get_ref()),
             interval,
             timeout,
             rise,
             fall,
-            fast_detect: r.fast_detect.unwrap_or(true),
+            fast_detect: r.fast_detect.unwrap_or(d.fast_detect),
+            ..d
         })
     }
 }
