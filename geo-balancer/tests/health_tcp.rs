@@ -32,6 +32,13 @@ async fn closed_port() -> SocketAddr {
 async fn holding_server() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
+    let (n, task) = hold_all(l);
+    (addr, n, task)
+}
+
+/// Accepts and holds every connection on `l` until aborted: the accept counter and
+/// the task.
+fn hold_all(l: TcpListener) -> (Arc<AtomicUsize>, JoinHandle<()>) {
     let n = Arc::new(AtomicUsize::new(0));
     let n2 = n.clone();
     let task = tokio::spawn(async move {
@@ -41,7 +48,28 @@ async fn holding_server() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
             held.push(s);
         }
     });
-    (addr, n, task)
+    (n, task)
+}
+
+/// A fast-detect watcher on `addr` (timeout 500 ms, the given retry) and its events.
+fn watcher(addr: SocketAddr, retry: Duration) -> (JoinHandle<()>, mpsc::Receiver<HealthEvent>) {
+    let (tx, rx) = mpsc::channel(8);
+    let task = tokio::spawn(watch_idle(
+        ServerId::new("rs1"),
+        addr,
+        Duration::from_millis(500),
+        retry,
+        tx,
+    ));
+    (task, rx)
+}
+
+/// The next event, within [`WAIT`].
+async fn next_event(rx: &mut mpsc::Receiver<HealthEvent>) -> HealthEvent {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("event in time")
+        .expect("channel open")
 }
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -189,24 +217,14 @@ async fn command_probe_by_exit_code() {
 #[tokio::test]
 async fn killed_server_is_detected_within_milliseconds() {
     let (addr, accepted, task) = holding_server().await;
-    let (tx, mut rx) = mpsc::channel(8);
-    let watcher = tokio::spawn(watch_idle(
-        ServerId::new("rs1"),
-        addr,
-        Duration::from_millis(500),
-        Duration::from_secs(2),
-        tx,
-    ));
+    let (watcher, mut rx) = watcher(addr, Duration::from_secs(2));
     wait_for("the idle connection", || {
         accepted.load(Ordering::SeqCst) >= 1
     })
     .await;
     let killed = Instant::now();
     task.abort();
-    let ev = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("event in time")
-        .expect("event");
+    let ev = next_event(&mut rx).await;
     let took = killed.elapsed();
     eprintln!("fast path detected the killed server in {took:?}");
     assert!(
@@ -238,14 +256,7 @@ async fn server_closing_idle_connections_is_no_failure() {
             });
         }
     });
-    let (tx, mut rx) = mpsc::channel(8);
-    let watcher = tokio::spawn(watch_idle(
-        ServerId::new("rs1"),
-        addr,
-        Duration::from_millis(500),
-        Duration::from_millis(20),
-        tx,
-    ));
+    let (watcher, mut rx) = watcher(addr, Duration::from_millis(20));
     let r = tokio::time::timeout(Duration::from_millis(1000), rx.recv()).await;
     assert!(r.is_err(), "no event expected, got {r:?}");
     let n = accepted.load(Ordering::SeqCst);
@@ -274,10 +285,7 @@ async fn last_server_dying_withdraws_the_vip_at_once() {
     let start = Instant::now();
     while !vip.announced() {
         assert!(start.elapsed() < WAIT, "never announced");
-        let ev = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .expect("event")
-            .expect("open");
+        let ev = next_event(&mut rx).await;
         health.on_probe(ev.at, &ev.outcome);
         outputs.extend(vip.update(ev.at, usize::from(health.is_up()), true));
     }
@@ -290,10 +298,7 @@ async fn last_server_dying_withdraws_the_vip_at_once() {
     task.abort();
     loop {
         assert!(killed.elapsed() < WAIT, "never withdrawn");
-        let ev = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .expect("event")
-            .expect("open");
+        let ev = next_event(&mut rx).await;
         health.on_probe(ev.at, &ev.outcome);
         let out = vip.update(ev.at, usize::from(health.is_up()), true);
         if matches!(&out[..], [VipOutput::Withdraw { .. }]) {
@@ -396,28 +401,13 @@ async fn https_probe_against_a_self_signed_server() {
 async fn a_recovered_server_is_watched_again_at_once() {
     // Reserve a port, keep it closed for a while, then listen on it.
     let addr = closed_port().await;
-    let (tx, mut rx) = mpsc::channel(8);
-    let watcher = tokio::spawn(watch_idle(
-        ServerId::new("rs1"),
-        addr,
-        Duration::from_millis(500),
-        Duration::from_secs(2),
-        tx,
-    ));
+    let (watcher, mut rx) = watcher(addr, Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let l = TcpListener::bind(addr)
         .await
         .expect("rebind the reserved port");
     let back = Instant::now();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let n = accepted.clone();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = l.accept().await {
-            n.fetch_add(1, Ordering::SeqCst);
-            held.push(s);
-        }
-    });
+    let (accepted, task) = hold_all(l);
     wait_for("the idle connection after recovery", || {
         accepted.load(Ordering::SeqCst) >= 1
     })
@@ -428,10 +418,7 @@ async fn a_recovered_server_is_watched_again_at_once() {
         "held again only after {held_after:?}"
     );
     task.abort();
-    let ev = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("event in time")
-        .expect("event");
+    let ev = next_event(&mut rx).await;
     assert!(matches!(ev.outcome, ProbeOutcome::HardFailure(_)), "{ev:?}");
     watcher.abort();
 }

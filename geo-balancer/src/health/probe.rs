@@ -76,25 +76,16 @@ async fn hedged_connect(addr: SocketAddr, hedge: Duration) -> std::io::Result<Tc
     }
     let second = TcpStream::connect(addr);
     tokio::pin!(second);
-    let (mut first_live, mut second_live) = (true, true);
-    loop {
-        let (r, first_done) = tokio::select! {
-            r = &mut first, if first_live => (r, true),
-            r = &mut second, if second_live => (r, false),
-        };
-        match r {
-            Ok(s) => return Ok(s),
-            Err(e) => {
-                if first_done {
-                    first_live = false;
-                } else {
-                    second_live = false;
-                }
-                if !first_live && !second_live {
-                    return Err(e);
-                }
-            }
-        }
+    // Whichever completes first: a connection wins; a failure waits for the other.
+    tokio::select! {
+        r = &mut first => match r {
+            Ok(s) => Ok(s),
+            Err(_) => second.await,
+        },
+        r = &mut second => match r {
+            Ok(s) => Ok(s),
+            Err(_) => first.await,
+        },
     }
 }
 
