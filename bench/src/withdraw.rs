@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
 
-use crate::stats::Proc;
+use crate::stats::{Proc, show};
 use crate::watch::{Event, Watcher};
 
 const SPEAKER: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
@@ -46,6 +46,14 @@ pub enum Side {
         timing: Option<(f64, f64, u32, u32)>,
         withdraw_on_down: bool,
     },
+}
+
+impl Side {
+    /// anycastd with the checks every 2 s (timeout 1 s, rise 2, fall 3): its TCP
+    /// defaults before the hedged connect, and still those of `http` checks.
+    pub const ANYCASTD_2S: Side = Side::Anycastd {
+        check: Some(("2s", "1s", 2, 3)),
+    };
 }
 
 impl fmt::Display for Side {
@@ -117,6 +125,30 @@ pub struct Figures {
     pub missed: usize,
     /// Withdraws seen while nothing had failed (probe loss runs).
     pub false_withdraws: usize,
+}
+
+impl Figures {
+    /// `n=.. missed=..  wire ..  kernel ..  upstream part ..` (ms p50 / p99 / max).
+    pub fn line(&self) -> String {
+        format!(
+            "n={} missed={}  wire {}  kernel {}  upstream part {}",
+            self.wire.len(),
+            self.missed,
+            show(&self.wire),
+            show(&self.kernel),
+            show(&self.upstream)
+        )
+    }
+
+    /// `n=.. missed=..  kernel ..`: for failures seen only in the upstream's kernel.
+    pub fn kernel_line(&self) -> String {
+        format!(
+            "n={} missed={}  kernel {}",
+            self.kernel.len(),
+            self.missed,
+            show(&self.kernel)
+        )
+    }
 }
 
 /// Shape of the lab beyond the speaker.

@@ -51,6 +51,13 @@ pub fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
     let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
     // SAFETY: valid NUL-terminated name.
     let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if ifindex == 0 {
+        // Index 0 would bind to every interface and capture the wrong traffic.
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface {ifname} in this namespace"),
+        ));
+    }
     // SAFETY: sockaddr_ll is plain data; zero is a valid start.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;

@@ -122,14 +122,7 @@ fn run_variant(
         }
     })?;
     eprintln!();
-    eprintln!(
-        "    n={} missed={}  wire {}  kernel {}  upstream part {}",
-        fig.wire.len(),
-        fig.missed,
-        show(&fig.wire),
-        show(&fig.kernel),
-        show(&fig.upstream)
-    );
+    eprintln!("    {}", fig.line());
     Ok(fig)
 }
 
@@ -360,18 +353,15 @@ fn silent(args: &[String]) -> Res {
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
     let anycastd = anycastd_path(args);
-    // The defaults before the hedged connect (and still those of http checks), for
-    // reference: 3 misses of 2 s probes plus the 1 s timeout, about 6-7 s.
-    let slow = Side::Anycastd {
-        check: Some(("2s", "1s", 2, 3)),
-    };
+    // For reference, checks every 2 s (Side::ANYCASTD_2S): 3 misses of 2 s probes plus
+    // the 1 s timeout, about 6-7 s.
     let exabgp_fast = Side::Exabgp {
         timing: Some((0.2, 0.2, 1, 1)),
         withdraw_on_down: true,
     };
     let variants = [
         (Side::Anycastd { check: None }, Duration::from_secs(5)),
-        (slow, Duration::from_secs(20)),
+        (Side::ANYCASTD_2S, Duration::from_secs(20)),
         (exabgp_fast.clone(), Duration::from_secs(10)),
     ];
     let mut rows = Vec::new();
@@ -451,12 +441,7 @@ fn crash(args: &[String]) -> Res {
                 match r {
                     Ok(f) => {
                         // As it goes: a long run cut short keeps what it measured.
-                        eprintln!(
-                            "    n={} missed={}  kernel {}",
-                            f.kernel.len(),
-                            f.missed,
-                            show(&f.kernel)
-                        );
+                        eprintln!("    {}", f.kernel_line());
                         rows.push((label, f));
                     }
                     Err(e) => eprintln!("{label}: FAILED: {e}"),
@@ -468,12 +453,7 @@ fn crash(args: &[String]) -> Res {
         "\nBenchmark 2: site crash -> route gone from FRR's kernel table (ms: p50 / p99 / max)"
     );
     for (label, f) in &rows {
-        println!(
-            "{label}\n    n={} missed={}  kernel {}",
-            f.kernel.len(),
-            f.missed,
-            show(&f.kernel)
-        );
+        println!("{label}\n    {}", f.kernel_line());
     }
     Ok(())
 }
@@ -499,9 +479,7 @@ fn footprint(args: &[String]) -> Res {
     );
     for side in [
         Side::Anycastd { check: None },
-        Side::Anycastd {
-            check: Some(("2s", "1s", 2, 3)),
-        },
+        Side::ANYCASTD_2S,
         Side::Exabgp {
             timing: None,
             withdraw_on_down: true,
