@@ -9,7 +9,7 @@
 # Three streams run side by side, each in its own namespaces: (A) the millisecond
 # figures one after another (1, then 3, then 4), (B) site crashes (2: mostly waiting
 # for hold timers), (C) silent failures and probe loss (1b), then the footprint (5).
-# B and C are mostly idle; A's figures were the same with and without them (see
+# B and C are mostly idle; A's figures for unchanged sides matched a one-at-a-time run (see
 # docs/performance.md). Nothing else heavy should run meanwhile.
 # Results go to stdout and to target-bench/bench-<UTC time>.txt.
 set -euo pipefail
