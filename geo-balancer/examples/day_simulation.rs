@@ -285,7 +285,7 @@ fn run(spill: bool) -> (Vec<Stats>, Vec<Hourly>, Vec<String>, u64) {
 }
 
 fn hms(s: u64) -> String {
-    format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    geo_balancer::time::human(Duration::from_secs(s))
 }
 
 fn main() {

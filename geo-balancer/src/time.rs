@@ -79,15 +79,42 @@ impl fmt::Display for Time {
     }
 }
 
-/// Renders a duration the way an operator reads it: `41 s`, `3 min`, `2 h`.
+/// A duration for people, rounded down to its two largest units, without spaces:
+/// `350ms`, `41s`, `2m05s`, `2h13m`, `3d4h`; a zero second unit is left out (`2m`,
+/// `1h`, `2d`); zero is `0s`. Status screens, explanations and logs all use this one.
+/// (humantime's `format_duration` writes every unit, spaced: `2h 13m 5s`, `2days 1h`,
+/// too long for a table cell and not what a config file takes.)
 pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 120 {
-        format!("{s} s")
-    } else if s < 7200 {
-        format!("{} min", s / 60)
+    let secs = d.as_secs();
+    if secs == 0 && !d.is_zero() {
+        return format!("{}ms", d.as_millis());
+    }
+    let (days, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let (big, small) = if days > 0 {
+        (format!("{days}d"), (h > 0).then(|| format!("{h}h")))
+    } else if h > 0 {
+        (format!("{h}h"), (m > 0).then(|| format!("{m:02}m")))
+    } else if m > 0 {
+        (format!("{m}m"), (s > 0).then(|| format!("{s:02}s")))
     } else {
-        format!("{} h", s / 3600)
+        (format!("{s}s"), None)
+    };
+    big + small.as_deref().unwrap_or("")
+}
+
+/// A duration exactly (to the millisecond), as one number and the largest unit that
+/// keeps it whole: `500ms`, `1500ms`, `90s`, `2m`, `1h`. This is the syntax config
+/// files are written in, so a message can tell an operator a value to write back.
+pub fn exact(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 || !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(3_600_000) {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
     }
 }
 
@@ -121,5 +148,38 @@ mod tests {
         assert_eq!(Time(5_000).since(t), Duration::from_secs(4));
         assert_eq!(Time(u64::MAX).plus(Duration::from_secs(1)), Time(u64::MAX));
         assert_eq!(Time::from_secs(13 * 3600 + 58 * 60).hhmm_utc(), "13:58");
+    }
+
+    #[test]
+    fn durations_for_people_and_for_config_files() {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        for (d, want) in [
+            (ms(0), "0s"),
+            (ms(350), "350ms"),
+            (ms(1500), "1s"),
+            (s(41), "41s"),
+            (s(120), "2m"),
+            (s(125), "2m05s"),
+            (s(3600), "1h"),
+            (s(7980), "2h13m"),
+            (s(7985), "2h13m"),
+            (s(2 * 86_400), "2d"),
+            (s(2 * 86_400 + 3600 + 59), "2d1h"),
+        ] {
+            assert_eq!(human(d), want, "{d:?}");
+        }
+        for (d, want) in [
+            (ms(0), "0ms"),
+            (ms(500), "500ms"),
+            (ms(1500), "1500ms"),
+            (s(2), "2s"),
+            (s(90), "90s"),
+            (s(120), "2m"),
+            (s(3600), "1h"),
+            (s(5400), "90m"),
+        ] {
+            assert_eq!(exact(d), want, "{d:?}");
+        }
     }
 }

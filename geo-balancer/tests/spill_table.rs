@@ -378,7 +378,7 @@ fn explanation_reads_like_the_cli() {
     assert_eq!(
         d.to_string(),
         "spilling 10% of new connections to site-b since 13:58 because local 1.14 > 1.10 and \
-         site-b 0.62 < 0.70 (report 41 s old)"
+         site-b 0.62 < 0.70 (report 41s old)"
     );
     let d = e.decide(at(120), local(1.05), &b);
     assert!(

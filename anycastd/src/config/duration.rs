@@ -29,16 +29,9 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Renders a duration the way [`parse`] reads it.
+/// Renders a duration the way [`parse`] reads it (the one formatter, in geo-balancer).
 pub fn show(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) || ms == 0 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) && ms >= 60_000 {
-        format!("{}m", ms / 60_000)
-    } else {
-        format!("{}s", ms / 1000)
-    }
+    geo_balancer::time::exact(d)
 }
 
 #[cfg(test)]
@@ -67,7 +60,7 @@ mod tests {
 
     #[test]
     fn show_round_trips() {
-        for s in ["500ms", "2s", "2m", "90s"] {
+        for s in ["500ms", "1500ms", "2s", "2m", "90s", "1h"] {
             assert_eq!(show(parse(s).unwrap()), s);
         }
     }

@@ -46,18 +46,9 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `2h13m`, `41s`, `3d4h`.
+/// An age in whole seconds, as the API gives it: `2h13m`, `41s`, `3d4h`.
 pub fn age(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 {
-        format!("{d}d{h}h")
-    } else if h > 0 {
-        format!("{h}h{m:02}m")
-    } else if m > 0 {
-        format!("{m}m{s:02}s")
-    } else {
-        format!("{s}s")
-    }
+    geo_balancer::time::human(std::time::Duration::from_secs(secs))
 }
 
 /// `HH:MM:SS` UTC of a unix time.

@@ -150,7 +150,7 @@ impl SpillDecision {
 impl fmt::Display for SpillDecision {
     /// One line per target, or why nothing is spilled, e.g.
     /// `spilling 20% of new connections to site-b since 13:58 because local 1.14 > 1.10
-    /// and site-b 0.62 < 0.70 (report 41 s old)`.
+    /// and site-b 0.62 < 0.70 (report 41s old)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.targets.is_empty() {
             write!(f, "not spilling: local load {}", l(self.local.load))?;
