@@ -490,15 +490,22 @@ impl Lab {
         }
         let ns = self.s.name().to_string();
         std::thread::spawn(move || -> Option<u64> {
-            use std::io::{Read, Write};
+            // The namespace is the thread's: a current-thread runtime opens the socket here.
             anycast_lab::netns::enter(&ns).ok()?;
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 9180));
-            let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-            c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            c.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
                 .ok()?;
-            let mut body = String::new();
-            c.read_to_string(&mut body).ok()?;
+            let body = rt.block_on(async {
+                let reply = reqwest::Client::new()
+                    .get("http://127.0.0.1:9180/metrics")
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                reply.text().await
+            });
+            let body = body.ok()?;
             Some(
                 body.lines()
                     .filter(|l| {
