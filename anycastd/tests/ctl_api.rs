@@ -1,184 +1,194 @@
-//! anycastctl against the real local API server (HTTP over TCP and a unix socket).
-//! The controller side is a scripted task answering commands: this tests the API
-//! layer and the CLI (rendering, --json, exit codes), not the controller.
+//! anycastctl against the real anycastd (the built binary, `site.dataplane = false`,
+//! no root): one VIP `web` over real servers listening on 127.0.0.1, its BGP neighbor
+//! a loopback address where nobody answers, the API over TCP and over a unix socket.
+//! Checks the CLI's rendering, `--json`, exit codes and the values the controller
+//! really reports: withdrawn before the real servers listen, announced after, draining
+//! on drain, announced again on undrain.
 
-use std::process::Command as Proc;
+mod host;
 
-use anycastd::api::{Command, ControllerHandle, LocalListener, local_router};
-use anycastd::config::ApiListen;
-use anycastd::status::*;
-use tokio::sync::mpsc;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-fn status() -> Status {
-    Status {
-        site: "idc1".into(),
-        uptime_s: 65,
-        now: 1000,
-        vips: vec![VipStatus {
-            name: "web".into(),
-            prefix: "10.101.4.0/24".into(),
-            address: "10.101.4.1".into(),
-            state: VipState::Announced,
-            reason: "2 of 2 real servers up (min 1)".into(),
-            since: 990,
-            servers_up: 2,
-            min_up: 1,
-        }],
-        sessions: vec![],
-        real_servers: vec![],
-        local_load: Some(0.5),
-        peers: vec![],
-        spill: vec![],
-        dataplane: DataplaneStatus {
-            ok: true,
-            last_reconcile: Some(999),
-            last_changes: 0,
-            last_error: None,
-        },
-    }
+use host::{Api, Daemon, RealServer, ctl, free_port, free_ports};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn vip_state(st: &Value) -> &str {
+    st["vips"][0]["state"].as_str().unwrap_or("")
 }
 
-/// Answers commands like a controller with one VIP named `web`.
-async fn responder(mut rx: mpsc::Receiver<Command>) {
-    while let Some(cmd) = rx.recv().await {
-        let known = |v: &Option<String>| v.as_deref().is_none_or(|v| v == "web");
-        match cmd {
-            Command::Status(tx) => {
-                let _ = tx.send(status());
-            }
-            Command::Metrics(tx) => {
-                let _ = tx.send("anycast_up 1\n".into());
-            }
-            Command::Why(vip, tx) => {
-                let _ = tx.send(if vip == "web" {
-                    Ok(WhyReply {
-                        vip,
-                        announcement: "announced because 2 of 2 real servers are up (min 1)".into(),
-                        spill: vec!["not spilling: local 0.50 <= 1.10".into()],
-                    })
-                } else {
-                    Err(format!("no VIP named `{vip}` (known: web)"))
-                });
-            }
-            Command::Drain(v, tx) | Command::Undrain(v, tx) => {
-                let _ = tx.send(if known(&v) {
-                    Ok(DrainReply {
-                        vips: vec!["web".into()],
-                        message: "draining web: GRACEFUL_SHUTDOWN now, withdraw in 5s".into(),
-                    })
-                } else {
-                    Err(format!(
-                        "no VIP named `{}` (known: web)",
-                        v.unwrap_or_default()
-                    ))
-                });
-            }
-            Command::Report(_, tx) => {
-                let _ = tx.send(Err((400, "not here".into())));
-            }
-        }
-    }
-}
-
-fn start(listen: ApiListen) -> (tokio::runtime::Runtime, String) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let arg = rt.block_on(async {
-        let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(responder(rx));
-        let l = LocalListener::bind(&listen).await.unwrap();
-        let arg = match l.local_addr() {
-            Some(a) => a.to_string(),
-            None => match &listen {
-                ApiListen::Unix(p) => format!("unix:{}", p.display()),
-                ApiListen::Tcp(_) => unreachable!(),
-            },
-        };
-        tokio::spawn(l.serve(
-            local_router(ControllerHandle::new(tx)),
-            std::future::pending(),
-        ));
-        arg
-    });
-    (rt, arg)
-}
-
-fn ctl(api: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Proc::new(env!("CARGO_BIN_EXE_anycastctl"))
-        .arg("--api")
-        .arg(api)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn announced_with_both_up(st: &Value) -> bool {
+    vip_state(st) == "announced" && st["vips"][0]["servers_up"] == 2
 }
 
 #[test]
 fn status_why_drain_over_tcp() {
-    let (_rt, api) = start(ApiListen::Tcp("127.0.0.1:0".parse().unwrap()));
+    // Ports picked now; the real servers listen on them only once the daemon runs.
+    let ports = free_ports::<2>();
+    let addrs: Vec<SocketAddr> = ports.iter().map(|p| ([127, 0, 0, 1], *p).into()).collect();
+    let d = Daemon::start("ctl-tcp", Api::Tcp, &addrs);
+    let api = d.api().to_string();
+
+    let st = d.status().expect("status");
+    assert_eq!(
+        (vip_state(&st), &st["vips"][0]["servers_up"]),
+        ("withdrawn", &Value::from(0)),
+        "{st:#}"
+    );
+    let (code, out, err) = ctl(&api, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("web  10.101.4.0/24  WITHDRAWN"), "{out}");
+
+    let _servers: Vec<RealServer> = ports
+        .iter()
+        .map(|p| RealServer::on(*p).expect("real server port still free"))
+        .collect();
+    d.wait_status(
+        "web announced with 2 real servers up",
+        WAIT,
+        announced_with_both_up,
+    );
 
     let (code, out, err) = ctl(&api, &["status"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.starts_with("site idc1   up 1m05s   local load 0.50"),
-        "{out}"
-    );
+    assert!(out.starts_with("site idc1   up "), "{out}");
     assert!(out.contains("web  10.101.4.0/24  announced"), "{out}");
+    assert!(
+        out.contains("127.0.0.2"),
+        "the BGP neighbor is listed\n{out}"
+    );
+    assert!(!out.contains("Established"), "{out}");
 
+    // --json is the daemon's status document, as the library's type reads it.
     let (code, out, _) = ctl(&api, &["--json", "status"]);
     assert_eq!(code, 0);
-    let parsed: Status = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(parsed, status());
-
-    let (code, out, _) = ctl(&api, &["why", "web"]);
-    assert_eq!(code, 0);
-    assert_eq!(
-        out,
-        "web: announced because 2 of 2 real servers are up (min 1)\nweb: not spilling: local 0.50 <= 1.10\n"
+    assert!(
+        serde_json::from_str::<anycastd::status::Status>(out.trim()).is_ok(),
+        "{out}"
     );
+    let st: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(st["site"], "idc1");
+    let vip = &st["vips"][0];
+    assert_eq!(
+        (
+            &vip["name"],
+            &vip["prefix"],
+            &vip["address"],
+            &vip["min_up"]
+        ),
+        (
+            &Value::from("web"),
+            &Value::from("10.101.4.0/24"),
+            &Value::from("10.101.4.1"),
+            &Value::from(1)
+        ),
+        "{st:#}"
+    );
+    let mut servers: Vec<(u64, &str)> = st["real_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["port"].as_u64().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    servers.sort();
+    let mut want: Vec<(u64, &str)> = ports.iter().map(|p| (u64::from(*p), "up")).collect();
+    want.sort();
+    assert_eq!(servers, want, "{st:#}");
+    let session = &st["sessions"][0];
+    assert_eq!(
+        (&session["neighbor"], &session["remote_asn"]),
+        (&Value::from("127.0.0.2"), &Value::from(65001)),
+        "{st:#}"
+    );
+    assert_ne!(session["state"], "Established", "{st:#}");
+    assert_eq!(st["peers"], Value::Array(vec![]), "{st:#}");
+    assert_eq!(st["spill"], Value::Array(vec![]), "{st:#}");
+
+    let (code, out, err) = ctl(&api, &["why", "web"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("web: announced because ") && lines[0].contains("2 real servers up"),
+        "{out}"
+    );
+    assert!(
+        lines.len() >= 2 && lines.iter().all(|l| l.starts_with("web: ")),
+        "{out}"
+    );
+    assert!(out.contains("web: not spilling"), "{out}");
 
     let (code, _, err) = ctl(&api, &["why", "mail"]);
     assert_eq!(code, 1);
     assert_eq!(err.trim(), "anycastctl: no VIP named `mail` (known: web)");
+    let (code, out, _) = ctl(&api, &["--json", "why", "mail"]);
+    assert_eq!(code, 1);
+    let e: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(e["error"], "no VIP named `mail` (known: web)");
 
-    let (code, out, _) = ctl(&api, &["drain", "web"]);
-    assert_eq!(code, 0);
-    assert_eq!(
-        out.trim(),
-        "draining web: GRACEFUL_SHUTDOWN now, withdraw in 5s"
+    let (code, out, err) = ctl(&api, &["drain", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("draining web: ") && out.contains("GRACEFUL_SHUTDOWN"),
+        "{out}"
     );
+    // shutdown_wait is 10 minutes: it stays draining for the rest of the test.
+    d.wait_status("web draining", WAIT, |s| vip_state(s) == "draining");
+    let (_, out, _) = ctl(&api, &["status"]);
+    assert!(out.contains("web  10.101.4.0/24  DRAINING"), "{out}");
+    let (_, out, _) = ctl(&api, &["why", "web"]);
+    assert!(out.starts_with("web: draining because "), "{out}");
+
     let (code, out, _) = ctl(&api, &["drain"]);
-    assert_eq!((code, out.is_empty()), (0, false));
+    assert_eq!((code, out.contains("web")), (0, true), "{out}");
     let (code, _, err) = ctl(&api, &["undrain", "nope"]);
     assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no VIP named `nope`"), "{err}");
+
+    let (code, out, err) = ctl(&api, &["undrain", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("undrained web"), "{out}");
+    d.wait_status("web announced after undrain", WAIT, announced_with_both_up);
+
+    let (code, out, _) = ctl(&api, &["--json", "drain", "web"]);
+    assert_eq!(code, 0);
+    let reply: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(reply["vips"], serde_json::json!(["web"]), "{out}");
+
+    // Killed by PID: the same API now answers nothing.
+    drop(d);
+    let (code, _, err) = ctl(&api, &["status"]);
+    assert_eq!(code, 3, "{err}");
 }
 
 #[test]
 fn status_over_a_unix_socket_and_metrics() {
-    let dir = std::env::temp_dir().join(format!("anycastctl-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("api.sock");
-    let (_rt, api) = start(ApiListen::Unix(sock.clone()));
-    let (code, out, err) = ctl(&api, &["status"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("idc1"));
+    let servers = [RealServer::start(), RealServer::start()];
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let d = Daemon::start("ctl-unix", Api::Unix, &addrs);
+    assert!(d.api().starts_with("unix:"));
 
-    let reply = anycastd::ctl::client::request(&ApiListen::Unix(sock), "GET", "/metrics").unwrap();
-    assert_eq!((reply.status, reply.body.as_str()), (200, "anycast_up 1\n"));
-    let _ = std::fs::remove_dir_all(dir);
+    let (code, out, err) = d.ctl(&["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("site idc1 "), "{out}");
+    d.wait_status(
+        "web announced with 2 real servers up",
+        WAIT,
+        announced_with_both_up,
+    );
+
+    let (code, body) = d.get_unix("/metrics");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("anycast_vip_announced{vip=\"web\",prefix=\"10.101.4.0/24\"} 1"),
+        "{body}"
+    );
 }
 
 #[test]
 fn a_daemon_that_is_not_running_exits_3() {
-    // Bind and drop to get a loopback port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let (code, _, err) = ctl(&format!("127.0.0.1:{port}"), &["status"]);
     assert_eq!(code, 3);
     assert!(
