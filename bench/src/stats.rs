@@ -1,5 +1,8 @@
 //! Percentiles, process accounting from /proc, and child processes stopped by PID.
 
+// Unsafe here: sysconf and kill(2) through libc; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::process::Child;
 use std::time::{Duration, Instant};

@@ -40,6 +40,7 @@ enum Event {
 
 /// The kernel's receive timestamp of the last packet read (SIOCGSTAMPNS), which
 /// leaves the capture thread's wake-up out of the measurement.
+#[allow(unsafe_code)] // an ioctl, through libc
 fn kernel_stamp(fd: &OwnedFd) -> Option<SystemTime> {
     const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
     let mut ts = libc::timespec {

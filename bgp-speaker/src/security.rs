@@ -3,6 +3,9 @@
 //! Both are set on the socket before `connect()` (and on the listener for passive
 //! peers) so the SYN is already signed and the first reply already TTL-checked.
 
+// Unsafe here: setsockopt with the kernel's TCP-MD5 and TTL structs; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -26,7 +29,7 @@ fn setsockopt<T>(
     name: libc::c_int,
     value: &T,
 ) -> io::Result<()> {
-    let len = libc::socklen_t::try_from(std::mem::size_of::<T>())
+    let len = libc::socklen_t::try_from(size_of::<T>())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `value` points to a live, initialised T of exactly `len` bytes; the
     // kernel only reads it for the duration of the call.
@@ -56,7 +59,8 @@ pub(crate) fn set_md5(
     if key.len() > 80 {
         return Err(err(io::Error::from(io::ErrorKind::InvalidInput)));
     }
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    // SAFETY: TcpMd5Sig is plain data (a sockaddr_storage, integers and a byte
+    // array); all-zero is a valid value of each field.
     let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
     let peer6 = match peer {
         IpAddr::V4(a) if socket_is_v6 => IpAddr::V6(a.to_ipv6_mapped()),

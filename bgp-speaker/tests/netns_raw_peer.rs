@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anycast_lab::netns::{Netns, wait_until};
+use anycast_lab::netns::{self, Netns, wait_until};
 use anycast_lab::{Need, require};
 use bgp_speaker::{MaxPrefix, MaxPrefixAction, PeerConfig, PeerState, Speaker};
 use common::*;
@@ -108,10 +108,7 @@ fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) 
     let name = ns.name().to_string();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
-        // SAFETY: setns on a namespace fd changes only this helper thread.
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns");
+        netns::enter(&name).expect("setns");
         let _ = tx.send(f());
     });
     rx.recv_timeout(Duration::from_secs(10))

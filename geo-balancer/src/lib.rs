@@ -26,6 +26,9 @@
 //!    (reqwest, HMAC header) --HTTP--> peers  +---------------------------------------+
 //! ```
 
+// Pure logic and sockets through tokio: no unsafe, and no module may allow it.
+#![forbid(unsafe_code)]
+
 pub mod errors;
 pub mod exchange;
 pub mod health;

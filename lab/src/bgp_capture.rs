@@ -11,6 +11,9 @@
 //!
 //! Decoding never panics on what it reads: anything short or odd is skipped.
 
+// Unsafe here: packet and netlink sockets bound through libc; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -49,7 +52,8 @@ pub fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     let fd = bounded_socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto))?;
     let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
-    // SAFETY: valid NUL-terminated name.
+    // SAFETY: `cname` is a CString (NUL-terminated) that outlives the call, which
+    // only reads it.
     let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
     if ifindex == 0 {
         // Index 0 would bind to every interface and capture the wrong traffic.

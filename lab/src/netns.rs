@@ -12,6 +12,9 @@
 //!              fd00:200::1/64               fd00:200::2/64
 //! ```
 
+// Unsafe here: setns and raw sockets through libc; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -125,7 +128,8 @@ pub fn bounded_socket(
     ty: libc::c_int,
     proto: libc::c_int,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned right away.
+    // SAFETY: socket(2) takes no pointers; the fd it returns is wrapped in an OwnedFd
+    // below before anything else can see it.
     let fd = unsafe { libc::socket(domain, ty, proto) };
     if fd < 0 {
         return Err(io::Error::last_os_error());

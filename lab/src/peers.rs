@@ -9,6 +9,9 @@
 //! under /run/frr/NAME (owned by frr), configs must be readable by user frr, and
 //! eBGP needs `no bgp ebgp-requires-policy`.
 
+// Unsafe here: kill(2) on a peer daemon's pid; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,8 @@
 //! Skip-or-fail for tests that need root, namespaces, real peers or the lab kernel.
 
+// Unsafe here: getuid, to say why a test is skipped; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::path::Path;
 use std::process::Command;
 

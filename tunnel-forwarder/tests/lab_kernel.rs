@@ -565,6 +565,7 @@ fn sh_stdout(cmd: &str) -> String {
 }
 
 /// Clears CAP_NET_ADMIN from the calling thread's effective set.
+#[allow(unsafe_code)] // capget/capset have no safe wrapper in libc
 fn drop_net_admin() {
     #[repr(C)]
     struct Header {
@@ -583,10 +584,12 @@ fn drop_net_admin() {
         pid: 0,
     };
     let mut d = [Data::default(); 2];
-    // SAFETY: capget/capset with a v3 header and two data structs, as capget(2) says.
-    unsafe {
-        assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
-        d[0].effective &= !(1 << 12); // CAP_NET_ADMIN
-        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
-    }
+    // SAFETY: capget with a v3 header and room for the two data structs that v3
+    // writes, as capget(2) says; both live across the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget");
+    d[0].effective &= !(1 << 12); // CAP_NET_ADMIN
+    // SAFETY: capset reads the same v3 header and two data structs.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) };
+    assert_eq!(rc, 0, "capset");
 }

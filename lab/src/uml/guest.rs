@@ -12,6 +12,9 @@
 //! }
 //! ```
 
+// Unsafe here: setns through libc; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::os::fd::AsRawFd;

@@ -3,6 +3,9 @@
 //! Batching is the reason for speed: many requests go to the kernel in one
 //! `sendmsg`, each with `NLM_F_ACK`, and the acks come back in a few `recvmsg`s.
 
+// Unsafe here: the netlink socket's syscalls (socket, bind, sendmmsg, recvmsg); each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -67,7 +70,8 @@ impl std::fmt::Debug for Socket {
 impl Socket {
     /// Opens and binds a socket. Receives time out after 5 s (bounded waits).
     pub fn open(protocol: libc::c_int) -> io::Result<Socket> {
-        // SAFETY: plain socket(2); the fd is owned right after.
+        // SAFETY: socket(2) takes no pointers; the fd it returns is wrapped in an
+        // OwnedFd below before anything else can see it.
         let raw = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
@@ -88,7 +92,7 @@ impl Socket {
             libc::bind(
                 fd.as_raw_fd(),
                 &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+                size_of::<libc::sockaddr_nl>() as u32,
             )
         };
         if rc < 0 {
@@ -117,7 +121,7 @@ impl Socket {
                 libc::SOL_SOCKET,
                 libc::SO_RCVTIMEO,
                 &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
+                size_of::<libc::timeval>() as u32,
             )
         };
         Ok(s)
@@ -131,7 +135,7 @@ impl Socket {
                 level,
                 name,
                 &v as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
+                size_of::<libc::c_int>() as u32,
             ) == 0
         }
     }
@@ -306,16 +310,18 @@ impl Socket {
     /// first only); returns their lengths, datagram i at `rbuf[i * CHUNK..]`.
     fn recv_many(&mut self) -> io::Result<Vec<usize>> {
         let slots = self.rbuf.len() / CHUNK;
-        let mut iov: Vec<libc::iovec> = (0..slots)
-            .map(|i| libc::iovec {
-                // SAFETY: each chunk lies inside rbuf.
-                iov_base: unsafe { self.rbuf.as_mut_ptr().add(i * CHUNK) } as *mut libc::c_void,
+        let mut iov: Vec<libc::iovec> = self
+            .rbuf
+            .chunks_exact_mut(CHUNK)
+            .map(|chunk| libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
                 iov_len: CHUNK,
             })
             .collect();
-        // SAFETY: mmsghdr is plain data; zeroed is valid before we fill it.
         let mut msgs: Vec<libc::mmsghdr> = (0..slots)
             .map(|i| {
+                // SAFETY: mmsghdr is plain data (integers and raw pointers), for which
+                // all zero bytes is a valid value; we fill it before use.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 m.msg_hdr.msg_iov = &mut iov[i] as *mut libc::iovec;
                 m.msg_hdr.msg_iovlen = 1;
