@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Bounded fuzz run of the BGP decode path (bgp-speaker/fuzz, target `decode`):
-# framing, message decode, RFC 7606 UPDATE classification and the Established
-# session consuming arbitrary peer bytes. About FUZZ_SECONDS (default 60) of
-# fuzzing after a ~30 s instrumented build. Any crash fails the run; its input is
-# left in bgp-speaker/fuzz/artifacts/decode/ and belongs in a unit test.
+# Bounded fuzz runs of every decoder of input from outside: the BGP decode path
+# (bgp-speaker/fuzz, target `decode`), the netlink replies tunnel-forwarder decodes
+# (tunnel-forwarder/fuzz, `netlink_decode`) and a peer site's signed load report
+# (geo-balancer/fuzz, `report_receive`). FUZZ_SECONDS (default 90) is the total:
+# half to BGP, a quarter to each of the others (each after a ~30 s instrumented
+# build). Any crash fails the run; its input is left in <crate>/fuzz/artifacts/<target>/
+# and belongs in a unit test.
 #
 # The machines have only stable Rust; cargo-fuzz needs -Z flags, hence
 # RUSTC_BOOTSTRAP=1 (../shared/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs="${FUZZ_SECONDS:-60}"
+secs="${FUZZ_SECONDS:-90}"
+quarter=$(( secs / 4 > 1 ? secs / 4 : 1 ))
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
@@ -22,11 +25,18 @@ cd bgp-speaker/fuzz
 mkdir -p corpus/decode
 cp -n seeds/decode/* corpus/decode/
 cargo fuzz run decode corpus/decode seeds/decode -- \
-  -max_total_time="$secs" -max_len=70000 -rss_limit_mb=2048 -print_final_stats=1
+  -max_total_time="$(( secs - 2 * quarter ))" -max_len=70000 -rss_limit_mb=2048 -print_final_stats=1
 
-# The netlink replies tunnel-forwarder decodes (tunnel-forwarder/fuzz, target
-# `netlink_decode`): a garbled kernel reply must be a typed error, never a panic.
+# A garbled kernel reply must be a typed error, never a panic.
 cd ../../tunnel-forwarder/fuzz
 mkdir -p corpus/netlink_decode
 cargo fuzz run netlink_decode corpus/netlink_decode -- \
-  -max_total_time="${NETLINK_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 -print_final_stats=1
+  -max_total_time="${NETLINK_FUZZ_SECONDS:-$quarter}" -rss_limit_mb=2048 -print_final_stats=1
+
+# Report bodies and headers from the network, and correctly signed bodies that reach
+# the JSON and field checks; -max_len above the 8 KiB body limit.
+cd ../../geo-balancer/fuzz
+mkdir -p corpus/report_receive
+cp -n seeds/report_receive/* corpus/report_receive/
+cargo fuzz run report_receive corpus/report_receive seeds/report_receive -- \
+  -max_total_time="${REPORT_FUZZ_SECONDS:-$quarter}" -max_len=9000 -rss_limit_mb=2048 -print_final_stats=1
