@@ -33,6 +33,7 @@ pub mod model;
 pub mod netlink;
 pub mod request;
 pub mod stats;
+pub mod update;
 
 pub use diff::{Conflict, Observed, Owned, diff};
 pub use error::{ConfigError, Error};
