@@ -1,9 +1,17 @@
 //! How the site core scales with the number of services: configs/idc1.toml with its one
 //! VIP cloned to N VIPs of one service and 4 real servers each, all up, then the time of
-//! the calls the daemon makes all the time: a tick (every 200 ms), one health event
-//! that changes nothing, and one IPVS stats sample (every second). Prints numbers only.
+//! what the daemon does, each as the driver does it (the input, then `settle`):
 //!
-//! `cargo run --release -p anycastd --example site_scale [N...]` (default 10 100 1000)
+//! - `idle`: `next_deadline` and a `settle` with nothing to do (after every input);
+//! - `health ev`: a check that changes nothing (thousands a second);
+//! - `stats`: one IPVS stats sample (the load; at most once a second);
+//! - `withdraw`: the last server of a VIP dies: the input alone, which returns the
+//!   withdraw, and then its `settle` (the weights of that one service);
+//! - `spill step`: a sample that moves the spill share: every service's weights, and the
+//!   number of kernel requests it makes.
+//!
+//! Prints numbers only. `cargo run --release -p anycastd --example site_scale [N...]`
+//! (default 10 100 1000 10000)
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -53,19 +61,57 @@ fn scaled(n: usize) -> SiteConfig {
     cfg
 }
 
-fn up(site: &mut Site, ids: &[geo_balancer::ServerId], t: Time) {
-    for id in ids {
-        site.on_health(HealthEvent {
-            server: id.clone(),
-            at: t,
-            source: ProbeSource::Periodic,
-            outcome: ProbeOutcome::Success,
-        });
+fn event(id: &geo_balancer::ServerId, t: Time, outcome: ProbeOutcome) -> HealthEvent {
+    HealthEvent {
+        server: id.clone(),
+        at: t,
+        source: ProbeSource::Periodic,
+        outcome,
     }
 }
 
+fn up(site: &mut Site, ids: &[geo_balancer::ServerId], t: Time) {
+    for id in ids {
+        site.on_health(event(id, t, ProbeOutcome::Success));
+    }
+    site.settle(t);
+}
+
+fn refused(id: &geo_balancer::ServerId) -> ProbeOutcome {
+    let s = id.to_string();
+    let addr = s.rsplit('/').next().and_then(|a| a.parse().ok());
+    ProbeOutcome::HardFailure(geo_balancer::ProbeError::Refused {
+        addr: addr.unwrap_or_else(|| "0.0.0.0:80".parse().expect("addr")),
+    })
+}
+
+/// A signed report from the peer at `load`.
+fn deliver(site: &mut Site, cfg: &SiteConfig, load: f64, seq: u64, t: Time) {
+    let r = geo_balancer::exchange::LoadReport {
+        version: 1,
+        sender: geo_balancer::SiteId::new(cfg.peers[0].name.clone()),
+        receiver: geo_balancer::SiteId::new(cfg.site.name.clone()),
+        seq,
+        timestamp: t.as_millis(),
+        load: Some(load),
+        director_load: Some(load),
+        capacity: 200,
+        active: (load * 200.0) as u64,
+        spilling_to: vec![],
+        spill_share: 0.0,
+    };
+    let signed = geo_balancer::exchange::client::sign_report(&r, &cfg.peers[0].key).expect("sign");
+    site.on_report(
+        t,
+        Some(&cfg.peers[0].name),
+        Some(&signed.signature),
+        &signed.body,
+    )
+    .expect("report accepted");
+}
+
 /// What the daemon's stats sampler hands over: every service with its destinations.
-fn stats(cfg: &SiteConfig) -> Vec<tf::ServiceStats> {
+fn stats(cfg: &SiteConfig, active: u32) -> Vec<tf::ServiceStats> {
     cfg.vips
         .iter()
         .map(|v| tf::ServiceStats {
@@ -83,7 +129,7 @@ fn stats(cfg: &SiteConfig) -> Vec<tf::ServiceStats> {
                     port: r.port,
                     forward: Some(tf::Forward::Nat),
                     weight: 1,
-                    active: 7,
+                    active,
                     inactive: 1,
                     persistent: 0,
                     counters: tf::Counters::default(),
@@ -93,19 +139,31 @@ fn stats(cfg: &SiteConfig) -> Vec<tf::ServiceStats> {
         .collect()
 }
 
+fn per_call(reps: u64, start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0 / reps as f64
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
     let sizes = if sizes.is_empty() {
-        vec![10, 100, 1000]
+        vec![10, 100, 1000, 10_000]
     } else {
         sizes
     };
     println!(
-        "{:>9} {:>8} {:>12} {:>14} {:>12}",
-        "services", "servers", "tick ms", "health ev ms", "stats ms"
+        "{:>9} {:>8} {:>9} {:>11} {:>9} {:>16} {:>10} {:>12} {:>9}",
+        "services",
+        "servers",
+        "idle us",
+        "health us",
+        "stats ms",
+        "withdraw us",
+        "settle us",
+        "spill ms",
+        "requests"
     );
     for n in sizes {
         let cfg = scaled(n);
@@ -113,26 +171,88 @@ fn main() {
             .into_iter()
             .map(|(_, id)| id)
             .collect();
-        let st = stats(&cfg);
-        let (mut site, _) = Site::new(cfg, T0).expect("site");
+        let quiet = stats(&cfg, 7);
+        let (mut site, _) = Site::new(cfg.clone(), T0).expect("site");
         site.on_reconciled(T0, Ok(0));
         up(&mut site, &ids, at(0));
         up(&mut site, &ids, at(200));
-        let reps = (20_000 / n).clamp(5, 2_000) as u64;
-        let mut t_ms = 400;
-        let timed = |site: &mut Site, t_ms: &mut u64, f: &dyn Fn(&mut Site, Time)| {
-            let start = Instant::now();
-            for _ in 0..reps {
-                *t_ms += 200;
-                f(site, at(*t_ms));
+        site.on_stats(at(300), &quiet);
+        site.settle(at(300));
+        let reps = (200_000 / n).clamp(20, 20_000) as u64;
+        let mut t = 400;
+
+        let start = Instant::now();
+        for _ in 0..reps {
+            t += 1;
+            std::hint::black_box(site.next_deadline(at(t)));
+            std::hint::black_box(site.settle(at(t)));
+        }
+        let idle = per_call(reps, start) * 1000.0;
+
+        let start = Instant::now();
+        for i in 0..reps {
+            t += 1;
+            let id = &ids[i as usize % ids.len()];
+            std::hint::black_box(site.on_health(event(id, at(t), ProbeOutcome::Success)));
+            std::hint::black_box(site.settle(at(t)));
+        }
+        let health = per_call(reps, start) * 1000.0;
+
+        let sample_reps = reps.min(200);
+        let start = Instant::now();
+        for _ in 0..sample_reps {
+            t += 1000;
+            site.on_stats(at(t), &quiet);
+            std::hint::black_box(site.settle(at(t)));
+        }
+        let stats_ms = per_call(sample_reps, start);
+
+        // The last server of a VIP dies (the first three already went): the input
+        // that returns the withdraw, then the settle after it. One VIP per rep.
+        let vips = (n as u64 / 2).min(reps).max(1);
+        let (mut urgent, mut settle) = (Duration::ZERO, Duration::ZERO);
+        for v in 0..vips as usize {
+            t += 1;
+            for id in &ids[v * 4..v * 4 + 3] {
+                for _ in 0..3 {
+                    site.on_health(event(id, at(t), refused(id)));
+                }
             }
-            start.elapsed().as_secs_f64() * 1000.0 / reps as f64
-        };
-        let tick = timed(&mut site, &mut t_ms, &|s, t| drop(s.on_tick(t)));
-        let health = timed(&mut site, &mut t_ms, &|s, t| up(s, &ids[..1], t));
-        let stats_ms = timed(&mut site, &mut t_ms, &|s, t| drop(s.on_stats(t, &st)));
+            site.settle(at(t));
+            let last = &ids[v * 4 + 3];
+            let s0 = Instant::now();
+            let e = site.on_health(event(last, at(t), refused(last)));
+            let s1 = Instant::now();
+            std::hint::black_box(site.settle(at(t)));
+            settle += s1.elapsed();
+            urgent += s1 - s0;
+            assert!(
+                matches!(e.first(), Some(anycastd::site::Effect::Withdraw { .. })),
+                "{e:?}"
+            );
+        }
+        let withdraw = urgent.as_secs_f64() * 1e6 / vips as f64;
+        let settle_us = settle.as_secs_f64() * 1e6 / vips as f64;
+
+        // A light peer, then a hot sample: the spill starts, every service moves.
+        t += 1000;
+        deliver(&mut site, &cfg, 0.3, 1, at(t));
+        site.settle(at(t));
+        t += 1000;
+        let hot = stats(&cfg, 250); // well above 1.1 whatever died above
+        let s0 = Instant::now();
+        site.on_stats(at(t), &hot);
+        let e = site.settle(at(t));
+        let spill = per_call(1, s0);
+        let requests: usize = e
+            .iter()
+            .map(|e| match e {
+                anycastd::site::Effect::Apply(r) => r.len(),
+                _ => 0,
+            })
+            .sum();
         println!(
-            "{n:>9} {:>8} {tick:>12.3} {health:>14.4} {stats_ms:>12.3}",
+            "{n:>9} {:>8} {idle:>9.2} {health:>11.2} {stats_ms:>9.3} {withdraw:>16.2} {settle_us:>10.1} {spill:>12.2} {requests:>9}",
             ids.len()
         );
     }

@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot};
 
+use geo_balancer::exchange::Reject;
+
+use crate::site::UnknownVip;
 use crate::status::{ApiError, DrainReply, Status, WhyReply};
 
 /// Largest load report body accepted; anything larger is refused before it is read whole.
@@ -30,11 +33,17 @@ pub struct IncomingReport {
 pub enum Command {
     Status(oneshot::Sender<Status>),
     Metrics(oneshot::Sender<String>),
-    Why(String, oneshot::Sender<Result<WhyReply, String>>),
-    Drain(Option<String>, oneshot::Sender<Result<DrainReply, String>>),
-    Undrain(Option<String>, oneshot::Sender<Result<DrainReply, String>>),
-    /// A peer's load report; the reply is the rejection's HTTP status and reason, if any.
-    Report(IncomingReport, oneshot::Sender<Result<(), (u16, String)>>),
+    Why(String, oneshot::Sender<Result<WhyReply, UnknownVip>>),
+    Drain(
+        Option<String>,
+        oneshot::Sender<Result<DrainReply, UnknownVip>>,
+    ),
+    Undrain(
+        Option<String>,
+        oneshot::Sender<Result<DrainReply, UnknownVip>>,
+    ),
+    /// A peer's load report; the reply says why it was refused, if it was.
+    Report(IncomingReport, oneshot::Sender<Result<(), Reject>>),
 }
 
 /// The cheap handle the HTTP handlers use.
@@ -83,10 +92,10 @@ fn error(code: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-fn json_or_404<T: serde::Serialize>(r: Result<T, String>) -> Response {
+fn json_or_404<T: serde::Serialize>(r: Result<T, UnknownVip>) -> Response {
     match r {
         Ok(v) => axum::Json(v).into_response(),
-        Err(e) => error(StatusCode::NOT_FOUND, &e),
+        Err(e) => error(StatusCode::NOT_FOUND, &e.to_string()),
     }
 }
 
@@ -174,9 +183,9 @@ async fn report(State(h): State<ControllerHandle>, headers: HeaderMap, body: Byt
     };
     match h.ask(|tx| Command::Report(incoming, tx)).await {
         Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err((code, reason))) => error(
-            StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN),
-            &reason,
+        Ok(Err(rej)) => error(
+            StatusCode::from_u16(rej.http_status()).unwrap_or(StatusCode::FORBIDDEN),
+            &rej.to_string(),
         ),
         Err(r) => r,
     }

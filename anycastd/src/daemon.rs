@@ -5,12 +5,14 @@
 //! ```text
 //!  checkers ──HealthEvent──┐
 //!  dataplane worker ──Outcome──┤
-//!  local API / reports ──Command──┼──> select! (biased: health first) ──> Site ──> Effects
-//!  ticks (200 ms, stats 1 s, resync 30 s) ┤                                  │
-//!  SIGTERM/SIGINT/SIGHUP ──────────┘          Withdraw/Announce -> bgp-speaker (first)
-//!                                             Reconcile/Stats    -> dataplane worker
-//!                                             SendReports        -> spawned HTTP posts
+//!  local API / reports ──Command──┼──> select! (biased: health first) ──> Site input ──> urgent effects
+//!  the Site's next deadline ──┤                                             (Withdraw/Announce -> bgp-speaker)
+//!  stats sample, drift check (30 s) ┤                                   then Site::settle ──> the rest
+//!  SIGTERM/SIGINT/SIGHUP ──────────┘          Apply/Reconcile/Stats -> dataplane worker
+//!                                             SendReports           -> spawned HTTP posts
 //! ```
+//! No periodic recompute: the loop sleeps until the earliest of the Site's own
+//! deadline, the next stats sample and the drift check, or until an input arrives.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,7 +36,7 @@ use crate::status::DrainReply;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("data plane: {0}")]
-    Dataplane(String),
+    Dataplane(#[from] crate::dataplane::DataplaneError),
     #[error("BGP: {0}")]
     Bgp(#[from] bgp_speaker::SpeakerError),
     #[error("{0}")]
@@ -64,6 +66,29 @@ struct Daemon {
     unreachable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
+/// The slow full read of the kernel that corrects drift made behind our back.
+const DRIFT_CHECK: Duration = Duration::from_secs(30);
+/// IPVS stats are sampled at most this often...
+const STATS_MIN: Duration = Duration::from_secs(1);
+/// ... and at least this often, however long a read takes.
+const STATS_MAX: Duration = Duration::from_secs(60);
+/// Health events handled back to back before anything else gets a turn.
+const HEALTH_BURST: usize = 256;
+
+/// A tokio instant for a core deadline. Core time has millisecond resolution: a
+/// deadline is rounded up so that the core sees it as due when woken.
+fn until(t: Time) -> tokio::time::Instant {
+    let left = Time::now().until(t) + Duration::from_millis(1);
+    tokio::time::Instant::now() + left
+}
+
+async fn sleep_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn ledger(cfg: &SiteConfig) -> PathBuf {
     cfg.site
         .state_dir
@@ -77,7 +102,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     // until the daemon ends.
     let (_idle_tx, idle_rx) = mpsc::channel(1);
     let (worker, mut dp_rx) = if cfg.site.dataplane {
-        let (w, rx) = Worker::start(ledger(&cfg)).map_err(StartError::Dataplane)?;
+        let (w, rx) = Worker::start(ledger(&cfg))?;
         (Some(w), rx)
     } else {
         tracing::info!("site.dataplane = false: BGP and health checks only");
@@ -140,41 +165,61 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
     d.execute(first).await;
 
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut stats = tokio::time::interval(Duration::from_secs(1));
-    let mut resync = tokio::time::interval(Duration::from_secs(30));
-    for t in [&mut tick, &mut stats, &mut resync] {
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    }
+    let mut resync = tokio::time::interval(DRIFT_CHECK);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resync.reset(); // the first reconcile is under way
+    let mut stats_every = STATS_MIN;
+    let stats_at = tokio::time::sleep(stats_every);
+    tokio::pin!(stats_at);
     let signal_name = loop {
+        let timer_at = d.site.next_deadline(Time::now()).map(until);
+        let timer = sleep_opt(timer_at);
+        tokio::pin!(timer);
         tokio::select! {
             biased;
             Some(ev) = health_rx.recv() => {
                 let e = d.site.on_health(ev);
                 d.execute(e).await;
+                // A burst (many servers behind one switch): every verdict first.
+                for _ in 0..HEALTH_BURST {
+                    let Ok(ev) = health_rx.try_recv() else { break };
+                    let e = d.site.on_health(ev);
+                    d.execute(e).await;
+                }
             }
             Some(out) = dp_rx.recv() => {
                 let now = Time::now();
-                let e = match out {
-                    dataplane::Outcome::Reconciled(r) => d.site.on_reconciled(now, r),
-                    dataplane::Outcome::Stats(Ok(s)) => d.site.on_stats(now, &s),
-                    dataplane::Outcome::Stats(Err(e)) => {
-                        tracing::warn!(error = %e, "reading IPVS stats failed");
-                        Vec::new()
+                match out {
+                    dataplane::Outcome::Reconciled(r, _) => {
+                        let e = d.site.on_reconciled(now, r);
+                        d.execute(e).await;
                     }
-                };
-                d.execute(e).await;
+                    dataplane::Outcome::Applied(r, took) => {
+                        tracing::debug!(took_us = took.as_micros() as u64, "weights applied");
+                        d.site.on_applied(now, r);
+                    }
+                    dataplane::Outcome::Stats(Ok(s), took) => {
+                        d.site.on_stats(now, &s);
+                        // Reading IPVS costs time in proportion to its services: keep
+                        // it near 1% of a core however many there are.
+                        stats_every = (took * 100).clamp(STATS_MIN, STATS_MAX);
+                    }
+                    dataplane::Outcome::Stats(Err(e), _) => {
+                        tracing::warn!(error = %e, "reading IPVS stats failed");
+                    }
+                }
             }
             Some(cmd) = cmd_rx.recv() => d.command(cmd).await,
             Some((server, value)) = load_rx.recv() => d.site.on_external_load(Time::now(), &server, value),
-            _ = tick.tick() => {
-                let e = d.site.on_tick(Time::now());
+            () = &mut timer => {
+                let e = d.site.on_timer(Time::now());
                 d.execute(e).await;
             }
-            _ = stats.tick() => {
+            () = &mut stats_at => {
                 if let Some(w) = &d.worker {
                     w.send(dataplane::Request::Stats);
                 }
+                stats_at.as_mut().reset(tokio::time::Instant::now() + stats_every);
             }
             _ = resync.tick() => {
                 let e = d.site.resync(Time::now());
@@ -184,6 +229,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }
+        let e = d.site.settle(Time::now());
+        d.execute(e).await;
     };
     d.graceful_stop(signal_name, &mut health_rx, &mut sigterm, &mut sigint)
         .await;
@@ -203,7 +250,7 @@ impl Daemon {
         // The second load source: read each `load_url` (RealServer::load_poll).
         let cfg = self.site.config();
         for (at, id) in mapping::servers(cfg) {
-            let rs = &cfg.vips[at.vip].services[at.service].real_servers[at.server];
+            let rs = at.config(cfg);
             let Some(url) = rs.load_url.clone() else {
                 continue;
             };
@@ -233,15 +280,14 @@ impl Daemon {
         for e in effects {
             match e {
                 Effect::Withdraw { vip } => {
-                    let v = &self.site.config().vips[vip];
-                    let (name, prefix) = (v.name.clone(), v.prefix);
+                    let prefix = self.site.config().vips[vip.index()].prefix;
                     // On the wire before anything else, including the log line.
                     let r = self.speaker.withdraw(prefix).await;
-                    tracing::warn!(vip = %name, %prefix, "withdraw");
+                    tracing::warn!(vip = %self.site.config().vips[vip.index()].name, %prefix, "withdraw");
                     if let Err(e) = r {
                         tracing::error!(error = %e, "withdraw failed");
                     }
-                    self.site.count_announcement(&name, "withdraw");
+                    self.site.count_announcement(vip, "withdraw");
                 }
                 Effect::WithdrawPrefix(prefix) => {
                     tracing::warn!(%prefix, "withdraw (no longer configured)");
@@ -254,7 +300,7 @@ impl Daemon {
                     graceful_shutdown,
                 } => {
                     let cfg = self.site.config();
-                    let v = &cfg.vips[vip];
+                    let v = &cfg.vips[vip.index()];
                     tracing::info!(vip = %v.name, prefix = %v.prefix, graceful_shutdown, "announce");
                     for n in &cfg.bgp.neighbors {
                         let route = mapping::route(v, n, graceful_shutdown);
@@ -269,12 +315,16 @@ impl Daemon {
                     } else {
                         "announce"
                     };
-                    let name = v.name.clone();
-                    self.site.count_announcement(&name, kind);
+                    self.site.count_announcement(vip, kind);
                 }
                 Effect::Reconcile(desired) => {
                     if let Some(w) = &self.worker {
                         w.send(dataplane::Request::Reconcile(desired));
+                    }
+                }
+                Effect::Apply(requests) => {
+                    if let Some(w) = &self.worker {
+                        w.send(dataplane::Request::Apply(requests));
                     }
                 }
                 Effect::SendReports(round) => self.send_reports(round),
@@ -385,14 +435,13 @@ impl Daemon {
                         .find(|(k, _)| k.eq_ignore_ascii_case(name))
                         .map(|(_, v)| v.as_str())
                 };
-                let (r, effects) = self.site.on_report(
+                let r = self.site.on_report(
                     now,
                     header(SITE_HEADER),
                     header(SIGNATURE_HEADER),
                     &incoming.body,
                 );
                 let _ = tx.send(r);
-                self.execute(effects).await;
             }
         }
     }
@@ -470,6 +519,8 @@ impl Daemon {
                 biased;
                 Some(ev) = health_rx.recv() => {
                     let e = self.site.on_health(ev);
+                    self.execute(e).await;
+                    let e = self.site.settle(Time::now());
                     self.execute(e).await;
                 }
                 _ = &mut deadline => break,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
+pub mod layout;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;

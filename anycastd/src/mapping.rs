@@ -11,18 +11,26 @@ use geo_balancer::weights::Plan;
 use geo_balancer::{ServerId, SiteId, SpillConfig};
 use tunnel_forwarder as tf;
 
-use crate::config::{self, Method, Neighbor, Protocol, SiteConfig, Vip};
+use crate::config::{self, Method, Neighbor, SiteConfig, Vip};
+use crate::layout::{self, Layout, ServiceSlot, SvcId, VipId};
 
-/// First firewall mark of the loop guard; service `n` (counted over all VIPs, from 0)
-/// gets `MARK_BASE + n`. Documented in docs/configuration.md.
-pub const MARK_BASE: u32 = 0x4143_0001;
-
-/// Where a real server sits in the config: (vip, service, real server) indexes.
+/// Where a real server sits in the config: its VIP, its service, and its position
+/// among the service's real servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServerAt {
-    pub vip: usize,
-    pub service: usize,
+    pub vip: VipId,
+    pub svc: SvcId,
+    /// Position of the service among its VIP's services.
+    pub port_index: usize,
+    /// Position among the service's real servers.
     pub server: usize,
+}
+
+impl ServerAt {
+    /// The real server's config.
+    pub fn config(self, cfg: &SiteConfig) -> &config::RealServer {
+        &cfg.vips[self.vip.index()].services[self.port_index].real_servers[self.server]
+    }
 }
 
 /// The id health checks and load samples use for a real server of a service:
@@ -40,19 +48,21 @@ pub fn server_id(vip: &Vip, svc: &config::Service, rs: &config::RealServer) -> S
 
 /// Every real server with its place and id, in config order.
 pub fn servers(cfg: &SiteConfig) -> Vec<(ServerAt, ServerId)> {
+    let layout = Layout::new(cfg);
     let mut out = Vec::new();
-    for (vi, vip) in cfg.vips.iter().enumerate() {
-        for (si, svc) in vip.services.iter().enumerate() {
-            for (ri, rs) in svc.real_servers.iter().enumerate() {
-                out.push((
-                    ServerAt {
-                        vip: vi,
-                        service: si,
-                        server: ri,
-                    },
-                    server_id(vip, svc, rs),
-                ));
-            }
+    for slot in layout.services() {
+        let vip = &cfg.vips[slot.vip.index()];
+        let svc = &vip.services[slot.port_index];
+        for (ri, rs) in svc.real_servers.iter().enumerate() {
+            out.push((
+                ServerAt {
+                    vip: slot.vip,
+                    svc: slot.id,
+                    port_index: slot.port_index,
+                    server: ri,
+                },
+                server_id(vip, svc, rs),
+            ));
         }
     }
     out
@@ -133,7 +143,7 @@ pub fn checks(cfg: &SiteConfig) -> Vec<CheckConfig> {
     servers(cfg)
         .into_iter()
         .map(|(at, id)| {
-            let rs = &cfg.vips[at.vip].services[at.service].real_servers[at.server];
+            let rs = at.config(cfg);
             let c = &rs.check;
             CheckConfig {
                 server: id,
@@ -196,10 +206,6 @@ pub fn peer_keys(cfg: &SiteConfig) -> Vec<(SiteId, Vec<u8>)> {
         .collect()
 }
 
-/// Weights of one service, from a weight plan; `None` while no plan exists yet
-/// (every real server then gets its configured weight and peers 0).
-pub type Weights<'a> = Option<&'a Plan>;
-
 fn forward(m: Method) -> tf::Forward {
     match m {
         Method::Dr => tf::Forward::DirectRoute,
@@ -208,78 +214,85 @@ fn forward(m: Method) -> tf::Forward {
     }
 }
 
-/// What the kernel of this director should hold. `plans[v][s]` are the weights of
-/// service `s` of VIP `v` (see [`geo_balancer::weights::plan`]).
-pub fn desired_state(cfg: &SiteConfig, plans: &[Vec<Option<Plan>>]) -> tf::DesiredState {
-    let mut mark = MARK_BASE;
-    let mut vips = Vec::new();
-    for (vi, vip) in cfg.vips.iter().enumerate() {
-        let mut services = Vec::new();
-        for (si, svc) in vip.services.iter().enumerate() {
-            let plan = plans
-                .get(vi)
-                .and_then(|p| p.get(si))
-                .and_then(|p| p.as_ref());
-            let weight_in = |list: Option<&Vec<(ServerId, u32)>>, id: &ServerId| {
-                list.and_then(|l| l.iter().find(|(s, _)| s == id))
-                    .map_or(0, |(_, w)| *w)
-            };
-            let dests = |list: Option<&Vec<(ServerId, u32)>>| -> Vec<tf::Dest> {
-                svc.real_servers
-                    .iter()
-                    .map(|rs| {
-                        let w = weight_in(list, &server_id(vip, svc, rs));
-                        tf::Dest::new(rs.address, rs.port, forward(rs.method), w)
-                    })
-                    .collect()
-            };
-            let local = dests(plan.map(|p| &p.local));
-            let tunnel_in_dests = dests(plan.map(|p| &p.tunnel_in));
-            let peers = cfg
-                .peers
-                .iter()
-                .map(|p| tf::Peer {
-                    addr: p.tunnel_endpoint,
-                    weight: plan
-                        .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
-                        .map_or(0, |(_, w)| *w),
-                })
-                .collect();
-            let tunnel_in =
-                (!cfg.peers.is_empty() && vip.address.is_ipv4()).then_some(tf::TunnelIn {
-                    mark,
-                    dests: tunnel_in_dests,
-                });
-            mark += 1;
-            services.push(tf::VipService {
-                protocol: match svc.protocol {
-                    Protocol::Tcp => tf::Protocol::Tcp,
-                    Protocol::Udp => tf::Protocol::Udp,
-                },
-                port: svc.port,
-                config: tf::ServiceConfig {
-                    scheduler: svc.scheduler.clone(),
-                    persistence: svc.persistence.map(|d| tf::Persistence {
-                        timeout: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-                        netmask_len: 32,
-                    }),
-                    ..tf::ServiceConfig::default()
-                },
-                local,
-                peers,
-                tunnel_in,
-            });
-        }
-        vips.push(tf::Vip {
-            addr: vip.address,
-            device: if cfg.site.vip_device == "lo" {
-                tf::VipDevice::Loopback
-            } else {
-                tf::VipDevice::Dummy(cfg.site.vip_device.clone())
-            },
-            services,
-        });
+/// The kernel's view of one service: its real servers and peer tunnels at the weights
+/// of `plan` (see [`geo_balancer::weights::plan`]); without a plan (none computed yet)
+/// nothing gets traffic.
+pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) -> tf::VipService {
+    let vip = &cfg.vips[slot.vip.index()];
+    let svc = &vip.services[slot.port_index];
+    let weight_in = |list: Option<&Vec<(ServerId, u32)>>, id: &ServerId| {
+        list.and_then(|l| l.iter().find(|(s, _)| s == id))
+            .map_or(0, |(_, w)| *w)
+    };
+    let dests = |list: Option<&Vec<(ServerId, u32)>>| -> Vec<tf::Dest> {
+        svc.real_servers
+            .iter()
+            .map(|rs| {
+                let w = weight_in(list, &server_id(vip, svc, rs));
+                tf::Dest::new(rs.address, rs.port, forward(rs.method), w)
+            })
+            .collect()
+    };
+    let peers = cfg
+        .peers
+        .iter()
+        .map(|p| tf::Peer {
+            addr: p.tunnel_endpoint,
+            weight: plan
+                .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
+                .map_or(0, |(_, w)| *w),
+        })
+        .collect();
+    let tunnel_in = (!cfg.peers.is_empty() && vip.address.is_ipv4()).then(|| tf::TunnelIn {
+        mark: slot.mark,
+        dests: dests(plan.map(|p| &p.tunnel_in)),
+    });
+    tf::VipService {
+        protocol: layout::protocol(svc.protocol),
+        port: svc.port,
+        config: tf::ServiceConfig {
+            scheduler: svc.scheduler.clone(),
+            persistence: svc.persistence.map(|d| tf::Persistence {
+                timeout: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+                netmask_len: 32,
+            }),
+            ..tf::ServiceConfig::default()
+        },
+        local: dests(plan.map(|p| &p.local)),
+        peers,
+        tunnel_in,
     }
+}
+
+/// What the kernel of this director should hold. `plans[n]` are the weights of
+/// service `SvcId(n)` (missing: no plan yet).
+pub fn desired_state(
+    cfg: &SiteConfig,
+    layout: &Layout,
+    plans: &[Option<Plan>],
+) -> tf::DesiredState {
+    let vips = layout
+        .vips()
+        .map(|vid| {
+            let vip = &cfg.vips[vid.index()];
+            tf::Vip {
+                addr: vip.address,
+                device: if cfg.site.vip_device == "lo" {
+                    tf::VipDevice::Loopback
+                } else {
+                    tf::VipDevice::Dummy(cfg.site.vip_device.clone())
+                },
+                services: layout
+                    .of_vip(vid)
+                    .iter()
+                    .map(|slot| {
+                        let plan = plans.get(slot.id.index()).and_then(Option::as_ref);
+                        vip_service(cfg, slot, plan)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
     tf::DesiredState {
         vips,
         tunnel: (!cfg.peers.is_empty()).then(|| tf::TunnelDevice {
@@ -312,7 +325,7 @@ mod tests {
         for ch in checks(&c) {
             ch.validate().unwrap();
         }
-        desired_state(&c, &[]).compile().unwrap();
+        desired_state(&c, &Layout::new(&c), &[]).compile().unwrap();
     }
 
     #[test]
@@ -329,7 +342,8 @@ mod tests {
 
     #[test]
     fn without_a_plan_nothing_gets_traffic_and_peers_are_tunnels_at_weight_0() {
-        let d = desired_state(&cfg(), &[]);
+        let c = cfg();
+        let d = desired_state(&c, &Layout::new(&c), &[]);
         let svc = &d.vips[0].services[0];
         assert!(
             svc.local
@@ -343,7 +357,10 @@ mod tests {
                 weight: 0
             }]
         );
-        assert_eq!(svc.tunnel_in.as_ref().map(|t| t.mark), Some(MARK_BASE));
+        assert_eq!(
+            svc.tunnel_in.as_ref().map(|t| t.mark),
+            Some(layout::MARK_BASE)
+        );
         assert_eq!(d.tunnel.as_ref().unwrap().name, "anycast0");
     }
 
@@ -358,7 +375,7 @@ mod tests {
             peers: vec![(SiteId::new("idc2"), 200)],
             tunnel_in: vec![(ServerId::new("web/tcp80/10.101.5.11:80"), 1)],
         };
-        let d = desired_state(&c, &[vec![Some(plan)]]);
+        let d = desired_state(&c, &Layout::new(&c), &[Some(plan)]);
         let svc = &d.vips[0].services[0];
         assert_eq!(svc.local[0].weight, 800);
         assert_eq!(svc.local[1].weight, 0);

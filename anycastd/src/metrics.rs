@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::status::{Status, VipState};
+use crate::status::{PeerState, ServerState, SessionState, Status, VipState};
 
 /// Monotonic counters the controller keeps besides the status snapshot.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,15 +55,6 @@ impl Out {
         };
     }
 }
-
-const SESSION_STATES: &[&str] = &[
-    "Idle",
-    "Connect",
-    "Active",
-    "OpenSent",
-    "OpenConfirm",
-    "Established",
-];
 
 /// Renders every series.
 pub fn render(s: &Status, c: &Counters) -> String {
@@ -130,17 +121,17 @@ pub fn render(s: &Status, c: &Counters) -> String {
     );
     for b in &s.sessions {
         let n = b.neighbor.as_str();
-        for st in SESSION_STATES {
+        for st in SessionState::ALL {
             o.sample(
                 "anycast_bgp_session_state",
-                &[("neighbor", n), ("state", st)],
-                f64::from(u8::from(b.state == *st)),
+                &[("neighbor", n), ("state", st.as_str())],
+                f64::from(u8::from(b.state == st)),
             );
         }
         o.sample(
             "anycast_bgp_session_established",
             &[("neighbor", n)],
-            f64::from(u8::from(b.state == "Established")),
+            f64::from(u8::from(b.state == SessionState::Established)),
         );
         o.sample(
             "anycast_bgp_prefixes_sent",
@@ -174,7 +165,7 @@ pub fn render(s: &Status, c: &Counters) -> String {
         o.sample(
             "anycast_real_server_up",
             &l,
-            f64::from(u8::from(r.state == "up")),
+            f64::from(u8::from(r.state == ServerState::Up)),
         );
         o.sample(
             "anycast_real_server_active_connections",
@@ -232,7 +223,7 @@ pub fn render(s: &Status, c: &Counters) -> String {
         o.sample(
             "anycast_peer_known",
             &l,
-            f64::from(u8::from(p.state == "known")),
+            f64::from(u8::from(p.state == PeerState::Known)),
         );
     }
     o.head(

@@ -6,6 +6,7 @@ use geo_balancer::SiteId;
 use geo_balancer::weights::{self, LocalServer};
 
 use crate::config::{self, SiteConfig};
+use crate::layout::Layout;
 use crate::mapping;
 
 /// The plan as text: BGP announcements, the data plane (as `ip`/`ipvsadm`/`tc`
@@ -88,33 +89,31 @@ pub fn render(cfg: &SiteConfig) -> String {
         o,
         "\nData plane (reconciled through netlink; shown as the equivalent commands)"
     );
-    let plans: Vec<Vec<Option<weights::Plan>>> = cfg
-        .vips
+    let layout = Layout::new(cfg);
+    let peers: Vec<SiteId> = cfg
+        .peers
         .iter()
-        .map(|vip| {
-            vip.services
+        .map(|p| SiteId::new(p.name.clone()))
+        .collect();
+    let plans: Vec<Option<weights::Plan>> = layout
+        .services()
+        .iter()
+        .map(|slot| {
+            let vip = &cfg.vips[slot.vip.index()];
+            let svc = &vip.services[slot.port_index];
+            let local: Vec<LocalServer> = svc
+                .real_servers
                 .iter()
-                .map(|svc| {
-                    let local: Vec<LocalServer> = svc
-                        .real_servers
-                        .iter()
-                        .map(|rs| LocalServer {
-                            server: mapping::server_id(vip, svc, rs),
-                            up: true,
-                            weight: rs.weight,
-                        })
-                        .collect();
-                    let peers: Vec<SiteId> = cfg
-                        .peers
-                        .iter()
-                        .map(|p| SiteId::new(p.name.clone()))
-                        .collect();
-                    Some(weights::plan(&local, &peers, &[]))
+                .map(|rs| LocalServer {
+                    server: mapping::server_id(vip, svc, rs),
+                    up: true,
+                    weight: rs.weight,
                 })
-                .collect()
+                .collect();
+            Some(weights::plan(&local, &peers, &[]))
         })
         .collect();
-    let d = mapping::desired_state(cfg, &plans);
+    let d = mapping::desired_state(cfg, &layout, &plans);
     if let Some(t) = &d.tunnel {
         let _ = writeln!(
             o,

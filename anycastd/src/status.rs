@@ -60,8 +60,7 @@ pub struct VipStatus {
 pub struct SessionStatus {
     pub neighbor: String,
     pub remote_asn: u32,
-    /// Idle, Connect, Active, OpenSent, OpenConfirm or Established.
-    pub state: String,
+    pub state: SessionState,
     /// Seconds in Established, when it is.
     pub uptime_s: Option<u64>,
     pub prefixes_sent: u64,
@@ -76,8 +75,7 @@ pub struct ServerStatus {
     pub service: String,
     pub address: String,
     pub port: u16,
-    /// up, down or disabled.
-    pub state: String,
+    pub state: ServerState,
     pub active_conns: u64,
     pub capacity: u32,
     pub last_check: Option<String>,
@@ -90,8 +88,7 @@ pub struct PeerStatus {
     pub load: Option<f64>,
     /// Seconds since the last valid report; `None` if none yet.
     pub report_age_s: Option<u64>,
-    /// known, stale or unknown.
-    pub state: String,
+    pub state: PeerState,
     /// The peer says it spills to us (so we never spill to it).
     pub spilling_to_us: bool,
     pub rejected_reports: u64,
@@ -136,4 +133,101 @@ pub struct WhyReply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
+}
+
+/// A BGP session's state (RFC 4271 §8), as `Idle` ... `Established` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionState {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl SessionState {
+    pub const ALL: [SessionState; 6] = [
+        SessionState::Idle,
+        SessionState::Connect,
+        SessionState::Active,
+        SessionState::OpenSent,
+        SessionState::OpenConfirm,
+        SessionState::Established,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Idle => "Idle",
+            SessionState::Connect => "Connect",
+            SessionState::Active => "Active",
+            SessionState::OpenSent => "OpenSent",
+            SessionState::OpenConfirm => "OpenConfirm",
+            SessionState::Established => "Established",
+        }
+    }
+}
+
+impl From<bgp_speaker::PeerState> for SessionState {
+    fn from(s: bgp_speaker::PeerState) -> Self {
+        use bgp_speaker::PeerState as P;
+        match s {
+            P::Idle => SessionState::Idle,
+            P::Connect => SessionState::Connect,
+            P::Active => SessionState::Active,
+            P::OpenSent => SessionState::OpenSent,
+            P::OpenConfirm => SessionState::OpenConfirm,
+            P::Established => SessionState::Established,
+        }
+    }
+}
+
+/// A real server's health, `up`, `down` or `disabled` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerState {
+    Up,
+    Down,
+    Disabled,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Up => "up",
+            ServerState::Down => "down",
+            ServerState::Disabled => "disabled",
+        }
+    }
+}
+
+impl From<geo_balancer::health::HealthState> for ServerState {
+    fn from(s: geo_balancer::health::HealthState) -> Self {
+        use geo_balancer::health::HealthState as H;
+        match s {
+            H::Up => ServerState::Up,
+            H::Down => ServerState::Down,
+            H::Disabled => ServerState::Disabled,
+        }
+    }
+}
+
+/// What this site knows of a peer site: `known` (a fresh report), `stale` (a report
+/// too old to act on) or `unknown` (never a valid report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    Known,
+    Stale,
+    Unknown,
+}
+
+impl PeerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Known => "known",
+            PeerState::Stale => "stale",
+            PeerState::Unknown => "unknown",
+        }
+    }
 }

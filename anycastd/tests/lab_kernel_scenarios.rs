@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anycast_lab::Need;
 use anycast_lab::uml::{Lab, guest};
-use anycastd::status::Status;
+use anycastd::status::{PeerState, SessionState, Status};
 use e2e::*;
 
 /// Five connections per real server, ten per site.
@@ -63,7 +63,7 @@ fn start_sites(edits: &[(&str, &str)]) -> Option<Sites> {
     // infinite load, and reports (and may spill) accordingly.
     let known = |lb: &Anycastd, peer: &'static str| {
         lb.wait_status(Duration::from_secs(10), |s| {
-            peer_state(s, peer) == "known"
+            peer_state(s, peer) == Some(PeerState::Known)
                 && peer_load(s, peer).is_some()
                 && s.spill.iter().all(|p| p.share == 0.0)
                 && s.vips.iter().all(|v| v.servers_up == 2)
@@ -202,7 +202,9 @@ fn crash_in_guest(
         &lines_with(&r22, &["Last reset", "BGP state"]),
     );
     // IDC1 sees its peer go stale (no reports) and never spills to it.
-    let stale = lb1.wait_status(Duration::from_secs(8), |s| peer_state(s, "idc2") != "known");
+    let stale = lb1.wait_status(Duration::from_secs(8), |s| {
+        peer_state(s, "idc2") != Some(PeerState::Known)
+    });
     guest::check(
         "idc1_sees_idc2_stale",
         stale
@@ -586,7 +588,7 @@ fn partition_in_guest(
     guest::check("partition", out.contains("cut"), &out);
     let stale_after = PERIOD * STALE_PERIODS;
     let stopped = lb1.wait_status(Duration::from_secs(10), |s| {
-        peer_state(s, "idc2") != "known" && spill_share(s, "idc2") == 0.0
+        peer_state(s, "idc2") != Some(PeerState::Known) && spill_share(s, "idc2") == 0.0
     });
     // The last report before the cut is at most one period (+10 % jitter) old; the
     // peer is unknown `stale_after` after it, seen at the next 200 ms tick.
@@ -605,22 +607,20 @@ fn partition_in_guest(
         "peer_shown_stale",
         stopped
             .as_ref()
-            .is_some_and(|(_, s)| peer_state(s, "idc2") == "stale"),
+            .is_some_and(|(_, s)| peer_state(s, "idc2") == Some(PeerState::Stale)),
         "",
     );
     let st = lb1.status();
     guest::check(
         "bgp_stays_up",
-        st.as_ref()
-            .is_some_and(|s| s.sessions.iter().all(|b| b.state == "Established"))
-            && best_path("c31").as_deref() == Some("3 1 5"),
+        st.as_ref().is_some_and(|s| {
+            s.sessions
+                .iter()
+                .all(|b| b.state == SessionState::Established)
+        }) && best_path("c31").as_deref() == Some("3 1 5"),
         &format!(
             "sessions {:?}, c31 path {:?}",
-            st.map(|s| s
-                .sessions
-                .iter()
-                .map(|b| b.state.clone())
-                .collect::<Vec<_>>()),
+            st.map(|s| s.sessions.iter().map(|b| b.state).collect::<Vec<_>>()),
             best_path("c31")
         ),
     );
@@ -631,7 +631,9 @@ fn partition_in_guest(
         "rs5",
         String::new,
     );
-    let st2 = lb2.wait_status(Duration::from_secs(5), |s| peer_state(s, "idc1") != "known");
+    let st2 = lb2.wait_status(Duration::from_secs(5), |s| {
+        peer_state(s, "idc1") != Some(PeerState::Known)
+    });
     guest::check(
         "idc2_sees_idc1_stale",
         st2.is_some(),
@@ -647,7 +649,7 @@ fn partition_in_guest(
     let out = guest::sh_in("lb1", &format!("{HEAL} && echo healed"));
     let t1 = Instant::now();
     let again = lb1.wait_status(Duration::from_secs(10), |s| {
-        peer_state(s, "idc2") == "known" && spill_share(s, "idc2") > 0.0
+        peer_state(s, "idc2") == Some(PeerState::Known) && spill_share(s, "idc2") > 0.0
     });
     guest::check(
         "heal_resumes_spill",

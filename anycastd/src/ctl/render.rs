@@ -1,7 +1,7 @@
 //! The status screen: everything an on-call person needs at a glance.
 
 use super::table::{age, clock, render};
-use crate::status::{Status, VipState};
+use crate::status::{PeerState, ServerState, Status, VipState};
 
 fn load(l: Option<f64>) -> String {
     l.map_or("inf".to_string(), |l| format!("{l:.2}"))
@@ -59,7 +59,7 @@ pub fn status(s: &Status) -> String {
             vec![
                 b.neighbor.clone(),
                 b.remote_asn.to_string(),
-                b.state.clone(),
+                b.state.as_str().to_string(),
                 b.uptime_s.map_or("-".to_string(), age),
                 b.prefixes_sent.to_string(),
                 b.prefixes_received.to_string(),
@@ -89,10 +89,10 @@ pub fn status(s: &Status) -> String {
                 format!("{}:{}", r.address, r.port),
                 r.vip.clone(),
                 r.service.clone(),
-                if r.state == "up" {
-                    r.state.clone()
+                if r.state == ServerState::Up {
+                    r.state.as_str().to_string()
                 } else {
-                    r.state.to_uppercase()
+                    r.state.as_str().to_uppercase()
                 },
                 r.active_conns.to_string(),
                 r.capacity.to_string(),
@@ -120,13 +120,13 @@ pub fn status(s: &Status) -> String {
         .map(|p| {
             vec![
                 p.name.clone(),
-                if p.state == "unknown" {
+                if p.state == PeerState::Unknown {
                     "?".to_string()
                 } else {
                     load(p.load)
                 },
                 p.report_age_s.map_or("never".to_string(), age),
-                p.state.clone(),
+                p.state.as_str().to_string(),
                 if p.spilling_to_us { "yes" } else { "no" }.to_string(),
                 p.rejected_reports.to_string(),
             ]
@@ -189,7 +189,7 @@ pub(crate) mod tests_support {
             sessions: vec![SessionStatus {
                 neighbor: "10.101.1.1".into(),
                 remote_asn: 1,
-                state: "Established".into(),
+                state: SessionState::Established,
                 uptime_s: Some(7970),
                 prefixes_sent: 1,
                 prefixes_received: 3,
@@ -200,7 +200,7 @@ pub(crate) mod tests_support {
                 service: "tcp/80".into(),
                 address: "10.101.5.11".into(),
                 port: 80,
-                state: "down".into(),
+                state: ServerState::Down,
                 active_conns: 0,
                 capacity: 100,
                 last_check: Some("connect refused".into()),
@@ -210,7 +210,7 @@ pub(crate) mod tests_support {
                 name: "idc2".into(),
                 load: Some(0.62),
                 report_age_s: Some(41),
-                state: "known".into(),
+                state: PeerState::Known,
                 spilling_to_us: false,
                 rejected_reports: 0,
             }],

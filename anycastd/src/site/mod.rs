@@ -1,25 +1,36 @@
 //! The site core: everything the daemon knows and decides about its site, with no I/O.
 //!
-//! Inputs are method calls carrying `now` (health events, IPVS stats, reconcile
-//! results, peer reports, operator commands, ticks); outputs are [`Effect`]s the
-//! driver (`crate::daemon`) carries out: announce, withdraw, reconcile, send reports.
+//! Driven by changes and by the timers it asks for, never by a periodic recompute:
+//!
+//! - an input method (`on_health`, `on_stats`, `on_report`, `on_reconciled`,
+//!   `on_applied`, `on_timer`, operator commands) updates only what depends on it and
+//!   returns the *urgent* effects at once: announces and withdraws;
+//! - [`Site::settle`] then does the deferred work the inputs marked: the load and the
+//!   spill decision, the weights of the services that changed (as targeted kernel
+//!   requests, [`Effect::Apply`]), the load reports due;
+//! - [`Site::next_deadline`] says when [`Site::on_timer`] must be called (hold-down
+//!   end, drain end, reconcile retry, a peer turning stale, a report due).
 //!
 //! ```text
-//!  HealthEvent ─> ServerHealth (rise/fall) ─┐
-//!  reconcile result ─> data plane ready ────┼─> VipHealth (min_up, hold-down) ─> Announcer ─> Announce/Withdraw
-//!  IPVS stats ─> ServerSample/TunnelSample ─┼─> site_load ─> SpillEngine ─> weights::plan ─> Reconcile
-//!  peer report ─> PeerTable (auth, replay) ─┘                       └─> ReportScheduler ─> SendReports
+//!  HealthEvent ─> ServerHealth ─(transition)─> VipHealth of that VIP ─> Announcer ─> Withdraw/Announce  (urgent)
+//!                                  └─ marks: its service's weights, the load
+//!  IPVS stats ─> per-server counts ─ marks: the load
+//!  peer report ─> PeerTable (auth, replay) ─ marks: the spill decision
+//!  settle: load ─> SpillEngine ─(shares changed: every service)─> weights::plan ─> Apply(SetDest..)
+//!          └─> ReportScheduler ─> SendReports
 //! ```
-//! Withdraws are emitted before anything else in the same step, and the driver
-//! carries them out first: nothing delays the withdraw of a VIP that cannot serve.
+//! The driver writes urgent effects before it calls `settle`: nothing delays the
+//! withdraw of a VIP that cannot serve, not even the data-plane bookkeeping.
 
 mod reload;
 mod view;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::ops::Range;
 
 use geo_balancer::exchange::schedule::LocalState;
-use geo_balancer::exchange::{PeerTable, ReportRound, ReportScheduler};
+use geo_balancer::exchange::{PeerTable, Reject, ReportScheduler};
 use geo_balancer::health::{HealthEvent, ProbeOutcome, ServerHealth, VipHealth, VipOutput};
 use geo_balancer::weights::{self, LocalServer, Plan};
 use geo_balancer::{
@@ -30,7 +41,9 @@ use tunnel_forwarder as tf;
 
 use crate::announce::{self, Announcer, Servable};
 use crate::config::SiteConfig;
-use crate::mapping::{self, MARK_BASE, ServerAt};
+use crate::dataplane::DataplaneError;
+use crate::layout::{Layout, SvcId, VipId};
+use crate::mapping::{self, ServerAt};
 use crate::metrics::Counters;
 
 /// How long after a failed reconcile the desired state is sent again.
@@ -39,16 +52,28 @@ const RECONCILE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Announce VIP `vip` (index in the config) to every neighbor.
-    Announce { vip: usize, graceful_shutdown: bool },
-    /// Withdraw VIP `vip` now.
-    Withdraw { vip: usize },
+    /// Announce the VIP to every neighbor.
+    Announce { vip: VipId, graceful_shutdown: bool },
+    /// Withdraw the VIP now.
+    Withdraw { vip: VipId },
     /// Withdraw a prefix that is no longer in the config (after a reload).
     WithdrawPrefix(ipnet::IpNet),
-    /// Put this state into the kernel.
+    /// Put this whole state into the kernel: read, diff, apply.
     Reconcile(Box<tf::DesiredState>),
+    /// Apply these requests as they are: weight changes of the services they name.
+    Apply(Vec<tf::Request>),
     /// Send these load reports to the peers.
-    SendReports(ReportRound),
+    SendReports(geo_balancer::exchange::ReportRound),
+}
+
+impl Effect {
+    /// Announces and withdraws: what the driver writes before anything else.
+    pub fn is_urgent(&self) -> bool {
+        matches!(
+            self,
+            Effect::Announce { .. } | Effect::Withdraw { .. } | Effect::WithdrawPrefix(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +83,7 @@ struct Server {
     health: ServerHealth,
     active: u64,
     inactive: u64,
-    last_check: Option<String>,
+    last_check: Option<ProbeOutcome>,
     /// The second load source's last value (1.0 = full) and when it was read.
     external: Option<(f64, Time)>,
 }
@@ -67,6 +92,12 @@ struct Server {
 struct VipEntry {
     health: VipHealth,
     announcer: Announcer,
+    /// Real servers of this VIP that are up.
+    up: usize,
+    /// When `health` asked to be woken (end of a hold-down).
+    hold_timer: Option<Time>,
+    /// When `announcer` asked to be woken (end of a drain).
+    drain_timer: Option<Time>,
 }
 
 /// Where the data plane stands.
@@ -78,63 +109,121 @@ pub struct Dataplane {
     pub last_error: Option<String>,
 }
 
+/// What inputs marked for [`Site::settle`].
+#[derive(Debug, Clone, Default)]
+struct Dirty {
+    /// Services whose local servers changed health.
+    services: BTreeSet<SvcId>,
+    /// Recompute the site load (then decide).
+    load: bool,
+    /// Re-run the spill rule.
+    decide: bool,
+    /// Offer the report scheduler the current state.
+    report: bool,
+    /// Send the whole desired state (a targeted update cannot say it).
+    full: bool,
+}
+
 /// The state of one site. See the module doc.
 pub struct Site {
     cfg: SiteConfig,
+    layout: Layout,
     started: Time,
     servers: Vec<Server>,
     index: HashMap<ServerId, usize>,
-    /// The same servers by (VIP, service, address, port): how IPVS stats name them.
-    by_dest: HashMap<(usize, usize, std::net::IpAddr, u16), usize>,
+    /// The servers of each service, by [`SvcId`] (they are contiguous, config order).
+    of_service: Vec<Range<usize>>,
+    /// The same servers by (service, address, port): how IPVS stats name them.
+    by_dest: HashMap<(SvcId, IpAddr, u16), usize>,
+    /// Peer sites by their tunnel endpoint: how IPVS stats name them.
+    peer_by_addr: HashMap<IpAddr, usize>,
+    peer_ids: Vec<SiteId>,
     vips: Vec<VipEntry>,
     peers: PeerTable,
     scheduler: ReportScheduler,
     spill: SpillEngine,
     decision: Option<SpillDecision>,
-    plans: Vec<Vec<Option<Plan>>>,
-    sent_desired: Option<tf::DesiredState>,
+    /// The weight plan of each service, by [`SvcId`], as last put into `desired`.
+    plans: Vec<Option<Plan>>,
+    /// The data plane as last sent to the kernel, whole or by targeted updates.
+    desired: tf::DesiredState,
     dataplane: Dataplane,
+    /// Weights changed while the data plane was not in place: send it whole once it is.
+    behind: bool,
     /// After a failed reconcile, when to send the desired state again.
     retry_at: Option<Time>,
+    /// The earliest VIP timer (hold-down or drain end); may be early, never late.
+    vip_timer: Option<Time>,
     load: SiteLoad,
     tunnels: Vec<TunnelSample>,
     counters: Counters,
-    /// The latest `now` seen, for freshness checks inside pure helpers.
-    last_now: Time,
+    dirty: Dirty,
 }
 
 /// A refused construction: a library refused what the config maps to.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SiteError(pub String);
+pub enum SiteError {
+    #[error("spill settings: {0}")]
+    Spill(#[source] geo_balancer::ConfigError),
+    #[error("load exchange: {0}")]
+    Exchange(#[source] geo_balancer::ConfigError),
+}
+
+/// An operator named a VIP the config does not have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("no VIP named `{name}` (known: {known})")]
+pub struct UnknownVip {
+    pub name: String,
+    /// The VIPs there are, comma-separated.
+    pub known: String,
+}
 
 impl Site {
     /// A site as the config describes it: every server down until checked, every VIP
     /// withdrawn, nothing spilled. The first effect is the initial reconcile.
     pub fn new(cfg: SiteConfig, now: Time) -> Result<(Site, Vec<Effect>), SiteError> {
-        let err = |e: &dyn std::fmt::Display| SiteError(e.to_string());
+        let mut site = Site::build(cfg, now)?;
+        if !site.cfg.site.dataplane {
+            // BGP and health only: nothing to program, nothing to wait for.
+            site.dataplane.ok = true;
+        }
+        site.dirty.full = true;
+        let effects = site.settle(now);
+        Ok((site, effects))
+    }
+
+    /// The state for `cfg` with nothing carried over and nothing sent.
+    fn build(cfg: SiteConfig, now: Time) -> Result<Site, SiteError> {
         let spill_cfg = mapping::spill_config(&cfg);
-        spill_cfg.validate().map_err(|e| err(&e))?;
+        spill_cfg.validate().map_err(SiteError::Spill)?;
         let exchange = mapping::exchange_config(&cfg);
-        let peers =
-            PeerTable::new(exchange.clone(), mapping::peer_keys(&cfg)).map_err(|e| err(&e))?;
+        let peers = PeerTable::new(exchange.clone(), mapping::peer_keys(&cfg))
+            .map_err(SiteError::Exchange)?;
         let seed = cfg
             .site
             .name
             .bytes()
             .fold(now.as_millis(), |h, b| h.rotate_left(5) ^ u64::from(b));
         let scheduler = ReportScheduler::new(exchange, spill_cfg.clone(), peers.sites(), seed);
+        let layout = Layout::new(&cfg);
         let mut servers = Vec::new();
         let mut index = HashMap::new();
         let mut by_dest = HashMap::new();
+        let mut of_service = vec![0..0; layout.services().len()];
         for (at, id) in mapping::servers(&cfg) {
-            let rs = &cfg.vips[at.vip].services[at.service].real_servers[at.server];
-            let check = &rs.check;
-            index.insert(id.clone(), servers.len());
-            by_dest.insert((at.vip, at.service, rs.address, rs.port), servers.len());
+            let rs = at.config(&cfg);
+            let n = servers.len();
+            index.insert(id.clone(), n);
+            by_dest.insert((at.svc, rs.address, rs.port), n);
+            let r = &mut of_service[at.svc.index()];
+            *r = if r.start == r.end {
+                n..n + 1
+            } else {
+                r.start..n + 1
+            };
             servers.push(Server {
                 at,
-                health: ServerHealth::new(id.clone(), check.rise, check.fall, now),
+                health: ServerHealth::new(id.clone(), rs.check.rise, rs.check.fall, now),
                 id,
                 active: 0,
                 inactive: 0,
@@ -148,40 +237,65 @@ impl Site {
             .map(|v| VipEntry {
                 health: VipHealth::new(mapping::vip_config(v)),
                 announcer: Announcer::new(now, cfg.site.shutdown_wait),
+                up: 0,
+                hold_timer: None,
+                drain_timer: None,
             })
             .collect();
-        let load = site_load(&[], &[]);
-        let mut site = Site {
+        let peer_by_addr = cfg
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (IpAddr::V4(p.tunnel_endpoint), i))
+            .collect();
+        let peer_ids = cfg
+            .peers
+            .iter()
+            .map(|p| SiteId::new(p.name.clone()))
+            .collect();
+        let plans = vec![None; layout.services().len()];
+        let desired = mapping::desired_state(&cfg, &layout, &plans);
+        Ok(Site {
             started: now,
+            layout,
             servers,
             index,
+            of_service,
             by_dest,
+            peer_by_addr,
+            peer_ids,
             vips,
             peers,
             scheduler,
             spill: SpillEngine::new(spill_cfg),
             decision: None,
-            plans: Vec::new(),
-            sent_desired: None,
+            plans,
+            desired,
             dataplane: Dataplane::default(),
+            behind: false,
             retry_at: None,
-            load,
+            vip_timer: None,
+            load: site_load(&[], &[]),
             tunnels: Vec::new(),
             counters: Counters::default(),
-            last_now: now,
+            // The first report goes out at start; the spill rule first runs on the
+            // first input (a decision now would only start its ramp at zero).
+            dirty: Dirty {
+                report: true,
+                ..Dirty::default()
+            },
             cfg,
-        };
-        if !site.cfg.site.dataplane {
-            // BGP and health only: nothing to program, nothing to wait for.
-            site.dataplane.ok = true;
-        }
-        let effects = site.refresh(now);
-        Ok((site, effects))
+        })
     }
 
     /// The config in force.
     pub fn config(&self) -> &SiteConfig {
         &self.cfg
+    }
+
+    /// The services' layout of the config in force.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Counters for metrics.
@@ -190,11 +304,12 @@ impl Site {
     }
 
     /// Counts an announce or withdraw handed to the speaker.
-    pub fn count_announcement(&mut self, vip: &str, kind: &str) {
+    pub fn count_announcement(&mut self, vip: VipId, kind: &'static str) {
+        let name = self.cfg.vips[vip.index()].name.clone();
         *self
             .counters
             .announcements
-            .entry((vip.to_string(), kind.to_string()))
+            .entry((name, kind.to_string()))
             .or_default() += 1;
     }
 
@@ -209,16 +324,15 @@ impl Site {
 
     /// Announce effects for every VIP currently announced (after a BGP restart).
     pub fn announced_effects(&self) -> Vec<Effect> {
-        self.vips
-            .iter()
-            .enumerate()
-            .filter_map(|(vi, v)| match v.announcer.state() {
+        self.layout
+            .vips()
+            .filter_map(|vip| match self.vips[vip.index()].announcer.state() {
                 crate::status::VipState::Announced => Some(Effect::Announce {
-                    vip: vi,
+                    vip,
                     graceful_shutdown: false,
                 }),
                 crate::status::VipState::Draining => Some(Effect::Announce {
-                    vip: vi,
+                    vip,
                     graceful_shutdown: true,
                 }),
                 _ => None,
@@ -231,44 +345,57 @@ impl Site {
         self.decision.as_ref()
     }
 
-    /// A health check finished.
+    /// A health check finished. Urgent effects only; call [`Site::settle`] after.
     pub fn on_health(&mut self, ev: HealthEvent) -> Vec<Effect> {
         let Some(&i) = self.index.get(&ev.server) else {
             return Vec::new(); // a checker of a server removed by a reload
         };
         let s = &mut self.servers[i];
-        s.last_check = Some(match &ev.outcome {
-            ProbeOutcome::Success => "ok".to_string(),
-            ProbeOutcome::Failure(e) => e.to_string(),
-            ProbeOutcome::HardFailure(e) => format!("{e} (hard)"),
-        });
-        if let Some(t) = s.health.on_probe(ev.at, &ev.outcome) {
-            tracing::info!(server = %t.server, from = %t.from, to = %t.to, reason = %t.reason, "real server health changed");
-            *self
-                .counters
-                .health_transitions
-                .entry((s.id.to_string(), t.to.to_string()))
-                .or_default() += 1;
-            // Healthy capacity changed, so did the load: decide on spilling in the
-            // same step as the announce or withdraw, not at the next IPVS stats (a
-            // site whose servers just came up must not tunnel its first connections).
-            self.decide(ev.at);
-            return self.refresh(ev.at);
+        let was_up = s.health.is_up();
+        let transition = s.health.on_probe(ev.at, &ev.outcome);
+        s.last_check = Some(ev.outcome);
+        let Some(t) = transition else {
+            return Vec::new();
+        };
+        let (at, is_up) = (s.at, s.health.is_up());
+        let v = &mut self.vips[at.vip.index()];
+        match (was_up, is_up) {
+            (false, true) => v.up += 1,
+            (true, false) => v.up -= 1,
+            _ => {}
         }
-        Vec::new()
+        // The withdraw (or announce) first; the log line and the counter after it.
+        let effects = self.servability(ev.at, at.vip);
+        tracing::info!(server = %t.server, from = %t.from, to = %t.to, reason = %t.reason, "real server health changed");
+        *self
+            .counters
+            .health_transitions
+            .entry((t.server.to_string(), t.to.to_string()))
+            .or_default() += 1;
+        // Healthy capacity changed, so did the load: the spill decision follows in
+        // the same settle as the weights (a site whose servers just came up must not
+        // tunnel its first connections).
+        self.dirty.services.insert(at.svc);
+        self.dirty.load = true;
+        effects
     }
 
     /// A reading of a real server's second load source (`None`: the read failed).
     pub fn on_external_load(&mut self, now: Time, server: &ServerId, value: Option<f64>) {
-        self.last_now = now;
         if let Some(&i) = self.index.get(server) {
             self.servers[i].external = value.map(|v| (v, now));
+            self.dirty.load = true;
         }
     }
 
-    /// A reconcile finished.
-    pub fn on_reconciled(&mut self, now: Time, result: Result<usize, String>) -> Vec<Effect> {
+    /// A whole reconcile finished.
+    pub fn on_reconciled(
+        &mut self,
+        now: Time,
+        result: Result<usize, DataplaneError>,
+    ) -> Vec<Effect> {
         self.counters.reconciles += 1;
+        let was_ok = self.dataplane.ok;
         match result {
             Ok(changes) => {
                 self.counters.reconcile_changes += changes as u64;
@@ -278,9 +405,13 @@ impl Site {
                     last_changes: changes as u64,
                     last_error: None,
                 };
+                if std::mem::take(&mut self.behind) {
+                    self.dirty.full = true;
+                }
             }
             Err(e) => {
                 self.counters.reconcile_errors += 1;
+                let e = e.to_string();
                 if self.dataplane.last_error.as_deref() != Some(e.as_str()) {
                     tracing::error!(error = %e, "data plane reconcile failed; retrying every 2s");
                 }
@@ -290,81 +421,73 @@ impl Site {
                 self.retry_at = Some(now.plus(RECONCILE_RETRY));
             }
         }
-        self.refresh(now)
+        if was_ok == self.dataplane.ok {
+            return Vec::new();
+        }
+        let mut effects = Vec::new();
+        for vip in self.layout.vips() {
+            effects.extend(self.servability(now, vip));
+        }
+        order(effects)
     }
 
-    /// Fresh IPVS stats: update the load, decide on spilling, adjust weights.
-    pub fn on_stats(&mut self, now: Time, stats: &[tf::ServiceStats]) -> Vec<Effect> {
+    /// A targeted apply finished. An error means the kernel is not what we think: a
+    /// whole reconcile follows at once.
+    pub fn on_applied(&mut self, _now: Time, result: Result<usize, DataplaneError>) {
+        match result {
+            Ok(n) => self.counters.reconcile_changes += n as u64,
+            Err(e) => {
+                self.counters.reconcile_errors += 1;
+                tracing::warn!(error = %e, "weight update failed; reconciling the whole data plane");
+                self.dirty.full = true;
+            }
+        }
+    }
+
+    /// Fresh IPVS stats: connection counts per real server and per peer tunnel.
+    pub fn on_stats(&mut self, _now: Time, stats: &[tf::ServiceStats]) {
         for s in &mut self.servers {
             s.active = 0;
             s.inactive = 0;
         }
-        let mut tunnels: HashMap<String, u64> = HashMap::new();
-        // Linear in services and destinations (thousands of services are sampled every
-        // second): the samples by key; our servers through `by_dest`.
-        let by_key: HashMap<&tf::ServiceKey, Vec<&tf::ServiceStats>> =
-            stats.iter().fold(HashMap::new(), |mut m, st| {
-                m.entry(&st.key).or_default().push(st);
-                m
-            });
-        let mut mark = MARK_BASE;
-        for (vi, vip) in self.cfg.vips.iter().enumerate() {
-            for (si, svc) in vip.services.iter().enumerate() {
-                let keys = [
-                    tf::ServiceKey::Addr {
-                        protocol: match svc.protocol {
-                            crate::config::Protocol::Tcp => tf::Protocol::Tcp,
-                            crate::config::Protocol::Udp => tf::Protocol::Udp,
-                        },
-                        addr: vip.address,
-                        port: svc.port,
-                    },
-                    tf::ServiceKey::Fwmark { mark, ipv6: false },
-                ];
-                mark += 1;
-                for st in keys.iter().filter_map(|k| by_key.get(k)).flatten() {
-                    for d in &st.dests {
-                        if d.forward == Some(tf::Forward::Tunnel)
-                            && let Some(p) = self
-                                .cfg
-                                .peers
-                                .iter()
-                                .find(|p| std::net::IpAddr::V4(p.tunnel_endpoint) == d.addr)
-                        {
-                            *tunnels.entry(p.name.clone()).or_default() += u64::from(d.active);
-                            continue;
-                        }
-                        if let Some(&i) = self.by_dest.get(&(vi, si, d.addr, d.port)) {
-                            let s = &mut self.servers[i];
-                            s.active += u64::from(d.active);
-                            s.inactive += u64::from(d.inactive);
-                        }
-                    }
+        let mut tunnelled = vec![0u64; self.cfg.peers.len()];
+        for st in stats {
+            let Some(svc) = self.layout.find(&st.key) else {
+                continue; // not ours
+            };
+            for d in &st.dests {
+                if d.forward == Some(tf::Forward::Tunnel)
+                    && let Some(&p) = self.peer_by_addr.get(&d.addr)
+                {
+                    tunnelled[p] += u64::from(d.active);
+                } else if let Some(&i) = self.by_dest.get(&(svc, d.addr, d.port)) {
+                    let s = &mut self.servers[i];
+                    s.active += u64::from(d.active);
+                    s.inactive += u64::from(d.inactive);
                 }
             }
         }
         self.tunnels = self
-            .cfg
-            .peers
+            .peer_ids
             .iter()
-            .map(|p| TunnelSample {
-                peer: SiteId::new(p.name.clone()),
-                active_conns: tunnels.get(&p.name).copied().unwrap_or(0),
+            .zip(tunnelled)
+            .map(|(peer, active_conns)| TunnelSample {
+                peer: peer.clone(),
+                active_conns,
             })
             .collect();
-        self.decide(now);
-        self.refresh(now)
+        self.dirty.load = true;
     }
 
-    /// A load report arrived from a peer. `Err` is the HTTP status and the reason it
-    /// was refused (and nothing changed but a counter).
+    /// A load report arrived from a peer. `Err`: it was refused, and nothing changed
+    /// but a counter.
     pub fn on_report(
         &mut self,
         now: Time,
         site_header: Option<&str>,
         signature_header: Option<&str>,
         body: &[u8],
-    ) -> (Result<(), (u16, String)>, Vec<Effect>) {
+    ) -> Result<(), Reject> {
         match self.peers.receive(now, site_header, signature_header, body) {
             Ok(acc) => {
                 *self
@@ -372,13 +495,8 @@ impl Site {
                     .accepted_reports
                     .entry(acc.sender.to_string())
                     .or_default() += 1;
-                let effects = if acc.changed {
-                    self.decide(now);
-                    self.refresh(now)
-                } else {
-                    Vec::new()
-                };
-                (Ok(()), effects)
+                self.dirty.decide |= acc.changed;
+                Ok(())
             }
             Err(rej) => {
                 let who = site_header
@@ -390,45 +508,164 @@ impl Site {
                     .rejected_reports
                     .entry((who, rej.kind().as_str().to_string()))
                     .or_default() += 1;
-                (Err((rej.http_status(), rej.to_string())), Vec::new())
+                Err(rej)
             }
         }
     }
 
-    /// Time passed: hold-downs, drain timers, report schedule, stale peers.
-    pub fn on_tick(&mut self, now: Time) -> Vec<Effect> {
+    /// When [`Site::on_timer`] must be called next, if ever.
+    pub fn next_deadline(&self, now: Time) -> Option<Time> {
+        [
+            self.vip_timer,
+            self.retry_at,
+            self.scheduler.next_wakeup(),
+            self.peers.next_expiry(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// A deadline from [`Site::next_deadline`] came: hold-downs and drains that end,
+    /// the reconcile retry, peers turning stale, reports due. Urgent effects only.
+    pub fn on_timer(&mut self, now: Time) -> Vec<Effect> {
         let mut effects = Vec::new();
         if self.retry_at.is_some_and(|t| now >= t) {
             self.retry_at = None;
-            self.sent_desired = None;
+            self.dirty.full = true;
         }
-        for vi in 0..self.vips.len() {
-            let outs = self.vips[vi].health.timer(now);
-            effects.extend(self.vip_outputs(now, vi, outs));
-            let outs = self.vips[vi].announcer.timer_expired(now);
-            effects.extend(announce_effects(vi, outs));
+        if self.vip_timer.is_some_and(|t| now >= t) {
+            self.vip_timer = None;
+            for vip in self.layout.vips() {
+                let v = &mut self.vips[vip.index()];
+                if v.hold_timer.is_some_and(|t| now >= t) {
+                    v.hold_timer = None;
+                    let outs = v.health.timer(now);
+                    effects.extend(self.vip_outputs(now, vip, outs));
+                }
+                let v = &mut self.vips[vip.index()];
+                if v.drain_timer.is_some_and(|t| now >= t) {
+                    v.drain_timer = None;
+                    let outs = v.announcer.timer_expired(now);
+                    effects.extend(self.announcer_outputs(vip, outs));
+                }
+                let v = &self.vips[vip.index()];
+                for t in [v.hold_timer, v.drain_timer].into_iter().flatten() {
+                    self.arm_vip_timer(t);
+                }
+            }
         }
-        if self.decision.as_ref().is_some_and(|d| {
-            d.spilling()
-                && self
-                    .peers
-                    .views(now)
-                    .iter()
-                    .any(|v| v.facts.is_none() && d.spilling_to().contains(&v.site))
-        }) {
-            // A peer we spill to went stale: stop at once, not at the next stats.
-            self.decide(now);
-        }
-        effects.extend(self.refresh(now));
+        // A peer we spill to may have gone stale: the rule stops it at once.
+        self.dirty.decide = true;
+        self.dirty.report = true;
         order(effects)
     }
 
-    /// Drain one VIP or all. `Err` names an unknown VIP.
+    /// The deferred work the inputs marked: load, spill decision, the weights of the
+    /// services that changed, reports due. Call after carrying out urgent effects.
+    pub fn settle(&mut self, now: Time) -> Vec<Effect> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if dirty.load {
+            self.load = site_load(&self.samples(now), &self.tunnels);
+            dirty.decide = true;
+            dirty.report = true;
+        }
+        let mut all_services = dirty.full;
+        if dirty.decide {
+            let before = self.decision.as_ref().map(SpillDecision::shares);
+            self.decide(now);
+            let after = self.decision.as_ref().map(SpillDecision::shares);
+            if before != after {
+                all_services = true;
+                dirty.report = true;
+            }
+        }
+        let mut effects = Vec::new();
+        let requests = if all_services {
+            self.replan(now, (0..self.plans.len() as u32).map(SvcId), &mut dirty)
+        } else {
+            let services = std::mem::take(&mut dirty.services);
+            self.replan(now, services.into_iter(), &mut dirty)
+        };
+        if self.cfg.site.dataplane {
+            if dirty.full {
+                self.behind = false;
+                effects.push(Effect::Reconcile(Box::new(self.desired.clone())));
+            } else if !requests.is_empty() {
+                if self.dataplane.ok {
+                    effects.push(Effect::Apply(requests));
+                } else {
+                    self.behind = true;
+                }
+            }
+        }
+        if dirty.report {
+            let state = LocalState {
+                load: self.load,
+                spilling_to: self
+                    .decision
+                    .as_ref()
+                    .map(|d| d.spilling_to())
+                    .unwrap_or_default(),
+                spill_share: self.decision.as_ref().map_or(0.0, |d| d.total_share),
+            };
+            if let Some(round) = self.scheduler.poll(now, &state)
+                && !round.reports.is_empty()
+            {
+                effects.push(Effect::SendReports(round));
+            }
+        }
+        effects
+    }
+
+    /// New weight plans for `services`; updates `desired` in place and returns the
+    /// kernel requests for what changed (marks `full` where a targeted update cannot
+    /// say it).
+    fn replan(
+        &mut self,
+        _now: Time,
+        services: impl Iterator<Item = SvcId>,
+        dirty: &mut Dirty,
+    ) -> Vec<tf::Request> {
+        let shares = self
+            .decision
+            .as_ref()
+            .map(SpillDecision::shares)
+            .unwrap_or_default();
+        let mut requests = Vec::new();
+        for svc in services {
+            let local: Vec<LocalServer> = self.servers[self.of_service[svc.index()].clone()]
+                .iter()
+                .map(|s| LocalServer {
+                    server: s.id.clone(),
+                    up: s.health.is_up(),
+                    weight: s.at.config(&self.cfg).weight,
+                })
+                .collect();
+            let plan = weights::plan(&local, &self.peer_ids, &shares);
+            if self.plans[svc.index()].as_ref() == Some(&plan) {
+                continue;
+            }
+            let slot = self.layout.service(svc);
+            let next = mapping::vip_service(&self.cfg, slot, Some(&plan));
+            let vip = &mut self.desired.vips[slot.vip.index()];
+            let held = &mut vip.services[slot.port_index];
+            match held.weight_changes(vip.addr, &next) {
+                Some(r) => requests.extend(r),
+                None => dirty.full = true,
+            }
+            *held = next;
+            self.plans[svc.index()] = Some(plan);
+        }
+        requests
+    }
+
+    /// Drain one VIP or all.
     pub fn drain(
         &mut self,
         now: Time,
         vip: Option<&str>,
-    ) -> Result<(Vec<String>, Vec<Effect>), String> {
+    ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
         self.each_vip(vip, |a| a.drain(now))
     }
 
@@ -437,52 +674,60 @@ impl Site {
         &mut self,
         now: Time,
         vip: Option<&str>,
-    ) -> Result<(Vec<String>, Vec<Effect>), String> {
+    ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
         self.each_vip(vip, |a| a.undrain(now))
     }
 
     /// Withdraw everything still announced (the end of a graceful shutdown).
     pub fn withdraw_all(&mut self, now: Time) -> Vec<Effect> {
         let mut effects = Vec::new();
-        for (vi, v) in self.vips.iter_mut().enumerate() {
-            effects.extend(announce_effects(vi, v.announcer.stop(now)));
+        for vip in self.layout.vips() {
+            let outs = self.vips[vip.index()].announcer.stop(now);
+            effects.extend(self.announcer_outputs(vip, outs));
         }
         effects
+    }
+
+    /// The VIP named `name`.
+    pub fn vip_named(&self, name: &str) -> Result<VipId, UnknownVip> {
+        match self.cfg.vips.iter().position(|v| v.name == name) {
+            Some(i) => Ok(VipId(i as u32)),
+            None => Err(UnknownVip {
+                name: name.to_string(),
+                known: self
+                    .cfg
+                    .vips
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
     }
 
     fn each_vip(
         &mut self,
         vip: Option<&str>,
         mut f: impl FnMut(&mut Announcer) -> Vec<announce::Output>,
-    ) -> Result<(Vec<String>, Vec<Effect>), String> {
-        let picked: Vec<usize> = match vip {
-            None => (0..self.vips.len()).collect(),
-            Some(name) => match self.cfg.vips.iter().position(|v| v.name == name) {
-                Some(i) => vec![i],
-                None => {
-                    let known: Vec<&str> = self.cfg.vips.iter().map(|v| v.name.as_str()).collect();
-                    return Err(format!(
-                        "no VIP named `{name}` (known: {})",
-                        known.join(", ")
-                    ));
-                }
-            },
+    ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
+        let picked: Vec<VipId> = match vip {
+            None => self.layout.vips().collect(),
+            Some(name) => vec![self.vip_named(name)?],
         };
         let mut effects = Vec::new();
-        for &i in &picked {
-            effects.extend(announce_effects(i, f(&mut self.vips[i].announcer)));
+        for &vip in &picked {
+            let outs = f(&mut self.vips[vip.index()].announcer);
+            effects.extend(self.announcer_outputs(vip, outs));
         }
         let names = picked
             .iter()
-            .map(|&i| self.cfg.vips[i].name.clone())
+            .map(|v| self.cfg.vips[v.index()].name.clone())
             .collect();
         Ok((names, order(effects)))
     }
 
     fn decide(&mut self, now: Time) {
-        self.last_now = now;
         let spill_allowed = self.cfg.spill.enabled;
-        self.load = site_load(&self.samples(), &self.tunnels);
         let local = LocalView {
             load: self.load.director,
             capacity: self.load.healthy_capacity,
@@ -499,132 +744,84 @@ impl Site {
         self.decision = Some(d);
     }
 
-    fn samples(&self) -> Vec<ServerSample> {
+    fn samples(&self, now: Time) -> Vec<ServerSample> {
         self.servers
             .iter()
-            .map(|s| ServerSample {
-                server: s.id.clone(),
-                up: s.health.is_up(),
-                capacity: self.rs(s.at).capacity,
-                active_conns: s.active,
-                inactive_conns: s.inactive,
-                external: s.external.and_then(|(v, at)| {
-                    // Fresh for three polls; then connections count again.
-                    let fresh = self.rs(s.at).load_poll().0 * 3;
-                    (self.last_now.since(at) <= fresh).then_some(v)
-                }),
+            .map(|s| {
+                let rs = s.at.config(&self.cfg);
+                ServerSample {
+                    server: s.id.clone(),
+                    up: s.health.is_up(),
+                    capacity: rs.capacity,
+                    active_conns: s.active,
+                    inactive_conns: s.inactive,
+                    external: s.external.and_then(|(v, at)| {
+                        // Fresh for three polls; then connections count again.
+                        let fresh = rs.load_poll().0 * 3;
+                        (now.since(at) <= fresh).then_some(v)
+                    }),
+                }
             })
             .collect()
     }
 
-    fn rs(&self, at: ServerAt) -> &crate::config::RealServer {
-        &self.cfg.vips[at.vip].services[at.service].real_servers[at.server]
+    /// Feeds the VIP's servability (servers up, data plane) to its health and on to
+    /// its announcer.
+    fn servability(&mut self, now: Time, vip: VipId) -> Vec<Effect> {
+        let v = &mut self.vips[vip.index()];
+        let outs = v.health.update(now, v.up, self.dataplane.ok);
+        self.vip_outputs(now, vip, outs)
     }
 
-    fn vip_outputs(&mut self, now: Time, vi: usize, outs: Vec<VipOutput>) -> Vec<Effect> {
+    fn vip_outputs(&mut self, now: Time, vip: VipId, outs: Vec<VipOutput>) -> Vec<Effect> {
         let mut effects = Vec::new();
         for o in outs {
             let servable = match o {
                 VipOutput::Announce { reason } => Servable { ok: true, reason },
                 VipOutput::Withdraw { reason } => Servable { ok: false, reason },
-                VipOutput::ArmTimer(_) => continue, // ticks poll the timer
+                VipOutput::ArmTimer(t) => {
+                    self.vips[vip.index()].hold_timer = Some(t);
+                    self.arm_vip_timer(t);
+                    continue;
+                }
             };
-            tracing::info!(vip = %self.cfg.vips[vi].name, servable = servable.ok, reason = %servable.reason, "VIP servability changed");
-            effects.extend(announce_effects(
-                vi,
-                self.vips[vi].announcer.set_servable(now, servable),
-            ));
+            let ok = servable.ok;
+            let outs = self.vips[vip.index()].announcer.set_servable(now, servable);
+            effects.extend(self.announcer_outputs(vip, outs));
+            tracing::info!(vip = %self.cfg.vips[vip.index()].name, servable = ok, "VIP servability changed");
         }
         effects
     }
 
-    /// Recomputes what follows from the current inputs: servability, weights, the
-    /// desired data plane, reports due.
-    fn refresh(&mut self, now: Time) -> Vec<Effect> {
-        self.last_now = now;
+    fn announcer_outputs(&mut self, vip: VipId, outs: Vec<announce::Output>) -> Vec<Effect> {
         let mut effects = Vec::new();
-        // One pass over the servers (not one per VIP): this runs on every tick.
-        let mut up_per_vip = vec![0usize; self.vips.len()];
-        let mut local: Vec<Vec<Vec<LocalServer>>> = self
-            .cfg
-            .vips
-            .iter()
-            .map(|v| vec![Vec::new(); v.services.len()])
-            .collect();
-        for s in &self.servers {
-            let up = s.health.is_up();
-            up_per_vip[s.at.vip] += usize::from(up);
-            local[s.at.vip][s.at.service].push(LocalServer {
-                server: s.id.clone(),
-                up,
-                weight: self.rs(s.at).weight,
-            });
+        for o in outs {
+            match o {
+                announce::Output::Announce { graceful_shutdown } => {
+                    effects.push(Effect::Announce {
+                        vip,
+                        graceful_shutdown,
+                    })
+                }
+                announce::Output::Withdraw => effects.push(Effect::Withdraw { vip }),
+                announce::Output::ArmTimer(t) => {
+                    self.vips[vip.index()].drain_timer = Some(t);
+                    self.arm_vip_timer(t);
+                }
+            }
         }
-        for (vi, up) in up_per_vip.into_iter().enumerate() {
-            let outs = self.vips[vi].health.update(now, up, self.dataplane.ok);
-            effects.extend(self.vip_outputs(now, vi, outs));
-        }
-        self.load = site_load(&self.samples(), &self.tunnels);
-        let shares = self
-            .decision
-            .as_ref()
-            .map(|d| d.shares())
-            .unwrap_or_default();
-        let peer_ids: Vec<SiteId> = self
-            .cfg
-            .peers
-            .iter()
-            .map(|p| SiteId::new(p.name.clone()))
-            .collect();
-        self.plans = local
-            .iter()
-            .map(|services| {
-                services
-                    .iter()
-                    .map(|servers| Some(weights::plan(servers, &peer_ids, &shares)))
-                    .collect()
-            })
-            .collect();
-        let desired = mapping::desired_state(&self.cfg, &self.plans);
-        if self.cfg.site.dataplane && self.sent_desired.as_ref() != Some(&desired) {
-            self.sent_desired = Some(desired.clone());
-            effects.push(Effect::Reconcile(Box::new(desired)));
-        }
-        let state = LocalState {
-            load: self.load,
-            spilling_to: self
-                .decision
-                .as_ref()
-                .map(|d| d.spilling_to())
-                .unwrap_or_default(),
-            spill_share: self.decision.as_ref().map_or(0.0, |d| d.total_share),
-        };
-        if let Some(round) = self.scheduler.poll(now, &state)
-            && !round.reports.is_empty()
-        {
-            effects.push(Effect::SendReports(round));
-        }
-        order(effects)
+        effects
     }
 
-    /// Forces the next refresh to send the desired state again (periodic resync).
+    fn arm_vip_timer(&mut self, t: Time) {
+        self.vip_timer = Some(self.vip_timer.map_or(t, |x| x.min(t)));
+    }
+
+    /// Sends the whole desired state again on the next settle (the drift check).
     pub fn resync(&mut self, now: Time) -> Vec<Effect> {
-        self.sent_desired = None;
-        self.refresh(now)
+        self.dirty.full = true;
+        self.settle(now)
     }
-}
-
-fn announce_effects(vip: usize, outs: Vec<announce::Output>) -> Vec<Effect> {
-    outs.into_iter()
-        .filter_map(|o| match o {
-            announce::Output::Announce { graceful_shutdown } => Some(Effect::Announce {
-                vip,
-                graceful_shutdown,
-            }),
-            announce::Output::Withdraw => Some(Effect::Withdraw { vip }),
-            announce::Output::ArmTimer(_) => None, // ticks poll the timer
-        })
-        .collect()
 }
 
 /// Withdraws first: nothing may delay them.

@@ -15,7 +15,7 @@ impl Site {
         cfg: crate::config::SiteConfig,
         now: Time,
     ) -> Result<Vec<Effect>, SiteError> {
-        let (mut next, _) = Site::new(cfg, now)?;
+        let mut next = Site::build(cfg, now)?;
         let mut effects = Vec::new();
         for (oi, old) in self.cfg.vips.iter().enumerate() {
             let announced = matches!(
@@ -31,8 +31,10 @@ impl Site {
                 Some(ni) => {
                     let new = &next.cfg.vips[ni];
                     next.vips[ni].announcer = self.vips[oi].announcer.clone();
+                    next.vips[ni].drain_timer = self.vips[oi].drain_timer;
                     if new.min_up == old.min_up && new.hold_down == old.hold_down {
                         next.vips[ni].health = self.vips[oi].health.clone();
+                        next.vips[ni].hold_timer = self.vips[oi].hold_timer;
                     }
                 }
                 None if announced => effects.push(Effect::WithdrawPrefix(old.prefix)),
@@ -48,6 +50,15 @@ impl Site {
                 n.inactive = s.inactive;
                 n.last_check = s.last_check.clone();
                 n.external = s.external;
+                if n.health.is_up() {
+                    next.vips[n.at.vip.index()].up += 1;
+                }
+            }
+        }
+        for vip in next.layout.vips() {
+            let v = &next.vips[vip.index()];
+            for t in [v.hold_timer, v.drain_timer].into_iter().flatten() {
+                next.arm_vip_timer(t);
             }
         }
         let same_peers = next.cfg.peers == self.cfg.peers;
@@ -62,10 +73,18 @@ impl Site {
             next.tunnels = self.tunnels.clone();
         }
         next.dataplane = self.dataplane.clone();
+        next.retry_at = self.retry_at;
         next.counters = self.counters.clone();
         next.started = self.started;
         *self = next;
-        effects.extend(self.refresh(now));
-        Ok(order(effects))
+        // Servers kept their verdicts: each VIP's servability follows from them now,
+        // and the new data plane is sent whole.
+        for vip in self.layout.vips() {
+            effects.extend(self.servability(now, vip));
+        }
+        self.dirty.full = true;
+        effects = order(effects);
+        effects.extend(self.settle(now));
+        Ok(effects)
     }
 }

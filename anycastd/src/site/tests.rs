@@ -3,14 +3,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use geo_balancer::exchange::LoadReport;
 use geo_balancer::exchange::client::sign_report;
+use geo_balancer::exchange::{LoadReport, Reject};
 use geo_balancer::health::{HealthEvent, ProbeOutcome, ProbeSource};
 use geo_balancer::{ProbeError, ServerId, SiteId, Time};
 use tunnel_forwarder as tf;
 
 use super::{Effect, Site};
-use crate::status::VipState;
+use crate::dataplane::DataplaneError;
+use crate::layout::VipId;
+use crate::status::{PeerState, ServerState, VipState};
 
 const T0: Time = Time(1_800_000_000_000);
 
@@ -31,14 +33,45 @@ fn config() -> crate::config::SiteConfig {
 const RS1: &str = "web/tcp80/10.101.5.11:80";
 const RS2: &str = "web/tcp80/10.101.5.12:80";
 
+/// What the driver does with an input: its urgent effects, then the settled rest.
+fn then_settle(site: &mut Site, t: Time, mut urgent: Vec<Effect>) -> Vec<Effect> {
+    urgent.extend(site.settle(t));
+    urgent
+}
+
 fn probe(site: &mut Site, server: &str, t: Time, outcome: ProbeOutcome) -> Vec<Effect> {
-    site.on_health(HealthEvent {
+    let e = site.on_health(HealthEvent {
         server: ServerId::new(server),
         at: t,
         source: ProbeSource::Periodic,
         outcome,
+    });
+    then_settle(site, t, e)
+}
+
+fn tick(site: &mut Site, t: Time) -> Vec<Effect> {
+    let e = site.on_timer(t);
+    then_settle(site, t, e)
+}
+
+fn reconciled(site: &mut Site, t: Time, r: Result<usize, DataplaneError>) -> Vec<Effect> {
+    let e = site.on_reconciled(t, r);
+    then_settle(site, t, e)
+}
+
+fn sample(site: &mut Site, t: Time, s: &[tf::ServiceStats]) -> Vec<Effect> {
+    site.on_stats(t, s);
+    site.settle(t)
+}
+
+fn ip_vs_missing() -> DataplaneError {
+    DataplaneError::Kernel(tf::Error::ModuleMissing {
+        module: "ip_vs".into(),
+        during: "reading services".into(),
     })
 }
+
+const WEB: VipId = VipId(0);
 
 fn refused() -> ProbeOutcome {
     ProbeOutcome::HardFailure(ProbeError::Refused {
@@ -53,7 +86,7 @@ fn serving() -> Site {
         matches!(first.first(), Some(Effect::Reconcile(_))),
         "{first:?}"
     );
-    site.on_reconciled(T0, Ok(7));
+    reconciled(&mut site, T0, Ok(7));
     for rs in [RS1, RS2] {
         probe(&mut site, rs, T0, ProbeOutcome::Success);
         probe(&mut site, rs, at(2), ProbeOutcome::Success);
@@ -76,11 +109,11 @@ fn nothing_is_announced_before_the_data_plane_and_a_healthy_server() {
             .chain(&e2)
             .any(|e| matches!(e, Effect::Announce { .. }))
     );
-    let e = site.on_reconciled(at(2), Ok(5));
+    let e = reconciled(&mut site, at(2), Ok(5));
     assert_eq!(
         e[0],
         Effect::Announce {
-            vip: 0,
+            vip: WEB,
             graceful_shutdown: false
         },
         "{e:?}"
@@ -92,32 +125,44 @@ fn losing_the_last_server_withdraws_first_thing() {
     let mut site = serving();
     probe(&mut site, RS1, at(3), refused());
     let e = probe(&mut site, RS2, at(3), refused());
-    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: 0 }), "{e:?}");
-    // And the dead servers get weight 0 in the kernel.
-    let Some(Effect::Reconcile(d)) = e.iter().find(|e| matches!(e, Effect::Reconcile(_))) else {
-        panic!("no reconcile in {e:?}");
+    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: WEB }), "{e:?}");
+    // And the dead servers get weight 0 in the kernel, by targeted updates (the
+    // first one went down in its own step).
+    let Some(Effect::Apply(r)) = e.iter().find(|e| matches!(e, Effect::Apply(_))) else {
+        panic!("no weight update in {e:?}");
     };
-    assert!(d.vips[0].services[0].local.iter().all(|x| x.weight == 0));
+    assert!(
+        r.iter()
+            .all(|r| matches!(r, tf::Request::SetDest(_, d) if d.weight == 0)),
+        "{r:?}"
+    );
+    assert_eq!(
+        site.desired.vips[0].services[0]
+            .local
+            .iter()
+            .map(|d| d.weight)
+            .sum::<u32>(),
+        0
+    );
     assert_eq!(site.status(at(3), &[]).vips[0].state, VipState::Withdrawn);
 }
 
 #[test]
 fn a_failed_reconcile_withdraws_the_vip() {
     let mut site = serving();
-    let e = site.on_reconciled(at(3), Err("kernel module ip_vs is missing".into()));
-    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: 0 }));
+    let e = reconciled(&mut site, at(3), Err(ip_vs_missing()));
+    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: WEB }));
     assert!(
         !e.iter().any(|e| matches!(e, Effect::Reconcile(_))),
         "no retry storm: {e:?}"
     );
     assert!(
-        !site
-            .on_tick(at(4))
+        !tick(&mut site, at(4))
             .iter()
             .any(|e| matches!(e, Effect::Reconcile(_)))
     );
     assert!(
-        site.on_tick(at(5))
+        tick(&mut site, at(5))
             .iter()
             .any(|e| matches!(e, Effect::Reconcile(_))),
         "retried after 2 s"
@@ -139,24 +184,27 @@ fn drain_then_undrain() {
     assert_eq!(
         e,
         vec![Effect::Announce {
-            vip: 0,
+            vip: WEB,
             graceful_shutdown: true
         }]
     );
-    assert!(!has(&site.on_tick(at(4)), &Effect::Withdraw { vip: 0 }));
-    let e = site.on_tick(at(3 + 5));
-    assert!(has(&e, &Effect::Withdraw { vip: 0 }), "{e:?}");
+    assert!(!has(
+        &tick(&mut site, at(4)),
+        &Effect::Withdraw { vip: WEB }
+    ));
+    let e = tick(&mut site, at(3 + 5));
+    assert!(has(&e, &Effect::Withdraw { vip: WEB }), "{e:?}");
     assert_eq!(site.status(at(9), &[]).vips[0].state, VipState::Drained);
     let (_, e) = site.undrain(at(10), None).unwrap();
     assert_eq!(
         e,
         vec![Effect::Announce {
-            vip: 0,
+            vip: WEB,
             graceful_shutdown: false
         }]
     );
     assert_eq!(
-        site.drain(at(10), Some("mail")).unwrap_err(),
+        site.drain(at(10), Some("mail")).unwrap_err().to_string(),
         "no VIP named `mail` (known: web)"
     );
 }
@@ -164,7 +212,10 @@ fn drain_then_undrain() {
 #[test]
 fn withdraw_all_at_shutdown() {
     let mut site = serving();
-    assert_eq!(site.withdraw_all(at(5)), vec![Effect::Withdraw { vip: 0 }]);
+    assert_eq!(
+        site.withdraw_all(at(5)),
+        vec![Effect::Withdraw { vip: WEB }]
+    );
     assert_eq!(site.withdraw_all(at(6)), vec![]);
 }
 
@@ -189,9 +240,10 @@ fn deliver(
     r: &LoadReport,
     key: &[u8],
     now: Time,
-) -> (Result<(), (u16, String)>, Vec<Effect>) {
+) -> (Result<(), Reject>, Vec<Effect>) {
     let signed = sign_report(r, key).unwrap();
-    site.on_report(now, Some("idc2"), Some(&signed.signature), &signed.body)
+    let r = site.on_report(now, Some("idc2"), Some(&signed.signature), &signed.body);
+    (r, site.settle(now))
 }
 
 fn key() -> Vec<u8> {
@@ -225,9 +277,15 @@ fn stats(active: u32, tunnelled: u32) -> Vec<tf::ServiceStats> {
     }]
 }
 
+/// The peer tunnel's weight in the last data-plane effect that sets it.
 fn peer_weight(e: &[Effect]) -> Option<u32> {
+    let peer: std::net::IpAddr = "10.101.2.2".parse().unwrap();
     e.iter().rev().find_map(|e| match e {
         Effect::Reconcile(d) => Some(d.vips[0].services[0].peers[0].weight),
+        Effect::Apply(r) => r.iter().find_map(|r| match r {
+            tf::Request::SetDest(_, d) if d.addr == peer => Some(d.weight),
+            _ => None,
+        }),
         _ => None,
     })
 }
@@ -238,7 +296,7 @@ fn overload_spills_to_a_light_peer_and_stops_at_1_0() {
     let (ok, _) = deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3));
     assert_eq!(ok, Ok(()));
     // 2 x 115 active over 2 x 100 capacity = 1.15 > 1.1.
-    let e = site.on_stats(at(4), &stats(115, 0));
+    let e = sample(&mut site, at(4), &stats(115, 0));
     assert!(peer_weight(&e).is_some_and(|w| w > 0), "{e:?}");
     let st = site.status(at(4), &[]);
     assert!(st.spill[0].share > 0.0);
@@ -252,7 +310,7 @@ fn overload_spills_to_a_light_peer_and_stops_at_1_0() {
     let why = site.why("web").unwrap();
     assert!(why.spill[0].starts_with("spilling "), "{why:?}");
     // Demand falls to 0.9 (director load, spilled included): spilling stops.
-    let e = site.on_stats(at(6), &stats(80, 10));
+    let e = sample(&mut site, at(6), &stats(80, 10));
     assert_eq!(peer_weight(&e), Some(0), "{e:?}");
 }
 
@@ -270,13 +328,13 @@ fn forged_replayed_and_garbage_reports_change_nothing() {
         b"not-the-key-0123456789",
         at(3),
     );
-    let (code, why) = forged.unwrap_err();
-    assert!(why.starts_with("forged"), "{why}");
-    assert_eq!(code, 401);
+    let rej = forged.unwrap_err();
+    assert!(rej.to_string().starts_with("forged"), "{rej}");
+    assert_eq!(rej.http_status(), 401);
     assert!(e.is_empty());
     let (replayed, _) = deliver(&mut site, &report(0.1, 10, at(3)), &key(), at(3));
     assert!(replayed.is_err());
-    let (garbage, _) = site.on_report(at(3), Some("idc2"), Some("sha256=00"), b"\xff\x00garbage");
+    let garbage = site.on_report(at(3), Some("idc2"), Some("sha256=00"), b"\xff\x00garbage");
     assert!(garbage.is_err());
     assert_eq!(site.status(at(3), &[]).peers, {
         let mut b = before;
@@ -294,12 +352,12 @@ fn a_stale_peer_is_no_longer_a_target() {
         deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3)).0,
         Ok(())
     );
-    let e = site.on_stats(at(4), &stats(115, 0));
+    let e = sample(&mut site, at(4), &stats(115, 0));
     assert!(peer_weight(&e).is_some_and(|w| w > 0));
     // Interval 2 s, stale after 3 periods: by 3 + 6 + 1 s the peer is unknown.
-    let e = site.on_tick(at(10));
+    let e = tick(&mut site, at(10));
     assert_eq!(peer_weight(&e), Some(0), "{e:?}");
-    assert_eq!(site.status(at(10), &[]).peers[0].state, "stale");
+    assert_eq!(site.status(at(10), &[]).peers[0].state, PeerState::Stale);
 }
 
 #[test]
@@ -328,7 +386,7 @@ fn reload_keeps_announcements_and_health() {
     );
     let st = site.status(at(5), &[]);
     assert_eq!(st.vips[0].state, VipState::Announced);
-    assert!(st.real_servers.iter().all(|r| r.state == "up"));
+    assert!(st.real_servers.iter().all(|r| r.state == ServerState::Up));
 }
 
 #[test]
@@ -359,12 +417,12 @@ fn without_a_data_plane_health_alone_decides() {
     assert_eq!(
         e,
         vec![Effect::Announce {
-            vip: 0,
+            vip: WEB,
             graceful_shutdown: false
         }]
     );
     let e = probe(&mut site, RS1, at(2), refused());
-    assert_eq!(e, vec![Effect::Withdraw { vip: 0 }]);
+    assert_eq!(e, vec![Effect::Withdraw { vip: WEB }]);
 }
 
 #[test]
@@ -373,10 +431,10 @@ fn a_load_url_value_replaces_connection_counts_while_fresh() {
     let id = ServerId::new(RS1);
     // RS1 says it is full (1.0 x capacity 100); RS2 has no load source: 0 connections.
     site.on_external_load(at(3), &id, Some(1.0));
-    site.on_stats(at(3), &stats(0, 0));
+    sample(&mut site, at(3), &stats(0, 0));
     assert_eq!(site.status(at(3), &[]).local_load, Some(0.5));
     // Stale after three polls (1 s each, RealServer::load_poll): connections count again.
-    site.on_stats(at(10), &stats(0, 0));
+    sample(&mut site, at(10), &stats(0, 0));
     assert_eq!(site.status(at(10), &[]).local_load, Some(0.0));
 }
 
@@ -387,7 +445,7 @@ fn servers_coming_up_end_the_spill_at_once() {
     // in that step too, not at the next IPVS stats: in the lab kernel a restarted
     // director sent its first new connections through the tunnel in between.
     let (mut site, _) = Site::new(config(), T0).unwrap();
-    site.on_reconciled(T0, Ok(7));
+    reconciled(&mut site, T0, Ok(7));
     let (ok, e) = deliver(&mut site, &report(0.0, 1, T0), &key(), T0);
     assert_eq!(ok, Ok(()));
     assert!(peer_weight(&e).is_some_and(|w| w > 0), "{e:?}");
@@ -401,7 +459,7 @@ fn servers_coming_up_end_the_spill_at_once() {
         has(
             &e,
             &Effect::Announce {
-                vip: 0,
+                vip: WEB,
                 graceful_shutdown: false
             }
         ),
@@ -420,7 +478,7 @@ fn a_site_with_no_healthy_capacity_shows_it_sends_everything_to_peers() {
     );
     probe(&mut site, RS1, at(4), refused());
     probe(&mut site, RS2, at(4), refused());
-    site.on_stats(at(6), &stats(0, 0));
+    sample(&mut site, at(6), &stats(0, 0));
     let st = site.status(at(6), &[]);
     assert_eq!(st.local_load, None);
     assert_eq!(st.spill[0].share, 1.0, "{:?}", st.spill);
@@ -429,4 +487,109 @@ fn a_site_with_no_healthy_capacity_shows_it_sends_everything_to_peers() {
         "{}",
         st.spill[0].reason
     );
+}
+
+#[test]
+fn the_withdraw_comes_alone_before_any_data_plane_work() {
+    let mut site = serving();
+    let ev = |s: &str| HealthEvent {
+        server: ServerId::new(s),
+        at: at(3),
+        source: ProbeSource::FastPath,
+        outcome: refused(),
+    };
+    assert_eq!(site.on_health(ev(RS1)), vec![]);
+    // The input returns the withdraw and nothing else: no weights, no desired state.
+    assert_eq!(site.on_health(ev(RS2)), vec![Effect::Withdraw { vip: WEB }]);
+    // The data-plane work follows in the settle, as targeted weight updates.
+    let e = site.settle(at(3));
+    assert!(
+        matches!(e.first(), Some(Effect::Apply(r)) if r.len() == 4),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn nothing_changes_nothing_is_due_but_the_next_report() {
+    let mut site = serving();
+    assert_eq!(site.settle(at(2)), vec![]);
+    let next = site
+        .next_deadline(at(2))
+        .expect("a report is always due some time");
+    // No 200 ms tick: the next wakeup is the report schedule (interval 2 s, jittered).
+    assert!(next > at(2).plus(Duration::from_millis(500)), "{next:?}");
+    // Waking up for it sends a report and moves the deadline on.
+    let e = tick(&mut site, next);
+    assert!(
+        e.iter().any(|e| matches!(e, Effect::SendReports(_))),
+        "{e:?}"
+    );
+    assert!(site.next_deadline(next).is_some_and(|t| t > next));
+}
+
+#[test]
+fn the_end_of_a_drain_and_of_a_hold_down_are_deadlines() {
+    let mut site = serving();
+    site.drain(at(3), Some("web")).unwrap();
+    let end = at(3).plus(site.config().site.shutdown_wait);
+    assert!(site.next_deadline(at(3)).is_some_and(|t| t <= end));
+    let e = tick(&mut site, end);
+    assert!(has(&e, &Effect::Withdraw { vip: WEB }), "{e:?}");
+    site.undrain(end, None).unwrap();
+
+    // Both servers die, then come back: the announce waits for the hold-down, and the
+    // core says when that ends.
+    probe(&mut site, RS1, at(20), refused());
+    probe(&mut site, RS2, at(20), refused());
+    for t in [at(21), at(22)] {
+        for rs in [RS1, RS2] {
+            let e = probe(&mut site, rs, t, ProbeOutcome::Success);
+            assert!(
+                !e.iter().any(|e| matches!(e, Effect::Announce { .. })),
+                "{e:?}"
+            );
+        }
+    }
+    let hold = site.vips[0].hold_timer.expect("hold-down armed");
+    assert!(site.next_deadline(at(22)).is_some_and(|t| t <= hold));
+    assert!(!has(
+        &tick(&mut site, at(23)),
+        &Effect::Announce {
+            vip: WEB,
+            graceful_shutdown: false
+        }
+    ));
+    let e = tick(&mut site, hold);
+    assert!(
+        has(
+            &e,
+            &Effect::Announce {
+                vip: WEB,
+                graceful_shutdown: false
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_spill_step_is_a_weight_update_not_a_reconcile() {
+    let mut site = serving();
+    deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3))
+        .0
+        .unwrap();
+    let e = sample(&mut site, at(4), &stats(115, 0));
+    assert!(
+        !e.iter().any(|e| matches!(e, Effect::Reconcile(_))),
+        "{e:?}"
+    );
+    let Some(Effect::Apply(r)) = e.iter().find(|e| matches!(e, Effect::Apply(_))) else {
+        panic!("no update in {e:?}");
+    };
+    // The two local servers and the peer in the VIP's service; the loop guard's
+    // weights stay (it serves what peers spill here at configured weights).
+    assert_eq!(r.len(), 3, "{r:?}");
+    // The same sample again moves nothing.
+    let e = sample(&mut site, at(4), &stats(115, 0));
+    assert!(!e.iter().any(|e| matches!(e, Effect::Apply(_))), "{e:?}");
 }

@@ -2,10 +2,12 @@
 
 use geo_balancer::Time;
 
-use super::Site;
+use geo_balancer::health::ProbeOutcome;
+
+use super::{Site, UnknownVip};
 use crate::status::{
-    DataplaneStatus, PeerStatus, ServerStatus, SessionStatus, SpillStatus, Status, VipState,
-    VipStatus, WhyReply,
+    DataplaneStatus, PeerState, PeerStatus, ServerStatus, SessionStatus, SpillStatus, Status,
+    VipState, VipStatus, WhyReply,
 };
 
 fn secs(t: Time) -> u64 {
@@ -32,11 +34,7 @@ impl Site {
                 state: e.announcer.state(),
                 reason: self.vip_reason(vi),
                 since: secs(e.announcer.since()),
-                servers_up: self
-                    .servers
-                    .iter()
-                    .filter(|s| s.at.vip == vi && s.health.is_up())
-                    .count() as u32,
+                servers_up: e.up as u32,
                 min_up: v.min_up,
             })
             .collect();
@@ -51,7 +49,7 @@ impl Site {
                     .iter()
                     .find(|n| n.address == p.remote_addr)
                     .map_or(0, |n| n.remote_asn),
-                state: format!("{:?}", p.state),
+                state: p.state.into(),
                 uptime_s: p.uptime.map(|d| d.as_secs()),
                 prefixes_sent: p.prefixes_sent as u64,
                 prefixes_received: p.prefixes_received as u64,
@@ -62,18 +60,22 @@ impl Site {
             .servers
             .iter()
             .map(|s| {
-                let vip = &self.cfg.vips[s.at.vip];
-                let svc = &vip.services[s.at.service];
-                let rs = &svc.real_servers[s.at.server];
+                let vip = &self.cfg.vips[s.at.vip.index()];
+                let svc = &vip.services[s.at.port_index];
+                let rs = s.at.config(&self.cfg);
                 ServerStatus {
                     vip: vip.name.clone(),
                     service: format!("{}/{}", svc.protocol.as_str(), svc.port),
                     address: rs.address.to_string(),
                     port: rs.port,
-                    state: s.health.state().to_string(),
+                    state: s.health.state().into(),
                     active_conns: s.active,
                     capacity: rs.capacity,
-                    last_check: s.last_check.clone(),
+                    last_check: s.last_check.as_ref().map(|o| match o {
+                        ProbeOutcome::Success => "ok".to_string(),
+                        ProbeOutcome::Failure(e) => e.to_string(),
+                        ProbeOutcome::HardFailure(e) => format!("{e} (hard)"),
+                    }),
                 }
             })
             .collect();
@@ -95,11 +97,10 @@ impl Site {
                     load: p.last_report.as_ref().and_then(|r| r.load),
                     report_age_s: p.age.map(|a| a.as_secs()),
                     state: match (p.known, &p.last_report) {
-                        (true, _) => "known",
-                        (false, Some(_)) => "stale",
-                        (false, None) => "unknown",
-                    }
-                    .to_string(),
+                        (true, _) => PeerState::Known,
+                        (false, Some(_)) => PeerState::Stale,
+                        (false, None) => PeerState::Unknown,
+                    },
                     spilling_to_us: p.known
                         && p.last_report
                             .as_ref()
@@ -171,14 +172,8 @@ impl Site {
     }
 
     /// Why a VIP is in its state and why the site spills or not; `Err` for an unknown VIP.
-    pub fn why(&self, vip: &str) -> Result<WhyReply, String> {
-        let Some(vi) = self.cfg.vips.iter().position(|v| v.name == vip) else {
-            let known: Vec<&str> = self.cfg.vips.iter().map(|v| v.name.as_str()).collect();
-            return Err(format!(
-                "no VIP named `{vip}` (known: {})",
-                known.join(", ")
-            ));
-        };
+    pub fn why(&self, vip: &str) -> Result<WhyReply, UnknownVip> {
+        let vi = self.vip_named(vip)?.index();
         let state = self.vips[vi].announcer.state();
         let announcement = format!("{} because {}", state.as_str(), self.vip_reason(vi));
         let spill = match &self.decision {

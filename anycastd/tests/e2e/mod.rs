@@ -300,11 +300,11 @@ pub fn spill_share(st: &anycastd::status::Status, peer: &str) -> f64 {
 }
 
 /// `known`, `stale` or `unknown`: how a status document sees `peer`.
-pub fn peer_state(st: &anycastd::status::Status, peer: &str) -> String {
-    st.peers
-        .iter()
-        .find(|p| p.name == peer)
-        .map_or_else(|| "absent".to_string(), |p| p.state.clone())
+pub fn peer_state(
+    st: &anycastd::status::Status,
+    peer: &str,
+) -> Option<anycastd::status::PeerState> {
+    st.peers.iter().find(|p| p.name == peer).map(|p| p.state)
 }
 
 /// The load `peer` last reported, as a status document shows it.
@@ -328,7 +328,10 @@ pub fn spill_line(st: &anycastd::status::Status) -> String {
         .map(|p| {
             format!(
                 "{} {} load {:?} age {:?}",
-                p.name, p.state, p.load, p.report_age_s
+                p.name,
+                p.state.as_str(),
+                p.load,
+                p.report_age_s
             )
         })
         .collect();
