@@ -167,6 +167,16 @@ fn each_bad_value_names_its_line_and_reason() {
             "key_file `",
         ),
         (
+            "key_file = \"keys/idc1-idc2.key\"",
+            "next_key = \"short\"\nkey_file = \"keys/idc1-idc2.key\"",
+            "the next_key for peer `idc2` is 5 bytes; at least 16 are required",
+        ),
+        (
+            "key_file = \"keys/idc1-idc2.key\"",
+            "next_key = \"0123456789abcdef\"\nkey_file = \"keys/idc1-idc2.key\"\nnext_key_file = \"keys/idc1-idc2.key\"",
+            "give either next_key or next_key_file, not both",
+        ),
+        (
             "tunnel_endpoint = \"10.101.2.2\"",
             "tunnel_endpoint = \"10.101.1.2\"",
             "tunnel_endpoint is this site's own address",

@@ -145,6 +145,8 @@ pub struct PeerSite {
     pub tunnel_endpoint: Ipv4Addr,
     pub url: String,
     pub key: Vec<u8>,
+    /// During a key rotation: reports signed with this key are accepted too.
+    pub next_key: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -154,6 +154,10 @@ pub struct RawPeer {
     pub key: Option<Spanned<String>>,
     #[serde(default)]
     pub key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub next_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub next_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -197,8 +197,15 @@ impl Site {
         let spill_cfg = mapping::spill_config(&cfg);
         spill_cfg.validate().map_err(SiteError::Spill)?;
         let exchange = mapping::exchange_config(&cfg);
-        let peers = PeerTable::new(exchange.clone(), mapping::peer_keys(&cfg))
+        let mut peers = PeerTable::new(exchange.clone(), mapping::peer_keys(&cfg))
             .map_err(SiteError::Exchange)?;
+        for p in &cfg.peers {
+            if p.next_key.is_some() {
+                peers
+                    .set_next_key(&SiteId::new(p.name.clone()), p.next_key.clone())
+                    .map_err(SiteError::Exchange)?;
+            }
+        }
         let seed = cfg
             .site
             .name

@@ -61,9 +61,17 @@ impl Site {
                 next.arm_vip_timer(t);
             }
         }
-        let same_peers = next.cfg.peers == self.cfg.peers;
+        // Keys may change (a rotation): the new table has them, and keeps what the old
+        // one learned, the replay window included.
+        let same_sites = |a: &crate::config::SiteConfig, b: &crate::config::SiteConfig| {
+            a.peers.len() == b.peers.len()
+                && a.peers.iter().zip(&b.peers).all(|(x, y)| {
+                    (&x.name, x.tunnel_endpoint, &x.url) == (&y.name, y.tunnel_endpoint, &y.url)
+                })
+        };
+        let same_peers = same_sites(&next.cfg, &self.cfg);
+        next.peers.carry_over(&self.peers);
         if same_peers && next.cfg.exchange == self.cfg.exchange {
-            next.peers = self.peers.clone();
             next.scheduler = self.scheduler.clone();
         }
         if same_peers && next.cfg.spill == self.cfg.spill && next.cfg.exchange == self.cfg.exchange

@@ -593,3 +593,39 @@ fn a_spill_step_is_a_weight_update_not_a_reconcile() {
     let e = sample(&mut site, at(4), &stats(115, 0));
     assert!(!e.iter().any(|e| matches!(e, Effect::Apply(_))), "{e:?}");
 }
+
+#[test]
+fn a_key_rotation_by_reload_has_no_gap_and_keeps_the_replay_window() {
+    const NEW: &[u8] = b"the-new-key-of-idc1-and-idc2";
+    let mut site = serving();
+    assert_eq!(
+        deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3)).0,
+        Ok(())
+    );
+    // Step 1 on the receiver: the new key is accepted next to the old one.
+    let mut c = config();
+    c.peers[0].next_key = Some(NEW.to_vec());
+    site.reload(c.clone(), at(4)).unwrap();
+    assert_eq!(
+        deliver(&mut site, &report(0.3, 2, at(4)), NEW, at(4)).0,
+        Ok(())
+    );
+    assert_eq!(
+        deliver(&mut site, &report(0.3, 3, at(4)), &key(), at(4)).0,
+        Ok(())
+    );
+    // The reload did not reopen the replay window.
+    let replay = deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(4)).0;
+    assert!(matches!(replay, Err(Reject::Replayed { .. })), "{replay:?}");
+    // Step 3: the new key alone; the old one is now a forgery.
+    c.peers[0].key = NEW.to_vec();
+    c.peers[0].next_key = None;
+    site.reload(c, at(5)).unwrap();
+    let old = deliver(&mut site, &report(0.3, 4, at(5)), &key(), at(5)).0;
+    assert_eq!(old.unwrap_err().http_status(), 401);
+    assert_eq!(
+        deliver(&mut site, &report(0.3, 5, at(5)), NEW, at(5)).0,
+        Ok(())
+    );
+    assert_eq!(site.status(at(5), &[]).peers[0].state, PeerState::Known);
+}

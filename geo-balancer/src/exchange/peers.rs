@@ -312,6 +312,21 @@ impl PeerTable {
         Ok(())
     }
 
+    /// After a reload: keep what `old` learned of the peers both tables know (the last
+    /// report, the replay window, the counters), with this table's keys. A key rotation
+    /// by reload therefore never reopens the replay window.
+    pub fn carry_over(&mut self, old: &PeerTable) {
+        for (site, p) in &mut self.peers {
+            if let Some(o) = old.peers.get(site) {
+                p.last_seq = o.last_seq;
+                p.last = o.last.clone();
+                p.accepted = o.accepted;
+            }
+        }
+        self.rejected = old.rejected.clone();
+        self.warned = old.warned.clone();
+    }
+
     /// Configured peers.
     pub fn sites(&self) -> Vec<SiteId> {
         self.peers.keys().cloned().collect()

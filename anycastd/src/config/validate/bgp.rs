@@ -190,60 +190,78 @@ impl Validator<'_> {
                     format!("url `{url}` must start with http:// or https://"),
                 );
             }
-            let key = match (&r.key, &r.key_file) {
-                (Some(k), None) => Some((k.span(), k.get_ref().as_bytes().to_vec())),
-                (None, Some(f)) => {
-                    let path = self
-                        .file
-                        .parent()
-                        .unwrap_or(Path::new("."))
-                        .join(f.get_ref());
-                    match std::fs::read(&path) {
-                        Ok(mut bytes) => {
-                            while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
-                                bytes.pop();
-                            }
-                            Some((f.span(), bytes))
-                        }
-                        Err(e) => {
-                            self.problem(
-                                f.span(),
-                                format!("key_file `{}` cannot be read: {e}", path.display()),
-                            );
-                            None
-                        }
+            let key = self
+                .key(&name, "key", &r.key, &r.key_file)
+                .unwrap_or_else(|| {
+                    if r.key.is_none() && r.key_file.is_none() {
+                        self.problem(p.span(), format!("peer `{name}` has no key or key_file: load reports must be authenticated"));
                     }
-                }
-                (Some(k), Some(_)) => {
-                    self.problem(k.span(), "give either key or key_file, not both");
-                    None
-                }
-                (None, None) => {
-                    self.problem(p.span(), format!("peer `{name}` has no key or key_file: load reports must be authenticated"));
-                    None
-                }
-            };
-            let key = match key {
-                Some((span, k)) if k.len() < 16 => {
-                    self.problem(
-                        span,
-                        format!(
-                            "the key for peer `{name}` is {} bytes; at least 16 are required",
-                            k.len()
-                        ),
-                    );
                     Vec::new()
-                }
-                Some((_, k)) => k,
-                None => Vec::new(),
-            };
+                });
+            let next_key = self.key(&name, "next_key", &r.next_key, &r.next_key_file);
             out.push(PeerSite {
                 name,
                 tunnel_endpoint: endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED),
                 url: url.clone(),
                 key,
+                next_key,
             });
         }
         out
+    }
+
+    /// A peer key given inline (`what`) or in a file (`what_file`, relative to the
+    /// config): `None` when neither is given or it is unusable (a problem is recorded).
+    fn key(
+        &mut self,
+        peer: &str,
+        what: &str,
+        inline: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+    ) -> Option<Vec<u8>> {
+        let (span, key) = match (inline, file) {
+            (Some(k), None) => (k.span(), k.get_ref().as_bytes().to_vec()),
+            (None, Some(f)) => {
+                let path = self
+                    .file
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(f.get_ref());
+                match std::fs::read(&path) {
+                    Ok(mut bytes) => {
+                        while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                            bytes.pop();
+                        }
+                        (f.span(), bytes)
+                    }
+                    Err(e) => {
+                        self.problem(
+                            f.span(),
+                            format!("{what}_file `{}` cannot be read: {e}", path.display()),
+                        );
+                        return None;
+                    }
+                }
+            }
+            (Some(k), Some(_)) => {
+                self.problem(
+                    k.span(),
+                    format!("give either {what} or {what}_file, not both"),
+                );
+                return None;
+            }
+            (None, None) => return None,
+        };
+        if key.len() < 16 {
+            self.problem(
+                span,
+                format!(
+                    "the {what} for peer `{peer}` is {} bytes; at least 16 are required",
+                    key.len()
+                ),
+            );
+            return None;
+        }
+        Some(key)
     }
 }
