@@ -80,8 +80,8 @@ impl Announcer {
         match self.state {
             VipState::Announced | VipState::Withdrawn => self.servable.reason.clone(),
             VipState::Draining => format!(
-                "drained by the operator: announced with GRACEFUL_SHUTDOWN, withdraw after {}s",
-                self.drain_wait.as_secs_f64()
+                "drained by the operator: announced with GRACEFUL_SHUTDOWN, withdraw after {}",
+                geo_balancer::time::human(self.drain_wait)
             ),
             VipState::Drained => "drained by the operator (undrain to announce again)".to_string(),
         }

@@ -5,6 +5,8 @@
 //! peer-report listener, signals. Never decides spill or health itself (geo-balancer
 //! does) and never touches the kernel except through tunnel-forwarder.
 
+#![forbid(unsafe_code)]
+
 pub mod announce;
 pub mod api;
 pub mod config;

@@ -3,6 +3,7 @@
 use geo_balancer::Time;
 
 use geo_balancer::health::ProbeOutcome;
+use geo_balancer::time::human;
 
 use super::{Site, UnknownVip};
 use crate::status::{
@@ -155,7 +156,7 @@ impl Site {
                     );
                 }
                 if let Some(t) = target {
-                    reason.push_str(&format!(" (report {}s old)", t.report_age.as_secs()));
+                    reason.push_str(&format!(" (report {} old)", human(t.report_age)));
                 }
                 SpillStatus {
                     peer: v.site.to_string(),
