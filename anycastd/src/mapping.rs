@@ -220,15 +220,15 @@ fn forward(m: Method) -> tf::Forward {
 pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) -> tf::VipService {
     let vip = &cfg.vips[slot.vip.index()];
     let svc = &vip.services[slot.port_index];
-    let weight_in = |list: Option<&Vec<(ServerId, u32)>>, id: &ServerId| {
-        list.and_then(|l| l.iter().find(|(s, _)| s == id))
-            .map_or(0, |(_, w)| *w)
-    };
+    // Plans list the service's real servers in config order (see `servers`): weights
+    // go by position, no ids to build or look up (this runs for every service of a
+    // spill step).
     let dests = |list: Option<&Vec<(ServerId, u32)>>| -> Vec<tf::Dest> {
         svc.real_servers
             .iter()
-            .map(|rs| {
-                let w = weight_in(list, &server_id(vip, svc, rs));
+            .enumerate()
+            .map(|(i, rs)| {
+                let w = list.and_then(|l| l.get(i)).map_or(0, |(_, w)| *w);
                 tf::Dest::new(rs.address, rs.port, forward(rs.method), w)
             })
             .collect()

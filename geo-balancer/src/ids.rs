@@ -1,6 +1,7 @@
 //! Names of sites and real servers, as the config spells them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,15 +27,21 @@ impl fmt::Display for SiteId {
     }
 }
 
-/// A real server behind the local director, e.g. `rs-5-11`.
+/// A real server behind the local director, e.g. `rs-5-11`. Shared, so a clone (weight
+/// plans, load samples and health events carry one each) is a reference count, not a
+/// copy of the name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ServerId(pub String);
+pub struct ServerId(Arc<str>);
 
 impl ServerId {
     /// A server id from anything string-like.
     pub fn new(s: impl Into<String>) -> ServerId {
-        ServerId(s.into())
+        ServerId(Arc::from(s.into()))
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
