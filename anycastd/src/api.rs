@@ -12,6 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
+use crate::auth::{self, Access, Peer};
+
 use geo_balancer::exchange::Reject;
 
 use crate::site::UnknownVip;
@@ -82,7 +86,7 @@ impl ControllerHandle {
     }
 }
 
-fn error(code: StatusCode, msg: &str) -> Response {
+pub(crate) fn error(code: StatusCode, msg: &str) -> Response {
     (
         code,
         axum::Json(ApiError {
@@ -99,8 +103,8 @@ fn json_or_404<T: serde::Serialize>(r: Result<T, UnknownVip>) -> Response {
     }
 }
 
-/// Routes of the local API.
-pub fn local_router(h: ControllerHandle) -> Router {
+/// Routes of the local API, behind [`auth::authorize`]: who may call what.
+pub fn local_router(h: ControllerHandle, access: Arc<Access>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/why/{vip}", get(why))
@@ -111,6 +115,10 @@ pub fn local_router(h: ControllerHandle) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; try /v1/status") })
         .with_state(h)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            auth::authorize,
+        ))
 }
 
 /// Routes of the peer-report listener.
@@ -198,15 +206,25 @@ pub enum LocalListener {
 }
 
 impl LocalListener {
-    /// Binds the local API. A stale unix socket file left by a crashed daemon is
-    /// replaced; a socket that still answers means another daemon runs, and is an error.
-    pub async fn bind(listen: &crate::config::ApiListen) -> std::io::Result<Self> {
+    /// Binds the local API. The socket is created in its directory (made if missing),
+    /// owned by the daemon's user (root) and `api.group`, mode 0660, or 0666 when some
+    /// reads are public (changes are checked by SO_PEERCRED either way). A stale socket
+    /// file left by a crashed daemon is replaced; a socket that still answers means
+    /// another daemon runs, and is an error.
+    pub async fn bind(api: &crate::config::Api) -> std::io::Result<Self> {
         use crate::config::ApiListen;
-        match listen {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match &api.listen {
             ApiListen::Tcp(addr) => Ok(LocalListener::Tcp(
                 tokio::net::TcpListener::bind(addr).await?,
             )),
             ApiListen::Unix(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(dir)?;
+                }
                 if path.exists() {
                     if tokio::net::UnixStream::connect(path).await.is_ok() {
                         return Err(std::io::Error::new(
@@ -217,8 +235,9 @@ impl LocalListener {
                     std::fs::remove_file(path)?;
                 }
                 let l = tokio::net::UnixListener::bind(path)?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                std::os::unix::fs::chown(path, None, Some(api.gid))?;
+                let mode = if api.public.is_empty() { 0o660 } else { 0o666 };
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
                 Ok(LocalListener::Unix(l, path.clone()))
             }
         }
@@ -232,7 +251,7 @@ impl LocalListener {
         }
     }
 
-    /// Serves `router` until `shutdown` resolves.
+    /// Serves `router` until `shutdown` resolves; each request knows its [`Peer`].
     pub async fn serve(
         self,
         router: Router,
@@ -240,12 +259,12 @@ impl LocalListener {
     ) -> std::io::Result<()> {
         match self {
             LocalListener::Tcp(l) => {
-                axum::serve(l, router)
+                axum::serve(l, router.into_make_service_with_connect_info::<Peer>())
                     .with_graceful_shutdown(shutdown)
                     .await
             }
             LocalListener::Unix(l, path) => {
-                let r = axum::serve(l, router)
+                let r = axum::serve(l, router.into_make_service_with_connect_info::<Peer>())
                     .with_graceful_shutdown(shutdown)
                     .await;
                 let _ = std::fs::remove_file(path);

@@ -115,7 +115,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     let (cmd_tx, mut cmd_rx) = mpsc::channel(256);
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let local = LocalListener::bind(&cfg.api.listen)
+    let local = LocalListener::bind(&cfg.api)
         .await
         .map_err(|source| StartError::Listen {
             what: "the local API",
@@ -124,9 +124,12 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         })?;
     let handle = ControllerHandle::new(cmd_tx.clone());
     let mut stop = stop_rx.clone();
-    tokio::spawn(local.serve(api::local_router(handle.clone()), async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }));
+    let access = crate::auth::Access::new(&cfg.api);
+    tokio::spawn(
+        local.serve(api::local_router(handle.clone(), access), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }),
+    );
     if !cfg.peers.is_empty() {
         let l = tokio::net::TcpListener::bind(cfg.exchange.listen)
             .await

@@ -1,14 +1,16 @@
 //! anycastd: the site daemon that wires bgp-speaker, geo-balancer and
 //! tunnel-forwarder together, and `anycastctl`, its operator CLI.
 //!
-//! Owns: the site config file, the local API (status, drain, undrain, metrics), the
-//! peer-report listener, signals. Never decides spill or health itself (geo-balancer
-//! does) and never touches the kernel except through tunnel-forwarder.
+//! Owns: the site config file, the local API (status, drain, undrain, metrics) and who
+//! may use it (`auth`), the peer-report listener, signals. Never decides spill or
+//! health itself (geo-balancer does) and never touches the kernel except through
+//! tunnel-forwarder.
 
 #![forbid(unsafe_code)]
 
 pub mod announce;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

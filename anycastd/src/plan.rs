@@ -247,12 +247,8 @@ pub fn render(cfg: &SiteConfig) -> String {
             s.step * 100.0
         );
     }
-    let _ = writeln!(
-        o,
-        "\nLocal API on {}; state in {}",
-        cfg.api.listen,
-        cfg.site.state_dir.display()
-    );
+    let _ = writeln!(o, "\n{}", crate::auth::describe(&cfg.api).trim_end());
+    let _ = writeln!(o, "\nState in {}", cfg.site.state_dir.display());
     o
 }
 
@@ -294,6 +290,7 @@ mod tests {
             "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 200ms (timeout 200ms), rise 2 fall 3",
             "peer idc2 at http://10.101.2.2:9181/v1/report (tunnel to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
             "spill on: start when local > 1.10 and peer < 0.70",
+            "Local API on 127.0.0.1:9180 (TCP, loopback)\n  may change the site: nobody: no token_file, the API is read-only\n  may read without a token: any local process: status, why, metrics",
         ] {
             assert!(plan.contains(want), "missing `{want}` in\n{plan}");
         }

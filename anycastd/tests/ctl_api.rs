@@ -3,7 +3,8 @@
 //! a loopback address where nobody answers, the API over TCP and over a unix socket.
 //! Checks the CLI's rendering, `--json`, exit codes and the values the controller
 //! really reports: withdrawn before the real servers listen, announced after, draining
-//! on drain, announced again on undrain.
+//! on drain, announced again on undrain (as an operator: over TCP with the token).
+//! Who may do what is tested in api_access.rs.
 
 mod host;
 
@@ -127,7 +128,7 @@ fn status_why_drain_over_tcp() {
     let e: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(e["error"], "no VIP named `mail` (known: web)");
 
-    let (code, out, err) = ctl(&api, &["drain", "web"]);
+    let (code, out, err) = d.ctl_operator(&["drain", "web"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.starts_with("draining web: ") && out.contains("GRACEFUL_SHUTDOWN"),
@@ -140,18 +141,18 @@ fn status_why_drain_over_tcp() {
     let (_, out, _) = ctl(&api, &["why", "web"]);
     assert!(out.starts_with("web: draining because "), "{out}");
 
-    let (code, out, _) = ctl(&api, &["drain"]);
+    let (code, out, _) = d.ctl_operator(&["drain"]);
     assert_eq!((code, out.contains("web")), (0, true), "{out}");
-    let (code, _, err) = ctl(&api, &["undrain", "nope"]);
+    let (code, _, err) = d.ctl_operator(&["undrain", "nope"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no VIP named `nope`"), "{err}");
 
-    let (code, out, err) = ctl(&api, &["undrain", "web"]);
+    let (code, out, err) = d.ctl_operator(&["undrain", "web"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("undrained web"), "{out}");
     d.wait_status("web announced after undrain", WAIT, announced_with_both_up);
 
-    let (code, out, _) = ctl(&api, &["--json", "drain", "web"]);
+    let (code, out, _) = d.ctl_operator(&["--json", "drain", "web"]);
     assert_eq!(code, 0);
     let reply: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(reply["vips"], serde_json::json!(["web"]), "{out}");

@@ -102,6 +102,9 @@ dataplane = false
 shutdown_wait = "500ms"
 state_dir = "{state}"
 
+[api]
+listen = "127.0.0.1:9180"   # in the namespace: read-only without a token_file
+
 [log]
 format = "json"
 
@@ -195,6 +198,8 @@ capacity = 10
             "exec",
             site.name(),
             env!("CARGO_BIN_EXE_anycastctl"),
+            "--api",
+            "127.0.0.1:9180",
             "status",
         ])
         .output()

@@ -49,7 +49,7 @@ except Exception: sys.exit()
 print(next((p["aspath"]["string"] for p in d.get("paths", []) if p.get("bestpath", {}).get("overall")), ""))'; }
 wait_path() { # ns want seconds
   i=0; while [ $i -lt $(( $3 * 10 )) ]; do [ "$(path "$1")" = "$2" ] && return 0; sleep 0.1; i=$((i+1)); done; return 1; }
-status() { printf '$ anycastctl status   (on %s)\n' "$1"; ip netns exec "$1" anycastctl status; }
+status() { printf '$ anycastctl status   (on %s)\n' "$1"; ip netns exec "$1" anycastctl --api 127.0.0.1:9180 status; }
 
 for rs in rs511 rs512 rs611 rs612; do rs_start $rs; done
 for site in idc1 idc2; do
@@ -92,20 +92,20 @@ echo "connections from behind R31 put IDC1 at 1.3 > 1.1, while IDC2 is at 0 < 0.
 ask c31 13 40 > "$D/held.txt" &
 held=$!
 i=0; while [ $i -lt 300 ]; do
-  ip netns exec lb1 anycastctl --json status 2>/dev/null | grep -q '"share":0\.[1-9]' && break; i=$((i+1)); sleep 0.1; done
+  ip netns exec lb1 anycastctl --api 127.0.0.1:9180 --json status 2>/dev/null | grep -q '"share":0\.[1-9]' && break; i=$((i+1)); sleep 0.1; done
 sleep 4
 status lb1
 echo "the held connections were served by: $(head -1 "$D/held.txt")"
 new=$(ask c31 10)
 echo "10 new connections from behind R31 are served by: $new"
 case "$new" in *rs6*) pass spill "$new";; *) fail spill "$new";; esac
-show ip netns exec lb1 anycastctl why web
+show ip netns exec lb1 anycastctl --api 127.0.0.1:9180 why web
 echo "waiting for the held connections to ask again on the same connections..."
 wait $held
 tail -1 "$D/held.txt"
 echo "demand gone: IDC1 falls below 1.0 and spilling stops"
 i=0; while [ $i -lt 200 ]; do
-  ip netns exec lb1 anycastctl --json status 2>/dev/null | grep -q '"share":0\.[1-9]' || break; i=$((i+1)); sleep 0.1; done
+  ip netns exec lb1 anycastctl --api 127.0.0.1:9180 --json status 2>/dev/null | grep -q '"share":0\.[1-9]' || break; i=$((i+1)); sleep 0.1; done
 sleep 1
 new=$(ask c31 6)
 echo "6 new connections from behind R31 are served by: $new"

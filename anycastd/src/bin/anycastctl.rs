@@ -1,11 +1,13 @@
 //! anycastctl: status, why, drain and undrain for one site's anycastd.
 //!
 //! Exit codes: 0 done; 1 the daemon refused the request (unknown VIP, ...);
-//! 2 bad usage; 3 the daemon is not running or cannot be reached.
+//! 2 bad usage; 3 the daemon is not running or cannot be reached; 4 not allowed (the
+//! caller is not an operator: not root, not in the API's group, no valid token).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anycastd::auth;
 use anycastd::config::{self, ApiListen};
 use anycastd::ctl::{client, render};
 use anycastd::status::{ApiError, DrainReply, Status, WhyReply};
@@ -17,12 +19,16 @@ use clap::{Parser, Subcommand};
     about = "Operator CLI for anycastd: status, why, drain, undrain"
 )]
 struct Cli {
-    /// The daemon's local API: 127.0.0.1:PORT or unix:/path (default 127.0.0.1:9180).
+    /// The daemon's local API: unix:/path or 127.0.0.1:PORT
+    /// (default unix:/run/anycastd/api.sock).
     #[arg(long, global = true, conflicts_with = "config")]
     api: Option<String>,
-    /// Read the API address from this site config instead.
+    /// Read the API address (and, over TCP, `token_file`) from this site config instead.
     #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
+    /// Over TCP: the file holding the operator's token, sent as `Authorization: Bearer`.
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
     /// Print the daemon's JSON instead of text, for scripts.
     #[arg(long, global = true)]
     json: bool,
@@ -42,27 +48,29 @@ enum Command {
     Undrain { vip: Option<String> },
 }
 
-fn endpoint(cli: &Cli) -> Result<ApiListen, String> {
+/// Where the API is, and the token file to use, if any.
+fn endpoint(cli: &Cli) -> Result<(ApiListen, Option<PathBuf>), String> {
     if let Some(path) = &cli.config {
         return config::load(path)
-            .map(|c| c.api.listen)
+            .map(|c| (c.api.listen, cli.token_file.clone().or(c.api.token_file)))
             .map_err(|e| e.to_string());
     }
-    match cli.api.as_deref() {
-        None => Ok(ApiListen::Tcp(([127, 0, 0, 1], 9180).into())),
+    let listen = match cli.api.as_deref() {
+        None => Ok(ApiListen::Unix(config::DEFAULT_API_SOCKET.into())),
         Some(a) => match a.strip_prefix("unix:") {
             Some(p) => Ok(ApiListen::Unix(p.into())),
             None => a
                 .parse()
                 .map(ApiListen::Tcp)
-                .map_err(|e| format!("--api `{a}`: {e} (use 127.0.0.1:PORT or unix:/path)")),
+                .map_err(|e| format!("--api `{a}`: {e} (use unix:/path or 127.0.0.1:PORT)")),
         },
-    }
+    }?;
+    Ok((listen, cli.token_file.clone()))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let endpoint = match endpoint(&cli) {
+    let (endpoint, token_file) = match endpoint(&cli) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("anycastctl: {e}");
@@ -81,8 +89,35 @@ fn main() -> ExitCode {
             format!("/v1/undrain/{}", vip.as_deref().unwrap_or("")),
         ),
     };
-    let reply = match client::request(&endpoint, method, path.trim_end_matches('/')) {
+    // The token is for TCP; a unix socket knows the caller from the kernel.
+    let token = match (&endpoint, &token_file) {
+        (ApiListen::Tcp(_), Some(f)) => match auth::read_token(f) {
+            Ok(t) => Some(t),
+            Err(e) if cli.token_file.is_some() => {
+                eprintln!("anycastctl: --token-file: {e}");
+                return ExitCode::from(2);
+            }
+            // From the config: a user who may not read it may still read public status.
+            Err(e) => {
+                if method != "GET" {
+                    eprintln!("anycastctl: no token sent: {e}");
+                }
+                None
+            }
+        },
+        _ => None,
+    };
+    let path = path.trim_end_matches('/');
+    let sent = match &token {
+        Some(t) => client::request_with_token(&endpoint, method, path, t),
+        None => client::request(&endpoint, method, path),
+    };
+    let reply = match sent {
         Ok(r) => r,
+        Err(e @ client::ClientError::NotAllowed { .. }) => {
+            eprintln!("anycastctl: {e}");
+            return ExitCode::from(4);
+        }
         Err(e) => {
             eprintln!("anycastctl: {e}");
             return ExitCode::from(3);
@@ -96,7 +131,7 @@ fn main() -> ExitCode {
             println!("{}", reply.body);
         }
         eprintln!("anycastctl: {msg}");
-        return ExitCode::from(1);
+        return ExitCode::from(if reply.status == 403 { 4 } else { 1 });
     }
     if cli.json {
         println!("{}", reply.body);

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub(crate) use validate::check_token_file;
 pub use validate::parse_str;
 
 /// A validated site configuration. Every default is filled in; nothing is optional
@@ -60,9 +61,52 @@ impl std::fmt::Display for ApiListen {
     }
 }
 
+/// The local API and who may use it (docs/operations.md, "Who may change the site").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Api {
     pub listen: ApiListen,
+    /// The operators' group: owns the unix socket; its members may change the site.
+    pub group: String,
+    /// Its id, looked up when the config was validated.
+    pub gid: u32,
+    /// Read endpoints anyone who can connect may use, without being an operator.
+    pub public: Vec<ReadEndpoint>,
+    /// Over TCP: the file holding the bearer token that makes a request an operator's.
+    /// Read at each request that needs it, so a new token needs no reload.
+    pub token_file: Option<PathBuf>,
+}
+
+/// The default local API: a unix socket, `root:anycastd`, mode 0660.
+pub const DEFAULT_API_SOCKET: &str = "/run/anycastd/api.sock";
+/// The default operators' group.
+pub const DEFAULT_API_GROUP: &str = "anycastd";
+/// A token shorter than this is refused (by `check` and by the daemon).
+pub const MIN_TOKEN_BYTES: usize = 16;
+/// A token longer than this is refused, in the file and in a request.
+pub const MAX_TOKEN_BYTES: usize = 1024;
+
+/// The endpoints that only read; every other request changes the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReadEndpoint {
+    Status,
+    Why,
+    Metrics,
+}
+
+impl ReadEndpoint {
+    pub const ALL: [ReadEndpoint; 3] = [
+        ReadEndpoint::Status,
+        ReadEndpoint::Why,
+        ReadEndpoint::Metrics,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadEndpoint::Status => "status",
+            ReadEndpoint::Why => "why",
+            ReadEndpoint::Metrics => "metrics",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,6 +48,12 @@ pub struct RawSite {
 pub struct RawApi {
     #[serde(default)]
     pub listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+    #[serde(default)]
+    pub public: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

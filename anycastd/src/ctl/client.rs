@@ -31,6 +31,13 @@ pub enum ClientError {
         endpoint: String,
         source: std::io::Error,
     },
+    #[error(
+        "not allowed to open {endpoint}: {source}; only root and the group of `[api] group` may (or ask for public reads: `[api] public`)"
+    )]
+    NotAllowed {
+        endpoint: String,
+        source: std::io::Error,
+    },
     #[error("talking to anycastd at {endpoint}: {source}")]
     Io {
         endpoint: String,
@@ -62,13 +69,24 @@ const LIMITS: Limits = Limits {
 /// Sends one request and reads the whole reply. Blocks the calling thread, which must
 /// not be inside a tokio runtime (the CLI and tests call it from plain threads).
 pub fn request(endpoint: &ApiListen, method: &str, path: &str) -> Result<Reply, ClientError> {
-    request_within(endpoint, method, path, LIMITS)
+    request_within(endpoint, method, path, None, LIMITS)
+}
+
+/// [`request`] with `Authorization: Bearer TOKEN` (a change over TCP needs it).
+pub fn request_with_token(
+    endpoint: &ApiListen,
+    method: &str,
+    path: &str,
+    token: &[u8],
+) -> Result<Reply, ClientError> {
+    request_within(endpoint, method, path, Some(token), LIMITS)
 }
 
 fn request_within(
     endpoint: &ApiListen,
     method: &str,
     path: &str,
+    token: Option<&[u8]>,
     limits: Limits,
 ) -> Result<Reply, ClientError> {
     let name = endpoint.to_string();
@@ -76,11 +94,18 @@ fn request_within(
         endpoint: name.clone(),
         source,
     };
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(Method::from_bytes(method.as_bytes()).map_err(|e| io(invalid(method, e)))?)
         .uri(path)
         .header(header::HOST, "anycastd")
-        .header(header::CONNECTION, "close")
+        .header(header::CONNECTION, "close");
+    if let Some(t) = token {
+        let mut v = b"Bearer ".to_vec();
+        v.extend_from_slice(t);
+        let v = header::HeaderValue::from_bytes(&v).map_err(|e| io(invalid("the token", e)))?;
+        req = req.header(header::AUTHORIZATION, v);
+    }
+    let req = req
         .body(Empty::<Bytes>::new())
         .map_err(|e| io(invalid(path, e)))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -121,6 +146,9 @@ impl Failure {
             Failure::Connect(source) => match source.kind() {
                 std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => {
                     ClientError::NotRunning { endpoint, source }
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    ClientError::NotAllowed { endpoint, source }
                 }
                 _ => ClientError::Io { endpoint, source },
             },
@@ -248,7 +276,7 @@ mod tests {
     }
 
     fn get(endpoint: &ApiListen, limits: Limits) -> Result<Reply, ClientError> {
-        request_within(endpoint, "GET", "/v1/status", limits)
+        request_within(endpoint, "GET", "/v1/status", None, limits)
     }
 
     #[test]

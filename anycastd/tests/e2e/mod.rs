@@ -105,7 +105,7 @@ impl Drop for RealServer {
 }
 
 /// The lab's copy of a site config: the exchange and hold-downs shortened, state in
-/// the work dir, the key file by absolute path.
+/// the work dir, the key file by absolute path, an API token file of its own.
 pub fn lab_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(repo.join(format!("configs/{site}.toml"))).unwrap();
@@ -125,6 +125,25 @@ pub fn lab_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
                 guest::work_dir().join(format!("state-{site}")).display()
             ),
         );
+    // Changes over the TCP API need a token: one per site, mode 0600, in the work dir.
+    let token = guest::work_dir().join(format!("api-{site}.token"));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&token);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&token)
+            .unwrap();
+        writeln!(f, "lab-token-{site}-0123456789abcdef").unwrap();
+    }
+    text = text.replacen(
+        "[api]\n",
+        &format!("[api]\ntoken_file = \"{}\"\n", token.display()),
+        1,
+    );
     for (from, to) in edits {
         assert!(
             text.contains(from),
@@ -202,10 +221,16 @@ impl Anycastd {
             .unwrap_or_default()
     }
 
-    /// `anycastctl ARGS` inside the director's namespace: (exit code, stdout+stderr).
+    /// `anycastctl ARGS` inside the director's namespace, on the configs' TCP API with
+    /// the token [`lab_config`] wrote (not `--config`: a test overwrites the config
+    /// with a bad one and still asks for the status): (exit code, stdout+stderr).
     pub fn ctl(&self, args: &str) -> (i32, String) {
+        let site = self.config.file_stem().unwrap().to_string_lossy();
+        let token = self.config.with_file_name(format!("api-{site}.token"));
         let out = Command::new("ip")
             .args(["netns", "exec", self.ns, env!("CARGO_BIN_EXE_anycastctl")])
+            .args(["--api", "127.0.0.1:9180", "--token-file"])
+            .arg(&token)
             .args(args.split_whitespace())
             .output()
             .expect("run anycastctl");

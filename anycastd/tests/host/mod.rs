@@ -68,9 +68,17 @@ pub enum Api {
     Unix,
 }
 
+/// The name of this process's effective group (`id -gn`): a group that exists and
+/// that a daemon started by this process may give its socket to, root or not.
+pub fn own_group() -> String {
+    let out = Command::new("id").arg("-gn").output().expect("run id -gn");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The site config: dataplane off, one neighbor on a loopback address where nothing
 /// listens on 179 (the session stays down, retried once an hour), no peers, and VIP
-/// `web` over `servers` (NAT, so each keeps its own port) with fast TCP checks.
+/// `web` over `servers` (NAT, so each keeps its own port) with fast TCP checks. `api`
+/// is the body of the `[api]` table.
 pub fn config(dir: &std::path::Path, api: &str, servers: &[SocketAddr]) -> String {
     let mut text = format!(
         r#"
@@ -82,7 +90,7 @@ shutdown_wait = "10m"
 state_dir = "{dir}"
 
 [api]
-listen = "{api}"
+{api}
 
 [bgp]
 asn = 65005
@@ -122,6 +130,22 @@ fall = 2
     text
 }
 
+/// The operator's token in every test daemon's `api.token` (mode 0600).
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// Writes `text` to `path`, mode 0600.
+pub fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    writeln!(f, "{text}").unwrap();
+}
+
 /// A running anycastd; SIGKILLed by PID and reaped on drop, its temp dir removed.
 pub struct Daemon {
     dir: PathBuf,
@@ -132,7 +156,18 @@ pub struct Daemon {
 impl Daemon {
     /// Starts anycastd for `servers` and waits (10 s at most) until its API answers.
     /// A TCP port taken between picking and binding it is retried on another port.
+    /// The socket belongs to this process's own group; over TCP, [`TOKEN`] in
+    /// `api.token` lets changes through.
     pub fn start(test: &str, api: Api, servers: &[SocketAddr]) -> Daemon {
+        let lines = match api {
+            Api::Unix => format!("group = \"{}\"", own_group()),
+            Api::Tcp => "token_file = \"api.token\"".to_string(),
+        };
+        Daemon::start_with(test, api, &lines, servers)
+    }
+
+    /// [`Daemon::start`] with more lines in `[api]` (`group`, `public`, `token_file`).
+    pub fn start_with(test: &str, api: Api, api_lines: &str, servers: &[SocketAddr]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("anycastd-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for _attempt in 0..3 {
@@ -142,27 +177,17 @@ impl Daemon {
                 Api::Tcp => format!("127.0.0.1:{}", free_port()),
                 Api::Unix => format!("unix:{}", dir.join("api.sock").display()),
             };
+            // Relative to the config, as `token_file = "api.token"` names it.
+            write_private(&dir.join("api.token"), TOKEN);
             let config = dir.join("site.toml");
-            std::fs::write(&config, self::config(&dir, &listen, servers)).unwrap();
-            let log = std::fs::File::create(dir.join("anycastd.log")).unwrap();
-            let child = Command::new(env!("CARGO_BIN_EXE_anycastd"))
-                .arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start anycastd");
+            let api_table = format!("listen = \"{listen}\"\n{api_lines}");
+            std::fs::write(&config, self::config(&dir, &api_table, servers)).unwrap();
             let mut d = Daemon {
                 dir: dir.clone(),
                 api: listen,
-                child: Some(child),
+                child: None,
             };
-            let up = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-                !d.running() || ctl(&d.api, &["status"]).0 == 0
-            });
-            if up && d.running() {
+            if d.run() {
                 return d;
             }
             // Exited early: on TCP most likely the port was taken meanwhile.
@@ -174,6 +199,64 @@ impl Daemon {
             eprintln!("anycastd exited at start, retrying on another port:\n{log}");
         }
         panic!("anycastd found no free API port in 3 attempts");
+    }
+
+    /// Starts the process on the config in its dir (the log appended to) and waits
+    /// (10 s at most) until its API answers a root status: whether it did.
+    fn run(&mut self) -> bool {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("anycastd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .arg("--config")
+            .arg(self.config_path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start anycastd");
+        self.child = Some(child);
+        let up = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            !self.running() || ctl(&self.api, &["status"]).0 == 0
+        });
+        up && self.running()
+    }
+
+    /// SIGKILL (a crash: the socket file stays behind), then a start on the same
+    /// config; panics with the log if it does not come up.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert!(self.run(), "anycastd did not restart\n{}", self.log());
+    }
+
+    /// Sends SIGHUP (reload) and waits until the daemon logged the reload.
+    pub fn sighup(&self) {
+        let before = self.log().matches("reload").count();
+        let pid = self.pid().expect("running").to_string();
+        let ok = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(ok.success());
+        assert!(
+            wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                self.log().matches("reload").count() > before
+            }),
+            "no reload logged after SIGHUP\n{}",
+            self.log()
+        );
+    }
+
+    /// The daemon's temp dir (its config, log, state and, on a unix API, socket).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("site.toml")
     }
 
     /// The `--api` argument for anycastctl.
@@ -197,6 +280,15 @@ impl Daemon {
     /// `anycastctl --api API ARGS`: exit code, stdout, stderr.
     pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
         ctl(&self.api, args)
+    }
+
+    /// `anycastctl --api API --token-file DIR/api.token ARGS`, as root or the user
+    /// running the tests: an operator on either kind of API.
+    pub fn ctl_operator(&self, args: &[&str]) -> (i32, String, String) {
+        let token = self.dir.join("api.token");
+        let mut all = vec!["--token-file", token.to_str().unwrap()];
+        all.extend_from_slice(args);
+        ctl(&self.api, &all)
     }
 
     /// `anycastctl --json status`, parsed; `None` while it fails.
@@ -262,12 +354,19 @@ impl Drop for Daemon {
 
 /// `anycastctl --api API ARGS`: exit code, stdout, stderr.
 pub fn ctl(api: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_anycastctl"))
-        .arg("--api")
-        .arg(api)
-        .args(args)
-        .output()
-        .expect("run anycastctl");
+    ctl_as(None, api, args)
+}
+
+/// [`ctl`] as `uid:gid` (no supplementary groups) when given; needs root for that.
+pub fn ctl_as(who: Option<(u32, u32)>, api: &str, args: &[&str]) -> (i32, String, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anycastctl"));
+    cmd.arg("--api").arg(api).args(args);
+    if let Some((uid, gid)) = who {
+        // std drops the supplementary groups when root changes uid.
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd.output().expect("run anycastctl");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -17,6 +17,8 @@ mod bgp;
 mod site;
 mod vips;
 
+pub(crate) use site::check_token_file;
+
 const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
 ];

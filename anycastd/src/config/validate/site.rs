@@ -1,7 +1,7 @@
 //! [site], [api], [exchange] and [spill].
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
@@ -41,34 +41,130 @@ impl Validator<'_> {
     }
 
     pub(super) fn api(&mut self, a: Option<&Spanned<RawApi>>) -> Api {
-        let default = ApiListen::Tcp(SocketAddr::from(([127, 0, 0, 1], 9180)));
-        let Some(l) = a.and_then(|a| a.get_ref().listen.as_ref()) else {
-            return Api { listen: default };
+        let r = a.map(|a| a.get_ref());
+        // Where a problem with a default value is reported: the [api] table, or line 1.
+        let table = a.map_or(0..0, |a| a.span());
+        let listen = match r.and_then(|r| r.listen.as_ref()) {
+            None => ApiListen::Unix(PathBuf::from(DEFAULT_API_SOCKET)),
+            Some(l) => self.api_listen(l),
         };
-        let text = l.get_ref();
-        let listen = if let Some(path) = text.strip_prefix("unix:") {
-            ApiListen::Unix(PathBuf::from(path))
-        } else {
-            match text.parse::<SocketAddr>() {
-                Ok(addr) if addr.ip().is_loopback() => ApiListen::Tcp(addr),
-                Ok(addr) => {
-                    self.problem(l.span(), format!("api listen `{addr}` is not a loopback address: the local API has no authentication (use 127.0.0.1:PORT, [::1]:PORT or unix:/path)"));
-                    default
-                }
-                Err(e) => {
-                    self.problem(
-                        l.span(),
-                        format!(
-                            "api listen `{text}` is invalid: {e} (use 127.0.0.1:PORT or unix:/path)"
-                        ),
-                    );
-                    default
-                }
+        let unix = matches!(listen, ApiListen::Unix(_));
+        let group = r.and_then(|r| r.group.as_ref());
+        let group_name = group.map_or(DEFAULT_API_GROUP, |g| g.get_ref().as_str());
+        // Only the socket uses the group; over TCP the token decides.
+        let gid = match nix::unistd::Group::from_name(group_name) {
+            Ok(Some(g)) => g.gid.as_raw(),
+            Ok(None) | Err(_) if !unix => u32::MAX,
+            Ok(None) => {
+                let fix = match group {
+                    Some(_) => "create it (groupadd --system GROUP) or name another",
+                    None => "create it (groupadd --system anycastd) or set [api] group",
+                };
+                self.problem(
+                    group.map_or(table.clone(), |g| g.span()),
+                    format!("api group `{group_name}` does not exist: {fix}"),
+                );
+                u32::MAX
+            }
+            Err(e) => {
+                self.problem(
+                    group.map_or(table.clone(), |g| g.span()),
+                    format!("api group `{group_name}` cannot be looked up: {e}"),
+                );
+                u32::MAX
             }
         };
-        Api { listen }
+        let public = match r.and_then(|r| r.public.as_ref()) {
+            // As before on TCP: loopback reads are open; changes need the token.
+            None if !unix => ReadEndpoint::ALL.to_vec(),
+            None => Vec::new(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for e in list.get_ref() {
+                    match ReadEndpoint::ALL
+                        .into_iter()
+                        .find(|r| r.as_str() == e.get_ref())
+                    {
+                        Some(r) if !out.contains(&r) => out.push(r),
+                        Some(_) => {}
+                        None => self.problem(
+                            e.span(),
+                            format!(
+                                "api public `{}` is not a read endpoint: use status, why or metrics (changes always need an operator)",
+                                e.get_ref()
+                            ),
+                        ),
+                    }
+                }
+                out.sort();
+                out
+            }
+        };
+        let token_file = match r.and_then(|r| r.token_file.as_ref()) {
+            None => None,
+            Some(t) if unix => {
+                self.problem(t.span(), "api token_file applies to a TCP listen only: on the unix socket the caller's uid and groups decide");
+                None
+            }
+            Some(t) => {
+                let path = self
+                    .file
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(t.get_ref());
+                if let Err(why) = check_token_file(&path) {
+                    self.problem(
+                        t.span(),
+                        format!("api token_file `{}` {why}", path.display()),
+                    );
+                }
+                Some(path)
+            }
+        };
+        if !unix && token_file.is_none() && public.is_empty() {
+            self.problem(
+                table,
+                "this TCP API would answer nobody: no token_file and no public endpoint",
+            );
+        }
+        Api {
+            listen,
+            group: group_name.to_string(),
+            gid,
+            public,
+            token_file,
+        }
     }
 
+    fn api_listen(&mut self, l: &Spanned<String>) -> ApiListen {
+        let default = ApiListen::Unix(PathBuf::from(DEFAULT_API_SOCKET));
+        let text = l.get_ref();
+        if let Some(path) = text.strip_prefix("unix:") {
+            if !path.starts_with('/') {
+                self.problem(
+                    l.span(),
+                    format!("api listen `{text}`: the socket path must be absolute"),
+                );
+            }
+            return ApiListen::Unix(PathBuf::from(path));
+        }
+        match text.parse::<SocketAddr>() {
+            Ok(addr) if addr.ip().is_loopback() => ApiListen::Tcp(addr),
+            Ok(addr) => {
+                self.problem(l.span(), format!("api listen `{addr}` is not a loopback address: any host could reach the local API (use 127.0.0.1:PORT, [::1]:PORT or unix:/path)"));
+                default
+            }
+            Err(e) => {
+                self.problem(
+                    l.span(),
+                    format!(
+                        "api listen `{text}` is invalid: {e} (use unix:/path or 127.0.0.1:PORT)"
+                    ),
+                );
+                default
+            }
+        }
+    }
     pub(super) fn exchange(
         &mut self,
         e: Option<&Spanned<RawExchange>>,
@@ -180,4 +276,36 @@ impl Validator<'_> {
         }
         spill
     }
+}
+
+/// Why a token file cannot be trusted, if it cannot: it must be a regular file of
+/// root's (or of the user running the check), readable by its owner only, and of a
+/// plausible size. Reads only its metadata, so a user who may not read it can check.
+pub(crate) fn check_token_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+    if !m.is_file() {
+        return Err("is not a regular file".to_string());
+    }
+    let mode = m.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "is readable or writable by others (mode {mode:04o}): chmod 600 it"
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if m.uid() != 0 && m.uid() != me {
+        return Err(format!(
+            "belongs to uid {}, not to root: chown root it",
+            m.uid()
+        ));
+    }
+    // The whole token plus a trailing newline.
+    if m.len() < MIN_TOKEN_BYTES as u64 || m.len() > MAX_TOKEN_BYTES as u64 + 2 {
+        return Err(format!(
+            "holds {} bytes: a token is {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} bytes",
+            m.len()
+        ));
+    }
+    Ok(())
 }
