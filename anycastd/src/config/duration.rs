@@ -2,29 +2,43 @@
 
 use std::time::Duration;
 
+/// Why a duration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("duration `{0}` has no unit (write e.g. `500ms`, `2s`, `2m`)")]
+    NoUnit(String),
+    #[error("duration `{0}` does not start with a number")]
+    NoNumber(String),
+    #[error("duration `{text}` has unknown unit `{unit}` (use ms, s, m or h)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("duration `{0}` is out of range")]
+    OutOfRange(String),
+}
+
 /// Parses `"<number><unit>"` with unit one of ms, s, m, h.
-pub fn parse(s: &str) -> Result<Duration, String> {
+pub fn parse(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration `{s}` has no unit (write e.g. `500ms`, `2s`, `2m`)"))?;
+        .ok_or_else(|| DurationError::NoUnit(s.to_string()))?;
     let (num, unit) = s.split_at(split);
     let value: f64 = num
         .parse()
-        .map_err(|_| format!("duration `{s}` does not start with a number"))?;
+        .map_err(|_| DurationError::NoNumber(s.to_string()))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
         _ => {
-            return Err(format!(
-                "duration `{s}` has unknown unit `{unit}` (use ms, s, m or h)"
-            ));
+            return Err(DurationError::UnknownUnit {
+                text: s.to_string(),
+                unit: unit.to_string(),
+            });
         }
     };
     if !secs.is_finite() || secs > 86_400.0 * 365.0 {
-        return Err(format!("duration `{s}` is out of range"));
+        return Err(DurationError::OutOfRange(s.to_string()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -49,13 +63,10 @@ mod tests {
 
     #[test]
     fn refusals_say_why() {
-        assert!(parse("120").unwrap_err().contains("has no unit"));
-        assert!(parse("2d").unwrap_err().contains("unknown unit `d`"));
-        assert!(
-            parse("s")
-                .unwrap_err()
-                .contains("does not start with a number")
-        );
+        let why = |s: &str| parse(s).unwrap_err().to_string();
+        assert!(why("120").contains("has no unit"));
+        assert!(why("2d").contains("unknown unit `d`"));
+        assert!(why("s").contains("does not start with a number"));
     }
 
     #[test]

@@ -154,7 +154,9 @@ impl VipHealth {
                     self.withdrawals.remove(0);
                 }
                 self.withdrawals.push(now);
-                tracing::warn!(%reason, "VIP not servable: withdraw");
+                // Runs before the withdraw is written; the daemon logs the withdraw at
+                // warn once it is on the wire.
+                tracing::info!(%reason, "VIP not servable: withdraw");
                 return vec![VipOutput::Withdraw { reason }];
             }
             return Vec::new();

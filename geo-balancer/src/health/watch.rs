@@ -72,7 +72,9 @@ pub async fn watch_idle(
                 }
             }
             Err(e @ ProbeError::Refused { .. }) => {
-                tracing::warn!(server = %server, %addr, error = %e, "fast-detect: server gone");
+                // The event first, the log line after: a synchronous write to the log
+                // must not sit between the refusal and the withdraw.
+                let error = e.to_string();
                 let ev = HealthEvent {
                     server: server.clone(),
                     at: Time::now(),
@@ -82,6 +84,7 @@ pub async fn watch_idle(
                 if tx.send(ev).await.is_err() {
                     return;
                 }
+                tracing::warn!(server = %server, %addr, %error, "fast-detect: server gone");
                 tokio::time::sleep(retry.min(DOWN_RETRY)).await;
             }
             Err(e) => {
