@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Every event carries the `Instant` its thread woke with it, so figures are upper
-//! bounds that include one scheduler wake-up. Both threads stop when `stop` is set
+//! bounds that include one scheduler wake-up; withdraws also carry the kernel's
+//! receive timestamp, and [`Watcher::servers`] adds a capture on the real servers'
+//! link whose FINs (kernel-stamped) say when a server really went away, so the
+//! speaker's own share can be told from the time the killed process takes to die. Both threads stop when `stop` is set
 //! (every recv is bounded by a 100 ms receive timeout). The sockets and decoders are
 //! `anycast_lab::bgp_capture`'s; this module turns what they see into [`Event`]s.
 
@@ -19,33 +22,37 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anycast_lab::bgp_capture::{
-    RouteChange, Update, bgp_in_frame, observe, packet_socket, route_changes, route_socket,
+    RouteChange, Update, bgp_in_frame, kernel_stamp, observe, packet_socket, route_changes,
+    route_socket, tcp_fin_from,
 };
 
 /// What the observers saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// An UPDATE from the speaker that withdraws the prefix.
-    Withdraw(Instant),
+    /// An UPDATE from the speaker that withdraws the prefix (and the kernel's stamp).
+    Withdraw(Instant, Option<SystemTime>),
     /// An UPDATE from the speaker that announces the prefix, with its MED.
     Announce(Instant, Option<u32>),
     /// The prefix entered the upstream's kernel table.
     RouteAdd(Instant),
     /// The prefix left the upstream's kernel table.
     RouteDel(Instant),
+    /// A real server sent a FIN (the kernel's stamp): it closed a connection.
+    ServerFin(Instant, SystemTime),
 }
 
 impl Event {
     /// When the observer saw it.
     pub fn at(&self) -> Instant {
         match *self {
-            Event::Withdraw(t)
+            Event::Withdraw(t, _)
             | Event::Announce(t, _)
             | Event::RouteAdd(t)
-            | Event::RouteDel(t) => t,
+            | Event::RouteDel(t)
+            | Event::ServerFin(t, _) => t,
         }
     }
 }
@@ -58,6 +65,9 @@ pub struct Watcher {
     threads: Vec<JoinHandle<io::Result<()>>>,
     /// Events, in the order the threads saw them.
     pub rx: mpsc::Receiver<Event>,
+    tx: mpsc::Sender<Event>,
+    /// Kernel stamps of the server FINs that [`Watcher::wait`] passed over.
+    fins: std::cell::RefCell<Vec<SystemTime>>,
 }
 
 impl Watcher {
@@ -80,21 +90,18 @@ impl Watcher {
                 move || packet_socket(&ifname),
                 stop.clone(),
                 ready_tx.clone(),
-                move |_, frame, now| {
+                move |fd, frame, now| {
                     for u in bgp_in_frame(frame, speaker, (prefix, len)) {
                         let _ = tx.send(match u {
-                            Update::Withdraw => Event::Withdraw(now),
+                            Update::Withdraw => Event::Withdraw(now, kernel_stamp(fd)),
                             Update::Announce(med) => Event::Announce(now, med),
                         });
                     }
                 },
             )
         };
-        let kernel = observe(
-            ns,
-            route_socket,
-            stop.clone(),
-            ready_tx,
+        let kernel = observe(ns, route_socket, stop.clone(), ready_tx, {
+            let tx = tx.clone();
             move |_, buf, now| {
                 for c in route_changes(buf, (prefix, len)) {
                     let _ = tx.send(match c {
@@ -102,10 +109,16 @@ impl Watcher {
                         RouteChange::Del => Event::RouteDel(now),
                     });
                 }
-            },
-        );
+            }
+        });
         let threads = vec![wire, kernel];
-        let w = Watcher { stop, threads, rx };
+        let w = Watcher {
+            stop,
+            threads,
+            rx,
+            tx,
+            fins: Default::default(),
+        };
         for _ in 0..2 {
             ready_rx
                 .recv_timeout(Duration::from_secs(5))
@@ -114,9 +127,44 @@ impl Watcher {
         Ok(w)
     }
 
+    /// Also captures on `ifname` in namespace `ns` (the real servers' end of their
+    /// link): every FIN from TCP port `port` becomes [`Event::ServerFin`].
+    pub fn servers(&mut self, ns: &str, ifname: &str, port: u16) -> io::Result<()> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (ifname, tx) = (ifname.to_string(), self.tx.clone());
+        self.threads.push(observe(
+            ns,
+            move || packet_socket(&ifname),
+            self.stop.clone(),
+            ready_tx,
+            move |fd, frame, now| {
+                if tcp_fin_from(frame, port)
+                    && let Some(k) = kernel_stamp(fd)
+                {
+                    let _ = tx.send(Event::ServerFin(now, k));
+                }
+            },
+        ));
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| io::Error::other("the server-side observer did not start"))
+    }
+
     /// Drops events seen so far.
     pub fn drain(&self) {
         while self.rx.try_recv().is_ok() {}
+        self.fins.borrow_mut().clear();
+    }
+
+    /// The kernel stamp of the last server FIN at or before `t` among those seen since
+    /// the last [`Watcher::drain`].
+    pub fn last_fin_before(&self, t: SystemTime) -> Option<SystemTime> {
+        self.fins
+            .borrow()
+            .iter()
+            .filter(|f| **f <= t)
+            .max()
+            .copied()
     }
 
     /// Waits up to `limit` for the first event that `want` accepts.
@@ -124,8 +172,14 @@ impl Watcher {
         let deadline = Instant::now() + limit;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.rx.recv_timeout(left) {
-                Ok(e) if want(&e) => return Some(e),
-                Ok(_) => {}
+                Ok(e) => {
+                    if let Event::ServerFin(_, k) = e {
+                        self.fins.borrow_mut().push(k);
+                    }
+                    if want(&e) {
+                        return Some(e);
+                    }
+                }
                 Err(_) => return None,
             }
         }

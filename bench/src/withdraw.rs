@@ -121,6 +121,9 @@ pub struct Figures {
     pub kernel: Vec<Duration>,
     /// Wire to kernel: what the upstream adds.
     pub upstream: Vec<Duration>,
+    /// The last server's FIN to the withdraw UPDATE, both kernel-stamped (kills only):
+    /// the speaker's own share, without the time the killed process takes to die.
+    pub gone: Vec<Duration>,
     /// Runs where nothing came within the limit.
     pub missed: usize,
     /// Withdraws seen while nothing had failed (probe loss runs).
@@ -128,16 +131,25 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// `n=.. missed=..  wire ..  kernel ..  upstream part ..` (ms p50 / p99 / max).
+    /// `n=.. missed=..  wire ..  kernel ..  upstream part ..` (ms p50 / p99 / max),
+    /// and `server FIN -> wire ..` where it was measured.
     pub fn line(&self) -> String {
-        format!(
+        let mut l = format!(
             "n={} missed={}  wire {}  kernel {}  upstream part {}",
             self.wire.len(),
             self.missed,
             show(&self.wire),
             show(&self.kernel),
             show(&self.upstream)
-        )
+        );
+        if !self.gone.is_empty() {
+            l.push_str(&format!(
+                "  server FIN -> wire {} (n={})",
+                show(&self.gone),
+                self.gone.len()
+            ));
+        }
+        l
     }
 
     /// `n=.. missed=..  kernel ..`: for failures seen only in the upstream's kernel.
@@ -226,7 +238,7 @@ impl Lab {
             .map(|i| format!("10.101.5.{}/24", 11 + i))
             .collect();
         let rs: Vec<&str> = rs.iter().map(String::as_str).collect();
-        veth(&s, &["10.101.5.1/24"], &r, &rs)?;
+        let rlink = veth(&s, &["10.101.5.1/24"], &r, &rs)?;
         let (h, k) = opts.hold;
         let mut conf =
             "router bgp 65001\n bgp router-id 10.201.0.2\n no bgp ebgp-requires-policy\n"
@@ -235,7 +247,8 @@ impl Lab {
             conf.push_str(&format!(" neighbor {n} remote-as 65005\n neighbor {n} timers {k} {h}\n neighbor {n} timers connect 1\n"));
         }
         let frr = Frr::start(&u, &conf, true)?;
-        let watch = Watcher::start(u.name(), &up.b_if, SPEAKER, VIP_NET, 24)?;
+        let mut watch = Watcher::start(u.name(), &up.b_if, SPEAKER, VIP_NET, 24)?;
+        watch.servers(r.name(), &rlink.b_if, 80)?;
         let dir = PathBuf::from(format!("/tmp/anycast-bench-{}", s.name()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -444,7 +457,7 @@ impl Lab {
             let t0 = Instant::now();
             self.fail(how)?;
             let wire = self.watch.wait(limit, |e| match e {
-                Event::Withdraw(_) => !med_mode,
+                Event::Withdraw(..) => !med_mode,
                 Event::Announce(_, med) => med_mode && *med == Some(1000),
                 _ => false,
             });
@@ -459,6 +472,15 @@ impl Lab {
             {
                 fig.kernel.push(k.at().saturating_duration_since(t0));
                 fig.upstream.push(k.at().saturating_duration_since(w.at()));
+            }
+            // The speaker's own share: the dead server's last FIN to the UPDATE, both
+            // stamped by the kernel (the process's death is not the speaker's time).
+            if how == Failure::Kill
+                && let Some(Event::Withdraw(_, Some(upd))) = wire
+                && let Some(fin) = self.watch.last_fin_before(upd)
+                && let Ok(d) = upd.duration_since(fin)
+            {
+                fig.gone.push(d);
             }
             self.restore(how)?;
             let back = if med_mode {
@@ -528,7 +550,7 @@ impl Lab {
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             if self
                 .watch
-                .wait(left, |e| matches!(e, Event::Withdraw(_)))
+                .wait(left, |e| matches!(e, Event::Withdraw(..)))
                 .is_some()
             {
                 n += 1;

@@ -13,7 +13,6 @@
 //! upper bounds that include a scheduler wake-up on a shared 2-core machine.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -21,7 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anycast_lab::bgp_capture::{
-    Prefix4, RouteChange, Update, bgp_in_frame, observe, packet_socket, route_changes, route_socket,
+    Prefix4, RouteChange, Update, bgp_in_frame, kernel_stamp, observe, packet_socket,
+    route_changes, route_socket,
 };
 use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
@@ -36,27 +36,6 @@ enum Event {
     Wire(Instant, Option<SystemTime>),
     KernelAdd(Instant),
     KernelDel(Instant),
-}
-
-/// The kernel's receive timestamp of the last packet read (SIOCGSTAMPNS), which
-/// leaves the capture thread's wake-up out of the measurement.
-#[allow(unsafe_code)] // an ioctl, through libc
-fn kernel_stamp(fd: &OwnedFd) -> Option<SystemTime> {
-    const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: SIOCGSTAMPNS writes one timespec into `ts`.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCGSTAMPNS, &raw mut ts) };
-    if rc != 0 {
-        return None;
-    }
-    let d = Duration::new(
-        u64::try_from(ts.tv_sec).ok()?,
-        u32::try_from(ts.tv_nsec).ok()?,
-    );
-    Some(SystemTime::UNIX_EPOCH + d)
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {

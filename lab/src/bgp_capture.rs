@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::netns::{bounded_socket, enter, recv};
 
@@ -69,6 +69,42 @@ pub fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
     sll.sll_ifindex = ifindex as i32;
     bind(&fd, &sll)?;
     Ok(fd)
+}
+
+/// The kernel's receive timestamp of the last packet read on `fd` (SIOCGSTAMPNS):
+/// when the frame passed the interface, without the capture thread's wake-up.
+pub fn kernel_stamp(fd: &OwnedFd) -> Option<SystemTime> {
+    const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: SIOCGSTAMPNS writes one timespec into `ts`, which lives across the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCGSTAMPNS, &raw mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let d = Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    );
+    Some(SystemTime::UNIX_EPOCH + d)
+}
+
+/// Whether an Ethernet frame is an IPv4 TCP segment from source port `port` with FIN
+/// set: a server closing a connection (a killed process closes every one it held).
+pub fn tcp_fin_from(f: &[u8], port: u16) -> bool {
+    let Some(ip) = f.get(14..).filter(|_| f.get(12..14) == Some(&[0x08, 0x00])) else {
+        return false;
+    };
+    let ihl = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+    if ip.get(9) != Some(&6) || ihl < 20 {
+        return false;
+    }
+    let Some(tcp) = ip.get(ihl..ihl + 14) else {
+        return false;
+    };
+    u16::from_be_bytes([tcp[0], tcp[1]]) == port && tcp[13] & 0x01 != 0
 }
 
 /// An rtnetlink socket subscribed to IPv4 route changes (`RTMGRP_IPV4_ROUTE`) in the
