@@ -2,10 +2,13 @@
 //!
 //! IPVS's weighted schedulers (wrr, wlc) give each destination new connections in
 //! proportion to its weight. A VIP's service holds the local real servers and one IPIP
-//! destination per peer site; for a total share `s` spilled, the peers' weights sum to
-//! `s * SCALE` and the local servers' to `(1 - s) * SCALE`, local servers keeping the
-//! proportions of their configured weights. A peer not spilled to gets weight 0, which
-//! gives it no new connections and leaves running ones alone.
+//! destination per peer site. The local servers' weights always sum to [`LOCAL_SCALE`]
+//! in the proportions of their configured weights, whatever is spilled; for a total share
+//! `s` spilled, peer `p` with share `s_p` gets `s_p / (1 - s) * LOCAL_SCALE`, so that the
+//! peers hold `s` of the total weight. A spill step therefore changes the peers'
+//! weights only: one kernel request per service and peer, not one per destination. A
+//! peer not spilled to gets weight 0, which gives it no new connections and leaves
+//! running ones alone.
 //!
 //! Connections that arrive through a tunnel are scheduled by the fwmark service that
 //! holds local real servers only, at their configured weights: [`Plan::tunnel_in`].
@@ -14,9 +17,13 @@ use serde::Serialize;
 
 use crate::ids::{ServerId, SiteId};
 
-/// Sum of all weights of one service: 0.01 % resolution, far below IPVS's limit (65535
-/// per destination would allow more, but the sum then stays readable in `ipvsadm -L`).
-pub const SCALE: u32 = 10_000;
+/// Sum of the local servers' weights of one service (0.1 % resolution of their
+/// proportions), and of the peers' when no local server is up.
+pub const LOCAL_SCALE: u32 = 1_000;
+
+/// The largest weight IPVS takes for a destination (`ipvsadm -w`): with local servers
+/// up, a total share above about 98.5 % is capped there.
+pub const MAX_WEIGHT: u32 = 65_535;
 
 /// A local real server as the weight plan needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,24 +69,26 @@ pub fn plan(local: &[LocalServer], peers: &[SiteId], shares: &[(SiteId, f64)]) -
             .sum()
     };
     let spilled: f64 = peers.iter().map(share_of).sum::<f64>().min(1.0);
-    // No local capacity: whatever is spilled is all the service can place.
-    let local_budget = if local_sum == 0 {
-        0.0
-    } else {
-        (1.0 - spilled) * f64::from(SCALE)
-    };
+    let scale = f64::from(LOCAL_SCALE);
     let peer_weights = peers
         .iter()
         .map(|p| {
             let s = share_of(p);
-            let w = if local_sum == 0 && spilled > 0.0 {
-                s / spilled * f64::from(SCALE)
+            let w = if local_sum == 0 {
+                // No local capacity: whatever is spilled is all the service can place.
+                if spilled > 0.0 {
+                    s / spilled * scale
+                } else {
+                    0.0
+                }
+            } else if spilled < 1.0 {
+                s / (1.0 - spilled) * scale
             } else {
-                s * f64::from(SCALE)
+                f64::from(MAX_WEIGHT)
             };
             // A peer with any share gets at least weight 1, else IPVS would skip it.
             let w = if s > 0.0 {
-                (w.round() as u32).max(1)
+                (w.round().min(f64::from(MAX_WEIGHT)) as u32).max(1)
             } else {
                 0
             };
@@ -90,7 +99,7 @@ pub fn plan(local: &[LocalServer], peers: &[SiteId], shares: &[(SiteId, f64)]) -
         .iter()
         .map(|s| {
             let w = if s.up && s.weight > 0 && local_sum > 0 {
-                ((local_budget * f64::from(s.weight) / local_sum as f64).round() as u32).max(1)
+                ((scale * f64::from(s.weight) / local_sum as f64).round() as u32).max(1)
             } else {
                 0
             };
@@ -129,7 +138,7 @@ mod tests {
         );
         assert_eq!(
             p.local,
-            vec![(ServerId::new("a"), 2500), (ServerId::new("b"), 7500)]
+            vec![(ServerId::new("a"), 250), (ServerId::new("b"), 750)]
         );
         assert_eq!(p.peers, vec![(SiteId::new("b"), 0)]);
     }
@@ -142,13 +151,14 @@ mod tests {
             &peers,
             &[(SiteId::new("b"), 0.2)],
         );
+        // Local weights do not move with the share; the peer holds 250 / 1250 = 20 %.
         assert_eq!(
             p.local,
-            vec![(ServerId::new("a"), 8000), (ServerId::new("x"), 0)]
+            vec![(ServerId::new("a"), 1000), (ServerId::new("x"), 0)]
         );
         assert_eq!(
             p.peers,
-            vec![(SiteId::new("b"), 2000), (SiteId::new("c"), 0)]
+            vec![(SiteId::new("b"), 250), (SiteId::new("c"), 0)]
         );
         assert_eq!(
             p.tunnel_in,
@@ -177,7 +187,46 @@ mod tests {
         assert_eq!(p.local, vec![(ServerId::new("a"), 0)]);
         assert_eq!(
             p.peers,
-            vec![(SiteId::new("b"), 7500), (SiteId::new("c"), 2500)]
+            vec![(SiteId::new("b"), 750), (SiteId::new("c"), 250)]
         );
+    }
+
+    #[test]
+    fn a_spill_step_moves_the_peers_weights_only() {
+        let local = [rs("a", true, 1), rs("b", true, 3)];
+        let peers = [SiteId::new("p"), SiteId::new("q")];
+        let mut last: Option<Plan> = None;
+        for share in [0.0, 0.05, 0.1, 0.3, 0.5, 0.9] {
+            let p = plan(
+                &local,
+                &peers,
+                &[
+                    (SiteId::new("p"), share * 0.75),
+                    (SiteId::new("q"), share * 0.25),
+                ],
+            );
+            let peer: u32 = p.peers.iter().map(|(_, w)| w).sum();
+            let total = peer + p.local.iter().map(|(_, w)| w).sum::<u32>();
+            let got = f64::from(peer) / f64::from(total);
+            assert!(
+                (got - share).abs() < 0.002,
+                "share {share}: peers hold {got}"
+            );
+            if let Some(l) = &last {
+                assert_eq!(l.local, p.local, "local weights moved at share {share}");
+            }
+            last = Some(p);
+        }
+    }
+
+    #[test]
+    fn nearly_everything_spilled_is_capped_at_the_largest_weight() {
+        let p = plan(
+            &[rs("a", true, 1)],
+            &[SiteId::new("p")],
+            &[(SiteId::new("p"), 1.0)],
+        );
+        assert_eq!(p.peers, vec![(SiteId::new("p"), MAX_WEIGHT)]);
+        assert_eq!(p.local, vec![(ServerId::new("a"), LOCAL_SCALE)]);
     }
 }
