@@ -7,7 +7,7 @@
 //!  dataplane worker ──Outcome──┤
 //!  local API / reports ──Command──┼──> select! (biased: health first) ──> Site input ──> urgent effects
 //!  the Site's next deadline ──┤                                             (Withdraw/Announce -> bgp-speaker)
-//!  stats sample, drift check (30 s) ┤                                   then Site::settle ──> the rest
+//!  stats sample, drift check ──────┤                                   then Site::settle ──> the rest
 //!  SIGTERM/SIGINT/SIGHUP ──────────┘          Apply/Reconcile/Stats -> dataplane worker
 //!                                             SendReports           -> spawned HTTP posts
 //! ```
@@ -66,12 +66,19 @@ struct Daemon {
     unreachable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
-/// The slow full read of the kernel that corrects drift made behind our back.
-const DRIFT_CHECK: Duration = Duration::from_secs(30);
+/// The slow full read of the kernel that corrects drift made behind our back: at most
+/// this often...
+const DRIFT_MIN: Duration = Duration::from_secs(30);
+/// ... and at least this often, however long a reconcile takes.
+const DRIFT_MAX: Duration = Duration::from_secs(1800);
 /// IPVS stats are sampled at most this often...
 const STATS_MIN: Duration = Duration::from_secs(1);
 /// ... and at least this often, however long a read takes.
-const STATS_MAX: Duration = Duration::from_secs(60);
+const STATS_MAX: Duration = Duration::from_secs(300);
+/// Periodic kernel reads are spaced to this many times their own duration, so that
+/// together they stay near 2% of a core however many services there are (a full read of
+/// 10,000 services takes seconds in a slow kernel).
+const READ_SPACING: u32 = 100;
 /// Health events handled back to back before anything else gets a turn.
 const HEALTH_BURST: usize = 256;
 
@@ -168,9 +175,9 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
     d.execute(first).await;
 
-    let mut resync = tokio::time::interval(DRIFT_CHECK);
-    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    resync.reset(); // the first reconcile is under way
+    let mut drift_every = DRIFT_MIN;
+    let drift_at = tokio::time::sleep(drift_every);
+    tokio::pin!(drift_at);
     let mut stats_every = STATS_MIN;
     let stats_at = tokio::time::sleep(stats_every);
     tokio::pin!(stats_at);
@@ -193,7 +200,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
             Some(out) = dp_rx.recv() => {
                 let now = Time::now();
                 match out {
-                    dataplane::Outcome::Reconciled(r, _) => {
+                    dataplane::Outcome::Reconciled(r, took) => {
+                        drift_every = (took * READ_SPACING).clamp(DRIFT_MIN, DRIFT_MAX);
                         let e = d.site.on_reconciled(now, r);
                         d.execute(e).await;
                     }
@@ -205,7 +213,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                         d.site.on_stats(now, &s);
                         // Reading IPVS costs time in proportion to its services: keep
                         // it near 1% of a core however many there are.
-                        stats_every = (took * 100).clamp(STATS_MIN, STATS_MAX);
+                        stats_every = (took * READ_SPACING).clamp(STATS_MIN, STATS_MAX);
                     }
                     dataplane::Outcome::Stats(Err(e), _) => {
                         tracing::warn!(error = %e, "reading IPVS stats failed");
@@ -224,7 +232,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 }
                 stats_at.as_mut().reset(tokio::time::Instant::now() + stats_every);
             }
-            _ = resync.tick() => {
+            () = &mut drift_at => {
+                drift_at.as_mut().reset(tokio::time::Instant::now() + drift_every);
                 let e = d.site.resync(Time::now());
                 d.execute(e).await;
             }
