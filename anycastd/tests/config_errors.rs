@@ -306,3 +306,13 @@ fn anycastd_check_prints_the_plan_or_refuses_with_file_and_line() {
     assert_eq!(out.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_passive_neighbor_needs_the_listener() {
+    let p = refused("hold_time = 9", "hold_time = 9\npassive = true");
+    assert!(
+        p.iter()
+            .any(|p| p.contains("is passive but [bgp] listen is off")),
+        "{p:?}"
+    );
+}

@@ -41,6 +41,22 @@ impl Validator<'_> {
                 neighbors.push(nb);
             }
         }
+        let listen = r.listen.unwrap_or(false);
+        if !listen {
+            for n in r
+                .neighbors
+                .iter()
+                .filter(|n| n.get_ref().passive == Some(true))
+            {
+                self.problem(
+                    n.span(),
+                    format!(
+                        "neighbor {} is passive but [bgp] listen is off: nothing would accept its session (set listen = true)",
+                        n.get_ref().address.get_ref()
+                    ),
+                );
+            }
+        }
         if neighbors.is_empty() && self.problems.is_empty() {
             self.problem(
                 b.span(),
@@ -50,7 +66,7 @@ impl Validator<'_> {
         Bgp {
             asn,
             router_id,
-            listen: r.listen.unwrap_or(false),
+            listen,
             neighbors,
         }
     }
