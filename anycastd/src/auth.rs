@@ -183,35 +183,68 @@ fn bearer(authorization: Option<&[u8]>) -> Result<&[u8], Refused> {
         .ok_or_else(|| Refused("the Authorization header is not `Bearer TOKEN`".to_string()))
 }
 
+/// Why a token file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Not root's, or readable or writable by others (`anycastd check`'s rules).
+    #[error("{path}: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: the token is {len} bytes; {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} are required"
+    )]
+    Length { path: PathBuf, len: usize },
+}
+
 /// The token in `path`, without trailing whitespace, after the same checks as
 /// `anycastd check` (the file may have changed since the start).
-pub fn read_token(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    config::check_token_file(path).map_err(|why| format!("{}: {why}", path.display()))?;
-    let mut t = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_token(path: &std::path::Path) -> Result<Vec<u8>, TokenError> {
+    let path_buf = || path.to_path_buf();
+    config::check_token_file(path).map_err(|reason| TokenError::Untrusted {
+        path: path_buf(),
+        reason,
+    })?;
+    let mut t = std::fs::read(path).map_err(|source| TokenError::Read {
+        path: path_buf(),
+        source,
+    })?;
     while t.last().is_some_and(|b| b.is_ascii_whitespace()) {
         t.pop();
     }
     if !(MIN_TOKEN_BYTES..=MAX_TOKEN_BYTES).contains(&t.len()) {
-        return Err(format!(
-            "{}: the token is {} bytes; {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} are required",
-            path.display(),
-            t.len()
-        ));
+        return Err(TokenError::Length {
+            path: path_buf(),
+            len: t.len(),
+        });
     }
     Ok(t)
 }
 
+/// Why group membership could not be decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    #[error("the user database: {0}")]
+    Lookup(#[from] nix::errno::Errno),
+    #[error("no user has uid {0}")]
+    NoUser(u32),
+    #[error("the user name of uid {0} holds a NUL byte")]
+    BadName(u32),
+}
+
 /// Whether the user `uid` is in group `gid`: as its primary group or as a listed
 /// member (getgrouplist, the answer `id USER` gives).
-pub fn member_of(uid: u32, gid: u32) -> Result<bool, String> {
-    let user = User::from_uid(Uid::from_raw(uid))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "no such user".to_string())?;
+pub fn member_of(uid: u32, gid: u32) -> Result<bool, MembershipError> {
+    let user = User::from_uid(Uid::from_raw(uid))?.ok_or(MembershipError::NoUser(uid))?;
     if user.gid.as_raw() == gid {
         return Ok(true);
     }
-    let name = CString::new(user.name).map_err(|e| e.to_string())?;
-    let groups = getgrouplist(&name, user.gid).map_err(|e| e.to_string())?;
+    let name = CString::new(user.name).map_err(|_| MembershipError::BadName(uid))?;
+    let groups = getgrouplist(&name, user.gid)?;
     Ok(groups.contains(&Gid::from_raw(gid)))
 }
 
