@@ -18,8 +18,8 @@ use crate::auth::{self, Access, Peer};
 
 use geo_balancer::exchange::Reject;
 
-use crate::site::UnknownVip;
-use crate::status::{ApiError, DrainReply, Status, WhyReply};
+use crate::site::{ServerError, UnknownVip};
+use crate::status::{ApiError, DrainReply, ServerReply, Status, WhyReply};
 
 /// Largest load report body accepted; anything larger is refused before it is read whole.
 pub const MAX_REPORT_BYTES: usize = 16 * 1024;
@@ -48,6 +48,27 @@ pub enum Command {
     ),
     /// A peer's load report; the reply says why it was refused, if it was.
     Report(IncomingReport, oneshot::Sender<Result<(), Reject>>),
+    /// The operator disables or enables one real server.
+    Server(
+        ServerCommand,
+        oneshot::Sender<Result<ServerReply, ServerError>>,
+    ),
+}
+
+/// `POST /v1/server/disable` or `/enable`: the body, and who asked.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ServerCommand {
+    pub vip: String,
+    /// `ADDR` or `ADDR:PORT` (`[IPv6]:PORT`).
+    pub server: String,
+    /// Disable even the last server the VIP needs (it is withdrawn).
+    #[serde(default)]
+    pub force: bool,
+    #[serde(skip)]
+    pub enable: bool,
+    /// The caller, as the API saw it (`uid 0 pid 812`, `token from 127.0.0.1:40112`).
+    #[serde(skip)]
+    pub by: String,
 }
 
 /// The cheap handle the HTTP handlers use.
@@ -112,6 +133,8 @@ pub fn local_router(h: ControllerHandle, access: Arc<Access>) -> Router {
         .route("/v1/drain/{vip}", post(drain_one))
         .route("/v1/undrain", post(undrain_all))
         .route("/v1/undrain/{vip}", post(undrain_one))
+        .route("/v1/server/disable", post(server_disable))
+        .route("/v1/server/enable", post(server_enable))
         .route("/metrics", get(metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; try /v1/status") })
         .with_state(h)
@@ -175,6 +198,66 @@ async fn undrain_all(State(h): State<ControllerHandle>) -> Response {
 async fn undrain_one(State(h): State<ControllerHandle>, Path(vip): Path<String>) -> Response {
     match h.ask(|tx| Command::Undrain(Some(vip), tx)).await {
         Ok(r) => json_or_404(r),
+        Err(r) => r,
+    }
+}
+
+async fn server_disable(
+    State(h): State<ControllerHandle>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<Peer>,
+    body: Result<axum::Json<ServerCommand>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    server_change(h, peer, body, false).await
+}
+
+async fn server_enable(
+    State(h): State<ControllerHandle>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<Peer>,
+    body: Result<axum::Json<ServerCommand>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    server_change(h, peer, body, true).await
+}
+
+async fn server_change(
+    h: ControllerHandle,
+    peer: Peer,
+    body: Result<axum::Json<ServerCommand>, axum::extract::rejection::JsonRejection>,
+    enable: bool,
+) -> Response {
+    let mut cmd = match body {
+        Ok(axum::Json(c)) => c,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the body must be JSON {{\"vip\": ..., \"server\": \"ADDR[:PORT]\", \"force\": false}}: {e}"
+                ),
+            );
+        }
+    };
+    cmd.enable = enable;
+    cmd.by = match peer {
+        Peer::Unix { uid, pid, .. } => match pid {
+            Some(pid) => format!("uid {uid} pid {pid}"),
+            None => format!("uid {uid}"),
+        },
+        Peer::Tcp(remote) => format!("token from {remote}"),
+        Peer::Unknown => "unknown".to_string(),
+    };
+    match h.ask(|tx| Command::Server(cmd, tx)).await {
+        Ok(Ok(r)) => axum::Json(r).into_response(),
+        Ok(Err(e)) => {
+            let code = match e {
+                ServerError::WouldWithdraw { .. } => StatusCode::CONFLICT,
+                ServerError::BadAddress(_) | ServerError::Ambiguous { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                ServerError::UnknownVip(_) | ServerError::UnknownServer { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+            };
+            error(code, &e.to_string())
+        }
         Err(r) => r,
     }
 }

@@ -31,6 +31,7 @@ use crate::dataplane::{self, Worker};
 use crate::mapping;
 use crate::site::{Effect, Site};
 use crate::status::DrainReply;
+use crate::systemd;
 
 /// Why the daemon could not start (it exits 1 with this message).
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +174,28 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
+    // systemd: READY=1 once the first reconcile is done, the watchdog kept by this loop.
+    let mut sd = systemd::Notifier::new(
+        first.iter().any(|e| matches!(e, Effect::Reconcile(_))),
+        format!(
+            "site {}: {} VIPs, {} BGP neighbors",
+            cfg.site.name,
+            cfg.vips.len(),
+            cfg.bgp.neighbors.len()
+        ),
+    );
     d.execute(first).await;
+    sd.started();
+    // Servers the operator took out stay out across a restart.
+    let saved = crate::disabled::load(&crate::disabled::path(&cfg));
+    if !saved.is_empty() {
+        tracing::warn!(
+            servers = saved.len(),
+            "keeping real servers disabled by the operator before the restart"
+        );
+        let e = d.site.restore_disabled(Time::now(), &saved);
+        d.execute(e).await;
+    }
 
     let mut drift_every = DRIFT_MIN;
     let drift_at = tokio::time::sleep(drift_every);
@@ -197,6 +219,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                     d.execute(e).await;
                 }
             }
+            // One datagram per half watchdog period, ahead of all but the health events.
+            () = sd.watchdog_due() => sd.watchdog(),
             Some(out) = dp_rx.recv() => {
                 let now = Time::now();
                 match out {
@@ -204,6 +228,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                         drift_every = (took * READ_SPACING).clamp(DRIFT_MIN, DRIFT_MAX);
                         let e = d.site.on_reconciled(now, r);
                         d.execute(e).await;
+                        sd.reconciled();
                     }
                     dataplane::Outcome::Applied(r, took) => {
                         tracing::debug!(took_us = took.as_micros() as u64, "weights applied");
@@ -237,13 +262,18 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 let e = d.site.resync(Time::now());
                 d.execute(e).await;
             }
-            _ = sighup.recv() => d.reload().await,
+            _ = sighup.recv() => {
+                sd.reloading();
+                d.reload().await;
+                sd.reloaded();
+            }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }
         let e = d.site.settle(Time::now());
         d.execute(e).await;
     };
+    sd.stopping();
     d.graceful_stop(signal_name, &mut health_rx, &mut sigterm, &mut sigint)
         .await;
     let _ = stop_tx.send(true);
@@ -433,6 +463,51 @@ impl Daemon {
                                 names.join(", ")
                             ),
                             vips: names,
+                        })
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(reply);
+            }
+            Command::Server(c, tx) => {
+                let r = self
+                    .site
+                    .set_server(now, &c.vip, &c.server, c.enable, c.force, &c.by);
+                let reply = match r {
+                    Ok((change, effects)) => {
+                        self.execute(effects).await;
+                        if change.changed {
+                            let path = crate::disabled::path(self.site.config());
+                            if let Err(e) =
+                                crate::disabled::save(&path, &self.site.disabled_servers())
+                            {
+                                tracing::error!(file = %path.display(), error = %e, "cannot save the disabled servers: a restart would enable them again");
+                            }
+                        }
+                        let state = crate::status::ServerState::from(change.state);
+                        let message = match (c.enable, change.changed) {
+                            (false, true) => format!(
+                                "{} of VIP {} disabled: weight 0, running connections finish, its capacity left the site",
+                                change.server, c.vip
+                            ),
+                            (false, false) => {
+                                format!("{} of VIP {} was already disabled", change.server, c.vip)
+                            }
+                            (true, true) => format!(
+                                "{} of VIP {} enabled: {}",
+                                change.server,
+                                c.vip,
+                                state.as_str()
+                            ),
+                            (true, false) => {
+                                format!("{} of VIP {} was not disabled", change.server, c.vip)
+                            }
+                        };
+                        Ok(crate::status::ServerReply {
+                            vip: c.vip.clone(),
+                            server: change.server,
+                            state,
+                            message,
                         })
                     }
                     Err(e) => Err(e),

@@ -11,13 +11,16 @@
 pub mod announce;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
+pub mod disabled;
 pub mod layout;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;
 pub mod site;
 pub mod status;
+pub mod systemd;

@@ -79,6 +79,24 @@ pub struct ServerStatus {
     pub active_conns: u64,
     pub capacity: u32,
     pub last_check: Option<String>,
+    /// Its IPVS weight in the VIP's service now (0: no new connections).
+    #[serde(default)]
+    pub weight: u32,
+    /// Who disabled it, while it is disabled.
+    #[serde(default)]
+    pub disabled_by: Option<String>,
+    /// Unix time it was disabled, while it is.
+    #[serde(default)]
+    pub disabled_since: Option<u64>,
+}
+
+/// Answer of `POST /v1/server/disable` and `/v1/server/enable`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerReply {
+    pub vip: String,
+    pub server: String,
+    pub state: ServerState,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

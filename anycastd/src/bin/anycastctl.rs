@@ -8,45 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anycastd::auth;
+use anycastd::cli::ctl::{Cli, Command, ServerAction};
 use anycastd::config::{self, ApiListen};
 use anycastd::ctl::{client, render};
-use anycastd::status::{ApiError, DrainReply, Status, WhyReply};
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(
-    version,
-    about = "Operator CLI for anycastd: status, why, drain, undrain"
-)]
-struct Cli {
-    /// The daemon's local API: unix:/path or 127.0.0.1:PORT
-    /// (default unix:/run/anycastd/api.sock).
-    #[arg(long, global = true, conflicts_with = "config")]
-    api: Option<String>,
-    /// Read the API address (and, over TCP, `token_file`) from this site config instead.
-    #[arg(long, short = 'c', global = true)]
-    config: Option<PathBuf>,
-    /// Over TCP: the file holding the operator's token, sent as `Authorization: Bearer`.
-    #[arg(long, global = true)]
-    token_file: Option<PathBuf>,
-    /// Print the daemon's JSON instead of text, for scripts.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// The site at a glance: VIPs, BGP sessions, real servers, loads, spill.
-    Status,
-    /// Why a VIP is announced or withdrawn, and why it spills or not, with numbers.
-    Why { vip: String },
-    /// Gracefully withdraw one VIP, or every VIP of the site.
-    Drain { vip: Option<String> },
-    /// Undo a drain.
-    Undrain { vip: Option<String> },
-}
+use anycastd::status::{ApiError, DrainReply, ServerReply, Status, WhyReply};
+use clap::Parser;
 
 /// Where the API is, and the token file to use, if any.
 fn endpoint(cli: &Cli) -> Result<(ApiListen, Option<PathBuf>), String> {
@@ -88,6 +54,20 @@ fn main() -> ExitCode {
             "POST",
             format!("/v1/undrain/{}", vip.as_deref().unwrap_or("")),
         ),
+        Command::Server { action } => match action {
+            ServerAction::List => ("GET", "/v1/status".to_string()),
+            ServerAction::Disable { .. } => ("POST", "/v1/server/disable".to_string()),
+            ServerAction::Enable { .. } => ("POST", "/v1/server/enable".to_string()),
+        },
+    };
+    let body = match &cli.command {
+        Command::Server {
+            action: ServerAction::Disable { vip, server, force },
+        } => Some(serde_json::json!({ "vip": vip, "server": server, "force": force })),
+        Command::Server {
+            action: ServerAction::Enable { vip, server },
+        } => Some(serde_json::json!({ "vip": vip, "server": server })),
+        _ => None,
     };
     // The token is for TCP; a unix socket knows the caller from the kernel.
     let token = match (&endpoint, &token_file) {
@@ -108,9 +88,10 @@ fn main() -> ExitCode {
         _ => None,
     };
     let path = path.trim_end_matches('/');
-    let sent = match &token {
-        Some(t) => client::request_with_token(&endpoint, method, path, t),
-        None => client::request(&endpoint, method, path),
+    let sent = match (&token, body) {
+        (t, Some(b)) => client::request_json(&endpoint, method, path, t.as_deref(), b.to_string()),
+        (Some(t), None) => client::request_with_token(&endpoint, method, path, t),
+        (None, None) => client::request(&endpoint, method, path),
     };
     let reply = match sent {
         Ok(r) => r,
@@ -133,6 +114,30 @@ fn main() -> ExitCode {
         eprintln!("anycastctl: {msg}");
         return ExitCode::from(if reply.status == 403 { 4 } else { 1 });
     }
+    if let (
+        true,
+        Command::Server {
+            action: ServerAction::List,
+        },
+    ) = (cli.json, &cli.command)
+    {
+        // The servers alone, for scripts.
+        return match serde_json::from_str::<Status>(&reply.body) {
+            Ok(s) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s.real_servers).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "anycastctl: the daemon's reply is not what this anycastctl understands: {e}"
+                );
+                ExitCode::from(1)
+            }
+        };
+    }
     if cli.json {
         println!("{}", reply.body);
         return ExitCode::SUCCESS;
@@ -148,6 +153,12 @@ fn main() -> ExitCode {
         }),
         Command::Drain { .. } | Command::Undrain { .. } => {
             serde_json::from_str::<DrainReply>(&reply.body).map(|d| format!("{}\n", d.message))
+        }
+        Command::Server {
+            action: ServerAction::List,
+        } => serde_json::from_str::<Status>(&reply.body).map(|s| render::servers(&s)),
+        Command::Server { .. } => {
+            serde_json::from_str::<ServerReply>(&reply.body).map(|r| format!("{}\n", r.message))
         }
     };
     match shown {

@@ -4,39 +4,32 @@
 //! the file and prints what the daemon would do, touching neither kernel nor network.
 //! Exit codes: 0 ok; 1 the config is refused or the site cannot start; 2 bad usage.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anycastd::cli::daemon::{Cli, Command};
 use anycastd::config::{self, LogFormat};
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-#[derive(Parser)]
-#[command(
-    version,
-    about = "Geo-distributed anycast site daemon (BGP + IPVS + IPIP spill)"
-)]
-struct Cli {
-    /// The site config file.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        default_value = "/etc/anycastd/site.toml"
-    )]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Validate the config and print the plan; touches nothing.
-    Check,
-}
-
+/// Under systemd (stderr is the journal's stream), to the journal with every field as a
+/// journal field; otherwise to stderr as `[log] format` says.
 fn init_logs(cfg: &config::SiteConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    if anycastd::systemd::stderr_is_journal() {
+        match tracing_journald::layer() {
+            Ok(journal) => {
+                let journal = journal.with_syslog_identifier("anycastd".into());
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(journal)
+                    .init();
+                return;
+            }
+            Err(e) => eprintln!("anycastd: cannot reach journald ({e}); logging to stderr"),
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -55,8 +48,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(Command::Check) = cli.command {
-        print!("{}", anycastd::plan::render(&cfg));
+    if let Some(Command::Check { quiet }) = cli.command {
+        if !quiet {
+            print!("{}", anycastd::plan::render(&cfg));
+        }
         println!("\n{}: valid", cli.config.display());
         return ExitCode::SUCCESS;
     }

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body as _;
 use hyper::{Method, Request, header};
 use hyper_util::rt::TokioIo;
@@ -69,7 +69,18 @@ const LIMITS: Limits = Limits {
 /// Sends one request and reads the whole reply. Blocks the calling thread, which must
 /// not be inside a tokio runtime (the CLI and tests call it from plain threads).
 pub fn request(endpoint: &ApiListen, method: &str, path: &str) -> Result<Reply, ClientError> {
-    request_within(endpoint, method, path, None, LIMITS)
+    request_within(endpoint, method, path, None, None, LIMITS)
+}
+
+/// [`request`] with a JSON body, and the token when there is one (over TCP).
+pub fn request_json(
+    endpoint: &ApiListen,
+    method: &str,
+    path: &str,
+    token: Option<&[u8]>,
+    body: String,
+) -> Result<Reply, ClientError> {
+    request_within(endpoint, method, path, token, Some(body), LIMITS)
 }
 
 /// [`request`] with `Authorization: Bearer TOKEN` (a change over TCP needs it).
@@ -79,7 +90,7 @@ pub fn request_with_token(
     path: &str,
     token: &[u8],
 ) -> Result<Reply, ClientError> {
-    request_within(endpoint, method, path, Some(token), LIMITS)
+    request_within(endpoint, method, path, Some(token), None, LIMITS)
 }
 
 fn request_within(
@@ -87,6 +98,7 @@ fn request_within(
     method: &str,
     path: &str,
     token: Option<&[u8]>,
+    body: Option<String>,
     limits: Limits,
 ) -> Result<Reply, ClientError> {
     let name = endpoint.to_string();
@@ -105,9 +117,13 @@ fn request_within(
         let v = header::HeaderValue::from_bytes(&v).map_err(|e| io(invalid("the token", e)))?;
         req = req.header(header::AUTHORIZATION, v);
     }
-    let req = req
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| io(invalid(path, e)))?;
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(b))),
+        None => req.body(Full::new(Bytes::new())),
+    };
+    let req = req.map_err(|e| io(invalid(path, e)))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -181,7 +197,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 async fn exchange(
     endpoint: &ApiListen,
-    req: Request<Empty<Bytes>>,
+    req: Request<Full<Bytes>>,
     max: usize,
 ) -> Result<Reply, Failure> {
     match endpoint {
@@ -200,7 +216,7 @@ async fn exchange(
     }
 }
 
-async fn send<S>(stream: S, req: Request<Empty<Bytes>>, max: usize) -> Result<Reply, Failure>
+async fn send<S>(stream: S, req: Request<Full<Bytes>>, max: usize) -> Result<Reply, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -276,7 +292,7 @@ mod tests {
     }
 
     fn get(endpoint: &ApiListen, limits: Limits) -> Result<Reply, ClientError> {
-        request_within(endpoint, "GET", "/v1/status", None, limits)
+        request_within(endpoint, "GET", "/v1/status", None, None, limits)
     }
 
     #[test]

@@ -89,10 +89,10 @@ pub fn status(s: &Status) -> String {
                 format!("{}:{}", r.address, r.port),
                 r.vip.clone(),
                 r.service.clone(),
-                if r.state == ServerState::Up {
-                    r.state.as_str().to_string()
-                } else {
-                    r.state.as_str().to_uppercase()
+                match &r.disabled_by {
+                    Some(by) => format!("DISABLED by {by}"),
+                    None if r.state == ServerState::Up => r.state.as_str().to_string(),
+                    None => r.state.as_str().to_uppercase(),
                 },
                 r.active_conns.to_string(),
                 r.capacity.to_string(),
@@ -167,6 +167,45 @@ pub fn status(s: &Status) -> String {
 }
 
 /// A status snapshot for tests of everything that renders one.
+/// `anycastctl server list`: every real server with its state, connections, weight and
+/// last check; who disabled a disabled one, and when.
+pub fn servers(s: &Status) -> String {
+    let rows: Vec<Vec<String>> = s
+        .real_servers
+        .iter()
+        .map(|r| {
+            let state = match (&r.disabled_by, r.disabled_since) {
+                (Some(by), Some(at)) => format!("DISABLED by {by} at {}", clock(at)),
+                _ if r.state == ServerState::Up => r.state.as_str().to_string(),
+                _ => r.state.as_str().to_uppercase(),
+            };
+            vec![
+                format!("{}:{}", r.address, r.port),
+                r.vip.clone(),
+                r.service.clone(),
+                state,
+                r.active_conns.to_string(),
+                r.weight.to_string(),
+                r.capacity.to_string(),
+                r.last_check.clone().unwrap_or_else(|| "-".to_string()),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "REAL SERVER",
+            "VIP",
+            "SERVICE",
+            "STATE",
+            ">CONNS",
+            ">WEIGHT",
+            ">CAPACITY",
+            "LAST CHECK",
+        ],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     use crate::status::*;
@@ -204,6 +243,9 @@ pub(crate) mod tests_support {
                 active_conns: 0,
                 capacity: 100,
                 last_check: Some("connect refused".into()),
+                weight: 0,
+                disabled_by: None,
+                disabled_since: None,
             }],
             local_load: Some(1.14),
             peers: vec![PeerStatus {

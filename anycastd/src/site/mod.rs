@@ -23,7 +23,10 @@
 //! withdraw of a VIP that cannot serve, not even the data-plane bookkeeping.
 
 mod reload;
+mod servers;
 mod view;
+
+pub use servers::{DisabledBy, ServerChange, ServerError};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -86,6 +89,8 @@ struct Server {
     last_check: Option<ProbeOutcome>,
     /// The second load source's last value (1.0 = full) and when it was read.
     external: Option<(f64, Time)>,
+    /// Who disabled it and when, while it is disabled.
+    disabled: Option<servers::DisabledBy>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,7 +175,7 @@ pub enum SiteError {
 }
 
 /// An operator named a VIP the config does not have.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no VIP named `{name}` (known: {known})")]
 pub struct UnknownVip {
     pub name: String,
@@ -236,6 +241,7 @@ impl Site {
                 inactive: 0,
                 last_check: None,
                 external: None,
+                disabled: None,
             });
         }
         let vips = cfg
@@ -364,7 +370,20 @@ impl Site {
         let Some(t) = transition else {
             return Vec::new();
         };
-        let (at, is_up) = (s.at, s.health.is_up());
+        self.server_changed(i, was_up, &t, ev.at)
+    }
+
+    /// Server `i` went through transition `t`: its VIP's up count, its servability
+    /// (the urgent effects, returned), then the log line and counter; its service's
+    /// weights and the load are marked for the settle.
+    fn server_changed(
+        &mut self,
+        i: usize,
+        was_up: bool,
+        t: &geo_balancer::health::Transition,
+        now: Time,
+    ) -> Vec<Effect> {
+        let (at, is_up) = (self.servers[i].at, self.servers[i].health.is_up());
         let v = &mut self.vips[at.vip.index()];
         match (was_up, is_up) {
             (false, true) => v.up += 1,
@@ -372,7 +391,7 @@ impl Site {
             _ => {}
         }
         // The withdraw (or announce) first; the log line and the counter after it.
-        let effects = self.servability(ev.at, at.vip);
+        let effects = self.servability(now, at.vip);
         tracing::info!(server = %t.server, from = %t.from, to = %t.to, reason = %t.reason, "real server health changed");
         *self
             .counters

@@ -50,6 +50,7 @@ impl Site {
                 n.inactive = s.inactive;
                 n.last_check = s.last_check.clone();
                 n.external = s.external;
+                n.disabled = s.disabled.clone();
                 if n.health.is_up() {
                     next.vips[n.at.vip.index()].up += 1;
                 }

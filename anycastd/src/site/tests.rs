@@ -632,3 +632,101 @@ fn a_key_rotation_by_reload_has_no_gap_and_keeps_the_replay_window() {
     );
     assert_eq!(site.status(at(5), &[]).peers[0].state, PeerState::Known);
 }
+
+fn server(
+    site: &mut Site,
+    t: Time,
+    addr: &str,
+    enable: bool,
+    force: bool,
+) -> Result<Vec<Effect>, super::ServerError> {
+    let (_, e) = site.set_server(t, "web", addr, enable, force, "uid 0 pid 1")?;
+    Ok(then_settle(site, t, e))
+}
+
+#[test]
+fn the_operator_drains_one_server_and_brings_it_back() {
+    let mut site = serving();
+    let e = server(&mut site, at(3), "10.101.5.11:80", false, false).unwrap();
+    // Weight 0 in the VIP's service and in the loop guard; the VIP stays announced.
+    let Some(Effect::Apply(r)) = e.iter().find(|e| matches!(e, Effect::Apply(_))) else {
+        panic!("no weight update in {e:?}");
+    };
+    assert!(
+        r.iter().any(|r| matches!(r, tf::Request::SetDest(_, d) if d.addr.to_string() == "10.101.5.11" && d.weight == 0)),
+        "{r:?}"
+    );
+    assert!(
+        !e.iter().any(|e| matches!(e, Effect::Withdraw { .. })),
+        "{e:?}"
+    );
+    let st = site.status(at(3), &[]);
+    let rs = &st.real_servers[0];
+    assert_eq!(rs.state, ServerState::Disabled);
+    assert_eq!(rs.disabled_by.as_deref(), Some("uid 0 pid 1"));
+    assert_eq!(rs.weight, 0);
+    assert_eq!(st.vips[0].servers_up, 1);
+    // Its checks go on and change nothing while it is out.
+    assert!(probe(&mut site, RS1, at(4), ProbeOutcome::Success).is_empty());
+    assert_eq!(site.disabled_servers().len(), 1);
+    // Back: the checks pass, so it is up at once with its weight.
+    server(&mut site, at(5), "10.101.5.11", true, false).unwrap();
+    let st = site.status(at(5), &[]);
+    assert_eq!(st.real_servers[0].state, ServerState::Up);
+    assert!(st.real_servers[0].weight > 0);
+    assert_eq!(st.real_servers[0].disabled_by, None);
+    assert!(site.disabled_servers().is_empty());
+}
+
+#[test]
+fn disabling_the_last_server_needs_force_and_then_withdraws() {
+    let mut site = serving();
+    server(&mut site, at(3), "10.101.5.11:80", false, false).unwrap();
+    let refused = server(&mut site, at(3), "10.101.5.12:80", false, false).unwrap_err();
+    assert!(refused.to_string().contains("add --force"), "{refused}");
+    assert_eq!(
+        site.status(at(3), &[]).real_servers[1].state,
+        ServerState::Up
+    );
+    let e = server(&mut site, at(3), "10.101.5.12:80", false, true).unwrap();
+    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: WEB }), "{e:?}");
+}
+
+#[test]
+fn an_unknown_server_is_named_with_the_ones_there_are() {
+    let mut site = serving();
+    let e = server(&mut site, at(3), "10.101.5.99", false, false).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "VIP `web` has no real server 10.101.5.99 (its real servers: 10.101.5.11:80, 10.101.5.12:80)"
+    );
+    assert!(matches!(
+        server(&mut site, at(3), "not-an-address", false, false),
+        Err(super::ServerError::BadAddress(_))
+    ));
+    assert!(matches!(
+        site.set_server(at(3), "mail", "10.101.5.11", false, false, "x"),
+        Err(super::ServerError::UnknownVip(_))
+    ));
+}
+
+#[test]
+fn a_disabled_server_stays_out_across_a_reload_and_a_restart() {
+    let mut site = serving();
+    server(&mut site, at(3), "10.101.5.11:80", false, false).unwrap();
+    site.reload(config(), at(4)).unwrap();
+    assert_eq!(
+        site.status(at(4), &[]).real_servers[0].state,
+        ServerState::Disabled
+    );
+    // A restart: a new core gets the saved list back.
+    let saved = site.disabled_servers();
+    let mut next = serving();
+    next.restore_disabled(at(5), &saved);
+    let st = next.status(at(5), &[]);
+    assert_eq!(st.real_servers[0].state, ServerState::Disabled);
+    assert_eq!(
+        st.real_servers[0].disabled_by.as_deref(),
+        Some("uid 0 pid 1")
+    );
+}

@@ -72,6 +72,12 @@ impl Site {
                     state: s.health.state().into(),
                     active_conns: s.active,
                     capacity: rs.capacity,
+                    weight: self.desired.vips[s.at.vip.index()].services[s.at.port_index]
+                        .local
+                        .get(s.at.server)
+                        .map_or(0, |d| d.weight),
+                    disabled_by: s.disabled.as_ref().map(|d| d.by.clone()),
+                    disabled_since: s.disabled.as_ref().map(|d| secs(d.at)),
                     last_check: s.last_check.as_ref().map(|o| match o {
                         ProbeOutcome::Success => "ok".to_string(),
                         ProbeOutcome::Failure(e) => e.to_string(),
