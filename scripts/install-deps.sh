@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PKGS=(frr bird2 gobgpd exabgp user-mode-linux kmod ipvsadm iproute2 iptables python3-jsonschema python3-yaml
-      curl python3 procps iputils-ping tcpdump)
+      curl python3 procps iputils-ping tcpdump systemd man-db adduser)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -42,4 +42,9 @@ fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest >/dev/null
+fi
+
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-deb"
+  cargo install --locked cargo-deb >/dev/null
 fi
