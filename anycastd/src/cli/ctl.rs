@@ -58,7 +58,7 @@ pub enum ServerAction {
     /// leaves the site at once; kept across restarts until `enable`.
     Disable {
         vip: String,
-        /// ADDR or ADDR:PORT ([IPv6]:PORT).
+        /// ADDR or ADDR:PORT (`[IPv6]:PORT`).
         server: String,
         /// Also when it is the last server the VIP needs: the VIP is withdrawn.
         #[arg(long)]
@@ -67,7 +67,7 @@ pub enum ServerAction {
     /// Put a disabled real server back (up at once if its checks pass).
     Enable {
         vip: String,
-        /// ADDR or ADDR:PORT ([IPv6]:PORT).
+        /// ADDR or ADDR:PORT (`[IPv6]:PORT`).
         server: String,
     },
 }
