@@ -1,6 +1,6 @@
 //! What anycastd tells systemd, and how it knows it runs under it.
 //!
-//! The units are `Type=notify` (packaging/anycastd.service):
+//! The units are `Type=notify` (anycastd/debian/anycastd.service):
 //!
 //! ```text
 //!  start ── config loaded, BGP speaker started, first effects sent
