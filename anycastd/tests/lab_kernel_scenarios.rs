@@ -309,13 +309,15 @@ fn spill_in_guest(
         &format!("{:?} after the 12th connection: {}", took, spill_line(&st)),
     );
     // The ramp: up by at most `step` (0.1) per period toward 1 - 0.95 / 1.2 = 0.208,
-    // and the kernel holds what the daemon shows: the tunnel destination's weight is
-    // the share of 10000 (weights::SCALE).
+    // and the kernel holds what the daemon shows: the local servers' weights sum to
+    // weights::LOCAL_SCALE and the tunnel destination's is share / (1 - share) of it,
+    // so that it holds `share` of the total.
     let ramped = lb1.wait_status(Duration::from_secs(6), |s| spill_share(s, "idc2") > 0.2);
     let weights = guest::wait_for(Duration::from_secs(3), || {
         let share = lb1.status().map(|s| spill_share(&s, "idc2"))?;
         let w = ipvs_weight("lb1", "10.101.2.2")?;
-        (f64::from(w) == (share * 10_000.0).round()).then_some((share, w))
+        let scale = f64::from(geo_balancer::weights::LOCAL_SCALE);
+        (f64::from(w) == (share / (1.0 - share) * scale).round()).then_some((share, w))
     });
     guest::check(
         "share_ramps_and_kernel_weight_matches",
