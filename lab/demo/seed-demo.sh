@@ -52,8 +52,11 @@ wait_path() { # ns want seconds
 status() { printf '$ anycastctl status   (on %s)\n' "$1"; ip netns exec "$1" anycastctl --api 127.0.0.1:9180 status; }
 
 for rs in rs511 rs512 rs611 rs612; do rs_start $rs; done
+# The operator's token for changes over the lab's loopback TCP API (root's, mode 0600).
+(umask 077; echo "demo-operator-token-0123456789" > "$D/api.token")
+ctl() { ns=$1; shift; ip netns exec "$ns" anycastctl --api 127.0.0.1:9180 --token-file "$D/api.token" "$@"; }
 for site in idc1 idc2; do
-  sed -e 's/interval = "120s"/interval = "2s"/' -e 's/hold_down = "10s"/hold_down = "2s"/' \
+  sed -e 's/interval = "120s"/interval = "2s"/' -e "s#^listen = \"127.0.0.1:9180\"#listen = \"127.0.0.1:9180\"\ntoken_file = \"$D/api.token\"#" -e 's/hold_down = "10s"/hold_down = "2s"/' \
       -e 's/capacity = 100/capacity = 5/' \
       -e "s#key_file = \"keys/#key_file = \"$REPO/configs/keys/#" \
       -e "s#^vip_device = \"lo\"#vip_device = \"lo\"\nstate_dir = \"$D/state-$site\"#" \
@@ -71,6 +74,18 @@ echo "router behind R32 (10.101.3.9) sees AS path: $(path c32)"
 echo "a client behind R31 is served by: $(ask c31 1)"
 echo "a client behind R32 is served by: $(ask c32 1)"
 status lb1
+
+say "The operator takes one real server of IDC1 out, and puts it back"
+show ctl lb1 server disable web 10.101.5.12
+new=$(ask c31 6)
+echo "6 new connections from behind R31 are served by: $new"
+case "$new" in *rs512*) fail server_disabled "$new";; *rs511*) pass server_disabled "$new";; *) fail server_disabled "$new";; esac
+show ctl lb1 server list
+show ctl lb1 server enable web 10.101.5.12
+sleep 1
+new=$(ask c31 8)
+echo "8 new connections from behind R31 are served by: $new"
+case "$new" in *rs512*) pass server_enabled "$new";; *) fail server_enabled "$new";; esac
 
 say "Scenario 2: IDC2 fails (both its real servers killed)"
 rs_kill rs611; rs_kill rs612
