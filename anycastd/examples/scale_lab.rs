@@ -24,18 +24,20 @@
 //! (or `SCALE_LAB_SERVICES=1000,10000`; `SCALE_LAB_IDLE_SECS` for the window). Prints
 //! `BENCH name value unit` lines, one figure each.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anycast_lab::uml::guest;
-use anycastd::config::{self, SiteConfig};
 use anycastd::mapping;
 use anycastd::site::{Effect, Site};
-use geo_balancer::health::{HealthEvent, ProbeOutcome, ProbeSource};
+use geo_balancer::health::ProbeOutcome;
 use geo_balancer::{ServerId, Time};
 use tunnel_forwarder as tf;
+
+#[path = "scale/mod.rs"]
+mod scale;
+use scale::{deliver, event, refused, scaled, stats, vip_addr};
 
 const T0: Time = Time(1_800_000_000_000);
 /// Least time for the daemon to start, program the kernel and probe every server once;
@@ -111,45 +113,6 @@ fn main() {
     }
 }
 
-// ---------------------------------------------------------------- the config
-
-fn vip_addr(i: usize) -> (u8, u8) {
-    ((i / 256) as u8, (i % 256) as u8)
-}
-
-/// configs/idc1.toml with its VIP cloned to `n` VIPs of one service and 4 real
-/// servers: VIP i is 10.(120+i/256).(i%256).1, its servers 10.(160+i/256).(i%256).10-13.
-fn scaled(n: usize) -> SiteConfig {
-    let mut cfg = config::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/idc1.toml"
-    )))
-    .expect("configs/idc1.toml");
-    let template = cfg.vips[0].clone();
-    let rs = template.services[0].real_servers[0].clone();
-    cfg.vips = (0..n)
-        .map(|i| {
-            let mut v = template.clone();
-            let (hi, lo) = vip_addr(i);
-            v.name = format!("vip{i}");
-            v.address = IpAddr::V4(Ipv4Addr::new(10, 120 + hi, lo, 1));
-            v.prefix = format!("10.{}.{lo}.0/24", 120 + hi)
-                .parse()
-                .expect("prefix");
-            v.services.truncate(1);
-            v.services[0].real_servers = (0..4u8)
-                .map(|r| {
-                    let mut s = rs.clone();
-                    s.address = IpAddr::V4(Ipv4Addr::new(10, 160 + hi, lo, 10 + r));
-                    s
-                })
-                .collect();
-            v
-        })
-        .collect();
-    cfg
-}
-
 /// The same N services as a file for the daemon: data plane on, one passive BGP
 /// neighbor (the validator wants one; passive opens no connection, and needs the
 /// listener, which nobody dials), no peers, cheap
@@ -179,87 +142,6 @@ fn daemon_toml(n: usize, state_dir: &Path, check_interval: &str) -> String {
         }
     }
     s
-}
-
-// ---------------------------------------------------------------- inputs
-
-fn event(id: &ServerId, t: Time, outcome: ProbeOutcome) -> HealthEvent {
-    HealthEvent {
-        server: id.clone(),
-        at: t,
-        source: ProbeSource::Periodic,
-        outcome,
-    }
-}
-
-fn refused(id: &ServerId) -> ProbeOutcome {
-    let s = id.to_string();
-    let addr = s.rsplit('/').next().and_then(|a| a.parse().ok());
-    ProbeOutcome::HardFailure(geo_balancer::ProbeError::Refused {
-        addr: addr.unwrap_or_else(|| "0.0.0.0:80".parse().expect("addr")),
-    })
-}
-
-/// A signed report from the peer at `load`, with twice this site's capacity (so the
-/// room it has, not its size, never caps the share).
-fn deliver(site: &mut Site, cfg: &SiteConfig, load: f64, seq: u64, t: Time) {
-    let capacity = 2 * cfg
-        .vips
-        .iter()
-        .flat_map(|v| &v.services)
-        .flat_map(|s| &s.real_servers)
-        .map(|r| u64::from(r.capacity))
-        .sum::<u64>();
-    let r = geo_balancer::exchange::LoadReport {
-        version: 1,
-        sender: geo_balancer::SiteId::new(cfg.peers[0].name.clone()),
-        receiver: geo_balancer::SiteId::new(cfg.site.name.clone()),
-        seq,
-        timestamp: t.as_millis(),
-        load: Some(load),
-        director_load: Some(load),
-        capacity,
-        active: (load * capacity as f64) as u64,
-        spilling_to: vec![],
-        spill_share: 0.0,
-    };
-    let signed = geo_balancer::exchange::client::sign_report(&r, &cfg.peers[0].key).expect("sign");
-    site.on_report(
-        t,
-        Some(&cfg.peers[0].name),
-        Some(&signed.signature),
-        &signed.body,
-    )
-    .expect("report accepted");
-}
-
-/// What the daemon's stats sampler hands over: every service with its destinations.
-fn stats(cfg: &SiteConfig, active: u32) -> Vec<tf::ServiceStats> {
-    cfg.vips
-        .iter()
-        .map(|v| tf::ServiceStats {
-            key: tf::ServiceKey::Addr {
-                protocol: tf::Protocol::Tcp,
-                addr: v.address,
-                port: 80,
-            },
-            counters: tf::Counters::default(),
-            dests: v.services[0]
-                .real_servers
-                .iter()
-                .map(|r| tf::DestStats {
-                    addr: r.address,
-                    port: r.port,
-                    forward: Some(tf::Forward::Nat),
-                    weight: 1,
-                    active,
-                    inactive: 1,
-                    persistent: 0,
-                    counters: tf::Counters::default(),
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------- core + kernel

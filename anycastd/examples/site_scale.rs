@@ -13,16 +13,16 @@
 //! Prints numbers only. `cargo run --release -p anycastd --example site_scale [N...]`
 //! (default 10 100 1000 10000)
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anycastd::config::{self, SiteConfig};
 use anycastd::mapping;
 use anycastd::site::Site;
 use geo_balancer::Time;
-use geo_balancer::health::{HealthEvent, ProbeOutcome, ProbeSource};
-use tunnel_forwarder as tf;
+use geo_balancer::health::ProbeOutcome;
+
+#[path = "scale/mod.rs"]
+mod scale;
+use scale::{deliver, event, refused, scaled, stats};
 
 const T0: Time = Time(1_800_000_000_000);
 
@@ -30,113 +30,11 @@ fn at(ms: u64) -> Time {
     T0.plus(Duration::from_millis(ms))
 }
 
-fn scaled(n: usize) -> SiteConfig {
-    let mut cfg = config::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/idc1.toml"
-    )))
-    .expect("configs/idc1.toml");
-    let template = cfg.vips[0].clone();
-    let rs = template.services[0].real_servers[0].clone();
-    cfg.vips = (0..n)
-        .map(|i| {
-            let mut v = template.clone();
-            let (hi, lo) = ((i / 256) as u8, (i % 256) as u8);
-            v.name = format!("vip{i}");
-            v.address = IpAddr::V4(Ipv4Addr::new(10, 120 + hi, lo, 1));
-            v.prefix = format!("10.{}.{lo}.0/24", 120 + hi)
-                .parse()
-                .expect("prefix");
-            v.services.truncate(1);
-            v.services[0].real_servers = (0..4u8)
-                .map(|r| {
-                    let mut s = rs.clone();
-                    s.address = IpAddr::V4(Ipv4Addr::new(10, 160 + hi, lo, 10 + r));
-                    s
-                })
-                .collect();
-            v
-        })
-        .collect();
-    cfg
-}
-
-fn event(id: &geo_balancer::ServerId, t: Time, outcome: ProbeOutcome) -> HealthEvent {
-    HealthEvent {
-        server: id.clone(),
-        at: t,
-        source: ProbeSource::Periodic,
-        outcome,
-    }
-}
-
 fn up(site: &mut Site, ids: &[geo_balancer::ServerId], t: Time) {
     for id in ids {
         site.on_health(event(id, t, ProbeOutcome::Success));
     }
     site.settle(t);
-}
-
-fn refused(id: &geo_balancer::ServerId) -> ProbeOutcome {
-    let s = id.to_string();
-    let addr = s.rsplit('/').next().and_then(|a| a.parse().ok());
-    ProbeOutcome::HardFailure(geo_balancer::ProbeError::Refused {
-        addr: addr.unwrap_or_else(|| "0.0.0.0:80".parse().expect("addr")),
-    })
-}
-
-/// A signed report from the peer at `load`.
-fn deliver(site: &mut Site, cfg: &SiteConfig, load: f64, seq: u64, t: Time) {
-    let r = geo_balancer::exchange::LoadReport {
-        version: 1,
-        sender: geo_balancer::SiteId::new(cfg.peers[0].name.clone()),
-        receiver: geo_balancer::SiteId::new(cfg.site.name.clone()),
-        seq,
-        timestamp: t.as_millis(),
-        load: Some(load),
-        director_load: Some(load),
-        capacity: 200,
-        active: (load * 200.0) as u64,
-        spilling_to: vec![],
-        spill_share: 0.0,
-    };
-    let signed = geo_balancer::exchange::client::sign_report(&r, &cfg.peers[0].key).expect("sign");
-    site.on_report(
-        t,
-        Some(&cfg.peers[0].name),
-        Some(&signed.signature),
-        &signed.body,
-    )
-    .expect("report accepted");
-}
-
-/// What the daemon's stats sampler hands over: every service with its destinations.
-fn stats(cfg: &SiteConfig, active: u32) -> Vec<tf::ServiceStats> {
-    cfg.vips
-        .iter()
-        .map(|v| tf::ServiceStats {
-            key: tf::ServiceKey::Addr {
-                protocol: tf::Protocol::Tcp,
-                addr: v.address,
-                port: 80,
-            },
-            counters: tf::Counters::default(),
-            dests: v.services[0]
-                .real_servers
-                .iter()
-                .map(|r| tf::DestStats {
-                    addr: r.address,
-                    port: r.port,
-                    forward: Some(tf::Forward::Nat),
-                    weight: 1,
-                    active,
-                    inactive: 1,
-                    persistent: 0,
-                    counters: tf::Counters::default(),
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 fn per_call(reps: u64, start: Instant) -> f64 {
