@@ -238,12 +238,7 @@ fn post_tcp(addr: &str, path: &str, authorization: Option<&str>) -> (u16, String
     .unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
-    let code = reply
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let (code, body) = host::parse_reply(&reply);
     (code, body.to_string())
 }
 

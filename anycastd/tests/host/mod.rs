@@ -329,15 +329,8 @@ impl Daemon {
         .unwrap();
         let mut reply = String::new();
         s.read_to_string(&mut reply).unwrap();
-        let code = reply
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = reply
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string();
+        let (code, body) = parse_reply(&reply);
+        let body = body.to_string();
         (code, body)
     }
 }
@@ -372,4 +365,14 @@ pub fn ctl_as(who: Option<(u32, u32)>, api: &str, args: &[&str]) -> (i32, String
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The status code and body of a raw HTTP/1.1 reply (0 and "" for garbage).
+pub fn parse_reply(reply: &str) -> (u16, &str) {
+    let code = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, reply.split_once("\r\n\r\n").map_or("", |(_, b)| b))
 }
