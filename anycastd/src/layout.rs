@@ -60,16 +60,6 @@ pub struct ServiceSlot {
     pub mark: u32,
 }
 
-impl ServiceSlot {
-    /// The fwmark service of the loop guard.
-    pub fn guard_key(&self) -> tf::ServiceKey {
-        tf::ServiceKey::Fwmark {
-            mark: self.mark,
-            ipv6: false,
-        }
-    }
-}
-
 /// Every service of a config, in config order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Layout {

@@ -306,11 +306,6 @@ impl Site {
         &self.cfg
     }
 
-    /// The services' layout of the config in force.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     /// Counters for metrics.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -608,10 +603,10 @@ impl Site {
         }
         let mut effects = Vec::new();
         let requests = if all_services {
-            self.replan(now, (0..self.plans.len() as u32).map(SvcId), &mut dirty)
+            self.replan((0..self.plans.len() as u32).map(SvcId), &mut dirty)
         } else {
             let services = std::mem::take(&mut dirty.services);
-            self.replan(now, services.into_iter(), &mut dirty)
+            self.replan(services.into_iter(), &mut dirty)
         };
         if self.cfg.site.dataplane {
             if dirty.full {
@@ -649,7 +644,6 @@ impl Site {
     /// say it).
     fn replan(
         &mut self,
-        _now: Time,
         services: impl Iterator<Item = SvcId>,
         dirty: &mut Dirty,
     ) -> Vec<tf::Request> {
