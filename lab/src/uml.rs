@@ -59,6 +59,7 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "cls_u32",
     "cls_matchall",
     "act_skbedit",
+    "act_gact",
 ];
 
 /// Errors of the harness itself (not of the scenario: those are [`Outcome`] results).

@@ -21,6 +21,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{AddrSpec, Dest, MarkRule, ServiceKey, ServiceSpec, Target};
 use crate::request::Request;
+use crate::split::{DeviceTc, SplitRule};
 
 /// A link as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -42,13 +43,17 @@ pub struct ObservedAddr {
     pub label: Option<String>,
 }
 
-/// A tc filter on the tunnel's ingress.
+/// A tc filter on an ingress we manage (the tunnel's, the split's client devices).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedFilter {
+    /// tc chain (0 unless the filter was added with `chain N`).
+    pub chain: u32,
     pub prio: u16,
     pub handle: u32,
-    /// The match and mark when it has exactly our shape.
+    /// The match and mark when it has exactly the loop guard's shape.
     pub rule: Option<MarkRule>,
+    /// The match and action when it has one of the split's shapes.
+    pub split: Option<SplitRule>,
 }
 
 /// What the kernel holds, as far as the diff cares.
@@ -65,6 +70,8 @@ pub struct Observed {
     pub filters: Vec<ObservedFilter>,
     /// Current sysctl values (None = the file does not exist yet).
     pub sysctls: BTreeMap<String, Option<String>>,
+    /// Ingress and filters (all chains) of the split's client devices.
+    pub split_devices: BTreeMap<String, DeviceTc>,
 }
 
 /// The target cannot be reached without touching something that is not ours.
@@ -86,6 +93,10 @@ pub enum Conflict {
         found: Ipv4Addr,
         wanted: Ipv4Addr,
     },
+    #[error(
+        "client device {name} (where the spill split filters new connections) does not exist; check the name with `ip link`"
+    )]
+    MissingDevice { name: String },
 }
 
 /// What earlier reconciles created: the ledger. Services and addresses not in the
@@ -260,7 +271,7 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
         let ours: Vec<&ObservedFilter> = obs
             .filters
             .iter()
-            .filter(|f| f.prio == target.filter_prio)
+            .filter(|f| f.chain == 0 && f.prio == target.filter_prio)
             .collect();
         let mut kept: BTreeSet<MarkRule> = BTreeSet::new();
         let mut stale = Vec::new();
@@ -286,6 +297,10 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
                 handle,
             });
         }
+    }
+
+    if let Some(t) = &target.split {
+        crate::split::diff(t, target.filter_prio, obs, &mut out)?;
     }
 
     out.extend(removals);

@@ -32,6 +32,7 @@ pub mod kernel;
 pub mod model;
 pub mod netlink;
 pub mod request;
+pub mod split;
 pub mod stats;
 pub mod update;
 
@@ -43,4 +44,5 @@ pub use model::{
     ServiceConfig, ServiceKey, Target, TunnelDevice, TunnelIn, Vip, VipDevice, VipService,
 };
 pub use request::Request;
+pub use split::{SHARE_UNITS, Split};
 pub use stats::{Counters, DestStats, ServiceStats};

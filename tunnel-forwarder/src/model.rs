@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::error::ConfigError;
+use crate::split::{self, Split, SplitClass, SplitTarget};
 
 /// Transport protocol of a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -363,6 +364,9 @@ pub struct DesiredState {
     pub filter_prio: u16,
     /// Manage `net.ipv4.ip_forward` (needed for NAT) — on by default.
     pub ip_forward: bool,
+    /// The site-wide spill split ([`crate::split`]); `None` leaves spilling to the
+    /// services' own peer destinations.
+    pub split: Option<Split>,
 }
 
 /// Default tc priority of our ingress filters.
@@ -375,6 +379,7 @@ impl Default for DesiredState {
             tunnel: None,
             filter_prio: DEFAULT_FILTER_PRIO,
             ip_forward: true,
+            split: None,
         }
     }
 }
@@ -422,6 +427,8 @@ pub struct Target {
     pub marks: Vec<MarkRule>,
     /// `/proc/sys/...` path relative to /proc/sys, and value.
     pub sysctls: BTreeMap<String, String>,
+    /// The split's filters on the client devices.
+    pub split: Option<SplitTarget>,
 }
 
 impl DesiredState {
@@ -564,6 +571,24 @@ impl DesiredState {
             }
         }
         t.marks.sort();
+        if let Some(split) = &self.split {
+            let classes = self
+                .vips
+                .iter()
+                .filter_map(|v| match v.addr {
+                    IpAddr::V4(dst) => Some((dst, &v.services)),
+                    IpAddr::V6(_) => None,
+                })
+                .flat_map(|(dst, services)| {
+                    services
+                        .iter()
+                        .filter(|s| s.protocol == Protocol::Tcp)
+                        .map(move |s| SplitClass { dst, port: s.port })
+                })
+                .collect();
+            let tunnel = self.tunnel.as_ref().map(|t| t.name.as_str());
+            t.split = Some(split::compile(split, classes, tunnel, &mut t.services)?);
+        }
         if self.ip_forward && !t.services.is_empty() {
             t.sysctls.insert("net/ipv4/ip_forward".into(), "1".into());
         }
@@ -581,7 +606,7 @@ impl DesiredState {
     }
 }
 
-fn check_ifname(n: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_ifname(n: &str) -> Result<(), ConfigError> {
     let ok = !n.is_empty()
         && n.len() <= 15
         && n != "."

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{AddrSpec, Dest, MarkRule, ServiceConfig, ServiceKey, SockFmt};
+use crate::split::{SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass};
 
 /// One change to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,25 @@ pub enum Request {
         prio: u16,
         handle: u32,
     },
+    /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
+    /// match ip protocol 6 0xff match ip dport PORT 0xffff action goto chain C`: the
+    /// split's static part, one per TCP service (RTM_NEWTFILTER).
+    NewClassFilter {
+        device: String,
+        prio: u16,
+        class: SplitClass,
+    },
+    /// `tc filter add dev DEV parent ffff: chain C prio 1 protocol ip u32 match ip
+    /// protocol 6 0xff match u8 0x02 0x12 at 33 match u32 V M at 24 action skbedit
+    /// mark M`: one block of the share (RTM_NEWTFILTER).
+    NewShareFilter {
+        device: String,
+        block: SeqBlock,
+        mark: u32,
+    },
+    /// `tc filter del dev DEV parent ffff: chain C`: every filter of the chain
+    /// (RTM_DELTFILTER with prio 0).
+    FlushChain { device: String, chain: u32 },
     /// `sysctl -w KEY=VALUE` (a write to /proc/sys; not netlink).
     Sysctl { key: String, value: String },
 }
@@ -114,6 +134,29 @@ impl Request {
                 (handle >> 12) & 0xff,
                 handle & 0xfff
             ),
+            Request::NewClassFilter {
+                device,
+                prio,
+                class,
+            } => format!(
+                "tc filter add dev {device} parent ffff: prio {prio} protocol ip u32 \
+                 match ip dst {}/32 match ip protocol 6 0xff match ip dport {} 0xffff \
+                 action goto chain {SPLIT_CHAIN}",
+                class.dst, class.port
+            ),
+            Request::NewShareFilter {
+                device,
+                block,
+                mark,
+            } => format!(
+                "tc filter add dev {device} parent ffff: chain {SPLIT_CHAIN} prio {SHARE_PRIO} \
+                 protocol ip u32 match ip protocol 6 0xff match u8 0x02 0x12 at 33 \
+                 match u32 {:#x} {:#x} at 24 action skbedit mark {mark}",
+                block.value, block.mask
+            ),
+            Request::FlushChain { device, chain } => {
+                format!("tc filter del dev {device} ingress chain {chain}")
+            }
             Request::Sysctl { key, value } => {
                 format!("sysctl -w {}={value}", key.replace('/', "."))
             }

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use tunnel_forwarder::kernel::{ipvs, rtnl};
 use tunnel_forwarder::netlink::wire::{self, MsgBuf};
+use tunnel_forwarder::split::{SeqBlock, SplitClass};
 use tunnel_forwarder::{Dest, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey};
 
 /// Feeds `bytes` to every decoder, as the kernel reader would.
@@ -18,7 +19,7 @@ pub fn decode_all(bytes: &[u8]) {
         let _ = rtnl::decode_link(&m);
         let _ = rtnl::decode_addr(&m);
         let _ = rtnl::decode_filter(&m);
-        let _ = rtnl::is_ingress_of(&m, 1);
+        let _ = rtnl::ingress_of(&m);
     }
 }
 
@@ -59,6 +60,20 @@ fn samples() -> Vec<Vec<u8>> {
             mark: 9,
         },
     );
+    out.push(b.as_bytes().to_vec());
+    let mut b = MsgBuf::new();
+    let class = SplitClass {
+        dst: Ipv4Addr::new(10, 101, 4, 1),
+        port: 80,
+    };
+    rtnl::new_class_filter(&mut b, 6, 5, 0xac01, &class);
+    out.push(b.as_bytes().to_vec());
+    let mut b = MsgBuf::new();
+    let block = SeqBlock {
+        mask: 0xc000_0000,
+        value: 0x4000_0000,
+    };
+    rtnl::new_share_filter(&mut b, 7, 5, &block, 9);
     out.push(b.as_bytes().to_vec());
     let mut b = MsgBuf::new();
     rtnl::new_link(&mut b, 4, "acip0", "ipip", Some(Ipv4Addr::new(10, 1, 0, 2)));

@@ -75,6 +75,8 @@ fn applied(d: &DesiredState) -> Observed {
     }
     for (i, r) in t.marks.iter().enumerate() {
         obs.filters.push(ObservedFilter {
+            chain: 0,
+            split: None,
             prio: t.filter_prio,
             handle: 0x800_800 + i as u32,
             rule: Some(*r),
@@ -187,6 +189,8 @@ fn operator_objects_are_left_alone() {
     };
     add_operator_objects(&mut obs, op);
     obs.filters.push(ObservedFilter {
+        chain: 0,
+        split: None,
         prio: 1,
         handle: 0x800_800,
         rule: None,

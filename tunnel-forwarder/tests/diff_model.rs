@@ -11,9 +11,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use common::state::add_operator_objects;
 use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::model::ServiceSpec;
+use tunnel_forwarder::split::{SHARE_PRIO, SPLIT_CHAIN, SplitRule};
 use tunnel_forwarder::{
     DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
-    ServiceKey, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
+    ServiceKey, Split, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
 };
 
 struct Rng(u64);
@@ -101,8 +102,20 @@ fn random_state(rng: &mut Rng) -> DesiredState {
             services,
         });
     }
+    let split = rng.chance(50).then(|| Split {
+        devices: vec!["eth0".into()],
+        mark: 0x4143_0000,
+        share: [0, 1, 307, 512, 1024][rng.below(5) as usize],
+        peers: (0..rng.below(3))
+            .map(|i| Peer {
+                addr: Ipv4Addr::new(10, 2 + i as u8, 0, 2),
+                weight: rng.below(5) as u32,
+            })
+            .collect(),
+    });
     DesiredState {
         vips,
+        split,
         tunnel: Some(TunnelDevice {
             name: "acip0".into(),
             local: ME,
@@ -176,14 +189,64 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 });
                 assert!(obs.addrs.len() < before, "EADDRNOTAVAIL {r}");
             }
+            Request::NewIngress(dev) if dev == "eth0" => {
+                let tc = obs.split_devices.entry(dev.clone()).or_default();
+                assert!(!tc.ingress, "EEXIST {r}");
+                tc.ingress = true;
+            }
             Request::NewIngress(_) => {
                 assert!(!obs.ingress, "EEXIST {r}");
                 obs.ingress = true;
+            }
+            Request::NewClassFilter {
+                device,
+                prio,
+                class,
+            } => {
+                let tc = obs.split_devices.get_mut(device).expect("ENODEV");
+                assert!(tc.ingress, "EINVAL no qdisc {r}");
+                *next_handle += 1;
+                tc.filters.push(ObservedFilter {
+                    chain: 0,
+                    prio: *prio,
+                    handle: *next_handle,
+                    rule: None,
+                    split: Some(SplitRule::Class(*class, SPLIT_CHAIN)),
+                });
+            }
+            Request::NewShareFilter {
+                device,
+                block,
+                mark,
+            } => {
+                let tc = obs.split_devices.get_mut(device).expect("ENODEV");
+                assert!(tc.ingress, "EINVAL no qdisc {r}");
+                *next_handle += 1;
+                tc.filters.push(ObservedFilter {
+                    chain: SPLIT_CHAIN,
+                    prio: SHARE_PRIO,
+                    handle: *next_handle,
+                    rule: None,
+                    split: Some(SplitRule::Share(*block, *mark)),
+                });
+            }
+            Request::FlushChain { device, chain } => {
+                if let Some(tc) = obs.split_devices.get_mut(device) {
+                    tc.filters.retain(|f| f.chain != *chain);
+                }
+            }
+            Request::DelFilter { device, handle, .. } if device == "eth0" => {
+                let tc = obs.split_devices.get_mut(device).expect("ENODEV");
+                let before = tc.filters.len();
+                tc.filters.retain(|f| f.handle != *handle);
+                assert!(tc.filters.len() < before, "ENOENT {r}");
             }
             Request::NewMarkFilter { prio, rule, .. } => {
                 assert!(obs.ingress, "EINVAL no qdisc {r}");
                 *next_handle += 1;
                 obs.filters.push(ObservedFilter {
+                    chain: 0,
+                    split: None,
                     prio: *prio,
                     handle: *next_handle,
                     rule: Some(*rule),
@@ -204,6 +267,14 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
 /// A fresh kernel with lo, an operator's service, address and filter.
 fn fresh_kernel() -> (Observed, ServiceKey) {
     let mut obs = Observed::default();
+    obs.links.insert(
+        "eth0".into(),
+        LinkInfo {
+            index: 2,
+            up: true,
+            ..LinkInfo::default()
+        },
+    );
     obs.links.insert(
         "lo".into(),
         LinkInfo {
@@ -348,6 +419,9 @@ fn kind(r: &Request) -> &'static str {
         Request::NewIngress(..) => "NewIngress",
         Request::NewMarkFilter { .. } => "NewMarkFilter",
         Request::DelFilter { .. } => "DelFilter",
+        Request::NewClassFilter { .. } => "NewClassFilter",
+        Request::NewShareFilter { .. } => "NewShareFilter",
+        Request::FlushChain { .. } => "FlushChain",
         Request::Sysctl { .. } => "Sysctl",
     }
 }

@@ -593,3 +593,81 @@ fn drop_net_admin() {
     let rc = unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) };
     assert_eq!(rc, 0, "capset");
 }
+
+/// The site-wide split (decision 0006): with A's VIP service on `wlc` and no peer
+/// destination of its own, a share of 27% of new connections goes to B whatever the
+/// scheduler does; a second reconcile reads the filters back and changes nothing; a
+/// spill step is a handful of requests; share 0 sends nothing away.
+#[test]
+fn lab_kernel_split_share() {
+    lab_test("lab_kernel_split_share", in_guest_split, || {
+        two_site_lab("tf-split").timeout(Duration::from_secs(90))
+    });
+}
+
+fn split_a(share: f64) -> tunnel_forwarder::DesiredState {
+    let mut d = site_a(1, 0, true);
+    let svc = &mut d.vips[0].services[0];
+    svc.peers.clear();
+    svc.config.scheduler = "wlc".into();
+    d.split = Some(tunnel_forwarder::Split {
+        devices: vec!["eth0".into()],
+        mark: 0x4143_0000,
+        share: tunnel_forwarder::Split::units(share),
+        peers: vec![tunnel_forwarder::Peer {
+            addr: DIR_B,
+            weight: 1,
+        }],
+    });
+    d
+}
+
+fn in_guest_split() {
+    start_real_servers();
+    let (a, _b) = start_directors(&split_a(0.27), &site_b(1, 0, true));
+    let again = a.reconcile(&split_a(0.27));
+    check_report("split_read_back_unchanged", again.changes == 0, &again);
+
+    let n = 400;
+    let names = ask_many(n);
+    let to_b = count(&names, "b");
+    // Binomial(400, 276/1024): mean 108, sd 8.9; 3 sd either way.
+    guest::check(
+        "split_share_of_new_connections",
+        (81..=135).contains(&to_b) && count(&names, "error") == 0,
+        &format!("{to_b} of {n} to B (expected about 108)"),
+    );
+    // The longest run of B in a row: wlc on a fresh peer destination would give one
+    // long run; the split gives short ones.
+    let longest = names
+        .split(|x| !x.starts_with('b'))
+        .map(<[String]>::len)
+        .max()
+        .unwrap_or(0);
+    guest::check(
+        "split_no_burst",
+        longest <= 12,
+        &format!("longest run to B: {longest}"),
+    );
+
+    // A spill step to 0 and back up, as targeted requests.
+    let (from, to) = (split_a(0.27), split_a(0.0));
+    let step = from
+        .split
+        .as_ref()
+        .and_then(|s| s.changes(to.split.as_ref().expect("split")))
+        .expect("a targeted step");
+    guest::check("split_step_is_small", step.len() <= 2, &format!("{step:?}"));
+    let n_applied = a.with(move |f| f.apply(&step)).expect("apply");
+    guest::check("split_step_applied", n_applied >= 1, "");
+    check_all_from("split_zero_sends_nothing", &ask_many(30), "a");
+    let again = a.reconcile(&split_a(0.0));
+    check_report("split_zero_read_back", again.changes == 0, &again);
+    println!(
+        "--- dira\n{}",
+        guest::sh_in(
+            "dira",
+            "ipvsadm -Ln; tc -s filter show dev eth0 ingress; tc filter show dev eth0 ingress chain 44033"
+        )
+    );
+}

@@ -5,14 +5,15 @@
 pub mod ipvs;
 pub mod rtnl;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::diff::{Observed, ObservedAddr};
+use crate::diff::{Observed, ObservedAddr, ObservedFilter};
 use crate::error::Error;
 use crate::model::{ServiceSpec, Target};
 use crate::netlink::socket::{NlError, SockError, Socket};
 use crate::netlink::wire::{self, Attrs, MsgBuf};
 use crate::request::Request;
+use crate::split::DeviceTc;
 use crate::stats::{DestStats, ServiceStats};
 
 const GENL_ID_CTRL: u16 = 0x10;
@@ -233,35 +234,40 @@ impl Kernel {
             )
             .map_err(|e| Error::from_sock("reading addresses", e))?;
         obs.addrs = addrs;
-        if let Some(tun) = &target.tunnel
-            && let Some(link) = obs.links.get(&tun.name)
-        {
-            let idx = link.index;
-            let mut ingress = false;
+        let split_devices: Vec<&String> = target.split.iter().flat_map(|t| &t.devices).collect();
+        if target.tunnel.is_some() || !split_devices.is_empty() {
+            let mut ingress = BTreeSet::new();
             self.rtnl
                 .dump(
                     |seq, b| rtnl::get_qdiscs(b, seq),
                     |m| {
-                        ingress |= rtnl::is_ingress_of(m, idx);
+                        if let Some(idx) = rtnl::ingress_of(m) {
+                            ingress.insert(idx);
+                        }
                         Ok(())
                     },
                 )
                 .map_err(|e| Error::from_sock("reading qdiscs", e))?;
-            obs.ingress = ingress;
-            if ingress {
-                let mut filters = Vec::new();
-                self.rtnl
-                    .dump(
-                        |seq, b| rtnl::get_filters(b, seq, idx),
-                        |m| {
-                            if let Some(f) = rtnl::decode_filter(m)? {
-                                filters.push(f);
-                            }
-                            Ok(())
-                        },
-                    )
-                    .map_err(|e| Error::from_sock("reading tc filters", e))?;
-                obs.filters = filters;
+            if let Some(tun) = &target.tunnel
+                && let Some(link) = obs.links.get(&tun.name)
+            {
+                obs.ingress = ingress.contains(&link.index);
+                if obs.ingress {
+                    obs.filters = self.filters(link.index)?;
+                }
+            }
+            for dev in split_devices {
+                let Some(link) = obs.links.get(dev) else {
+                    continue;
+                };
+                let mut tc = DeviceTc {
+                    ingress: ingress.contains(&link.index),
+                    filters: Vec::new(),
+                };
+                if tc.ingress {
+                    tc.filters = self.filters(link.index)?;
+                }
+                obs.split_devices.insert(dev.clone(), tc);
             }
         }
         for key in target.sysctls.keys() {
@@ -270,6 +276,23 @@ impl Kernel {
                 .insert(key.clone(), v.map(|s| s.trim().to_string()));
         }
         Ok(obs)
+    }
+
+    /// The filters (all chains) on the ingress of device `idx`.
+    fn filters(&mut self, idx: u32) -> Result<Vec<ObservedFilter>, Error> {
+        let mut filters = Vec::new();
+        self.rtnl
+            .dump(
+                |seq, b| rtnl::get_filters(b, seq, idx),
+                |m| {
+                    if let Some(f) = rtnl::decode_filter(m)? {
+                        filters.push(f);
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|e| Error::from_sock("reading tc filters", e))?;
+        Ok(filters)
     }
 
     /// Executes requests in order; consecutive IPVS requests go in batches. Stops at
@@ -366,6 +389,29 @@ impl Kernel {
                 self.rtnl
                     .request(|seq, b| rtnl::del_filter(b, seq, idx, *prio, *handle))
             }
+            Request::NewClassFilter {
+                device,
+                prio,
+                class,
+            } => {
+                let idx = self.ifindex(device)?;
+                self.rtnl
+                    .request(|seq, b| rtnl::new_class_filter(b, seq, idx, *prio, class))
+            }
+            Request::NewShareFilter {
+                device,
+                block,
+                mark,
+            } => {
+                let idx = self.ifindex(device)?;
+                self.rtnl
+                    .request(|seq, b| rtnl::new_share_filter(b, seq, idx, block, *mark))
+            }
+            Request::FlushChain { device, chain } => {
+                let idx = self.ifindex(device)?;
+                self.rtnl
+                    .request(|seq, b| rtnl::flush_chain(b, seq, idx, *chain))
+            }
             _ => unreachable!("IPVS requests are batched"),
         };
         res.map_err(|e| match e {
@@ -425,7 +471,10 @@ fn refused(r: &Request, e: NlError) -> Error {
         Request::NewIpip { .. } if missing => Some("ipip".into()),
         Request::NewDummy(_) if missing => Some("dummy".into()),
         Request::NewIngress(_) if missing => Some("sch_ingress".into()),
-        Request::NewMarkFilter { .. } if missing => Some("cls_u32 act_skbedit".into()),
+        Request::NewMarkFilter { .. } | Request::NewShareFilter { .. } if missing => {
+            Some("cls_u32 act_skbedit".into())
+        }
+        Request::NewClassFilter { .. } if missing => Some("cls_u32 act_gact".into()),
         _ => None,
     };
     match module {

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::diff::{LinkInfo, ObservedFilter};
 use crate::model::{MarkRule, Protocol};
 use crate::netlink::wire::{self, Attrs, DecodeError, Msg, MsgBuf};
+use crate::split::{SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass, SplitRule};
 
 pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_GETLINK: u16 = 18;
@@ -41,6 +42,10 @@ const TCA_ACT_OPTIONS: u16 = 2;
 const TCA_SKBEDIT_PARMS: u16 = 2;
 const TCA_SKBEDIT_MARK: u16 = 5;
 const TC_ACT_PIPE: i32 = 3;
+const TCA_CHAIN: u16 = 11;
+const TCA_GACT_PARMS: u16 = 2;
+const TC_ACT_GOTO_CHAIN: i32 = 0x2000_0000;
+const TC_ACT_EXT_VAL_MASK: i32 = 0x0fff_ffff;
 const TC_U32_TERMINAL: u8 = 1;
 const ETH_P_IP: u16 = 0x0800;
 
@@ -225,17 +230,15 @@ pub fn get_qdiscs(buf: &mut MsgBuf, seq: u32) {
     buf.end();
 }
 
-/// Whether a qdisc reply is an ingress qdisc of `index`.
-pub fn is_ingress_of(m: &Msg<'_>, index: u32) -> bool {
-    let Some(h) = m.payload.get(..20) else {
-        return false;
-    };
+/// The device index when a qdisc reply is an ingress qdisc.
+pub fn ingress_of(m: &Msg<'_>) -> Option<u32> {
+    let h = m.payload.get(..20)?;
     let ifi = u32::from_ne_bytes(h[4..8].try_into().unwrap_or_default());
     let parent = u32::from_ne_bytes(h[12..16].try_into().unwrap_or_default());
     let kind = Attrs::new(&m.payload[20..])
         .find(TCA_KIND)
         .and_then(wire::get_str);
-    ifi == index && parent == TC_H_INGRESS && kind.as_deref() == Some("ingress")
+    (parent == TC_H_INGRESS && kind.as_deref() == Some("ingress")).then_some(ifi)
 }
 
 /// `tc qdisc add dev DEV ingress`.
@@ -261,36 +264,65 @@ fn filter_info(prio: u16) -> u32 {
     (u32::from(prio) << 16) | u32::from(ETH_P_IP.to_be())
 }
 
-/// The three u32 keys of a mark rule: IP protocol, destination, destination port
-/// (IHL 5, as `tc ... match ip dport` assumes too).
-fn keys(r: &MarkRule) -> [[u8; 16]; 3] {
-    let key = |mask: u32, val: u32, off: i32| {
-        let mut k = [0u8; 16];
-        k[..4].copy_from_slice(&mask.to_be_bytes());
-        k[4..8].copy_from_slice(&val.to_be_bytes());
-        k[8..12].copy_from_slice(&off.to_ne_bytes());
-        k
-    };
+/// One u32 key: mask and value (host order; sent big-endian) at an offset from the
+/// IP header (IHL 5 assumed, as `tc ... match ip dport` does too).
+type Key = (u32, u32, i32);
+
+/// What a filter of ours does with a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// `action skbedit mark M` (pipe).
+    Mark(u32),
+    /// `action goto chain N`.
+    Goto(u32),
+}
+
+const PROTO_OFF: i32 = 8;
+const TCP_SYN_ONLY: Key = (0x0012_0000, 0x0002_0000, 32);
+
+fn proto_key(p: Protocol) -> Key {
+    (0x00ff_0000, u32::from(p.number()) << 16, PROTO_OFF)
+}
+
+/// The loop guard's keys: IP protocol, destination, destination port.
+fn mark_keys(protocol: Protocol, dst: Ipv4Addr, port: u16) -> [Key; 3] {
     [
-        key(0x00ff_0000, u32::from(r.protocol.number()) << 16, 8),
-        key(u32::MAX, u32::from(r.dst), 16),
-        key(0x0000_ffff, u32::from(r.port), 20),
+        proto_key(protocol),
+        (u32::MAX, u32::from(dst), 16),
+        (0x0000_ffff, u32::from(port), 20),
     ]
 }
 
-fn u32_sel(r: &MarkRule) -> Vec<u8> {
+/// A share block's keys: TCP, the ISN's block, SYN without ACK.
+fn share_keys(b: &SeqBlock) -> [Key; 3] {
+    [
+        proto_key(Protocol::Tcp),
+        (b.mask, b.value, 24),
+        TCP_SYN_ONLY,
+    ]
+}
+
+fn u32_sel(keys: &[Key]) -> Vec<u8> {
     let mut s = vec![0u8; 16];
     s[0] = TC_U32_TERMINAL;
-    s[2] = 3; // nkeys
-    for k in keys(r) {
-        s.extend_from_slice(&k);
+    s[2] = keys.len() as u8; // nkeys
+    for &(mask, val, off) in keys {
+        s.extend_from_slice(&mask.to_be_bytes());
+        s.extend_from_slice(&(val & mask).to_be_bytes());
+        s.extend_from_slice(&off.to_ne_bytes());
+        s.extend_from_slice(&0i32.to_ne_bytes()); // offmask
     }
     s
 }
 
-/// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ... action
-/// skbedit mark M`.
-pub fn new_mark_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, r: &MarkRule) {
+fn u32_filter(
+    buf: &mut MsgBuf,
+    seq: u32,
+    index: u32,
+    (chain, prio): (u32, u16),
+    keys: &[Key],
+    action: Action,
+) {
     buf.begin(
         RTM_NEWTFILTER,
         wire::NLM_F_REQUEST | wire::NLM_F_ACK | wire::NLM_F_CREATE | wire::NLM_F_EXCL,
@@ -298,21 +330,64 @@ pub fn new_mark_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, r: &Ma
     );
     tcmsg(buf, index, 0, INGRESS_HANDLE, filter_info(prio));
     buf.str(TCA_KIND, "u32");
+    if chain != 0 {
+        buf.u32(TCA_CHAIN, chain);
+    }
     let opts = buf.nest(TCA_OPTIONS);
-    buf.attr(TCA_U32_SEL, &u32_sel(r));
+    buf.attr(TCA_U32_SEL, &u32_sel(keys));
     let acts = buf.nest(TCA_U32_ACT);
     let a1 = buf.nest(1);
-    buf.str(TCA_ACT_KIND, "skbedit");
-    let ao = buf.nest(TCA_ACT_OPTIONS);
     let mut parms = [0u8; 20];
-    parms[8..12].copy_from_slice(&TC_ACT_PIPE.to_ne_bytes());
-    buf.attr(TCA_SKBEDIT_PARMS, &parms);
-    buf.u32(TCA_SKBEDIT_MARK, r.mark);
-    buf.nest_end(ao);
+    match action {
+        Action::Mark(mark) => {
+            buf.str(TCA_ACT_KIND, "skbedit");
+            let ao = buf.nest(TCA_ACT_OPTIONS);
+            parms[8..12].copy_from_slice(&TC_ACT_PIPE.to_ne_bytes());
+            buf.attr(TCA_SKBEDIT_PARMS, &parms);
+            buf.u32(TCA_SKBEDIT_MARK, mark);
+            buf.nest_end(ao);
+        }
+        Action::Goto(chain) => {
+            buf.str(TCA_ACT_KIND, "gact");
+            let ao = buf.nest(TCA_ACT_OPTIONS);
+            let verdict = TC_ACT_GOTO_CHAIN | chain as i32;
+            parms[8..12].copy_from_slice(&verdict.to_ne_bytes());
+            buf.attr(TCA_GACT_PARMS, &parms);
+            buf.nest_end(ao);
+        }
+    }
     buf.nest_end(a1);
     buf.nest_end(acts);
     buf.nest_end(opts);
     buf.end();
+}
+
+/// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ... action
+/// skbedit mark M`.
+pub fn new_mark_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, r: &MarkRule) {
+    let keys = mark_keys(r.protocol, r.dst, r.port);
+    u32_filter(buf, seq, index, (0, prio), &keys, Action::Mark(r.mark));
+}
+
+/// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
+/// match ip protocol 6 0xff match ip dport PORT 0xffff action goto chain C`.
+pub fn new_class_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, c: &SplitClass) {
+    let keys = mark_keys(Protocol::Tcp, c.dst, c.port);
+    u32_filter(buf, seq, index, (0, prio), &keys, Action::Goto(SPLIT_CHAIN));
+}
+
+/// `tc filter add dev DEV parent ffff: chain C prio 1 protocol ip u32 ... action
+/// skbedit mark M` for one block of the share.
+pub fn new_share_filter(buf: &mut MsgBuf, seq: u32, index: u32, b: &SeqBlock, mark: u32) {
+    let keys = share_keys(b);
+    u32_filter(
+        buf,
+        seq,
+        index,
+        (SPLIT_CHAIN, SHARE_PRIO),
+        &keys,
+        Action::Mark(mark),
+    );
 }
 
 /// `tc filter del dev DEV parent ffff: prio P handle H protocol ip u32`.
@@ -323,9 +398,17 @@ pub fn del_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, handle: u32
     buf.end();
 }
 
-/// A filter reply: its prio and handle, and the rule when it is a u32 node with
-/// exactly our three keys and one skbedit mark action. `None` for non-nodes (the
-/// u32 hash tables) which have no selector.
+/// `tc filter del dev DEV parent ffff: chain C`: prio 0 flushes the chain (a chain
+/// that does not exist is nothing to flush, not an error).
+pub fn flush_chain(buf: &mut MsgBuf, seq: u32, index: u32, chain: u32) {
+    buf.begin(RTM_DELTFILTER, wire::NLM_F_REQUEST | wire::NLM_F_ACK, seq);
+    tcmsg(buf, index, 0, INGRESS_HANDLE, 0);
+    buf.u32(TCA_CHAIN, chain);
+    buf.end();
+}
+
+/// A filter reply: its chain, prio and handle, and what it does when it is a u32
+/// node of one of our shapes (`None` for the u32 hash tables, which have no selector).
 pub fn decode_filter(m: &Msg<'_>) -> Result<Option<ObservedFilter>, DecodeError> {
     let p = m.payload;
     let h = p.get(..20).ok_or(DecodeError {
@@ -337,64 +420,117 @@ pub fn decode_filter(m: &Msg<'_>) -> Result<Option<ObservedFilter>, DecodeError>
     let prio = (info >> 16) as u16;
     let a = Attrs::new(&p[20..]);
     let kind = a.find(TCA_KIND).and_then(wire::get_str);
+    let chain = a.find(TCA_CHAIN).and_then(wire::get_u32).unwrap_or(0);
     let Some(opts) = a.find(TCA_OPTIONS) else {
         return Ok(None);
     };
+    let mut f = ObservedFilter {
+        chain,
+        prio,
+        handle,
+        rule: None,
+        split: None,
+    };
     if kind.as_deref() != Some("u32") {
-        return Ok(Some(ObservedFilter {
-            prio,
-            handle,
-            rule: None,
-        }));
+        return Ok(Some(f));
     }
     let o = Attrs::new(opts);
     let Some(sel) = o.find(TCA_U32_SEL) else {
         return Ok(None);
     };
-    let rule = parse_rule(sel, o.find(TCA_U32_ACT));
-    Ok(Some(ObservedFilter { prio, handle, rule }))
+    if let (Some(keys), Some(action)) =
+        (parse_keys(sel), o.find(TCA_U32_ACT).and_then(parse_action))
+    {
+        (f.rule, f.split) = interpret(&keys, action);
+    }
+    Ok(Some(f))
 }
 
-fn parse_rule(sel: &[u8], act: Option<&[u8]>) -> Option<MarkRule> {
-    if sel.len() < 16 + 3 * 16 || sel[2] != 3 {
-        return None;
-    }
-    let key = |i: usize| {
-        let k = &sel[16 + 16 * i..32 + 16 * i];
-        (
-            u32::from_be_bytes(k[..4].try_into().unwrap_or_default()),
-            u32::from_be_bytes(k[4..8].try_into().unwrap_or_default()),
-            i32::from_ne_bytes(k[8..12].try_into().unwrap_or_default()),
-        )
-    };
-    let (m0, v0, o0) = key(0);
-    let (m1, v1, o1) = key(1);
-    let (m2, v2, o2) = key(2);
-    if (m0, o0, m1, o1, m2, o2) != (0x00ff_0000, 8, u32::MAX, 16, 0x0000_ffff, 20) {
-        return None;
-    }
-    let protocol = Protocol::from_number(((v0 >> 16) & 0xff) as u16)?;
-    // Exactly one action, skbedit with a mark.
-    let acts = Attrs::new(act?);
-    let mut mark = None;
-    for a in acts {
+fn parse_keys(sel: &[u8]) -> Option<Vec<Key>> {
+    let n = usize::from(*sel.get(2)?);
+    (0..n)
+        .map(|i| {
+            let k = sel.get(16 + 16 * i..32 + 16 * i)?;
+            let offmask = i32::from_ne_bytes(k[12..16].try_into().ok()?);
+            (offmask == 0).then_some(())?;
+            Some((
+                u32::from_be_bytes(k[..4].try_into().ok()?),
+                u32::from_be_bytes(k[4..8].try_into().ok()?),
+                i32::from_ne_bytes(k[8..12].try_into().ok()?),
+            ))
+        })
+        .collect()
+}
+
+/// Exactly one action: skbedit with a mark, or gact with a goto-chain verdict.
+fn parse_action(act: &[u8]) -> Option<Action> {
+    let mut found = None;
+    for a in Attrs::new(act) {
         let (_, body) = a.ok()?;
-        if mark.is_some() {
+        if found.is_some() {
             return None;
         }
         let b = Attrs::new(body);
-        if b.find(TCA_ACT_KIND).and_then(wire::get_str).as_deref() != Some("skbedit") {
-            return None;
-        }
         let o = Attrs::new(b.find(TCA_ACT_OPTIONS)?);
-        mark = Some(o.find(TCA_SKBEDIT_MARK).and_then(wire::get_u32)?);
+        found = match b.find(TCA_ACT_KIND).and_then(wire::get_str).as_deref() {
+            Some("skbedit") => Some(Action::Mark(
+                o.find(TCA_SKBEDIT_MARK).and_then(wire::get_u32)?,
+            )),
+            Some("gact") => {
+                let parms = o.find(TCA_GACT_PARMS)?;
+                let verdict = i32::from_ne_bytes(parms.get(8..12)?.try_into().ok()?);
+                (verdict & !TC_ACT_EXT_VAL_MASK == TC_ACT_GOTO_CHAIN)
+                    .then_some(Action::Goto((verdict & TC_ACT_EXT_VAL_MASK) as u32))
+            }
+            _ => None,
+        };
+        found?;
     }
-    Some(MarkRule {
-        dst: Ipv4Addr::from(v1),
-        protocol,
-        port: (v2 & 0xffff) as u16,
-        mark: mark?,
-    })
+    found
+}
+
+fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRule>) {
+    let offsets: Vec<(u32, i32)> = keys.iter().map(|&(m, _, o)| (m, o)).collect();
+    let protocol = keys
+        .first()
+        .filter(|k| k.2 == PROTO_OFF)
+        .and_then(|k| Protocol::from_number(((k.1 >> 16) & 0xff) as u16));
+    let Some(protocol) = protocol else {
+        return (None, None);
+    };
+    if offsets == [(0x00ff_0000, 8), (u32::MAX, 16), (0x0000_ffff, 20)] {
+        let dst = Ipv4Addr::from(keys[1].1);
+        let port = (keys[2].1 & 0xffff) as u16;
+        return match action {
+            Action::Mark(mark) => (
+                Some(MarkRule {
+                    dst,
+                    protocol,
+                    port,
+                    mark,
+                }),
+                None,
+            ),
+            Action::Goto(chain) if protocol == Protocol::Tcp => (
+                None,
+                Some(SplitRule::Class(SplitClass { dst, port }, chain)),
+            ),
+            Action::Goto(_) => (None, None),
+        };
+    }
+    if protocol == Protocol::Tcp
+        && keys.len() == 3
+        && keys[1].2 == 24
+        && keys[2] == TCP_SYN_ONLY
+        && let Action::Mark(mark) = action
+    {
+        let block = SeqBlock {
+            mask: keys[1].0,
+            value: keys[1].1,
+        };
+        return (None, Some(SplitRule::Share(block, mark)));
+    }
+    (None, None)
 }
 
 #[cfg(test)]
@@ -416,6 +552,33 @@ mod tests {
         let f = decode_filter(&m).unwrap().unwrap();
         assert_eq!(f.prio, 0xac01);
         assert_eq!(f.rule, Some(r));
+        assert_eq!(f.chain, 0);
+    }
+
+    #[test]
+    fn split_filters_parse_back() {
+        let c = SplitClass {
+            dst: Ipv4Addr::new(10, 101, 4, 1),
+            port: 443,
+        };
+        let mut b = MsgBuf::new();
+        new_class_filter(&mut b, 1, 5, 0xac01, &c);
+        let block = SeqBlock {
+            mask: 0xc000_0000,
+            value: 0x4000_0000,
+        };
+        new_share_filter(&mut b, 2, 5, &block, 9);
+        let mut msgs = wire::messages(b.as_bytes());
+        let f = decode_filter(&msgs.next().unwrap().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.split, Some(SplitRule::Class(c, SPLIT_CHAIN)));
+        assert_eq!(f.rule, None);
+        let g = decode_filter(&msgs.next().unwrap().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.split, Some(SplitRule::Share(block, 9)));
+        assert_eq!((g.chain, g.prio), (SPLIT_CHAIN, SHARE_PRIO));
     }
 
     #[test]
@@ -427,7 +590,7 @@ mod tests {
             port: 53,
             mark: 1,
         };
-        let s = u32_sel(&r);
+        let s = u32_sel(&mark_keys(r.protocol, r.dst, r.port));
         assert_eq!(&s[..4], &[TC_U32_TERMINAL, 0, 3, 0]);
         assert_eq!(&s[16..24], &[0, 0xff, 0, 0, 0, 17, 0, 0]);
         assert_eq!(&s[32..40], &[0xff, 0xff, 0xff, 0xff, 10, 101, 4, 1]);
