@@ -21,6 +21,10 @@ use crate::config::{Protocol, SiteConfig};
 /// in config order) gets `MARK_BASE + n`. Documented in docs/configuration.md.
 pub const MARK_BASE: u32 = 0x4143_0001;
 
+/// Firewall mark of the spill split's tunnel-only service (decision 0006), just
+/// below the loop guard's range.
+pub const SPLIT_MARK: u32 = MARK_BASE - 1;
+
 /// A VIP of the config in force (its position in `[[vip]]` order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VipId(pub u32);
@@ -58,6 +62,21 @@ pub struct ServiceSlot {
     pub key: tf::ServiceKey,
     /// The loop guard's mark: connections tunnelled in for this service.
     pub mark: u32,
+}
+
+impl ServiceSlot {
+    /// Whether the spill split can carry this service's new connections: TCP (the
+    /// split draws on the SYN's sequence number) on an IPv4 VIP (IPIP).
+    pub fn splittable(&self) -> bool {
+        matches!(
+            self.key,
+            tf::ServiceKey::Addr {
+                protocol: tf::Protocol::Tcp,
+                addr: std::net::IpAddr::V4(_),
+                ..
+            }
+        )
+    }
 }
 
 /// Every service of a config, in config order.

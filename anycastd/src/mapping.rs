@@ -7,7 +7,7 @@ use std::time::Duration;
 use bgp_speaker::{PeerConfig, Route, SpeakerConfig};
 use geo_balancer::exchange::ExchangeConfig;
 use geo_balancer::health::{CheckConfig, VipConfig};
-use geo_balancer::weights::Plan;
+use geo_balancer::weights::{self, Plan};
 use geo_balancer::{ServerId, SiteId, SpillConfig};
 use tunnel_forwarder as tf;
 
@@ -264,6 +264,57 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
     }
 }
 
+/// The site-wide spill split (decision 0006) for the spill decision's `shares`
+/// (peer, share of new connections): the total share split off on the client
+/// devices, and each peer's part of it as its weight in the split service. `None`
+/// without peers or without client devices.
+pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
+    if cfg.peers.is_empty() || cfg.site.client_devices.is_empty() {
+        return None;
+    }
+    let share_of = |name: &str| -> f64 {
+        shares
+            .iter()
+            .filter(|(s, _)| s.as_str() == name)
+            .map(|(_, v)| {
+                if v.is_finite() {
+                    v.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+            .sum()
+    };
+    let total = cfg
+        .peers
+        .iter()
+        .map(|p| share_of(&p.name))
+        .sum::<f64>()
+        .min(1.0);
+    let peers = cfg
+        .peers
+        .iter()
+        .map(|p| {
+            let s = share_of(&p.name);
+            let weight = if s > 0.0 && total > 0.0 {
+                ((s / total * f64::from(weights::LOCAL_SCALE)).round() as u32).max(1)
+            } else {
+                0
+            };
+            tf::Peer {
+                addr: p.tunnel_endpoint,
+                weight,
+            }
+        })
+        .collect();
+    Some(tf::Split {
+        devices: cfg.site.client_devices.clone(),
+        mark: layout::SPLIT_MARK,
+        share: tf::Split::units(total),
+        peers,
+    })
+}
+
 /// What the kernel of this director should hold. `plans[n]` are the weights of
 /// service `SvcId(n)` (missing: no plan yet).
 pub fn desired_state(
@@ -299,6 +350,7 @@ pub fn desired_state(
             name: cfg.site.tunnel_device.clone(),
             local: cfg.site.address,
         }),
+        split: split(cfg, &[]),
         ..tf::DesiredState::default()
     }
 }

@@ -8,6 +8,7 @@ use geo_balancer::weights::{self, LocalServer};
 use crate::config::{self, SiteConfig};
 use crate::layout::Layout;
 use crate::mapping;
+use tunnel_forwarder as tf;
 
 /// The plan as text: BGP announcements, the data plane (as `ip`/`ipvsadm`/`tc`
 /// equivalents), health checks and the load exchange.
@@ -169,6 +170,25 @@ pub fn render(cfg: &SiteConfig) -> String {
                     m.port,
                     m.mark
                 );
+            }
+            if let Some(t) = &target.split {
+                let _ = writeln!(
+                    o,
+                    "  spill split on {} (decision 0006): new TCP connections to each service go to chain {}, where a share set by the spill decision is marked {} for the split service",
+                    t.devices.join(", "),
+                    tf::split::SPLIT_CHAIN,
+                    t.mark
+                );
+                for dev in &t.devices {
+                    for c in &t.classes {
+                        let r = tf::Request::NewClassFilter {
+                            device: dev.clone(),
+                            prio: target.filter_prio,
+                            class: *c,
+                        };
+                        let _ = writeln!(o, "  {}", r.command());
+                    }
+                }
             }
         }
         Err(e) => {

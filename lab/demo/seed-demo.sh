@@ -111,8 +111,8 @@ i=0; while [ $i -lt 300 ]; do
 sleep 4
 status lb1
 echo "the held connections were served by: $(head -1 "$D/held.txt")"
-new=$(ask c31 10)
-echo "10 new connections from behind R31 are served by: $new"
+new=$(ask c31 30)
+echo "30 new connections from behind R31 (about a quarter split off to IDC2) are served by: $new"
 case "$new" in *rs6*) pass spill "$new";; *) fail spill "$new";; esac
 show ip netns exec lb1 anycastctl --api 127.0.0.1:9180 why web
 echo "waiting for the held connections to ask again on the same connections..."

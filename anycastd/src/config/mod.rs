@@ -38,6 +38,10 @@ pub struct Site {
     pub address: Ipv4Addr,
     pub tunnel_device: String,
     pub vip_device: String,
+    /// Devices clients' packets arrive on. With peers, the share spilled away is
+    /// split off there, ahead of IPVS (decision 0006); empty = each service spills
+    /// through its own peer destinations.
+    pub client_devices: Vec<String>,
     pub shutdown_wait: Duration,
     /// Where the daemon keeps state across restarts (the data plane's ownership ledger).
     pub state_dir: PathBuf,

@@ -35,6 +35,9 @@ pub struct RawSite {
     pub tunnel_device: Option<Spanned<String>>,
     #[serde(default)]
     pub vip_device: Option<Spanned<String>>,
+    /// Devices clients' packets arrive on: where the spill split filters.
+    #[serde(default)]
+    pub client_devices: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub shutdown_wait: Option<Spanned<String>>,
     #[serde(default)]

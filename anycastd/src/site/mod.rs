@@ -473,6 +473,19 @@ impl Site {
         }
         let mut tunnelled = vec![0u64; self.cfg.peers.len()];
         for st in stats {
+            if self
+                .desired
+                .split
+                .as_ref()
+                .is_some_and(|s| s.key() == st.key)
+            {
+                for d in &st.dests {
+                    if let Some(&p) = self.peer_by_addr.get(&d.addr) {
+                        tunnelled[p] += u64::from(d.active);
+                    }
+                }
+                continue;
+            }
             let Some(svc) = self.layout.find(&st.key) else {
                 continue; // not ours
             };
@@ -592,22 +605,26 @@ impl Site {
             dirty.report = true;
         }
         let mut all_services = dirty.full;
+        let mut requests = Vec::new();
         if dirty.decide {
             let before = self.decision.as_ref().map(SpillDecision::shares);
             self.decide(now);
             let after = self.decision.as_ref().map(SpillDecision::shares);
             if before != after {
-                all_services = true;
                 dirty.report = true;
+                match self.resplit(&after.unwrap_or_default(), &mut dirty) {
+                    Some(r) => requests = r,
+                    None => all_services = true,
+                }
             }
         }
         let mut effects = Vec::new();
-        let requests = if all_services {
-            self.replan((0..self.plans.len() as u32).map(SvcId), &mut dirty)
+        if all_services {
+            requests.extend(self.replan((0..self.plans.len() as u32).map(SvcId), &mut dirty));
         } else {
             let services = std::mem::take(&mut dirty.services);
-            self.replan(services.into_iter(), &mut dirty)
-        };
+            requests.extend(self.replan(services.into_iter(), &mut dirty));
+        }
         if self.cfg.site.dataplane {
             if dirty.full {
                 self.behind = false;
@@ -654,15 +671,13 @@ impl Site {
             .unwrap_or_default();
         let mut requests = Vec::new();
         for svc in services {
-            let local: Vec<LocalServer> = self.servers[self.of_service[svc.index()].clone()]
-                .iter()
-                .map(|s| LocalServer {
-                    server: s.id.clone(),
-                    up: s.health.is_up(),
-                    weight: s.at.config(&self.cfg).weight,
-                })
-                .collect();
-            let plan = weights::plan(&local, &self.peer_ids, &shares);
+            let local = self.local_servers(svc);
+            let shares = if self.split_carries(svc) {
+                &[][..]
+            } else {
+                &shares[..]
+            };
+            let plan = weights::plan(&local, &self.peer_ids, shares);
             if self.plans[svc.index()].as_ref() == Some(&plan) {
                 continue;
             }
@@ -678,6 +693,47 @@ impl Site {
             self.plans[svc.index()] = Some(plan);
         }
         requests
+    }
+
+    fn local_servers(&self, svc: SvcId) -> Vec<LocalServer> {
+        self.servers[self.of_service[svc.index()].clone()]
+            .iter()
+            .map(|s| LocalServer {
+                server: s.id.clone(),
+                up: s.health.is_up(),
+                weight: s.at.config(&self.cfg).weight,
+            })
+            .collect()
+    }
+
+    /// Whether the spill split carries `svc`'s share (then its own peer destinations
+    /// stay at 0): split on, a TCP service of an IPv4 VIP, and some local capacity up
+    /// (a service with none places everything through its own peer destinations).
+    fn split_carries(&self, svc: SvcId) -> bool {
+        self.desired.split.is_some()
+            && self.layout.service(svc).splittable()
+            && self.servers[self.of_service[svc.index()].clone()]
+                .iter()
+                .any(|s| s.health.is_up() && s.at.config(&self.cfg).weight > 0)
+    }
+
+    /// A spill step under the split: the split's requests, and the services that
+    /// still place the share themselves marked for a replan. `None` without a split
+    /// (every service's weights change) or when a targeted change cannot say it.
+    fn resplit(&mut self, shares: &[(SiteId, f64)], dirty: &mut Dirty) -> Option<Vec<tf::Request>> {
+        let held = self.desired.split.as_ref()?;
+        let next = mapping::split(&self.cfg, shares)?;
+        let requests = held.changes(&next);
+        self.desired.split = Some(next);
+        for svc in (0..self.plans.len() as u32).map(SvcId) {
+            if !self.split_carries(svc) {
+                dirty.services.insert(svc);
+            }
+        }
+        if requests.is_none() {
+            dirty.full = true;
+        }
+        Some(requests.unwrap_or_default())
     }
 
     /// Drain one VIP or all.

@@ -27,6 +27,9 @@ fn config() -> crate::config::SiteConfig {
     )))
     .unwrap();
     c.exchange.interval = Duration::from_secs(2);
+    // Each service spills through its own peer destination (no split), unless a test
+    // turns the split on (`split_site`).
+    c.site.client_devices.clear();
     c
 }
 
@@ -728,5 +731,97 @@ fn a_disabled_server_stays_out_across_a_reload_and_a_restart() {
     assert_eq!(
         st.real_servers[0].disabled_by.as_deref(),
         Some("uid 0 pid 1")
+    );
+}
+
+/// The split's requests in `e`'s data-plane update.
+fn split_update(e: &[Effect]) -> &[tf::Request] {
+    match e.iter().find(|e| matches!(e, Effect::Apply(_))) {
+        Some(Effect::Apply(r)) => r,
+        _ => panic!("no update in {e:?}"),
+    }
+}
+
+fn split_site() -> Site {
+    let mut c = config();
+    c.site.client_devices = vec!["eth0".into()];
+    let (mut site, first) = Site::new(c, T0).unwrap();
+    let Some(Effect::Reconcile(d)) = first.first() else {
+        panic!("{first:?}");
+    };
+    let split = d.split.as_ref().expect("split in the desired state");
+    assert_eq!((split.share, split.peers[0].weight), (0, 0));
+    reconciled(&mut site, T0, Ok(7));
+    for rs in [RS1, RS2] {
+        probe(&mut site, rs, T0, ProbeOutcome::Success);
+        probe(&mut site, rs, at(2), ProbeOutcome::Success);
+    }
+    site
+}
+
+#[test]
+fn under_the_split_a_spill_step_touches_no_service() {
+    let mut site = split_site();
+    deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3))
+        .0
+        .unwrap();
+    let e = sample(&mut site, at(4), &stats(115, 0));
+    let r = split_update(&e);
+    let mark = crate::layout::SPLIT_MARK;
+    // The peer's weight in the split service, then the share chain rewritten; the
+    // VIP service's own peer destination stays at 0.
+    assert!(
+        matches!(&r[0], tf::Request::SetDest(tf::ServiceKey::Fwmark { mark: m, .. }, d) if *m == mark && d.weight == 1000),
+        "{r:?}"
+    );
+    assert!(matches!(&r[1], tf::Request::FlushChain { .. }), "{r:?}");
+    assert!(
+        r[2..]
+            .iter()
+            .all(|x| matches!(x, tf::Request::NewShareFilter { mark: m, .. } if *m == mark)),
+        "{r:?}"
+    );
+    assert!(!r.is_empty() && r.len() <= 12, "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|x| matches!(x, tf::Request::SetDest(tf::ServiceKey::Addr { .. }, _))),
+        "{r:?}"
+    );
+    // Connections through the split service count as tunnelled.
+    let mut st = stats(100, 0);
+    st.push(tf::ServiceStats {
+        key: tf::ServiceKey::Fwmark { mark, ipv6: false },
+        counters: tf::Counters::default(),
+        dests: vec![tf::DestStats {
+            addr: "10.101.2.2".parse().unwrap(),
+            port: 0,
+            forward: Some(tf::Forward::Tunnel),
+            weight: 1000,
+            active: 30,
+            inactive: 0,
+            persistent: 0,
+            counters: tf::Counters::default(),
+        }],
+    });
+    sample(&mut site, at(5), &st);
+    assert_eq!(site.tunnels[0].active_conns, 30);
+}
+
+#[test]
+fn under_the_split_a_service_with_no_capacity_uses_its_own_peer_destination() {
+    let mut site = split_site();
+    deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3))
+        .0
+        .unwrap();
+    // Both local servers die: the VIP withdraws, and the service places what it still
+    // gets (connections in flight, a router slow to converge) at the peer.
+    probe(&mut site, RS1, at(4), refused());
+    probe(&mut site, RS2, at(4), refused());
+    let e = sample(&mut site, at(6), &stats(0, 0));
+    let peer: std::net::IpAddr = "10.101.2.2".parse().unwrap();
+    let r = split_update(&e);
+    assert!(
+        r.iter().any(|x| matches!(x, tf::Request::SetDest(tf::ServiceKey::Addr { .. }, d) if d.addr == peer && d.weight > 0)),
+        "{r:?}"
     );
 }

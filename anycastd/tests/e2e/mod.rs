@@ -443,15 +443,17 @@ pub fn ipvs_conns_from_to(ns: &str, src: &str, dest: &str) -> usize {
         .count()
 }
 
-/// Active connections of the director's firewall-mark services (`ipvsadm -Ln`): the
-/// connections that arrived through the tunnel and were scheduled by the loop guard.
+/// Active connections of the director's loop-guard firewall-mark services (`ipvsadm
+/// -Ln`; not the spill split's): the connections that arrived through the tunnel
+/// and were scheduled by the loop guard.
 pub fn ipvs_fwmark_active(ns: &str) -> u64 {
+    let split = anycastd::layout::SPLIT_MARK.to_string();
     let mut in_fwm = false;
     let mut sum = 0;
     for l in guest::sh_in(ns, "ipvsadm -Ln").lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         match f.first() {
-            Some(&"FWM") => in_fwm = true,
+            Some(&"FWM") => in_fwm = f.get(1) != Some(&split.as_str()),
             Some(&"->") if in_fwm => {
                 sum += f.get(4).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
             }
@@ -460,6 +462,48 @@ pub fn ipvs_fwmark_active(ns: &str) -> u64 {
         }
     }
     sum
+}
+
+/// Opens long-lived connections from `ns` one at a time until `want` of them are
+/// served by a real server whose name starts with `prefix` (or `max` are open):
+/// under the spill split each new connection goes away with the share's
+/// probability. Returns (those served by `prefix`, the others).
+pub fn open_until_served_by(
+    ns: &str,
+    prefix: &str,
+    want: usize,
+    max: usize,
+) -> (Vec<Conn>, Vec<Conn>) {
+    let (mut via, mut other) = (Vec::new(), Vec::new());
+    for _ in 0..max {
+        if via.len() >= want {
+            break;
+        }
+        for c in open_conns(ns, 1) {
+            if c.server.starts_with(prefix) {
+                via.push(c);
+            } else {
+                other.push(c);
+            }
+        }
+    }
+    (via, other)
+}
+
+/// The share (in 1/1024ths of new TCP connections) that the spill split's chain on
+/// `dev` marks, read from `tc filter show ... chain 44033`: each `match V/M at 24`
+/// block covers 1024 >> (bits in M).
+pub fn split_units(ns: &str, dev: &str) -> u32 {
+    guest::sh_in(ns, &format!("tc filter show dev {dev} ingress chain 44033"))
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let rest = l.strip_prefix("match ")?.strip_suffix(" at 24")?;
+            let (_, mask) = rest.split_once('/')?;
+            let mask = u32::from_str_radix(mask, 16).ok()?;
+            Some(1024 >> mask.count_ones())
+        })
+        .sum()
 }
 
 /// Weight of destination address `dest` in the director's VIP service (`ipvsadm -Ln`,

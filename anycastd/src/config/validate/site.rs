@@ -13,13 +13,29 @@ use crate::config::*;
 impl Validator<'_> {
     pub(super) fn site(&mut self, s: &Spanned<RawSite>) -> Site {
         let r = s.get_ref();
+        let tunnel_device = self.device(r.tunnel_device.as_ref(), "tunnel_device", "anycast0");
+        let mut client_devices: Vec<String> = Vec::new();
+        for d in r.client_devices.iter().flat_map(|l| l.get_ref()) {
+            let name = self.device(Some(d), "client_devices entry", "");
+            if name == tunnel_device {
+                self.problem(
+                    d.span(),
+                    format!("client device `{name}` is the tunnel device: spilled connections arriving there must not be split again"),
+                );
+            } else if client_devices.contains(&name) {
+                self.problem(d.span(), format!("client device `{name}` listed twice"));
+            } else {
+                client_devices.push(name);
+            }
+        }
         Site {
             name: self.name(&r.name, "site name"),
             address: self
                 .ipv4(&r.address, "site address")
                 .unwrap_or(Ipv4Addr::UNSPECIFIED),
-            tunnel_device: self.device(r.tunnel_device.as_ref(), "tunnel_device", "anycast0"),
+            tunnel_device,
             vip_device: self.device(r.vip_device.as_ref(), "vip_device", "lo"),
+            client_devices,
             shutdown_wait: self.duration(
                 r.shutdown_wait.as_ref(),
                 "shutdown_wait",
