@@ -7,7 +7,8 @@
 //! 1. `Site::new` -> the first `Reconcile` through `Forwarder::reconcile` (the full
 //!    apply); every server up (two good probes each, `settle`) -> `Apply` requests.
 //! 2. A spill step (a light peer report, a hot stats sample, `settle`): the core's time
-//!    and the kernel's (`Forwarder::apply`), and the request count; the ramp's next step
+//!    and the kernel's (`Forwarder::apply`), and the request count (the config's client
+//!    device `eth1`, a dummy here, carries the spill split of decision 0006); the ramp's next step
 //!    one `step_period` later; one real server dying (`fall` refused probes).
 //! 3. A full read (`Forwarder::stats`) and a second reconcile of the current desired
 //!    state (0 changes expected): what the 30 s drift check costs.
@@ -643,6 +644,14 @@ fn in_guest(sizes: &[usize]) {
     syscall_cost();
     let mut drift = Vec::new();
     for &n in sizes {
+        // configs/idc1.toml's client device, where the spill split filters: a fresh
+        // dummy per size (its filters go with it).
+        let ok = guest::sh(
+            "ip link del eth1 2>/dev/null; ip link add eth1 type dummy && ip link set dev eth1 up",
+        )
+        .status
+        .success();
+        guest::report(&format!("n{n}_client_device"), ok, "");
         drift.push(core_and_kernel(n));
         clear_root_ipvs();
     }

@@ -7,8 +7,11 @@
 //! - `stats`: one IPVS stats sample (the load; at most once a second);
 //! - `withdraw`: the last server of a VIP dies: the input alone, which returns the
 //!   withdraw, and then its `settle` (the weights of that one service);
-//! - `spill step`: a sample that moves the spill share: every service's weights, and the
-//!   number of kernel requests it makes.
+//! - `spill step`: a sample that moves the spill share, and the number of kernel
+//!   requests it makes: with idc1.toml's `client_devices` the spill split's few
+//!   (decision 0006), plus the weights of the services left with no local capacity by
+//!   the withdraws above (those place their share through their own peer
+//!   destinations).
 //!
 //! Prints numbers only. `cargo run --release -p anycastd --example site_scale [N...]`
 //! (default 10 100 1000 10000)
@@ -132,7 +135,7 @@ fn main() {
         let withdraw = urgent.as_secs_f64() * 1e6 / vips as f64;
         let settle_us = settle.as_secs_f64() * 1e6 / vips as f64;
 
-        // A light peer, then a hot sample: the spill starts, every service moves.
+        // A light peer, then a hot sample: the spill starts.
         t += 1000;
         deliver(&mut site, &cfg, 0.3, 1, at(t));
         site.settle(at(t));
