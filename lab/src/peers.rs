@@ -65,13 +65,29 @@ pub struct Frr {
     dir: PathBuf,
     run_dir: PathBuf,
     kernel: bool,
+    /// Also runs bfdd (with zebra).
+    bfdd: bool,
     children: Vec<Child>,
 }
 
 impl Frr {
+    /// Starts zebra, bfdd (with `bfdd_conf`) and bgpd (with `bgpd_conf`) in `ns`.
+    pub fn start_with_bfdd(ns: &Netns, bgpd_conf: &str, bfdd_conf: &str) -> io::Result<Self> {
+        Self::start_inner(ns, bgpd_conf, true, Some(bfdd_conf))
+    }
+
     /// Starts zebra and bgpd in `ns` with `bgpd_conf`. With `kernel` false, bgpd
     /// runs with `-n` (no kernel install) and no zebra.
     pub fn start(ns: &Netns, bgpd_conf: &str, kernel: bool) -> io::Result<Self> {
+        Self::start_inner(ns, bgpd_conf, kernel, None)
+    }
+
+    fn start_inner(
+        ns: &Netns,
+        bgpd_conf: &str,
+        kernel: bool,
+        bfdd_conf: Option<&str>,
+    ) -> io::Result<Self> {
         let tag = ns.name().replace('-', "");
         let dir = daemon_dir(&tag)?;
         let run_dir = PathBuf::from(format!("/run/frr/{tag}"));
@@ -80,12 +96,16 @@ impl Frr {
         run("chown", &["frr:frr", &run_dir.to_string_lossy()])?;
         write_conf(&dir.join("zebra.conf"), "hostname zebra\n")?;
         write_conf(&dir.join("bgpd.conf"), bgpd_conf)?;
+        if let Some(c) = bfdd_conf {
+            write_conf(&dir.join("bfdd.conf"), c)?;
+        }
         let mut frr = Self {
             ns_name: ns.name().to_string(),
             tag,
             dir,
             run_dir,
             kernel,
+            bfdd: bfdd_conf.is_some(),
             children: Vec::new(),
         };
         frr.spawn_daemons()?;
@@ -133,6 +153,19 @@ impl Frr {
                     "zebra did not create its zserv socket in 10 s",
                 ));
             }
+            if self.bfdd {
+                let d = self.daemon("bfdd", &[])?;
+                self.children.push(d);
+                let vty = self.run_dir.join("bfdd.vty");
+                if !wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                    vty.exists()
+                }) {
+                    return Err(io::Error::other(format!(
+                        "bfdd did not start; see {}",
+                        self.dir.display()
+                    )));
+                }
+            }
             let b = self.daemon("bgpd", &[])?;
             self.children.push(b);
         } else {
@@ -176,7 +209,7 @@ impl Frr {
     /// Stops and starts the daemons again with the same config.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
-        for f in ["zserv.api", "bgpd.vty", "zebra.vty"] {
+        for f in ["zserv.api", "bgpd.vty", "zebra.vty", "bfdd.vty"] {
             let _ = fs::remove_file(self.run_dir.join(f));
         }
         self.spawn_daemons()

@@ -1,0 +1,326 @@
+//! Interop with FRR 8.4's bfdd in network namespaces on the host kernel: a session
+//! comes up, a cut path (carrier up, everything dropped) brings it down on both sides
+//! within the detection time, it comes back, timers are renegotiated by a Poll
+//! Sequence, FRR going AdminDown is seen as such, FRR restarting is survived, and
+//! malformed or wrong-TTL packets change nothing but counters.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::peers::Frr;
+use anycast_lab::{Need, require};
+use bfd::{Diag, Event, PeerSpec, State, Timers};
+use tokio::sync::mpsc;
+
+const NEEDS: &[Need] = &[
+    Need::Netns,
+    Need::Program("/usr/lib/frr/bfdd"),
+    Need::Program("/usr/lib/frr/zebra"),
+    Need::Program("/usr/lib/frr/bgpd"),
+    Need::Program("vtysh"),
+    Need::Program("iptables"),
+];
+
+const FRR: &str = "10.77.0.1";
+const US: &str = "10.77.0.2";
+
+fn bfdd_conf(shutdown: bool) -> String {
+    format!(
+        "bfd\n peer {US} local-address {FRR}\n  receive-interval 200\n  transmit-interval 200\n  detect-multiplier 4\n{} !\n!\n",
+        if shutdown { "  shutdown\n" } else { "" }
+    )
+}
+
+/// FRR's view of its peer: (status, remote transmit interval ms).
+fn frr_peer(frr: &Frr) -> (String, u64) {
+    let out = frr
+        .vtysh(&format!("show bfd peer {US} json"))
+        .unwrap_or_default();
+    let field = |name: &str| -> Option<String> {
+        let i = out.find(&format!("\"{name}\":"))? + name.len() + 3;
+        let rest = &out[i..];
+        let end = rest.find([',', '}'])?;
+        Some(rest[..end].trim_matches('"').to_string())
+    };
+    (
+        field("status").unwrap_or_default(),
+        field("remote-transmit-interval")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+fn iptables(ns: &Netns, op: &str) {
+    for chain in ["INPUT", "OUTPUT"] {
+        let dir = if chain == "INPUT" { "-s" } else { "-d" };
+        ns.exec("iptables", &[op, chain, dir, FRR, "-j", "DROP"])
+            .unwrap_or_else(|e| panic!("iptables {op} {chain}: {e}"));
+    }
+}
+
+async fn wait_event(
+    rx: &mut mpsc::Receiver<Event>,
+    limit: Duration,
+    want: impl Fn(&Event) -> bool,
+) -> Option<(Event, Duration)> {
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(e)) if want(&e) => return Some((e, start.elapsed())),
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+#[test]
+fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
+    if !require(
+        "netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage",
+        NEEDS,
+    ) {
+        return;
+    }
+    let frr_ns = Netns::create("bfdfrr").expect("netns");
+    let us_ns = Netns::create("bfdus").expect("netns");
+    veth(
+        &frr_ns,
+        &[&format!("{FRR}/24")],
+        &us_ns,
+        &[&format!("{US}/24")],
+    )
+    .expect("veth");
+    let mut frr = Frr::start_with_bfdd(
+        &frr_ns,
+        "frr defaults traditional\nrouter bgp 64512\n bgp router-id 10.77.0.1\n",
+        &bfdd_conf(false),
+    )
+    .expect("start FRR with bfdd");
+
+    us_ns.enter_current_thread().expect("enter netns");
+    // Worker threads start from this thread, in its namespace; the BFD task runs on
+    // them while the test blocks on vtysh and iptables.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::channel(64);
+        let peer: IpAddr = FRR.parse().unwrap();
+        // 200 ms x 4 on both sides: fast, and tolerant of a busy CI machine (a test
+        // process stalled past FRR's detection time would look like a cut path).
+        let fast = Timers {
+            desired_min_tx: Duration::from_millis(200),
+            required_min_rx: Duration::from_millis(200),
+            detect_mult: 4,
+        };
+        let h = bfd::spawn(
+            &[PeerSpec {
+                peer,
+                local: Some(US.parse().unwrap()),
+                timers: fast,
+            }],
+            tx,
+        )
+        .expect("bfd");
+
+        // 1. Up, and FRR agrees.
+        let up = wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up).await;
+        assert!(up.is_some(), "no Up; FRR says {:?}", frr_peer(&frr));
+        assert!(
+            wait_until(
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+                || frr_peer(&frr).0 == "up"
+            ),
+            "FRR: {:?}",
+            frr_peer(&frr)
+        );
+        // Both ends polled to 200 ms x 4 once Up.
+        let st = wait_status(&h, Duration::from_secs(5), |s| {
+            s.tx_interval == Duration::from_millis(200)
+                && s.detection_time == Duration::from_millis(800)
+        })
+        .await;
+        assert!(st.is_ok(), "{st:?}");
+
+        // 2. The path is cut with the carrier up: down on our side within the
+        // detection time (800 ms; timer and scheduling slack allowed), on FRR's too.
+        iptables(&us_ns, "-A");
+        let down = wait_event(&mut rx, Duration::from_secs(3), |e| e.to == State::Down).await;
+        let (ev, took) = down.expect("no Down after the cut");
+        assert_eq!(ev.diag, Diag::ControlDetectionTimeExpired);
+        assert!(took <= Duration::from_millis(1100), "down after {took:?}");
+        println!("BENCH bfd_cut_to_down_ms {}", took.as_millis());
+        assert!(
+            wait_until(
+                Duration::from_secs(3),
+                Duration::from_millis(50),
+                || frr_peer(&frr).0 == "down"
+            ),
+            "FRR: {:?}",
+            frr_peer(&frr)
+        );
+
+        // 3. Healed: up again on both sides.
+        iptables(&us_ns, "-D");
+        assert!(
+            wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
+                .await
+                .is_some(),
+            "not up after the heal; FRR {:?}",
+            frr_peer(&frr)
+        );
+
+        // 4. Slower timers from our side: a Poll Sequence, FRR sees 250 ms.
+        h.set_timers(
+            peer,
+            Timers {
+                desired_min_tx: Duration::from_millis(250),
+                required_min_rx: Duration::from_millis(250),
+                detect_mult: 3,
+            },
+        )
+        .await;
+        assert!(
+            wait_until(
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+                || frr_peer(&frr).1 == 250
+            ),
+            "FRR: {:?}",
+            frr_peer(&frr)
+        );
+        let st = wait_status(&h, Duration::from_secs(5), |s| {
+            s.state == State::Up && s.tx_interval == Duration::from_millis(250)
+        })
+        .await;
+        assert!(st.is_ok(), "{st:?}");
+
+        // 5. Garbage and wrong-TTL packets from FRR's side: counted, nothing changes.
+        let before = (
+            h.counters().malformed.load(Ordering::Relaxed),
+            h.counters().bad_ttl.load(Ordering::Relaxed),
+        );
+        send_from(
+            &frr_ns,
+            &[(255, &[0u8; 10]), (255, &[0x40; 24]), (64, &[0x20; 24])],
+        );
+        assert!(wait_until(
+            Duration::from_secs(2),
+            Duration::from_millis(20),
+            || {
+                h.counters().malformed.load(Ordering::Relaxed) >= before.0 + 2
+                    && h.counters().bad_ttl.load(Ordering::Relaxed) > before.1
+            }
+        ));
+        let st = h.status().await;
+        let mut seen = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            seen.push(e);
+        }
+        assert_eq!(st[0].state, State::Up, "{st:?} events {seen:?}");
+
+        // 6. FRR takes the session administratively down: we go Down, diag "neighbor
+        // signaled session down", and see its state AdminDown.
+        let _ = frr_ns.exec(
+            "vtysh",
+            &[
+                "-N",
+                &frr_tag(&frr_ns),
+                "-c",
+                "configure terminal",
+                "-c",
+                "bfd",
+                "-c",
+                &format!("peer {US} local-address {FRR}"),
+                "-c",
+                "shutdown",
+            ],
+        );
+        let (ev, _) = wait_event(&mut rx, Duration::from_secs(5), |e| e.to == State::Down)
+            .await
+            .expect("no Down after FRR's shutdown");
+        assert_eq!(ev.diag, Diag::NeighborSignaledSessionDown);
+        let st = h.status().await;
+        assert_eq!(st[0].remote_state, State::AdminDown, "{st:?}");
+        // (FRR 8.4 sends its AdminDown packets with diagnostic 0, not 7.)
+        println!("FRR's diagnostic with AdminDown: {}", st[0].remote_diag);
+
+        // 7. FRR restarts (config without the shutdown): the session comes back.
+        let _ = frr_ns.exec(
+            "vtysh",
+            &[
+                "-N",
+                &frr_tag(&frr_ns),
+                "-c",
+                "configure terminal",
+                "-c",
+                "bfd",
+                "-c",
+                &format!("peer {US} local-address {FRR}"),
+                "-c",
+                "no shutdown",
+            ],
+        );
+        assert!(
+            wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
+                .await
+                .is_some(),
+            "not up after no shutdown"
+        );
+        frr.restart().expect("restart FRR");
+        assert!(
+            wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up)
+                .await
+                .is_some(),
+            "not up after FRR's restart; FRR {:?}",
+            frr_peer(&frr)
+        );
+        drop(h);
+    });
+}
+
+/// Sends each (TTL, bytes) from a socket in `ns` to our BFD port.
+fn send_from(ns: &Netns, packets: &[(u32, &[u8])]) {
+    let packets: Vec<(u32, Vec<u8>)> = packets.iter().map(|(t, b)| (*t, b.to_vec())).collect();
+    let name = ns.name().to_string();
+    std::thread::spawn(move || {
+        anycast_lab::netns::enter(&name).expect("enter FRR's netns");
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("socket");
+        for (ttl, bytes) in packets {
+            s.set_ttl(ttl).expect("ttl");
+            s.send_to(&bytes, (US, bfd::task::CONTROL_PORT))
+                .expect("send");
+        }
+    })
+    .join()
+    .expect("sender thread");
+}
+
+/// Polls the session's status until `ok` holds: Ok(status) or Err(the last one).
+async fn wait_status(
+    h: &bfd::BfdHandle,
+    limit: Duration,
+    ok: impl Fn(&bfd::PeerStatus) -> bool,
+) -> Result<bfd::PeerStatus, Option<bfd::PeerStatus>> {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < limit {
+        let st = h.status().await.into_iter().next();
+        if let Some(s) = st.as_ref().filter(|s| ok(s)) {
+            return Ok(s.clone());
+        }
+        last = st;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last)
+}
+
+fn frr_tag(ns: &Netns) -> String {
+    ns.name().replace('-', "")
+}
