@@ -1,0 +1,152 @@
+//! Interop with BIRD 2's BFD in network namespaces, over IPv6 (the FRR test covers
+//! IPv4): a session comes up, a cut path brings it down on both sides within the
+//! detection time, it comes back after the heal and after BIRD restarts.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::peers::Bird;
+use anycast_lab::{Need, require};
+use bfd::{Diag, Event, PeerSpec, State, Timers};
+use tokio::sync::mpsc;
+
+const NEEDS: &[Need] = &[
+    Need::Netns,
+    Need::Program("bird"),
+    Need::Program("birdc"),
+    Need::Program("ip6tables"),
+];
+
+const BIRD: &str = "fd77::1";
+const US: &str = "fd77::2";
+
+fn bird_conf() -> String {
+    format!(
+        "router id 10.77.1.1;\n\
+         protocol device {{ }}\n\
+         protocol bfd {{\n  interface \"*\" {{ interval 200 ms; multiplier 4; }};\n  neighbor {US} local {BIRD};\n}}\n"
+    )
+}
+
+fn bird_state(bird: &Bird) -> String {
+    bird.birdc("show bfd sessions").unwrap_or_default()
+}
+
+fn bird_up(bird: &Bird) -> bool {
+    bird_state(bird)
+        .lines()
+        .any(|l| l.contains(US) && l.contains(" Up "))
+}
+
+fn ip6tables(ns: &Netns, op: &str) {
+    for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
+        ns.exec("ip6tables", &[op, chain, dir, BIRD, "-j", "DROP"])
+            .unwrap_or_else(|e| panic!("ip6tables {op} {chain}: {e}"));
+    }
+}
+
+async fn wait_event(
+    rx: &mut mpsc::Receiver<Event>,
+    limit: Duration,
+    want: impl Fn(&Event) -> bool,
+) -> Option<(Event, Duration)> {
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(e)) if want(&e) => return Some((e, start.elapsed())),
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+#[test]
+fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
+    if !require("netns_bird_bfd_ipv6_up_cut_heal_restart", NEEDS) {
+        return;
+    }
+    let bird_ns = Netns::create("bfdbird").expect("netns");
+    let us_ns = Netns::create("bfdus6").expect("netns");
+    veth(
+        &bird_ns,
+        &[&format!("{BIRD}/64")],
+        &us_ns,
+        &[&format!("{US}/64")],
+    )
+    .expect("veth");
+    let mut bird = Bird::start(&bird_ns, &bird_conf()).expect("start BIRD");
+
+    us_ns.enter_current_thread().expect("enter netns");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::channel(64);
+        let peer: IpAddr = BIRD.parse().unwrap();
+        let h = bfd::spawn(
+            &[PeerSpec {
+                peer,
+                local: Some(US.parse().unwrap()),
+                timers: Timers {
+                    desired_min_tx: Duration::from_millis(200),
+                    required_min_rx: Duration::from_millis(200),
+                    detect_mult: 4,
+                },
+            }],
+            tx,
+        )
+        .expect("bfd");
+
+        let up = wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up).await;
+        assert!(up.is_some(), "no Up; BIRD says {}", bird_state(&bird));
+        assert!(
+            wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+                bird_up(&bird)
+            }),
+            "BIRD: {}",
+            bird_state(&bird)
+        );
+
+        ip6tables(&us_ns, "-A");
+        let (ev, took) = wait_event(&mut rx, Duration::from_secs(3), |e| e.to == State::Down)
+            .await
+            .expect("no Down after the cut");
+        assert_eq!(ev.diag, Diag::ControlDetectionTimeExpired);
+        assert!(took <= Duration::from_millis(1100), "down after {took:?}");
+        assert!(
+            wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+                !bird_up(&bird)
+            }),
+            "BIRD: {}",
+            bird_state(&bird)
+        );
+
+        ip6tables(&us_ns, "-D");
+        assert!(
+            wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
+                .await
+                .is_some(),
+            "not up after the heal; BIRD {}",
+            bird_state(&bird)
+        );
+        assert!(wait_until(
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            || bird_up(&bird)
+        ));
+
+        bird.restart().expect("restart BIRD");
+        assert!(
+            wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up)
+                .await
+                .is_some(),
+            "not up after BIRD's restart; BIRD {}",
+            bird_state(&bird)
+        );
+        drop(h);
+    });
+}
