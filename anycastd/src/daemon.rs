@@ -26,6 +26,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, Command, ControllerHandle, LocalListener};
+use crate::bfd_link::BfdLink;
 use crate::config::{self, SiteConfig};
 use crate::dataplane::{self, Worker};
 use crate::mapping;
@@ -50,12 +51,16 @@ pub enum StartError {
     },
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    #[error("BFD: {0}")]
+    Bfd(#[from] bfd::task::Error),
 }
 
 struct Daemon {
     config_path: PathBuf,
     site: Site,
     speaker: Speaker,
+    /// BFD toward the neighbors that have it.
+    bfd: Option<BfdLink>,
     worker: Option<Worker>,
     checkers: Vec<CheckerHandle>,
     health_tx: mpsc::Sender<HealthEvent>,
@@ -118,6 +123,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     };
     let (site, first) = Site::new(cfg.clone(), now)?;
     let speaker = Speaker::start(mapping::speaker_config(&cfg)).await?;
+    let bfd = BfdLink::start(&cfg)?;
     let (health_tx, mut health_rx) = mpsc::channel(4096);
     let (load_tx, mut load_rx) = mpsc::channel::<(ServerId, Option<f64>)>(256);
     let (cmd_tx, mut cmd_rx) = mpsc::channel(256);
@@ -163,6 +169,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         config_path: config_path.to_path_buf(),
         site,
         speaker,
+        bfd,
         worker,
         checkers: Vec::new(),
         health_tx,
@@ -245,6 +252,11 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                     }
                 }
             }
+            Some(ev) = bfd_next(&mut d.bfd) => {
+                if let Some(link) = &mut d.bfd {
+                    link.on_event(&d.speaker, ev).await;
+                }
+            }
             Some(cmd) = cmd_rx.recv() => d.command(cmd).await,
             Some((server, value)) = load_rx.recv() => d.site.on_external_load(Time::now(), &server, value),
             () = &mut timer => {
@@ -280,7 +292,28 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     Ok(())
 }
 
+/// The next BFD state change, or never without BFD.
+async fn bfd_next(link: &mut Option<BfdLink>) -> Option<bfd::Event> {
+    match link {
+        Some(l) => l.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Daemon {
+    /// The site's status with the BGP sessions and their BFD sessions.
+    async fn status(&self, now: Time) -> crate::status::Status {
+        let sessions = self.speaker.status().await;
+        let mut st = self.site.status(now, &sessions);
+        if let Some(link) = &self.bfd {
+            let bfd = link.status().await;
+            for s in &mut st.sessions {
+                s.bfd = s.neighbor.parse().ok().and_then(|a| bfd.get(&a).cloned());
+            }
+        }
+        st
+    }
+
     fn spawn_checkers(&mut self) {
         self.checkers = mapping::checks(self.site.config())
             .into_iter()
@@ -421,12 +454,11 @@ impl Daemon {
         let now = Time::now();
         match cmd {
             Command::Status(tx) => {
-                let sessions = self.speaker.status().await;
-                let _ = tx.send(self.site.status(now, &sessions));
+                let st = self.status(now).await;
+                let _ = tx.send(st);
             }
             Command::Metrics(tx) => {
-                let sessions = self.speaker.status().await;
-                let st = self.site.status(now, &sessions);
+                let st = self.status(now).await;
                 let _ = tx.send(crate::metrics::render(&st, self.site.counters()));
             }
             Command::Why(vip, tx) => {
@@ -576,6 +608,12 @@ impl Daemon {
             match Speaker::start(mapping::speaker_config(self.site.config())).await {
                 Ok(s) => self.speaker = s,
                 Err(e) => tracing::error!(error = %e, "BGP restart failed"),
+            }
+            // BFD follows the neighbors: the old sessions end with their handle.
+            self.bfd = None;
+            match BfdLink::start(self.site.config()) {
+                Ok(l) => self.bfd = l,
+                Err(e) => tracing::error!(error = %e, "BFD restart failed"),
             }
             let again = self.site.announced_effects();
             self.execute(again).await;

@@ -11,6 +11,7 @@
 pub mod announce;
 pub mod api;
 pub mod auth;
+pub mod bfd_link;
 pub mod cli;
 pub mod config;
 pub mod ctl;

@@ -146,6 +146,41 @@ pub fn render(s: &Status, c: &Counters) -> String {
     }
 
     o.head(
+        "anycast_bfd_session_up",
+        "gauge",
+        "1 while the BFD session toward the neighbor is Up",
+    );
+    o.head(
+        "anycast_bfd_detection_time_seconds",
+        "gauge",
+        "negotiated BFD detection time (0 before the neighbor's first packet)",
+    );
+    o.head(
+        "anycast_bfd_holds_bgp_down",
+        "gauge",
+        "1 while the BGP session is held down because BFD went down",
+    );
+    for b in &s.sessions {
+        let Some(f) = &b.bfd else { continue };
+        let l = [("neighbor", b.neighbor.as_str())];
+        o.sample(
+            "anycast_bfd_session_up",
+            &l,
+            f64::from(u8::from(f.state == "Up")),
+        );
+        o.sample(
+            "anycast_bfd_detection_time_seconds",
+            &l,
+            f.detection_time_ms as f64 / 1000.0,
+        );
+        o.sample(
+            "anycast_bfd_holds_bgp_down",
+            &l,
+            f64::from(u8::from(f.holds_bgp_down)),
+        );
+    }
+
+    o.head(
         "anycast_real_server_up",
         "gauge",
         "1 when the real server passes its health checks",

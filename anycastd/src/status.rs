@@ -66,6 +66,26 @@ pub struct SessionStatus {
     pub prefixes_sent: u64,
     pub prefixes_received: u64,
     pub last_error: Option<String>,
+    /// BFD toward this neighbor, when configured.
+    #[serde(default)]
+    pub bfd: Option<BfdSessionStatus>,
+}
+
+/// One BFD session (RFC 5880) as status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdSessionStatus {
+    /// AdminDown, Down, Init or Up.
+    pub state: String,
+    pub remote_state: String,
+    /// Why this end last went down.
+    pub local_diag: String,
+    pub remote_diag: String,
+    /// Negotiated transmit interval.
+    pub tx_interval_ms: u64,
+    /// No packet for this long: down.
+    pub detection_time_ms: u64,
+    /// The BGP session is held down until BFD is up again.
+    pub holds_bgp_down: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -316,3 +316,44 @@ fn a_passive_neighbor_needs_the_listener() {
         "{p:?}"
     );
 }
+
+#[test]
+fn bfd_timers_that_cannot_work_are_refused_with_the_line() {
+    let line = line_of("hold_time = 9") + 2;
+    let p = refused(
+        "hold_time = 9",
+        "hold_time = 9\nbfd = true\nbfd_min_tx = \"5ms\"\nbfd_multiplier = 0",
+    );
+    assert!(
+        p.contains(&format!(
+            "{line}: bfd_min_tx 5ms is below 10 ms: no BFD implementation keeps that up"
+        )),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with(&format!("{}: bfd_multiplier 0", line + 1))),
+        "{p:?}"
+    );
+    let p = refused("hold_time = 9", "hold_time = 9\nbfd_min_rx = \"100ms\"");
+    assert!(
+        p.iter()
+            .any(|p| p.contains("BFD timers given but bfd is not on")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn bfd_defaults_are_frrs() {
+    let text = GOOD.replacen("hold_time = 9", "hold_time = 9\nbfd = true", 1);
+    let cfg = parse_str(configs_dir_file(), &text).expect("valid");
+    let b = cfg.bgp.neighbors[0].bfd.expect("bfd on");
+    assert_eq!(
+        (b.min_tx, b.min_rx, b.multiplier),
+        (
+            std::time::Duration::from_millis(300),
+            std::time::Duration::from_millis(300),
+            3
+        )
+    );
+}

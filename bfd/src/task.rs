@@ -43,6 +43,9 @@ pub struct Event {
     pub to: State,
     /// Why: ours, or the peer's when it signalled the change.
     pub diag: Diag,
+    /// The peer's state as last received (AdminDown: it took the session down on
+    /// purpose, which must not tear down what BFD protects, RFC 5882 3.2).
+    pub remote: State,
 }
 
 /// One session as `status` shows it.
@@ -464,6 +467,7 @@ async fn carry_out(p: &Peer, outs: Vec<Output>, events: &mpsc::Sender<Event>, co
                         from,
                         to,
                         diag,
+                        remote: p.session.remote_state(),
                     })
                     .await;
                 tracing::info!(peer = %p.addr, %from, %to, %diag, "BFD session state changed");

@@ -204,6 +204,16 @@ pub struct Vip {
     pub address: IpAddr,
     pub min_up: u32,
     pub hold_down: Duration,
+    /// BFD toward this neighbor; `None` = off.
+    pub bfd: Option<BfdTimers>,
+}
+
+/// A neighbor's BFD timers (`bfd_min_tx`, `bfd_min_rx`, `bfd_multiplier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdTimers {
+    pub min_tx: Duration,
+    pub min_rx: Duration,
+    pub multiplier: u8,
     pub services: Vec<Service>,
 }
 

@@ -154,6 +154,15 @@ pub struct RawNeighbor {
 }
 
 #[derive(Debug, Deserialize)]
+    /// BFD toward this neighbor (RFC 5880/5881).
+    #[serde(default)]
+    pub bfd: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub bfd_min_tx: Option<Spanned<String>>,
+    #[serde(default)]
+    pub bfd_min_rx: Option<Spanned<String>>,
+    #[serde(default)]
+    pub bfd_multiplier: Option<Spanned<u8>>,
 #[serde(deny_unknown_fields)]
 pub struct RawPeer {
     pub name: Spanned<String>,

@@ -63,6 +63,7 @@ pub fn status(s: &Status) -> String {
                 b.uptime_s.map_or("-".to_string(), age),
                 b.prefixes_sent.to_string(),
                 b.prefixes_received.to_string(),
+                b.bfd.as_ref().map_or("-".to_string(), bfd_cell),
                 b.last_error.clone().unwrap_or_else(|| "-".to_string()),
             ]
         })
@@ -75,6 +76,7 @@ pub fn status(s: &Status) -> String {
             ">UPTIME",
             ">SENT",
             ">RCVD",
+            "BFD",
             "LAST ERROR",
         ],
         &rows,
@@ -206,6 +208,22 @@ pub fn servers(s: &Status) -> String {
     )
 }
 
+/// `up 300ms/900ms`, or the state and why: `down (control detection time expired;
+/// holds BGP down)`.
+fn bfd_cell(b: &crate::status::BfdSessionStatus) -> String {
+    if b.state == "Up" {
+        return format!("up {}ms/{}ms", b.tx_interval_ms, b.detection_time_ms);
+    }
+    let mut why = vec![b.local_diag.clone()];
+    if b.remote_state == "AdminDown" {
+        why.push("peer admin down".into());
+    }
+    if b.holds_bgp_down {
+        why.push("holds BGP down".into());
+    }
+    format!("{} ({})", b.state.to_lowercase(), why.join("; "))
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     use crate::status::*;
@@ -233,6 +251,15 @@ pub(crate) mod tests_support {
                 prefixes_sent: 1,
                 prefixes_received: 3,
                 last_error: None,
+                bfd: Some(crate::status::BfdSessionStatus {
+                    state: "Up".into(),
+                    remote_state: "Up".into(),
+                    local_diag: "no diagnostic".into(),
+                    remote_diag: "no diagnostic".into(),
+                    tx_interval_ms: 300,
+                    detection_time_ms: 900,
+                    holds_bgp_down: false,
+                }),
             }],
             real_servers: vec![ServerStatus {
                 vip: "web".into(),

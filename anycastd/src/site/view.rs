@@ -55,6 +55,7 @@ impl Site {
                 prefixes_sent: p.prefixes_sent as u64,
                 prefixes_received: p.prefixes_received as u64,
                 last_error: p.last_error.clone(),
+                bfd: None, // filled in by the daemon, which owns the BFD task
             })
             .collect();
         let real_servers = self

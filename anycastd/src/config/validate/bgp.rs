@@ -11,6 +11,54 @@ use crate::config::raw::*;
 use crate::config::*;
 
 impl Validator<'_> {
+    /// `bfd`, `bfd_min_tx`, `bfd_min_rx`, `bfd_multiplier` of a neighbor (defaults
+    /// FRR's: 300 ms, 300 ms, 3). Timers below 10 ms or a multiplier of 0 are refused.
+    fn bfd(&mut self, r: &RawNeighbor) -> Option<BfdTimers> {
+        let on = r.bfd.as_ref().is_some_and(|b| *b.get_ref());
+        let mut timer = |v: Option<&Spanned<String>>, what: &str| {
+            let d = self.duration(v, what, Duration::from_millis(300));
+            if let Some(v) = v
+                && d < Duration::from_millis(10)
+            {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "{what} {} is below 10 ms: no BFD implementation keeps that up",
+                        v.get_ref()
+                    ),
+                );
+            }
+            d
+        };
+        let min_tx = timer(r.bfd_min_tx.as_ref(), "bfd_min_tx");
+        let min_rx = timer(r.bfd_min_rx.as_ref(), "bfd_min_rx");
+        let multiplier = r.bfd_multiplier.as_ref().map_or(3, |m| *m.get_ref());
+        if let Some(m) = &r.bfd_multiplier
+            && *m.get_ref() == 0
+        {
+            self.problem(m.span(), "bfd_multiplier 0 would declare the session down before any packet could arrive: use 1-255 (3 is usual)");
+        }
+        if !on {
+            let given = [
+                r.bfd_min_tx.as_ref().map(Spanned::span),
+                r.bfd_min_rx.as_ref().map(Spanned::span),
+                r.bfd_multiplier.as_ref().map(Spanned::span),
+            ];
+            for span in given.into_iter().flatten() {
+                self.problem(
+                    span,
+                    "BFD timers given but bfd is not on for this neighbor: add `bfd = true`",
+                );
+            }
+            return None;
+        }
+        Some(BfdTimers {
+            min_tx,
+            min_rx,
+            multiplier,
+        })
+    }
+
     pub(super) fn bgp(&mut self, b: &Spanned<RawBgp>, site: Ipv4Addr) -> Bgp {
         let r = b.get_ref();
         let asn = *r.asn.get_ref();
@@ -149,7 +197,9 @@ impl Validator<'_> {
                 "prepend above 10 is refused: it makes the path longer than any router prefers",
             );
         }
+        let bfd = self.bfd(r);
         Some(Neighbor {
+            bfd,
             address,
             remote_asn,
             local_address: r
