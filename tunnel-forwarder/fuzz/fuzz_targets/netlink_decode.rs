@@ -16,6 +16,6 @@ fuzz_target!(|bytes: &[u8]| {
         let _ = rtnl::decode_link(&m);
         let _ = rtnl::decode_addr(&m);
         let _ = rtnl::decode_filter(&m);
-        let _ = rtnl::is_ingress_of(&m, 1);
+        let _ = rtnl::ingress_of(&m);
     }
 });
