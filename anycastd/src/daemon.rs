@@ -122,7 +122,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         (None, idle_rx)
     };
     let (site, first) = Site::new(cfg.clone(), now)?;
-    let speaker = Speaker::start(mapping::speaker_config(&cfg)).await?;
+    let speaker = start_speaker(&cfg).await?;
     let bfd = BfdLink::start(&cfg)?;
     let (health_tx, mut health_rx) = mpsc::channel(4096);
     let (load_tx, mut load_rx) = mpsc::channel::<(ServerId, Option<f64>)>(256);
@@ -290,6 +290,20 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         .await;
     let _ = stop_tx.send(true);
     Ok(())
+}
+
+/// The BGP speaker. The listener is on by default; when the config did not ask for it
+/// and port 179 cannot be bound (another BGP daemon on the host), the sessions still
+/// start, connecting out only, with a warning.
+async fn start_speaker(cfg: &SiteConfig) -> Result<Speaker, bgp_speaker::SpeakerError> {
+    let sc = mapping::speaker_config(cfg);
+    match Speaker::start(sc.clone()).await {
+        Err(bgp_speaker::SpeakerError::Listen { addr, reason }) if !cfg.bgp.listen_set => {
+            tracing::warn!(%addr, %reason, "cannot accept BGP sessions; connecting out only (set [bgp] listen = false to silence this)");
+            Speaker::start(bgp_speaker::SpeakerConfig { listen: None, ..sc }).await
+        }
+        r => r,
+    }
 }
 
 /// The next BFD state change, or never without BFD.
@@ -605,7 +619,7 @@ impl Daemon {
             self.speaker
                 .shutdown("anycastd reload: BGP settings changed")
                 .await;
-            match Speaker::start(mapping::speaker_config(self.site.config())).await {
+            match start_speaker(self.site.config()).await {
                 Ok(s) => self.speaker = s,
                 Err(e) => tracing::error!(error = %e, "BGP restart failed"),
             }

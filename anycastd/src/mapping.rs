@@ -68,6 +68,9 @@ pub fn servers(cfg: &SiteConfig) -> Vec<(ServerAt, ServerId)> {
     out
 }
 
+/// Longest wait before reconnecting a BGP session (bgp-speaker's backoff cap).
+pub const RECONNECT_MAX: Duration = Duration::from_secs(4);
+
 /// The speaker's neighbors.
 pub fn speaker_config(cfg: &SiteConfig) -> SpeakerConfig {
     let peers = cfg
@@ -97,6 +100,10 @@ fn neighbor_config(cfg: &SiteConfig, n: &Neighbor) -> PeerConfig {
     p.hold_time = n.hold_time;
     p.keepalive = Some(n.keepalive);
     p.connect_retry = n.connect_retry;
+    // A session that went down is retried after 1, 2, 4, 4... s (75-100% jitter): an
+    // upstream back from a restart has our route within seconds however long it was
+    // away, and a router still down sees one SYN every few seconds.
+    p.idle_hold_max = RECONNECT_MAX;
     p.md5_password = n.password.clone();
     p.ttl_security_hops = n.ttl_security;
     p.passive = n.passive;

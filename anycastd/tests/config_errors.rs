@@ -309,7 +309,20 @@ fn anycastd_check_prints_the_plan_or_refuses_with_file_and_line() {
 
 #[test]
 fn a_passive_neighbor_needs_the_listener() {
-    let p = refused("hold_time = 9", "hold_time = 9\npassive = true");
+    // The listener is on by default; turned off, a passive neighbor is refused.
+    let text = GOOD.replacen("asn = 5", "asn = 5\nlisten = false", 1);
+    assert!(text != GOOD);
+    let p = match parse_str(
+        configs_dir_file(),
+        &text.replacen("hold_time = 9", "hold_time = 9\npassive = true", 1),
+    ) {
+        Ok(_) => panic!("accepted a passive neighbor without the listener"),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.line, p.reason))
+            .collect::<Vec<_>>(),
+    };
     assert!(
         p.iter()
             .any(|p| p.contains("is passive but [bgp] listen is off")),

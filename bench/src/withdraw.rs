@@ -172,6 +172,8 @@ pub struct Opts {
     pub servers: usize,
     /// BGP sessions to the upstream (1 or 2; the second over its own veth).
     pub sessions: usize,
+    /// BFD on the sessions, both sides: (interval ms, multiplier).
+    pub bfd: Option<(u32, u8)>,
 }
 
 impl Default for Opts {
@@ -180,6 +182,7 @@ impl Default for Opts {
             hold: (9, 3),
             servers: 2,
             sessions: 1,
+            bfd: None,
         }
     }
 }
@@ -193,7 +196,7 @@ pub struct Lab {
     s: Netns,
     r: Netns,
     _u: Netns,
-    _frr: Frr,
+    frr: Frr,
     watch: Watcher,
     servers: Vec<Proc>,
     speaker: Option<Proc>,
@@ -245,8 +248,22 @@ impl Lab {
                 .to_string();
         for n in ["10.201.0.1", "10.201.1.1"].iter().take(opts.sessions) {
             conf.push_str(&format!(" neighbor {n} remote-as 65005\n neighbor {n} timers {k} {h}\n neighbor {n} timers connect 1\n"));
+            if opts.bfd.is_some() {
+                conf.push_str(&format!(
+                    " neighbor {n} bfd\n neighbor {n} bfd profile bench\n"
+                ));
+            }
         }
-        let frr = Frr::start(&u, &conf, true)?;
+        let frr = match opts.bfd {
+            Some((ms, mult)) => Frr::start_with_bfdd(
+                &u,
+                &conf,
+                &format!(
+                    "bfd\n profile bench\n  receive-interval {ms}\n  transmit-interval {ms}\n  detect-multiplier {mult}\n !\n!\n"
+                ),
+            )?,
+            None => Frr::start(&u, &conf, true)?,
+        };
         let mut watch = Watcher::start(u.name(), &up.b_if, SPEAKER, VIP_NET, 24)?;
         watch.servers(r.name(), &rlink.b_if, 80)?;
         let dir = PathBuf::from(format!("/tmp/anycast-bench-{}", s.name()));
@@ -259,7 +276,7 @@ impl Lab {
             s,
             r,
             _u: u,
-            _frr: frr,
+            frr: frr,
             watch,
             servers: Vec::new(),
             speaker: None,
@@ -644,6 +661,33 @@ impl Lab {
         Ok(fig)
     }
 
+    /// The upstream's BGP (FRR) killed, down for `down`, started again: time from its
+    /// start to our route back in its kernel table.
+    pub fn upstream_restart(
+        &mut self,
+        down: Duration,
+        limit: Duration,
+    ) -> io::Result<Option<Duration>> {
+        self.frr.stop();
+        if self
+            .watch
+            .wait(Duration::from_secs(10), |e| matches!(e, Event::RouteDel(_)))
+            .is_none()
+        {
+            return Err(io::Error::other(
+                "the route stayed in FRR's table after it was killed",
+            ));
+        }
+        std::thread::sleep(down);
+        self.watch.drain();
+        let t0 = Instant::now();
+        self.frr.restart()?;
+        Ok(self
+            .watch
+            .wait(limit, |e| matches!(e, Event::RouteAdd(_)))
+            .map(|e| e.at().saturating_duration_since(t0)))
+    }
+
     /// The speaker's PID (for footprint sampling).
     pub fn speaker_pid(&self) -> Option<u32> {
         self.speaker.as_ref().map(Proc::pid)
@@ -669,8 +713,14 @@ pub fn anycastd_conf(check: Option<(&str, &str, u32, u32)>, dir: &Path, opts: Op
         .take(opts.sessions)
     {
         neighbors.push_str(&format!(
-            "[[bgp.neighbor]]\naddress = \"{n}\"\nlocal_address = \"{l}\"\nremote_asn = 65001\nhold_time = {h}\nkeepalive = {k}\nconnect_retry = 1\n\n"
+            "[[bgp.neighbor]]\naddress = \"{n}\"\nlocal_address = \"{l}\"\nremote_asn = 65001\nhold_time = {h}\nkeepalive = {k}\nconnect_retry = 1\n"
         ));
+        if let Some((ms, mult)) = opts.bfd {
+            neighbors.push_str(&format!(
+                "bfd = true\nbfd_min_tx = \"{ms}ms\"\nbfd_min_rx = \"{ms}ms\"\nbfd_multiplier = {mult}\n"
+            ));
+        }
+        neighbors.push('\n');
     }
     let mut servers = String::new();
     for i in 0..opts.servers {

@@ -149,7 +149,11 @@ pub struct Spill {
 pub struct Bgp {
     pub asn: u32,
     pub router_id: Ipv4Addr,
+    /// Accept incoming sessions from the neighbors on port 179 (on by default, so an
+    /// upstream that restarts reconnects at once).
     pub listen: bool,
+    /// `listen` was given: a listener that cannot bind is then an error, else a warning.
+    pub listen_set: bool,
     pub neighbors: Vec<Neighbor>,
 }
 
@@ -179,6 +183,16 @@ pub struct Neighbor {
     pub large_communities: Vec<(u32, u32, u32)>,
     pub max_prefixes: Option<u32>,
     pub max_prefixes_action: MaxPrefixAction,
+    /// BFD toward this neighbor; `None` = off.
+    pub bfd: Option<BfdTimers>,
+}
+
+/// A neighbor's BFD timers (`bfd_min_tx`, `bfd_min_rx`, `bfd_multiplier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdTimers {
+    pub min_tx: Duration,
+    pub min_rx: Duration,
+    pub multiplier: u8,
 }
 
 impl Neighbor {
@@ -204,16 +218,6 @@ pub struct Vip {
     pub address: IpAddr,
     pub min_up: u32,
     pub hold_down: Duration,
-    /// BFD toward this neighbor; `None` = off.
-    pub bfd: Option<BfdTimers>,
-}
-
-/// A neighbor's BFD timers (`bfd_min_tx`, `bfd_min_rx`, `bfd_multiplier`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BfdTimers {
-    pub min_tx: Duration,
-    pub min_rx: Duration,
-    pub multiplier: u8,
     pub services: Vec<Service>,
 }
 

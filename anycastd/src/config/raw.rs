@@ -151,9 +151,6 @@ pub struct RawNeighbor {
     pub max_prefixes: Option<u32>,
     #[serde(default)]
     pub max_prefixes_action: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
     /// BFD toward this neighbor (RFC 5880/5881).
     #[serde(default)]
     pub bfd: Option<Spanned<bool>>,
@@ -163,6 +160,9 @@ pub struct RawNeighbor {
     pub bfd_min_rx: Option<Spanned<String>>,
     #[serde(default)]
     pub bfd_multiplier: Option<Spanned<u8>>,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPeer {
     pub name: Spanned<String>,

@@ -15,7 +15,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: anycast-bench withdraw [--runs N] [--anycastd PATH] [--only anycastd|exabgp]\n\
          \x20      anycast-bench silent [--runs N] [--loss-secs S] [--anycastd PATH]\n\
-         \x20      anycast-bench crash [--runs N] [--only kill|linkdown|pathcut] [--anycastd PATH]\n\
+         \x20      anycast-bench crash [--runs N] [--only kill|linkdown|pathcut|bfd] [--anycastd PATH]\n\
+         \x20      anycast-bench wayback [--runs N] [--downs 10,60] [--anycastd PATH]\n\
          \x20      anycast-bench footprint [--secs S] [--anycastd PATH]\n\
          \x20      anycast-bench ingest [--sizes 100000,1000000] [--holds 90,9] [--only ours,bird,gobgp,frr]\n\
          \x20      anycast-bench recv GEN_ADDR HOLD   (our speaker as an ingest receiver; internal)\n\
@@ -34,6 +35,7 @@ fn main() -> Res {
         Some("recv") => recv(&args[1..]),
         Some("silent") => silent(&args[1..]),
         Some("crash") => crash(&args[1..]),
+        Some("wayback") => wayback(&args[1..]),
         Some("footprint") => footprint(&args[1..]),
         Some("ingest") => ingest(&args[1..]),
         _ => usage(),
@@ -406,7 +408,11 @@ fn crash(args: &[String]) -> Res {
         .unwrap_or(20);
     let anycastd = anycastd_path(args);
     let mut rows = Vec::new();
+    let bfd_only = opt(args, "--only").is_some_and(|o| o.eq_ignore_ascii_case("bfd"));
     for hold in [(9, 3), (3, 1)] {
+        if bfd_only {
+            break;
+        }
         let sides = [
             Side::Anycastd { check: None },
             Side::Exabgp {
@@ -449,11 +455,79 @@ fn crash(args: &[String]) -> Res {
             }
         }
     }
+    // BFD on both sides (FRR's bfdd, ours): the cut path again, hold 9/3.
+    for bfd in [(100u32, 3u8), (300, 3)] {
+        if opt(args, "--only")
+            .is_some_and(|o| !o.eq_ignore_ascii_case("pathcut") && !o.eq_ignore_ascii_case("bfd"))
+        {
+            continue;
+        }
+        let side = Side::Anycastd { check: None };
+        let label = format!("{side} / PathCut / hold 9/3, BFD {} ms x {}", bfd.0, bfd.1);
+        eprintln!("== {label}: {runs} runs");
+        let r = Lab::start_with(
+            side,
+            &anycastd,
+            Opts {
+                bfd: Some(bfd),
+                ..Opts::default()
+            },
+        )
+        .and_then(|mut lab| lab.crash(Crash::PathCut, runs, Duration::from_secs(23), &anycastd));
+        match r {
+            Ok(f) => {
+                eprintln!("    {}", f.kernel_line());
+                rows.push((label, f));
+            }
+            Err(e) => eprintln!("{label}: FAILED: {e}"),
+        }
+    }
     println!(
         "\nBenchmark 2: site crash -> route gone from FRR's kernel table (ms: p50 / p99 / max)"
     );
     for (label, f) in &rows {
         println!("{label}\n    {}", f.kernel_line());
+    }
+    Ok(())
+}
+
+/// The way back: the upstream's BGP (FRR) killed, down 10 s or 60 s, started again;
+/// time from its start to our route back in its kernel table.
+fn wayback(args: &[String]) -> Res {
+    let runs: usize = opt(args, "--runs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let downs: Vec<u64> = opt(args, "--downs")
+        .unwrap_or("10,60")
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let anycastd = anycastd_path(args);
+    let mut lines = Vec::new();
+    for down in downs {
+        let mut lab = Lab::start_with(Side::Anycastd { check: None }, &anycastd, Opts::default())?;
+        let mut took = Vec::new();
+        for _ in 0..runs {
+            match lab.upstream_restart(Duration::from_secs(down), Duration::from_secs(120))? {
+                Some(d) => took.push(d),
+                None => eprintln!("down {down} s: the route did not come back in 120 s"),
+            }
+        }
+        took.sort();
+        let ms: Vec<String> = took
+            .iter()
+            .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+            .collect();
+        let line = format!(
+            "upstream down {down} s -> route back after its restart (ms): {}",
+            ms.join(" ")
+        );
+        eprintln!("{line}");
+        lines.push(line);
+    }
+    println!("\nBenchmark 2b: the way back");
+    for l in lines {
+        println!("{l}");
     }
     Ok(())
 }

@@ -89,7 +89,7 @@ impl Validator<'_> {
                 neighbors.push(nb);
             }
         }
-        let listen = r.listen.unwrap_or(false);
+        let listen = r.listen.unwrap_or(true);
         if !listen {
             for n in r
                 .neighbors
@@ -115,6 +115,7 @@ impl Validator<'_> {
             asn,
             router_id,
             listen,
+            listen_set: r.listen.is_some(),
             neighbors,
         }
     }
