@@ -296,6 +296,21 @@ impl Lab {
                 lab.speaker_log()
             )));
         }
+        // With BFD, the first cut must find it Up (BGP comes up before it, at 1 s
+        // packets while BFD is not Up): else the hold timer decides that run.
+        if lab.opts.bfd.is_some()
+            && !anycast_lab::netns::wait_until(
+                Duration::from_secs(15),
+                Duration::from_millis(50),
+                || {
+                    lab.frr
+                        .vtysh("show bfd peers brief")
+                        .is_ok_and(|o| o.contains(" up "))
+                },
+            )
+        {
+            return Err(io::Error::other("BFD never came up on FRR's side"));
+        }
         Ok(lab)
     }
 

@@ -281,17 +281,72 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
             "not up after FRR's restart; FRR {:?}",
             frr_peer(&frr)
         );
+        // 8. A well-formed packet from an address that is no configured neighbor
+        // changes nothing but a counter.
+        frr_ns
+            .ip(&["addr", "add", "10.77.0.9/32", "dev", "lo"])
+            .expect("second address");
+        let st = h.status().await[0].clone();
+        let forged = bfd::ControlPacket {
+            diag: Diag::None,
+            state: State::Down,
+            poll: false,
+            final_: false,
+            cpi: false,
+            demand: false,
+            detect_mult: 3,
+            my_discr: 99,
+            your_discr: st.local_discr,
+            desired_min_tx_us: 1_000_000,
+            required_min_rx_us: 1_000_000,
+            required_min_echo_rx_us: 0,
+        }
+        .encode();
+        let unknown = h.counters().unknown.load(Ordering::Relaxed);
+        send_from_addr(&frr_ns, "10.77.0.9", &[(255, &forged)]);
+        assert!(wait_until(
+            Duration::from_secs(2),
+            Duration::from_millis(20),
+            || { h.counters().unknown.load(Ordering::Relaxed) > unknown }
+        ));
+        assert_eq!(h.status().await[0].state, State::Up);
+
+        // 9. Our side restarts (a new task, a new discriminator): up again.
+        drop(h);
+        let (tx, mut rx) = mpsc::channel(64);
+        let h = bfd::spawn(
+            &[PeerSpec {
+                peer,
+                local: Some(US.parse().unwrap()),
+                timers: fast,
+            }],
+            tx,
+        )
+        .expect("bfd again");
+        assert!(
+            wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up)
+                .await
+                .is_some(),
+            "not up after our restart; FRR {:?}",
+            frr_peer(&frr)
+        );
         drop(h);
     });
 }
 
 /// Sends each (TTL, bytes) from a socket in `ns` to our BFD port.
 fn send_from(ns: &Netns, packets: &[(u32, &[u8])]) {
+    send_from_addr(ns, "0.0.0.0", packets);
+}
+
+/// [`send_from`] with the source address `src`.
+fn send_from_addr(ns: &Netns, src: &str, packets: &[(u32, &[u8])]) {
+    let src = format!("{src}:0");
     let packets: Vec<(u32, Vec<u8>)> = packets.iter().map(|(t, b)| (*t, b.to_vec())).collect();
     let name = ns.name().to_string();
     std::thread::spawn(move || {
         anycast_lab::netns::enter(&name).expect("enter FRR's netns");
-        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("socket");
+        let s = std::net::UdpSocket::bind(src.as_str()).expect("socket");
         for (ttl, bytes) in packets {
             s.set_ttl(ttl).expect("ttl");
             s.send_to(&bytes, (US, bfd::task::CONTROL_PORT))
