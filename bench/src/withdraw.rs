@@ -276,7 +276,7 @@ impl Lab {
             s,
             r,
             _u: u,
-            frr: frr,
+            frr,
             watch,
             servers: Vec::new(),
             speaker: None,
