@@ -65,6 +65,11 @@ impl BfdLink {
         }))
     }
 
+    /// Stops the sessions and waits until their sockets are closed.
+    pub async fn shutdown(self) {
+        self.handle.shutdown().await;
+    }
+
     /// The next state change.
     pub async fn next(&mut self) -> Option<bfd::Event> {
         self.events.recv().await

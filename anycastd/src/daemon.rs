@@ -623,8 +623,11 @@ impl Daemon {
                 Ok(s) => self.speaker = s,
                 Err(e) => tracing::error!(error = %e, "BGP restart failed"),
             }
-            // BFD follows the neighbors: the old sessions end with their handle.
-            self.bfd = None;
+            // BFD follows the neighbors: the old sessions end (and free port 3784)
+            // before the new ones start.
+            if let Some(old) = self.bfd.take() {
+                old.shutdown().await;
+            }
             match BfdLink::start(self.site.config()) {
                 Ok(l) => self.bfd = l,
                 Err(e) => tracing::error!(error = %e, "BFD restart failed"),

@@ -116,6 +116,13 @@ impl Drop for BfdHandle {
 }
 
 impl BfdHandle {
+    /// Stops the task and waits until it is gone, its sockets closed: a new
+    /// [`spawn`] can bind port 3784 again right after.
+    pub async fn shutdown(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+
     /// Every session's state.
     pub async fn status(&self) -> Vec<PeerStatus> {
         let (tx, rx) = oneshot::channel();

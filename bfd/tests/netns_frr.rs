@@ -312,7 +312,7 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
         assert_eq!(h.status().await[0].state, State::Up);
 
         // 9. Our side restarts (a new task, a new discriminator): up again.
-        drop(h);
+        h.shutdown().await;
         let (tx, mut rx) = mpsc::channel(64);
         let h = bfd::spawn(
             &[PeerSpec {
