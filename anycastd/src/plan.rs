@@ -210,6 +210,7 @@ pub fn render(cfg: &SiteConfig) -> String {
                     if *https { "https" } else { "http" }
                 )
             }
+            geo_balancer::health::CheckKind::Icmp => "icmp echo".to_string(),
             geo_balancer::health::CheckKind::Command { argv } => {
                 format!("command {}", argv.join(" "))
             }

@@ -370,3 +370,19 @@ fn bfd_defaults_are_frrs() {
         )
     );
 }
+
+#[test]
+fn an_icmp_check_has_no_fast_detect() {
+    let text = GOOD.replacen("type = \"tcp\"", "type = \"icmp\"", 1);
+    let text = text.replacen("fast_detect = true\n", "", 1);
+    let cfg = parse_str(configs_dir_file(), &text).expect("an icmp check is valid");
+    let check = &cfg.vips[0].services[0].real_servers[0].check;
+    assert_eq!(check.kind, anycastd::config::CheckKind::Icmp);
+    assert!(!check.fast_detect);
+    let bad = text.replacen("type = \"icmp\"", "type = \"icmp\"\nfast_detect = true", 1);
+    let p = match parse_str(configs_dir_file(), &bad) {
+        Ok(_) => panic!("accepted fast_detect with an icmp check"),
+        Err(e) => e.problems.iter().map(|p| p.reason.clone()).collect::<Vec<_>>(),
+    };
+    assert!(p.iter().any(|p| p.contains("an icmp check has none")), "{p:?}");
+}

@@ -86,6 +86,15 @@ pub enum ProbeError {
         /// The OS error.
         reason: String,
     },
+    /// The ICMP echo could not be sent, or an ICMP error came back instead of the reply
+    /// (destination unreachable, time exceeded).
+    #[error("ping {addr}: {reason}")]
+    Icmp {
+        /// The checked address.
+        addr: std::net::IpAddr,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// The second load source of a real server (a URL returning a number) failed.

@@ -7,6 +7,7 @@
 //! detection) and [`task`] (the per-server loop that feeds [`HealthEvent`]s to the
 //! owner of the state).
 
+pub mod icmp;
 pub mod probe;
 pub mod state;
 pub mod task;
@@ -49,6 +50,9 @@ pub enum CheckKind {
         /// Program and arguments.
         argv: Vec<String>,
     },
+    /// An ICMP echo to the checked address (its port is not used): the host and the
+    /// path, answered by the server's kernel. See [`icmp`].
+    Icmp,
 }
 
 /// One real server's check.
@@ -108,6 +112,9 @@ impl CheckConfig {
             CheckKind::Command { argv } if argv.is_empty() => bad("command needs a program"),
             CheckKind::Http { path, .. } if !path.starts_with('/') => {
                 bad("http path must start with /")
+            }
+            CheckKind::Icmp if self.fast_detect => {
+                bad("an icmp check holds no connection: fast_detect needs a TCP port")
             }
             _ => Ok(()),
         }

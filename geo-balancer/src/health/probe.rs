@@ -36,6 +36,9 @@ pub async fn probe(cfg: &CheckConfig, http: &reqwest::Client) -> ProbeOutcome {
             http_get(http, &url, *expect_status, cfg.timeout).await
         }
         CheckKind::Command { argv } => command(argv, cfg.addr, cfg.timeout).await,
+        CheckKind::Icmp => crate::health::icmp::echo(cfg.addr.ip(), cfg.timeout)
+            .await
+            .map(drop),
     };
     match result {
         Ok(()) => ProbeOutcome::Success,

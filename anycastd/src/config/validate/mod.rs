@@ -217,22 +217,27 @@ impl Validator<'_> {
 /// RST) is then seen after `fall` = 3 timeouts, 0.6-0.8 s, and the hedged connect
 /// (geo-balancer's `tcp_connect`) keeps a lost SYN from counting as a failure. An HTTP
 /// request or a process costs the server or this host real work, so those keep 2 s / 1 s.
+/// An ICMP echo is answered by the server's kernel: 200 ms / 200 ms, no fast detect.
 /// A TCP real server that names no check gets `default_check(CheckKind::Tcp, port)`.
 fn default_check(kind: CheckKind, port: u16) -> Check {
     let (interval, timeout) = match kind {
-        CheckKind::Tcp => (Duration::from_millis(200), Duration::from_millis(200)),
+        // An echo costs the server's kernel one packet: as often as a TCP check.
+        CheckKind::Tcp | CheckKind::Icmp => {
+            (Duration::from_millis(200), Duration::from_millis(200))
+        }
         CheckKind::Http { .. } | CheckKind::Command { .. } => {
             (Duration::from_secs(2), Duration::from_secs(1))
         }
     };
     Check {
+        // An ICMP check has no connection to hold.
+        fast_detect: kind != CheckKind::Icmp,
         kind,
         port,
         interval,
         timeout,
         rise: 2,
         fall: 3,
-        fast_detect: true,
     }
 }
 

@@ -258,6 +258,7 @@ impl Validator<'_> {
         let r = c.get_ref();
         let kind = match r.kind.get_ref().as_str() {
             "tcp" => CheckKind::Tcp,
+            "icmp" => CheckKind::Icmp,
             "http" => CheckKind::Http {
                 path: r
                     .path
@@ -281,7 +282,7 @@ impl Validator<'_> {
             other => {
                 self.problem(
                     r.kind.span(),
-                    format!("check type `{other}` is not `tcp`, `http` or `command`"),
+                    format!("check type `{other}` is not `tcp`, `http`, `command` or `icmp`"),
                 );
                 return None;
             }
@@ -316,6 +317,14 @@ impl Validator<'_> {
             Some(n) => *n.get_ref(),
             None => def,
         };
+        if d.kind == CheckKind::Icmp
+            && let Some(true) = r.fast_detect
+        {
+            self.problem(
+                c.span(),
+                "fast_detect holds a TCP connection to the server's port: an icmp check has none (leave fast_detect out, or use a tcp check)",
+            );
+        }
         let rise = count(self, r.rise.as_ref(), "rise", d.rise);
         let fall = count(self, r.fall.as_ref(), "fall", d.fall);
         Some(Check {
