@@ -367,7 +367,38 @@ pub struct DesiredState {
     /// The site-wide spill split ([`crate::split`]); `None` leaves spilling to the
     /// services' own peer destinations.
     pub split: Option<Split>,
+    /// What IPVS does with a tunnelled packet that no longer fits once the outer
+    /// header is added (`net.ipv4.vs.pmtu_disc`), managed while any tunnel
+    /// destination exists; `None` leaves the sysctl as it is.
+    pub tunnel_pmtu: Option<TunnelPmtu>,
 }
+
+/// `net.ipv4.vs.pmtu_disc`: what IPVS does when a packet it sends through a tunnel
+/// (a peer site, a TUN real server) exceeds the route's MTU minus the 20-byte outer
+/// header. One value per network namespace (decision 0007).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelPmtu {
+    /// `pmtu_disc=0`: the outer header goes out without DF and the director
+    /// fragments it; the receiving end reassembles before decapsulating. The client
+    /// never depends on an ICMP "fragmentation needed" reaching it.
+    Fragment,
+    /// `pmtu_disc=1` (the kernel's default): a DF packet that does not fit is
+    /// dropped and answered with ICMP "fragmentation needed" (source: the VIP).
+    Discover,
+}
+
+impl TunnelPmtu {
+    /// The sysctl's value.
+    pub fn sysctl_value(self) -> &'static str {
+        match self {
+            TunnelPmtu::Fragment => "0",
+            TunnelPmtu::Discover => "1",
+        }
+    }
+}
+
+/// The sysctl [`TunnelPmtu`] sets, relative to /proc/sys.
+pub const PMTU_DISC_SYSCTL: &str = "net/ipv4/vs/pmtu_disc";
 
 /// Default tc priority of our ingress filters.
 pub const DEFAULT_FILTER_PRIO: u16 = 0xac01;
@@ -380,6 +411,7 @@ impl Default for DesiredState {
             filter_prio: DEFAULT_FILTER_PRIO,
             ip_forward: true,
             split: None,
+            tunnel_pmtu: None,
         }
     }
 }
@@ -602,6 +634,16 @@ impl DesiredState {
         if any_nat {
             t.sysctls.insert("net/ipv4/vs/conntrack".into(), "1".into());
         }
+        let any_tunnel = t
+            .services
+            .values()
+            .any(|s| s.dests.values().any(|d| d.forward == Forward::Tunnel));
+        if let Some(pmtu) = self.tunnel_pmtu
+            && any_tunnel
+        {
+            t.sysctls
+                .insert(PMTU_DISC_SYSCTL.into(), pmtu.sysctl_value().into());
+        }
         Ok(t)
     }
 }
@@ -617,5 +659,69 @@ pub(crate) fn check_ifname(n: &str) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError::new(format!("bad interface name {n:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(peers: Vec<Peer>, local: Forward, pmtu: Option<TunnelPmtu>) -> DesiredState {
+        DesiredState {
+            vips: vec![Vip {
+                addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                device: VipDevice::Loopback,
+                services: vec![VipService {
+                    protocol: Protocol::Tcp,
+                    port: 80,
+                    config: ServiceConfig::default(),
+                    local: vec![Dest::new(
+                        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11)),
+                        80,
+                        local,
+                        1,
+                    )],
+                    peers,
+                    tunnel_in: None,
+                }],
+            }],
+            tunnel_pmtu: pmtu,
+            ..DesiredState::default()
+        }
+    }
+
+    fn pmtu_disc(d: &DesiredState) -> Option<String> {
+        d.compile().unwrap().sysctls.get(PMTU_DISC_SYSCTL).cloned()
+    }
+
+    #[test]
+    fn pmtu_disc_is_managed_only_with_a_tunnel_destination_and_a_choice() {
+        let peer = vec![Peer {
+            addr: Ipv4Addr::new(198, 51, 100, 2),
+            weight: 0,
+        }];
+        let frag = Some(TunnelPmtu::Fragment);
+        assert_eq!(
+            pmtu_disc(&state(peer.clone(), Forward::Nat, frag)).as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            pmtu_disc(&state(
+                peer.clone(),
+                Forward::Nat,
+                Some(TunnelPmtu::Discover)
+            ))
+            .as_deref(),
+            Some("1")
+        );
+        // A TUN real server is a tunnel destination too.
+        assert_eq!(
+            pmtu_disc(&state(vec![], Forward::Tunnel, frag)).as_deref(),
+            Some("0")
+        );
+        // Nothing tunnelled: the sysctl is not ours to set.
+        assert_eq!(pmtu_disc(&state(vec![], Forward::Nat, frag)), None);
+        // No choice made: left as it is.
+        assert_eq!(pmtu_disc(&state(peer, Forward::Nat, None)), None);
     }
 }
