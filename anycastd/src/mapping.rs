@@ -358,6 +358,10 @@ pub fn desired_state(
             local: cfg.site.address,
         }),
         split: split(cfg, &[]),
+        tunnel_pmtu: Some(match cfg.site.tunnel_pmtu {
+            config::TunnelPmtu::Fragment => tf::model::TunnelPmtu::Fragment,
+            config::TunnelPmtu::Discover => tf::model::TunnelPmtu::Discover,
+        }),
         ..tf::DesiredState::default()
     }
 }
@@ -385,6 +389,26 @@ mod tests {
             ch.validate().unwrap();
         }
         desired_state(&c, &Layout::new(&c), &[]).compile().unwrap();
+    }
+
+    #[test]
+    fn tunnel_pmtu_fragments_by_default_and_can_be_turned_off() {
+        let mut c = cfg();
+        let sysctl = |c: &SiteConfig| {
+            desired_state(c, &Layout::new(c), &[])
+                .compile()
+                .unwrap()
+                .sysctls
+                .get(tf::model::PMTU_DISC_SYSCTL)
+                .cloned()
+        };
+        assert_eq!(sysctl(&c).as_deref(), Some("0"));
+        c.site.tunnel_pmtu = config::TunnelPmtu::Discover;
+        assert_eq!(sysctl(&c).as_deref(), Some("1"));
+        // No peer, nothing tunnelled: not ours to set.
+        c.peers.clear();
+        c.site.client_devices.clear();
+        assert_eq!(sysctl(&c), None);
     }
 
     #[test]

@@ -137,6 +137,21 @@ pub fn render(cfg: &SiteConfig) -> String {
     }
     match d.compile() {
         Ok(target) => {
+            if let Some(v) = target.sysctls.get(tf::model::PMTU_DISC_SYSCTL) {
+                let why = match cfg.site.tunnel_pmtu {
+                    config::TunnelPmtu::Fragment => {
+                        "a tunnelled packet over the path MTU is fragmented here and reassembled by the peer's director: no ICMP has to reach the client"
+                    }
+                    config::TunnelPmtu::Discover => {
+                        "a tunnelled packet over the path MTU is dropped and the client sent ICMP fragmentation-needed: clients that drop ICMP stall"
+                    }
+                };
+                let _ = writeln!(
+                    o,
+                    "  sysctl net.ipv4.vs.pmtu_disc={v}   (tunnel_pmtu = \"{}\": {why}; decision 0007)",
+                    cfg.site.tunnel_pmtu.as_str()
+                );
+            }
             for spec in target.services.values() {
                 let _ = writeln!(o, "  ipvsadm -A {}", spec.ipvsadm_args());
                 for dest in spec.dests.values() {
@@ -311,6 +326,7 @@ mod tests {
             "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 200ms (timeout 200ms), rise 2 fall 3",
             "peer idc2 at http://10.101.2.2:9181/v1/report (tunnel to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
             "spill on: start when local > 1.10 and peer < 0.70",
+            "sysctl net.ipv4.vs.pmtu_disc=0   (tunnel_pmtu = \"fragment\"",
             "Local API on 127.0.0.1:9180 (TCP, loopback)\n  may change the site: nobody: no token_file, the API is read-only\n  may read without a token: any local process: status, why, metrics",
         ] {
             assert!(plan.contains(want), "missing `{want}` in\n{plan}");

@@ -48,6 +48,31 @@ pub struct Site {
     /// Program IPVS/IPIP (true), or run BGP and health checks only (false), for a
     /// service that runs on this host or a data plane managed elsewhere.
     pub dataplane: bool,
+    /// What a spilled packet too big for the path once tunnelled becomes (decision 0007).
+    pub tunnel_pmtu: TunnelPmtu,
+}
+
+/// `[site] tunnel_pmtu`: IPVS's `net.ipv4.vs.pmtu_disc` while this site tunnels
+/// anything (decision 0007).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelPmtu {
+    /// The director fragments the tunnelled packet, the peer's reassembles: no ICMP
+    /// needs to reach the client (`pmtu_disc=0`, the default).
+    Fragment,
+    /// The client is sent ICMP "fragmentation needed" and must lower its segments
+    /// (`pmtu_disc=1`, the kernel's default): stalls where clients drop ICMP.
+    Discover,
+}
+
+impl TunnelPmtu {
+    pub const ALL: [TunnelPmtu; 2] = [TunnelPmtu::Fragment, TunnelPmtu::Discover];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelPmtu::Fragment => "fragment",
+            TunnelPmtu::Discover => "discover",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

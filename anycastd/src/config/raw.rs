@@ -44,6 +44,9 @@ pub struct RawSite {
     pub state_dir: Option<Spanned<String>>,
     #[serde(default)]
     pub dataplane: Option<Spanned<bool>>,
+    /// `fragment` or `discover`: IPVS's `pmtu_disc` for spilled packets.
+    #[serde(default)]
+    pub tunnel_pmtu: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

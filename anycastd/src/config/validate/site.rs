@@ -53,6 +53,29 @@ impl Validator<'_> {
                 Some(d) => PathBuf::from(d.get_ref()),
             },
             dataplane: r.dataplane.as_ref().is_none_or(|d| *d.get_ref()),
+            tunnel_pmtu: self.tunnel_pmtu(r.tunnel_pmtu.as_ref()),
+        }
+    }
+
+    fn tunnel_pmtu(&mut self, v: Option<&Spanned<String>>) -> TunnelPmtu {
+        let Some(v) = v else {
+            return TunnelPmtu::Fragment;
+        };
+        match TunnelPmtu::ALL
+            .into_iter()
+            .find(|p| p.as_str() == v.get_ref())
+        {
+            Some(p) => p,
+            None => {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "tunnel_pmtu `{}` is not `fragment` (the director fragments spilled packets that no longer fit once tunnelled) or `discover` (the client is sent ICMP fragmentation-needed)",
+                        v.get_ref()
+                    ),
+                );
+                TunnelPmtu::Fragment
+            }
         }
     }
 
@@ -324,4 +347,46 @@ pub(crate) fn check_token_file(path: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    const GOOD: &str = include_str!("../../../../configs/idc1.toml");
+
+    fn file() -> &'static Path {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
+    }
+
+    fn with_pmtu(line: &str) -> Result<crate::config::SiteConfig, crate::config::ConfigError> {
+        let text = GOOD.replacen("[site]\n", &format!("[site]\n{line}\n"), 1);
+        crate::config::parse_str(file(), &text)
+    }
+
+    #[test]
+    fn tunnel_pmtu_defaults_to_fragment_and_takes_discover() {
+        use crate::config::TunnelPmtu;
+        let cfg = crate::config::parse_str(file(), GOOD).unwrap();
+        assert_eq!(cfg.site.tunnel_pmtu, TunnelPmtu::Fragment);
+        let cfg = with_pmtu("tunnel_pmtu = \"discover\"").unwrap();
+        assert_eq!(cfg.site.tunnel_pmtu, TunnelPmtu::Discover);
+    }
+
+    #[test]
+    fn a_bad_tunnel_pmtu_is_refused_with_its_line() {
+        let at = GOOD.lines().position(|l| l == "[site]").unwrap() + 2;
+        let e = with_pmtu("tunnel_pmtu = \"1400\"").unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].line, at, "{e}");
+        assert!(
+            e.problems[0]
+                .reason
+                .starts_with("tunnel_pmtu `1400` is not `fragment`"),
+            "{e}"
+        );
+        // Not a string at all: serde's error, with the line too.
+        let e = with_pmtu("tunnel_pmtu = 1400").unwrap_err();
+        assert_eq!(e.problems[0].line, at, "{e}");
+    }
 }
