@@ -28,7 +28,7 @@ const US: &str = "10.77.0.2";
 
 fn bfdd_conf(shutdown: bool) -> String {
     format!(
-        "bfd\n peer {US} local-address {FRR}\n  receive-interval 200\n  transmit-interval 200\n  detect-multiplier 4\n{} !\n!\n",
+        "bfd\n peer {US} local-address {FRR}\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 5\n{} !\n!\n",
         if shutdown { "  shutdown\n" } else { "" }
     )
 }
@@ -111,12 +111,13 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
     rt.block_on(async {
         let (tx, mut rx) = mpsc::channel(64);
         let peer: IpAddr = FRR.parse().unwrap();
-        // 200 ms x 4 on both sides: fast, and tolerant of a busy CI machine (a test
-        // process stalled past FRR's detection time would look like a cut path).
+        // 300 ms x 5 on both sides: tolerant of a busy CI machine (a test process
+        // stalled past FRR's detection time would look like a cut path); the fast
+        // timers are benchmark 2's.
         let fast = Timers {
-            desired_min_tx: Duration::from_millis(200),
-            required_min_rx: Duration::from_millis(200),
-            detect_mult: 4,
+            desired_min_tx: Duration::from_millis(300),
+            required_min_rx: Duration::from_millis(300),
+            detect_mult: 5,
         };
         let h = bfd::spawn(
             &[PeerSpec {
@@ -140,21 +141,21 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
             "FRR: {:?}",
             frr_peer(&frr)
         );
-        // Both ends polled to 200 ms x 4 once Up.
+        // Both ends polled to 300 ms x 5 once Up.
         let st = wait_status(&h, Duration::from_secs(5), |s| {
-            s.tx_interval == Duration::from_millis(200)
-                && s.detection_time == Duration::from_millis(800)
+            s.tx_interval == Duration::from_millis(300)
+                && s.detection_time == Duration::from_millis(1500)
         })
         .await;
         assert!(st.is_ok(), "{st:?}");
 
         // 2. The path is cut with the carrier up: down on our side within the
-        // detection time (800 ms; timer and scheduling slack allowed), on FRR's too.
+        // detection time (1.5 s; timer and scheduling slack allowed), on FRR's too.
         iptables(&us_ns, "-A");
         let down = wait_event(&mut rx, Duration::from_secs(3), |e| e.to == State::Down).await;
         let (ev, took) = down.expect("no Down after the cut");
         assert_eq!(ev.diag, Diag::ControlDetectionTimeExpired);
-        assert!(took <= Duration::from_millis(1100), "down after {took:?}");
+        assert!(took <= Duration::from_millis(1900), "down after {took:?}");
         println!("BENCH bfd_cut_to_down_ms {}", took.as_millis());
         assert!(
             wait_until(
@@ -176,12 +177,12 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
             frr_peer(&frr)
         );
 
-        // 4. Slower timers from our side: a Poll Sequence, FRR sees 250 ms.
+        // 4. Slower timers from our side: a Poll Sequence, FRR sees 400 ms.
         h.set_timers(
             peer,
             Timers {
-                desired_min_tx: Duration::from_millis(250),
-                required_min_rx: Duration::from_millis(250),
+                desired_min_tx: Duration::from_millis(400),
+                required_min_rx: Duration::from_millis(400),
                 detect_mult: 3,
             },
         )
@@ -190,13 +191,13 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
             wait_until(
                 Duration::from_secs(5),
                 Duration::from_millis(50),
-                || frr_peer(&frr).1 == 250
+                || frr_peer(&frr).1 == 400
             ),
             "FRR: {:?}",
             frr_peer(&frr)
         );
         let st = wait_status(&h, Duration::from_secs(5), |s| {
-            s.state == State::Up && s.tx_interval == Duration::from_millis(250)
+            s.state == State::Up && s.tx_interval == Duration::from_millis(400)
         })
         .await;
         assert!(st.is_ok(), "{st:?}");
