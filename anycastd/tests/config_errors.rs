@@ -382,7 +382,32 @@ fn an_icmp_check_has_no_fast_detect() {
     let bad = text.replacen("type = \"icmp\"", "type = \"icmp\"\nfast_detect = true", 1);
     let p = match parse_str(configs_dir_file(), &bad) {
         Ok(_) => panic!("accepted fast_detect with an icmp check"),
-        Err(e) => e.problems.iter().map(|p| p.reason.clone()).collect::<Vec<_>>(),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| p.reason.clone())
+            .collect::<Vec<_>>(),
     };
-    assert!(p.iter().any(|p| p.contains("an icmp check has none")), "{p:?}");
+    assert!(
+        p.iter().any(|p| p.contains("an icmp check has none")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn dr_and_tun_cannot_change_the_port() {
+    for method in ["dr", "tun"] {
+        let to = format!("method = \"{method}\"\nport = 8080");
+        let p = refused("method = \"nat\"", &to);
+        let line = line_of("method = \"nat\"") + 1;
+        assert!(
+            p.iter().any(|p| p.starts_with(&format!(
+                "{line}: method {method} cannot change the port (80 -> 8080)"
+            ))),
+            "{method}: {p:?}"
+        );
+    }
+    // NAT may.
+    let text = GOOD.replacen("method = \"nat\"", "method = \"nat\"\nport = 8080", 1);
+    assert!(parse_str(configs_dir_file(), &text).is_ok());
 }

@@ -201,14 +201,17 @@ impl Validator<'_> {
                 }
             },
         };
-        if method == Method::Dr
+        // DR rewrites only the MAC, TUN only wraps the packet: the real server gets the
+        // client's destination port as sent. Only NAT rewrites it.
+        if method != Method::Nat
             && let Some(p) = &r.port
             && *p.get_ref() != service_port
         {
+            let name = if method == Method::Dr { "dr" } else { "tun" };
             self.problem(
                 p.span(),
                 format!(
-                    "method dr cannot change the port ({service_port} -> {}): use nat",
+                    "method {name} cannot change the port ({service_port} -> {}): the real server receives the packet as the client sent it; use nat, or listen on {service_port}",
                     p.get_ref()
                 ),
             );
