@@ -261,7 +261,9 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             scheduler: svc.scheduler.clone(),
             persistence: svc.persistence.map(|d| tf::Persistence {
                 timeout: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-                netmask_len: 32,
+                // One client address: /32 for IPv4, /128 for IPv6 (IPVS takes the
+                // prefix length for IPv6 services).
+                netmask_len: if vip.address.is_ipv6() { 128 } else { 32 },
             }),
             ..tf::ServiceConfig::default()
         },
@@ -370,6 +372,20 @@ pub fn desired_state(
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn persistence_holds_one_client_address_in_either_family() {
+        let mut c = cfg();
+        c.vips[0].services[0].persistence = Some(Duration::from_secs(300));
+        let layout = Layout::new(&c);
+        let v4 = vip_service(&c, layout.service(SvcId(0)), None);
+        assert_eq!(v4.config.persistence.map(|p| p.netmask_len), Some(32));
+        c.vips[0].address = "2001:db8:4::1".parse().unwrap();
+        c.vips[0].prefix = "2001:db8:4::/48".parse().unwrap();
+        let layout = Layout::new(&c);
+        let v6 = vip_service(&c, layout.service(SvcId(0)), None);
+        assert_eq!(v6.config.persistence.map(|p| p.netmask_len), Some(128));
+    }
 
     fn cfg() -> SiteConfig {
         crate::config::load(Path::new(concat!(
