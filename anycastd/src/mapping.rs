@@ -281,19 +281,7 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
     if cfg.peers.is_empty() || cfg.site.client_devices.is_empty() {
         return None;
     }
-    let share_of = |name: &str| -> f64 {
-        shares
-            .iter()
-            .filter(|(s, _)| s.as_str() == name)
-            .map(|(_, v)| {
-                if v.is_finite() {
-                    v.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                }
-            })
-            .sum()
-    };
+    let share_of = |name: &str| weights::share_of(shares, name);
     let total = cfg
         .peers
         .iter()

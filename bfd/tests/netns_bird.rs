@@ -2,13 +2,16 @@
 //! IPv4): a session comes up, a cut path brings it down on both sides within the
 //! detection time, it comes back after the heal and after BIRD restarts.
 
+mod common;
+
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Bird;
 use anycast_lab::{Need, require};
-use bfd::{Diag, Event, PeerSpec, State, Timers};
+use bfd::{Diag, PeerSpec, State};
+use common::wait_event;
 use tokio::sync::mpsc;
 
 const NEEDS: &[Need] = &[
@@ -39,29 +42,6 @@ fn bird_up(bird: &Bird) -> bool {
         .any(|l| l.contains(US) && l.contains(" Up "))
 }
 
-fn ip6tables(ns: &Netns, op: &str) {
-    for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
-        ns.exec("ip6tables", &[op, chain, dir, BIRD, "-j", "DROP"])
-            .unwrap_or_else(|e| panic!("ip6tables {op} {chain}: {e}"));
-    }
-}
-
-async fn wait_event(
-    rx: &mut mpsc::Receiver<Event>,
-    limit: Duration,
-    want: impl Fn(&Event) -> bool,
-) -> Option<(Event, Duration)> {
-    let start = Instant::now();
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(e)) if want(&e) => return Some((e, start.elapsed())),
-            Ok(Some(_)) => {}
-            _ => return None,
-        }
-    }
-}
-
 #[test]
 fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
     if !require("netns_bird_bfd_ipv6_up_cut_heal_restart", NEEDS) {
@@ -79,11 +59,7 @@ fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
     let mut bird = Bird::start(&bird_ns, &bird_conf()).expect("start BIRD");
 
     us_ns.enter_current_thread().expect("enter netns");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let (tx, mut rx) = mpsc::channel(64);
         let peer: IpAddr = BIRD.parse().unwrap();
@@ -91,11 +67,7 @@ fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
             &[PeerSpec {
                 peer,
                 local: Some(US.parse().unwrap()),
-                timers: Timers {
-                    desired_min_tx: Duration::from_millis(300),
-                    required_min_rx: Duration::from_millis(300),
-                    detect_mult: 5,
-                },
+                timers: common::TIMERS,
             }],
             tx,
         )
@@ -111,7 +83,7 @@ fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
             bird_state(&bird)
         );
 
-        ip6tables(&us_ns, "-A");
+        common::cut(&us_ns, BIRD, "-A");
         let (ev, took) = wait_event(&mut rx, Duration::from_secs(3), |e| e.to == State::Down)
             .await
             .expect("no Down after the cut");
@@ -125,7 +97,7 @@ fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
             bird_state(&bird)
         );
 
-        ip6tables(&us_ns, "-D");
+        common::cut(&us_ns, BIRD, "-D");
         assert!(
             wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
                 .await

@@ -4,6 +4,8 @@
 //! Sequence, FRR going AdminDown is seen as such, FRR restarting is survived, and
 //! malformed or wrong-TTL packets change nothing but counters.
 
+mod common;
+
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,7 +13,8 @@ use std::time::{Duration, Instant};
 use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
 use anycast_lab::{Need, require};
-use bfd::{Diag, Event, PeerSpec, State, Timers};
+use bfd::{Diag, PeerSpec, State, Timers};
+use common::wait_event;
 use tokio::sync::mpsc;
 
 const NEEDS: &[Need] = &[
@@ -38,42 +41,11 @@ fn frr_peer(frr: &Frr) -> (String, u64) {
     let out = frr
         .vtysh(&format!("show bfd peer {US} json"))
         .unwrap_or_default();
-    let field = |name: &str| -> Option<String> {
-        let i = out.find(&format!("\"{name}\":"))? + name.len() + 3;
-        let rest = &out[i..];
-        let end = rest.find([',', '}'])?;
-        Some(rest[..end].trim_matches('"').to_string())
-    };
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
     (
-        field("status").unwrap_or_default(),
-        field("remote-transmit-interval")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        v["status"].as_str().unwrap_or_default().to_string(),
+        v["remote-transmit-interval"].as_u64().unwrap_or(0),
     )
-}
-
-fn iptables(ns: &Netns, op: &str) {
-    for chain in ["INPUT", "OUTPUT"] {
-        let dir = if chain == "INPUT" { "-s" } else { "-d" };
-        ns.exec("iptables", &[op, chain, dir, FRR, "-j", "DROP"])
-            .unwrap_or_else(|e| panic!("iptables {op} {chain}: {e}"));
-    }
-}
-
-async fn wait_event(
-    rx: &mut mpsc::Receiver<Event>,
-    limit: Duration,
-    want: impl Fn(&Event) -> bool,
-) -> Option<(Event, Duration)> {
-    let start = Instant::now();
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(e)) if want(&e) => return Some((e, start.elapsed())),
-            Ok(Some(_)) => {}
-            _ => return None,
-        }
-    }
 }
 
 #[test]
@@ -101,24 +73,11 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
     .expect("start FRR with bfdd");
 
     us_ns.enter_current_thread().expect("enter netns");
-    // Worker threads start from this thread, in its namespace; the BFD task runs on
-    // them while the test blocks on vtysh and iptables.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let (tx, mut rx) = mpsc::channel(64);
         let peer: IpAddr = FRR.parse().unwrap();
-        // 300 ms x 5 on both sides: tolerant of a busy CI machine (a test process
-        // stalled past FRR's detection time would look like a cut path); the fast
-        // timers are benchmark 2's.
-        let fast = Timers {
-            desired_min_tx: Duration::from_millis(300),
-            required_min_rx: Duration::from_millis(300),
-            detect_mult: 5,
-        };
+        let fast = common::TIMERS;
         let h = bfd::spawn(
             &[PeerSpec {
                 peer,
@@ -151,7 +110,7 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
 
         // 2. The path is cut with the carrier up: down on our side within the
         // detection time (1.5 s; timer and scheduling slack allowed), on FRR's too.
-        iptables(&us_ns, "-A");
+        common::cut(&us_ns, FRR, "-A");
         let down = wait_event(&mut rx, Duration::from_secs(3), |e| e.to == State::Down).await;
         let (ev, took) = down.expect("no Down after the cut");
         assert_eq!(ev.diag, Diag::ControlDetectionTimeExpired);
@@ -168,7 +127,7 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
         );
 
         // 3. Healed: up again on both sides.
-        iptables(&us_ns, "-D");
+        common::cut(&us_ns, FRR, "-D");
         assert!(
             wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
                 .await

@@ -47,6 +47,22 @@ pub struct Plan {
     pub tunnel_in: Vec<(ServerId, u32)>,
 }
 
+/// The share of new connections `shares` gives peer `name` (0..=1; a non-finite
+/// value counts as 0).
+pub fn share_of(shares: &[(SiteId, f64)], name: &str) -> f64 {
+    shares
+        .iter()
+        .filter(|(s, _)| s.as_str() == name)
+        .map(|(_, v)| {
+            if v.is_finite() {
+                v.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        })
+        .sum()
+}
+
 /// Computes the weights. `peers` lists every peer tunnel destination (spilled to or not);
 /// `shares` comes from [`crate::spill::SpillDecision::shares`].
 pub fn plan(local: &[LocalServer], peers: &[SiteId], shares: &[(SiteId, f64)]) -> Plan {
@@ -55,19 +71,7 @@ pub fn plan(local: &[LocalServer], peers: &[SiteId], shares: &[(SiteId, f64)]) -
         .filter(|s| s.up)
         .map(|s| u64::from(s.weight))
         .sum();
-    let share_of = |p: &SiteId| -> f64 {
-        shares
-            .iter()
-            .filter(|(s, _)| s == p)
-            .map(|(_, v)| {
-                if v.is_finite() {
-                    v.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                }
-            })
-            .sum()
-    };
+    let share_of = |p: &SiteId| share_of(shares, p.as_str());
     let spilled: f64 = peers.iter().map(share_of).sum::<f64>().min(1.0);
     let scale = f64::from(LOCAL_SCALE);
     let peer_weights = peers
