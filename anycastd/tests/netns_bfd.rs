@@ -4,7 +4,7 @@
 //! the BFD detection time, not the 9 s hold time; anycastd shows BFD down holding
 //! BGP down; after the heal BFD comes up first and BGP follows.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anycast_lab::netns::{Netns, veth, wait_until};
@@ -12,25 +12,8 @@ use anycast_lab::peers::Frr;
 use anycast_lab::uml::guest::in_netns;
 use anycast_lab::{Need, require};
 
-const SERVER_PY: &str = r#"
-import socket, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 8080)); s.listen(64)
-def hold(c):
-    while c.recv(1024): pass
-    c.close()
-for _ in range(100000):
-    c, _ = s.accept(); threading.Thread(target=hold, args=(c,), daemon=True).start()
-"#;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod netns;
+use netns::{Proc, server};
 
 fn has_route(up: &Netns) -> bool {
     up.ip(&["route", "show", "10.211.4.0/24"])
@@ -93,12 +76,7 @@ fn netns_bfd_cut_path_withdraws_within_detection_time() {
         "bfd\n profile fast\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 5\n !\n!\n",
     )
     .unwrap();
-    let _rs = Proc(
-        site.command("python3")
-            .args(["-c", SERVER_PY, "10.210.1.11"])
-            .spawn()
-            .unwrap(),
-    );
+    let _rs = server(&site, "10.210.1.11");
 
     let dir = std::env::temp_dir().join(format!("anycastd-bfd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -156,7 +134,7 @@ capacity = 10
     )
     .unwrap();
     let log = std::fs::File::create(dir.join("anycastd.log")).unwrap();
-    let _daemon = Proc(
+    let _daemon = Proc(Some(
         site.command(env!("CARGO_BIN_EXE_anycastd"))
             .arg("--config")
             .arg(&config)
@@ -164,7 +142,7 @@ capacity = 10
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap(),
-    );
+    ));
     let logs = || std::fs::read_to_string(dir.join("anycastd.log")).unwrap_or_default();
     let frr_bfd = || frr.vtysh("show bfd peers brief").unwrap_or_default();
 

@@ -3,7 +3,7 @@
 //! FRR's kernel table while a real server is up, leaves it when both die, comes back
 //! after recovery, and leaves again on SIGTERM with a clean exit.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anycast_lab::netns::{Netns, veth, wait_until};
@@ -12,49 +12,8 @@ use anycast_lab::{Need, require};
 
 use anycast_lab::uml::guest::in_netns;
 
-/// A real server that keeps connections open until the client closes them, like an
-/// HTTP server with keep-alive: the health checker's idle connection stays up.
-const SERVER_PY: &str = r#"
-import socket, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 8080)); s.listen(64)
-def hold(c):
-    while c.recv(1024): pass
-    c.close()
-for _ in range(100000):
-    c, _ = s.accept(); threading.Thread(target=hold, args=(c,), daemon=True).start()
-"#;
-
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn server(ns: &Netns, addr: &str) -> Proc {
-    let c = ns
-        .command("python3")
-        .args(["-c", SERVER_PY, addr])
-        .spawn()
-        .expect("python3 server");
-    let up = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
-        ns.exec("ss", &["-ltn", "sport = :8080"])
-            .is_ok_and(|o| o.contains(addr))
-    });
-    assert!(up, "real server {addr} did not start");
-    Proc(Some(c))
-}
+mod netns;
+use netns::{Proc, server};
 
 fn has_route(up: &Netns) -> bool {
     up.ip(&["route", "show", "10.201.4.0/24"])
