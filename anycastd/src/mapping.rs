@@ -240,8 +240,15 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             })
             .collect()
     };
-    let peers = cfg
-        .peers
+    // The tunnel to the peers is IPIP: an IPv6 service gets no peer destination (an
+    // IPv4 tunnel destination would take IPv6 packets the peer's IPIP device cannot
+    // decapsulate). IPv6 services are not spilled until the IPv6 tunnel exists.
+    let tunnels = if vip.address.is_ipv4() {
+        &cfg.peers[..]
+    } else {
+        &[]
+    };
+    let peers = tunnels
         .iter()
         .map(|p| tf::Peer {
             addr: p.tunnel_endpoint,
@@ -373,6 +380,9 @@ mod tests {
         let layout = Layout::new(&c);
         let v6 = vip_service(&c, layout.service(SvcId(0)), None);
         assert_eq!(v6.config.persistence.map(|p| p.netmask_len), Some(128));
+        // And no IPv4 tunnel destination on an IPv6 service.
+        assert!(v6.peers.is_empty() && v6.tunnel_in.is_none(), "{v6:?}");
+        assert_eq!(v4.peers.len(), c.peers.len());
     }
 
     fn cfg() -> SiteConfig {

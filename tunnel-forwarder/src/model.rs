@@ -533,6 +533,11 @@ impl DesiredState {
                         )));
                     }
                 }
+                if vip.addr.is_ipv6() && !s.peers.is_empty() {
+                    return Err(ConfigError::new(format!(
+                        "{key}: IPv4 tunnel peers on an IPv6 service: the peers' IPIP devices cannot decapsulate IPv6"
+                    )));
+                }
                 for p in &s.peers {
                     let d = Dest::new(IpAddr::V4(p.addr), s.port, Forward::Tunnel, p.weight);
                     if dests.insert(d.key(), d).is_some() {

@@ -296,6 +296,16 @@ fn down_links_and_drifted_sysctls_are_fixed() {
 #[test]
 fn invalid_states_are_refused_with_the_reason() {
     let mut d = desired(0);
+    d.vips[0].addr = "2001:db8:4::1".parse().unwrap();
+    d.vips[0].services[0].tunnel_in = None;
+    assert!(
+        d.compile()
+            .unwrap_err()
+            .to_string()
+            .contains("IPv4 tunnel peers on an IPv6 service")
+    );
+
+    let mut d = desired(0);
     d.tunnel = None;
     assert!(
         d.compile()
