@@ -1,7 +1,9 @@
 //! Issue 7's scenarios 3-6 in the lab kernel, in the paper's topology (Figure 2.6,
 //! lab/src/seed.rs): a director crash, spill-over between the sites and when it stops,
 //! no forwarding loop when both sites are full, and a partition between the sites.
-//! One lab boot per scenario; the shared pieces are in `e2e/mod.rs`.
+//! One lab boot per scenario; the shared pieces are in `e2e/mod.rs`. At the end,
+//! issue 19's: bulk transfers on spilled connections at MTU 1500 with the client's
+//! ICMP dropped, the control with the mechanism off, and what it costs.
 //!
 //! Loads are made small: each real server's capacity is 5 connections (10 per site),
 //! so a dozen long-lived connections from one client push a site above 1.1, and the
@@ -26,6 +28,17 @@ const STALE_PERIODS: u32 = 3;
 /// One scenario: inside the guest, both sites started with `edits` and, once they
 /// converged, `in_guest`; on the host boots lab `lab` re-executing `test`.
 fn scenario(test: &str, lab: &str, edits: &[(&str, &str)], in_guest: fn(Sites)) {
+    scenario_within(test, lab, edits, Duration::from_secs(150), in_guest);
+}
+
+/// [`scenario`] with a guest bounded by `timeout` instead of 150 s.
+fn scenario_within(
+    test: &str,
+    lab: &str,
+    edits: &[(&str, &str)],
+    timeout: Duration,
+    in_guest: fn(Sites),
+) {
     if guest::active().is_some() {
         if let Some(sites) = start_sites(edits) {
             in_guest(sites);
@@ -37,7 +50,7 @@ fn scenario(test: &str, lab: &str, edits: &[(&str, &str)], in_guest: fn(Sites)) 
         &[Need::Program("/usr/sbin/iptables-legacy")],
         Lab::new(lab)
             .extra_modules(&["x_tables", "ip_tables", "iptable_filter", "xt_tcpudp"])
-            .timeout(Duration::from_secs(150)),
+            .timeout(timeout),
     );
 }
 
@@ -660,5 +673,299 @@ fn partition_in_guest(
         "scenario 6: {:?} from cut to heal, {:?} since heal",
         t1 - t0,
         t1.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 19: spilled connections at MTU 1500 when the client's network drops ICMP.
+// Every link of the seed topology is a veth at MTU 1500; a spilled packet gains a
+// 20-byte IPIP header at lb1, so a full-size segment from c31 no longer fits. Each
+// `tunnel_pmtu` setting gets a boot of its own, set in the config the sites start with.
+
+const MIB: usize = 1 << 20;
+
+/// `tunnel_pmtu = "discover"` (IPVS's `pmtu_disc=1`, the kernel's default): the
+/// mechanism switched off.
+const DISCOVER: &[(&str, &str)] = &[
+    ("capacity = 100", "capacity = 5"),
+    ("[site]\n", "[site]\ntunnel_pmtu = \"discover\"\n"),
+];
+
+/// c31's INPUT chain: ICMP "fragmentation needed" from the VIP, the same from any
+/// other source, then every other ICMP, each rule counting what it drops (the
+/// client's own network filtering ICMP, as many enterprise and mobile ones do).
+const DROP_ICMP: &str = "iptables-legacy -A INPUT -s 10.101.4.1 -p icmp --icmp-type fragmentation-needed -j DROP && \
+     iptables-legacy -A INPUT -p icmp --icmp-type fragmentation-needed -j DROP && \
+     iptables-legacy -A INPUT -p icmp -j DROP";
+
+/// The same first two rules letting ICMP through, counting only.
+const COUNT_ICMP: &str = "iptables-legacy -A INPUT -s 10.101.4.1 -p icmp --icmp-type fragmentation-needed -j ACCEPT && \
+     iptables-legacy -A INPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT";
+
+/// Packets matched by rule `n` (1-based) of c31's INPUT chain.
+fn c31_rule_packets(n: usize) -> u64 {
+    guest::sh_in("c31", "iptables-legacy -L INPUT -vnx")
+        .lines()
+        .skip(2)
+        .nth(n - 1)
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 1 MiB up and 1 MiB down on `c`, each within `limit`, checked as `step`.
+fn check_bulk(step: &str, c: Option<&mut BulkConn>, limit: Duration) -> bool {
+    let Some(c) = c else {
+        return guest::check(step, false, "no such connection could be opened");
+    };
+    let up = c.upload(MIB, limit);
+    let down = c.download(MIB, limit);
+    guest::check(
+        step,
+        up.is_ok() && down.is_ok(),
+        &format!("served by {}: up {up:?}, down {down:?}", c.server),
+    )
+}
+
+/// Checks that both directors hold `pmtu_disc = want` and c31's and lb1's uplinks
+/// are at MTU 1500; then runs `icmp` in c31.
+fn pmtu_setup(want: &str, icmp: &str) {
+    let mtus = guest::sh_in("lb1", "ip -o link show dev eth1")
+        + &guest::sh_in("c31", "ip -o link show dev eth1");
+    let (a, b) = (pmtu_disc("lb1"), pmtu_disc("lb2"));
+    guest::check(
+        "pmtu_disc_on_both_directors",
+        a == want && b == want && mtus.matches("mtu 1500").count() == 2,
+        &format!("pmtu_disc lb1 {a} lb2 {b}, want {want}; {mtus}"),
+    );
+    let out = guest::sh_in("c31", &format!("{icmp} && echo done"));
+    guest::check("c31_icmp_rules", out.contains("done"), &out);
+}
+
+/// IDC1 overloaded (12 connections from c31) and spilling at least 15 % to IDC2,
+/// with the spill split's chain on lb1 holding that share. Spilling starts within a
+/// few exchange periods; 20 s leave room for a slow lab kernel.
+fn spilling(lb1: &Anycastd) -> Vec<Conn> {
+    let conns = open_conns("c31", 12);
+    let ramped = lb1.wait_status(Duration::from_secs(20), |s| spill_share(s, "idc2") > 0.15);
+    let units = split_units("lb1", "eth1");
+    guest::check(
+        "idc1_spills_above_0_15",
+        conns.len() == 12 && ramped.is_some() && units > 150,
+        &format!(
+            "{} connections; {}; split chain {units}/1024",
+            conns.len(),
+            waited(&ramped, lb1, "after the 12th connection")
+        ),
+    );
+    conns
+}
+
+#[test]
+fn lab_kernel_spilled_bulk_transfers_without_icmp() {
+    scenario_within(
+        "lab_kernel_spilled_bulk_transfers_without_icmp",
+        "sc-pmtu",
+        SMALL,
+        Duration::from_secs(200),
+        without_icmp_in_guest,
+    );
+}
+
+/// The default, `fragment`: lb1 fragments the tunnelled packets, lb2 reassembles, and
+/// nothing depends on ICMP reaching c31.
+fn without_icmp_in_guest(
+    Sites {
+        servers: _servers,
+        lb1,
+        lb2: _lb2,
+    }: Sites,
+) {
+    pmtu_setup("0", DROP_ICMP);
+    let _load = spilling(&lb1);
+    let (mut spilled, _others) = bulk_served_by("c31", "rs6", 40);
+    let (mut local, _others) = bulk_served_by("c31", "rs5", 20);
+    let frag0 = ip_counter("lb1", "FragCreates").unwrap_or(0);
+    let reasm0 = ip_counter("lb2", "ReasmOKs").unwrap_or(0);
+    let limit = Duration::from_secs(30);
+    check_bulk("spilled_1mib_up_and_down", spilled.as_mut(), limit);
+    check_bulk("local_1mib_up_and_down", local.as_mut(), limit);
+    let frag = ip_counter("lb1", "FragCreates").unwrap_or(0) - frag0;
+    let reasm = ip_counter("lb2", "ReasmOKs").unwrap_or(0) - reasm0;
+    let refused = c31_rule_packets(1) + c31_rule_packets(2);
+    guest::check(
+        "lb1_fragments_lb2_reassembles",
+        frag > 0 && reasm > 0 && refused == 0,
+        &format!(
+            "lb1 FragCreates +{frag}, lb2 ReasmOKs +{reasm}; frag-needed dropped at c31: {refused}"
+        ),
+    );
+    // A second spilled connection, opened after the first moved its data.
+    let (mut again, _others) = bulk_served_by("c31", "rs6", 40);
+    check_bulk("second_spilled_1mib_up_and_down", again.as_mut(), limit);
+    println!(
+        "c31 iptables:\n{}",
+        guest::sh_in("c31", "iptables-legacy -L INPUT -vnx")
+    );
+}
+
+#[test]
+fn lab_kernel_spilled_upload_stalls_with_discover() {
+    scenario_within(
+        "lab_kernel_spilled_upload_stalls_with_discover",
+        "sc-pmtu-off",
+        DISCOVER,
+        Duration::from_secs(200),
+        discover_in_guest,
+    );
+}
+
+/// The control, `discover`: the same client stalls on a spilled upload, because the
+/// frag-needed lb1 sends it (from the VIP) is dropped in its network; local
+/// connections and downloads are fine.
+fn discover_in_guest(
+    Sites {
+        servers: _servers,
+        lb1,
+        lb2: _lb2,
+    }: Sites,
+) {
+    pmtu_setup("1", DROP_ICMP);
+    let _load = spilling(&lb1);
+    let (mut spilled, _others) = bulk_served_by("c31", "rs6", 40);
+    let down = spilled
+        .as_mut()
+        .map(|c| c.download(MIB, Duration::from_secs(30)));
+    guest::check(
+        "spilled_download_fine",
+        matches!(down, Some(Ok(_))),
+        &format!("{down:?}"),
+    );
+    let up = spilled
+        .as_mut()
+        .map(|c| c.upload(MIB, Duration::from_secs(12)));
+    let (from_vip, other) = (c31_rule_packets(1), c31_rule_packets(2));
+    guest::check(
+        "spilled_upload_stalls",
+        matches!(up, Some(Err(_))) && from_vip > 0 && other == 0,
+        &format!(
+            "upload {up:?}; frag-needed dropped at c31 from the VIP: {from_vip}, from elsewhere: {other}"
+        ),
+    );
+    let (mut local, _others) = bulk_served_by("c31", "rs5", 20);
+    check_bulk(
+        "local_1mib_up_and_down",
+        local.as_mut(),
+        Duration::from_secs(30),
+    );
+}
+
+#[test]
+fn lab_kernel_spilled_upload_cost_fragment() {
+    scenario_within(
+        "lab_kernel_spilled_upload_cost_fragment",
+        "sc-pmtu-cost",
+        SMALL,
+        Duration::from_secs(240),
+        |s| upload_cost_in_guest(s, "0"),
+    );
+}
+
+#[test]
+fn lab_kernel_spilled_upload_cost_discover() {
+    scenario_within(
+        "lab_kernel_spilled_upload_cost_discover",
+        "sc-pmtu-cost-off",
+        DISCOVER,
+        Duration::from_secs(240),
+        |s| upload_cost_in_guest(s, "1"),
+    );
+}
+
+/// Bytes per measured upload (the real servers take at most 64 MiB).
+const COST_BYTES: usize = 64 * MIB;
+
+/// Uploads `COST_BYTES` on `c` three times, printing a MEASURE line for each: time,
+/// rate, the guest's CPU (one CPU for every namespace: both directors, routers,
+/// client and servers), and each director's fragment counters.
+fn measure_uploads(what: &str, c: Option<&mut BulkConn>) {
+    let Some(c) = c else {
+        guest::check(&format!("{what}_connection"), false, "none opened");
+        return;
+    };
+    for run in 1..=3 {
+        let (b0, a0) = cpu_jiffies();
+        let f0 = ip_counter("lb1", "FragCreates").unwrap_or(0);
+        let r0 = ip_counter("lb2", "ReasmOKs").unwrap_or(0);
+        let up = c.upload(COST_BYTES, Duration::from_secs(60));
+        let (b1, a1) = cpu_jiffies();
+        let f = ip_counter("lb1", "FragCreates").unwrap_or(0) - f0;
+        let r = ip_counter("lb2", "ReasmOKs").unwrap_or(0) - r0;
+        let mib = (COST_BYTES / MIB) as f64;
+        let detail = match &up {
+            Ok(d) => format!(
+                "{what} run {run}: {mib} MiB up in {d:.2?} = {:.1} MB/s; guest CPU busy {:.0}%, {:.1} ms/MiB; lb1 FragCreates +{f}, lb2 ReasmOKs +{r}; served by {}",
+                COST_BYTES as f64 / d.as_secs_f64() / 1e6,
+                (b1 - b0) as f64 * 100.0 / (a1 - a0).max(1) as f64,
+                (b1 - b0) as f64 * 10.0 / mib,
+                c.server
+            ),
+            Err(e) => format!("{what} run {run}: {e}"),
+        };
+        println!("MEASURE {detail}");
+        guest::check(&format!("{what}_upload_{run}"), up.is_ok(), &detail);
+    }
+    // At a fixed rate the guest's CPU is not saturated: its busy share is what the
+    // path costs at that rate (both directors, routers, client and server together).
+    for run in 1..=3 {
+        let (b0, a0) = cpu_jiffies();
+        let up = c.upload_paced(PACED_BYTES, Some(PACED_RATE), Duration::from_secs(30));
+        let (b1, a1) = cpu_jiffies();
+        let detail = match &up {
+            Ok(d) => format!(
+                "{what} paced run {run}: {} MiB at {:.0} MB/s in {d:.2?}; guest CPU busy {:.1}%",
+                PACED_BYTES / MIB,
+                PACED_RATE / 1e6,
+                (b1 - b0) as f64 * 100.0 / (a1 - a0).max(1) as f64,
+            ),
+            Err(e) => format!("{what} paced run {run}: {e}"),
+        };
+        println!("MEASURE {detail}");
+        guest::check(&format!("{what}_paced_{run}"), up.is_ok(), &detail);
+    }
+}
+
+/// Bytes and rate of the paced uploads.
+const PACED_BYTES: usize = 32 * MIB;
+const PACED_RATE: f64 = 16e6;
+
+/// ICMP allowed (counted) in c31: 64 MiB uploads on a local and on a spilled
+/// connection under `pmtu_disc = want`.
+fn upload_cost_in_guest(
+    Sites {
+        servers: _servers,
+        lb1,
+        lb2: _lb2,
+    }: Sites,
+    want: &str,
+) {
+    pmtu_setup(want, COUNT_ICMP);
+    let _load = spilling(&lb1);
+    let (mut local, _o1) = bulk_served_by("c31", "rs5", 20);
+    measure_uploads("local", local.as_mut());
+    let (mut spilled, _o2) = bulk_served_by("c31", "rs6", 40);
+    let mode = if want == "0" { "fragment" } else { "discover" };
+    measure_uploads(&format!("spilled_{mode}"), spilled.as_mut());
+    let (vip, other) = (c31_rule_packets(1), c31_rule_packets(2));
+    let route = guest::sh_in("c31", "ip route get 10.101.4.1");
+    let frag_needed = if want == "0" {
+        vip == 0 && other == 0
+    } else {
+        // What the docs say: the frag-needed comes from the VIP, and c31 caches 1480.
+        vip > 0 && other == 0 && route.contains("mtu 1480")
+    };
+    guest::check(
+        "frag_needed_as_documented",
+        frag_needed,
+        &format!("frag-needed at c31 from 10.101.4.1: {vip}, from elsewhere: {other}; {route}"),
     );
 }

@@ -39,18 +39,39 @@ pub fn run_seed_lab(test: &str, needs: &[Need], lab: Lab) {
 }
 
 /// A real server: answers each line with its name (like `guest::tcp::serve`), as a
-/// process of its own so a test can kill it.
+/// process of its own so a test can kill it. Bulk transfers for [`BulkConn`]:
+/// `up N` is followed by N bytes, answered with `NAME COUNT` once they are in;
+/// `down N` is answered with N bytes and then `NAME` (N at most 64 MiB).
 const SERVER_PY: &str = r#"
 import socket, sys, threading
 name = sys.argv[1]
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 80)); s.listen(256)
+def bulk(f, w):
+    n = int(w[1])
+    if w[0] == b"up":
+        got = 0
+        while got < n:
+            b = f.read(min(n - got, 65536))
+            if not b: break
+            got += len(b)
+        f.write(("%s %d\n" % (name, got)).encode())
+    else:
+        chunk = b"x" * 65536
+        while n > 0:
+            f.write(chunk[:min(n, 65536)]); n -= 65536
+        f.write((name + "\n").encode())
+    f.flush()
 def serve(c):
     f = c.makefile("rwb")
     try:
         for _ in range(10000):
             line = f.readline()
             if not line: break
+            w = line.split()
+            if len(w) == 2 and w[0] in (b"up", b"down") and w[1].isdigit() and int(w[1]) <= 1 << 26:
+                bulk(f, w)
+                continue
             f.write((name + "\n").encode()); f.flush()
     except Exception: pass
     c.close()
@@ -516,4 +537,223 @@ pub fn ipvs_weight(ns: &str, dest: &str) -> Option<u32> {
             .then(|| f.get(3)?.parse().ok())
             .flatten()
     })
+}
+
+// ---- Bulk transfers (issue 19: PMTU on spilled connections). ----
+
+/// A client connection for bulk transfers to the VIP (the real servers' `up`/`down`
+/// requests), with the real server that answered its first request. Every transfer
+/// is bounded by a deadline: a stalled one fails instead of hanging.
+pub struct BulkConn {
+    r: std::io::BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+    pub server: String,
+}
+
+impl BulkConn {
+    /// Connects from `ns` to the VIP and asks who serves it (2 s each).
+    pub fn open(ns: &str) -> std::io::Result<BulkConn> {
+        let addr = vip();
+        let s = guest::in_netns(ns, move || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        })?;
+        let mut c = BulkConn {
+            w: s.try_clone()?,
+            r: std::io::BufReader::new(s),
+            server: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        c.send(b"who\n", deadline)?;
+        c.server = c.line(deadline)?;
+        Ok(c)
+    }
+
+    fn left(deadline: Instant) -> std::io::Result<Duration> {
+        let d = deadline.saturating_duration_since(Instant::now());
+        if d.is_zero() {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "deadline passed",
+            ))
+        } else {
+            Ok(d)
+        }
+    }
+
+    /// Writes all of `buf` before `deadline`, counting what the socket took in `sent`.
+    fn send_counted(
+        &mut self,
+        mut buf: &[u8],
+        deadline: Instant,
+        sent: &mut usize,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        while !buf.is_empty() {
+            self.w.set_write_timeout(Some(Self::left(deadline)?))?;
+            match self.w.write(buf) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    *sent += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, buf: &[u8], deadline: Instant) -> std::io::Result<()> {
+        self.send_counted(buf, deadline, &mut 0)
+    }
+
+    fn line(&mut self, deadline: Instant) -> std::io::Result<String> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        loop {
+            self.r
+                .get_mut()
+                .set_read_timeout(Some(Self::left(deadline)?))?;
+            match self.r.read_line(&mut line) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) if line.ends_with('\n') => return Ok(line.trim().to_string()),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer before the deadline (have {line:?})"),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `n` bytes to the real server within `limit`; how long it took until
+    /// the server confirmed every byte.
+    pub fn upload(&mut self, n: usize, limit: Duration) -> Result<Duration, String> {
+        self.upload_paced(n, None, limit)
+    }
+
+    /// [`BulkConn::upload`], handing the bytes to the socket no faster than `rate`
+    /// bytes per second when given (64 KiB at a time).
+    pub fn upload_paced(
+        &mut self,
+        n: usize,
+        rate: Option<f64>,
+        limit: Duration,
+    ) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        let deadline = t0 + limit;
+        let chunk = vec![b'u'; 64 * 1024];
+        let mut sent = 0;
+        let res = (|| {
+            self.send(format!("up {n}\n").as_bytes(), deadline)?;
+            while sent < n {
+                if let Some(rate) = rate {
+                    let due = t0 + Duration::from_secs_f64(sent as f64 / rate);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+                let k = (n - sent).min(chunk.len());
+                self.send_counted(&chunk[..k], deadline, &mut sent)?;
+            }
+            self.line(deadline)
+        })();
+        match res {
+            Ok(answer) if answer == format!("{} {n}", self.server) => Ok(t0.elapsed()),
+            Ok(answer) => Err(format!("server answered {answer:?}")),
+            Err(e) => Err(format!(
+                "{e} after {:?} ({sent} of {n} bytes handed to the socket)",
+                t0.elapsed()
+            )),
+        }
+    }
+
+    /// Receives `n` bytes from the real server within `limit`; how long it took.
+    pub fn download(&mut self, n: usize, limit: Duration) -> Result<Duration, String> {
+        use std::io::Read;
+        let t0 = Instant::now();
+        let deadline = t0 + limit;
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        let res = (|| {
+            self.send(format!("down {n}\n").as_bytes(), deadline)?;
+            while got < n {
+                self.r
+                    .get_mut()
+                    .set_read_timeout(Some(Self::left(deadline)?))?;
+                let k = (n - got).min(buf.len());
+                match self.r.read(&mut buf[..k]) {
+                    Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(m) => got += m,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.line(deadline)
+        })();
+        match res {
+            Ok(answer) if answer == self.server => Ok(t0.elapsed()),
+            Ok(answer) => Err(format!("server answered {answer:?}")),
+            Err(e) => Err(format!(
+                "{e} after {:?} ({got} of {n} bytes in)",
+                t0.elapsed()
+            )),
+        }
+    }
+}
+
+/// Opens bulk connections from `ns` one at a time (at most `max`) until one is
+/// served by a real server whose name starts with `prefix`; the others are returned
+/// open too (they count as load).
+pub fn bulk_served_by(ns: &str, prefix: &str, max: usize) -> (Option<BulkConn>, Vec<BulkConn>) {
+    let mut others = Vec::new();
+    for _ in 0..max {
+        match BulkConn::open(ns) {
+            Ok(c) if c.server.starts_with(prefix) => return (Some(c), others),
+            Ok(c) => others.push(c),
+            Err(_) => {}
+        }
+    }
+    (None, others)
+}
+
+/// One IP counter of namespace `ns` from /proc/net/snmp (`FragCreates`,
+/// `ReasmOKs`, ...).
+pub fn ip_counter(ns: &str, name: &str) -> Option<u64> {
+    let text = guest::sh_in(ns, "cat /proc/net/snmp");
+    let mut ip = text.lines().filter(|l| l.starts_with("Ip:"));
+    let (names, values) = (ip.next()?, ip.next()?);
+    let i = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// `net.ipv4.vs.pmtu_disc` in namespace `ns`.
+pub fn pmtu_disc(ns: &str) -> String {
+    guest::sh_in(ns, "cat /proc/sys/net/ipv4/vs/pmtu_disc")
+        .trim()
+        .to_string()
+}
+
+/// Guest-wide CPU jiffies from /proc/stat: (busy, all). The lab kernel is one CPU
+/// shared by every namespace, so this is both directors, the routers and the hosts.
+pub fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let all: u64 = f.iter().sum();
+    // idle and iowait are fields 4 and 5.
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (all - idle, all)
 }
