@@ -121,7 +121,11 @@ pub fn render(cfg: &SiteConfig) -> String {
             "  ip link add {} type ipip local {}   (receives connections spilled here)",
             t.name, t.local
         );
-        let _ = writeln!(o, "  sysctl net.ipv4.conf.{}.rp_filter=0", t.name);
+        let _ = writeln!(
+            o,
+            "  sysctl net.ipv4.conf.{}.rp_filter=2   (loose: tunnelled packets keep the client's source)",
+            t.name
+        );
     }
     if d.ip_forward {
         let _ = writeln!(o, "  sysctl net.ipv4.ip_forward=1");
