@@ -79,8 +79,18 @@ const DRIFT_MIN: Duration = Duration::from_secs(30);
 const DRIFT_MAX: Duration = Duration::from_secs(1800);
 /// IPVS stats are sampled at most this often...
 const STATS_MIN: Duration = Duration::from_secs(1);
-/// ... and at least this often, however long a read takes.
+/// ... and at least this often, however long a read takes; never less often than the
+/// load exchange's interval either (`stats_max`), so a report never carries a load older
+/// than one period.
 const STATS_MAX: Duration = Duration::from_secs(300);
+
+/// The longest gap between two IPVS stats samples for this config: [`STATS_MAX`], or
+/// the report interval when that is shorter. (A slow read on a busy machine must not
+/// leave the site load, and so the spill rule and the reports, minutes old: seen in the
+/// lab kernel, where two guests on one host made the read slow enough to space it 8 s.)
+fn stats_max(cfg: &SiteConfig) -> Duration {
+    STATS_MAX.min(cfg.exchange.interval).max(STATS_MIN)
+}
 /// Periodic kernel reads are spaced to this many times their own duration, so that
 /// together they stay near 2% of a core however many services there are (a full read of
 /// 10,000 services takes seconds in a slow kernel).
@@ -245,7 +255,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                         d.site.on_stats(now, &s);
                         // Reading IPVS costs time in proportion to its services: keep
                         // it near 1% of a core however many there are.
-                        stats_every = (took * READ_SPACING).clamp(STATS_MIN, STATS_MAX);
+                        stats_every = (took * READ_SPACING)
+                            .clamp(STATS_MIN, stats_max(d.site.config()));
                     }
                     dataplane::Outcome::Stats(Err(e), _) => {
                         tracing::warn!(error = %e, "reading IPVS stats failed");
