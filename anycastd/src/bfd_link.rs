@@ -118,8 +118,8 @@ impl BfdLink {
                 (
                     s.peer,
                     BfdSessionStatus {
-                        state: s.state.to_string(),
-                        remote_state: s.remote_state.to_string(),
+                        state: s.state.into(),
+                        remote_state: s.remote_state.into(),
                         local_diag: s.local_diag.to_string(),
                         remote_diag: s.remote_diag.to_string(),
                         tx_interval_ms: s.tx_interval.as_millis() as u64,

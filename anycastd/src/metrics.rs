@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::status::{PeerState, ServerState, SessionState, Status, VipState};
+use crate::status::{BfdState, PeerState, ServerState, SessionState, Status, VipState};
 
 /// Monotonic counters the controller keeps besides the status snapshot.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -166,7 +166,7 @@ pub fn render(s: &Status, c: &Counters) -> String {
         o.sample(
             "anycast_bfd_session_up",
             &l,
-            f64::from(u8::from(f.state == "Up")),
+            f64::from(u8::from(f.state == BfdState::Up)),
         );
         o.sample(
             "anycast_bfd_detection_time_seconds",

@@ -74,9 +74,9 @@ pub struct SessionStatus {
 /// One BFD session (RFC 5880) as status shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BfdSessionStatus {
-    /// AdminDown, Down, Init or Up.
-    pub state: String,
-    pub remote_state: String,
+    pub state: BfdState,
+    /// The neighbor's state as last received.
+    pub remote_state: BfdState,
     /// Why this end last went down.
     pub local_diag: String,
     pub remote_diag: String,
@@ -86,6 +86,38 @@ pub struct BfdSessionStatus {
     pub detection_time_ms: u64,
     /// The BGP session is held down until BFD is up again.
     pub holds_bgp_down: bool,
+}
+
+/// A BFD session's state (RFC 5880 section 4.1), `AdminDown`, `Down`, `Init` or `Up` on
+/// the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BfdState {
+    AdminDown,
+    Down,
+    Init,
+    Up,
+}
+
+impl BfdState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BfdState::AdminDown => "AdminDown",
+            BfdState::Down => "Down",
+            BfdState::Init => "Init",
+            BfdState::Up => "Up",
+        }
+    }
+}
+
+impl From<bfd::State> for BfdState {
+    fn from(s: bfd::State) -> Self {
+        match s {
+            bfd::State::AdminDown => BfdState::AdminDown,
+            bfd::State::Down => BfdState::Down,
+            bfd::State::Init => BfdState::Init,
+            bfd::State::Up => BfdState::Up,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,5 +299,31 @@ impl PeerState {
             PeerState::Stale => "stale",
             PeerState::Unknown => "unknown",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bfd_states_are_named_as_the_bfd_crate_prints_them() {
+        use bfd::State as S;
+        for s in [S::AdminDown, S::Down, S::Init, S::Up] {
+            let ours = BfdState::from(s);
+            assert_eq!(ours.as_str(), s.to_string());
+            assert_eq!(serde_json::to_string(&ours).unwrap(), format!("\"{s}\""));
+        }
+    }
+
+    #[test]
+    fn a_bfd_session_reads_as_it_always_did() {
+        let json = r#"{"state":"Down","remote_state":"AdminDown","local_diag":"neighbor signaled session down","remote_diag":"no diagnostic","tx_interval_ms":1000,"detection_time_ms":0,"holds_bgp_down":false}"#;
+        let b: BfdSessionStatus = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            (b.state, b.remote_state),
+            (BfdState::Down, BfdState::AdminDown)
+        );
+        assert_eq!(serde_json::to_string(&b).unwrap(), json);
     }
 }

@@ -11,6 +11,7 @@ use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
 use anycast_lab::uml::guest::in_netns;
 use anycast_lab::{Need, require};
+use anycastd::status::BfdState;
 
 mod netns;
 use netns::{Proc, server};
@@ -39,13 +40,13 @@ fn status(site: &Netns) -> anycastd::status::Status {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
 }
 
-fn bfd_state(site: &Netns) -> Option<(String, bool)> {
+fn bfd_state(site: &Netns) -> Option<(BfdState, bool)> {
     status(site)
         .sessions
         .first()?
         .bfd
         .as_ref()
-        .map(|b| (b.state.clone(), b.holds_bgp_down))
+        .map(|b| (b.state, b.holds_bgp_down))
 }
 
 #[test]
@@ -155,7 +156,7 @@ capacity = 10
     );
     assert!(
         wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-            bfd_state(&site).is_some_and(|(s, _)| s == "Up")
+            bfd_state(&site).is_some_and(|(s, _)| s == BfdState::Up)
         }),
         "BFD never came up: ours {:?}; FRR {}\n{}",
         bfd_state(&site),
@@ -194,7 +195,7 @@ capacity = 10
     );
     assert!(
         wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
-            bfd_state(&site) == Some(("Down".into(), true))
+            bfd_state(&site) == Some((BfdState::Down, true))
         }),
         "ours: {:?}\n{}",
         bfd_state(&site),
@@ -223,7 +224,7 @@ capacity = 10
         "BENCH bfd_heal_to_route_back_ms {}",
         t1.elapsed().as_millis()
     );
-    assert_eq!(bfd_state(&site), Some(("Up".into(), false)));
+    assert_eq!(bfd_state(&site), Some((BfdState::Up, false)));
     let text = logs();
     assert!(
         text.contains("BFD down: BGP session torn down"),

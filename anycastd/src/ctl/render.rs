@@ -211,17 +211,18 @@ pub fn servers(s: &Status) -> String {
 /// `up 300ms/900ms`, or the state and why: `down (control detection time expired;
 /// holds BGP down)`.
 fn bfd_cell(b: &crate::status::BfdSessionStatus) -> String {
-    if b.state == "Up" {
+    use crate::status::BfdState;
+    if b.state == BfdState::Up {
         return format!("up {}ms/{}ms", b.tx_interval_ms, b.detection_time_ms);
     }
     let mut why = vec![b.local_diag.clone()];
-    if b.remote_state == "AdminDown" {
+    if b.remote_state == BfdState::AdminDown {
         why.push("peer admin down".into());
     }
     if b.holds_bgp_down {
         why.push("holds BGP down".into());
     }
-    format!("{} ({})", b.state.to_lowercase(), why.join("; "))
+    format!("{} ({})", b.state.as_str().to_lowercase(), why.join("; "))
 }
 
 #[cfg(test)]
@@ -252,8 +253,8 @@ pub(crate) mod tests_support {
                 prefixes_received: 3,
                 last_error: None,
                 bfd: Some(crate::status::BfdSessionStatus {
-                    state: "Up".into(),
-                    remote_state: "Up".into(),
+                    state: BfdState::Up,
+                    remote_state: BfdState::Up,
                     local_diag: "no diagnostic".into(),
                     remote_diag: "no diagnostic".into(),
                     tx_interval_ms: 300,
