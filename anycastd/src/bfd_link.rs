@@ -17,6 +17,7 @@ use bgp_speaker::Speaker;
 use tokio::sync::mpsc;
 
 use crate::config::SiteConfig;
+use crate::metrics::BfdPackets;
 use crate::status::BfdSessionStatus;
 
 /// The BFD sessions of the daemon and what they did to BGP.
@@ -131,10 +132,17 @@ impl BfdLink {
             .collect()
     }
 
-    /// Packets dropped as malformed, with a wrong TTL, or from no configured neighbor.
-    pub fn dropped(&self) -> u64 {
-        let c = self.handle.counters();
+    /// The bfd task's packet counters, for metrics.
+    pub fn packets(&self) -> BfdPackets {
         use std::sync::atomic::Ordering::Relaxed;
-        c.malformed.load(Relaxed) + c.bad_ttl.load(Relaxed) + c.unknown.load(Relaxed)
+        let c = self.handle.counters();
+        BfdPackets {
+            received: c.received.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            malformed: c.malformed.load(Relaxed),
+            bad_ttl: c.bad_ttl.load(Relaxed),
+            unknown: c.unknown.load(Relaxed),
+            discarded: c.discarded.load(Relaxed),
+        }
     }
 }

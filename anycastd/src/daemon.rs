@@ -484,7 +484,12 @@ impl Daemon {
             }
             Command::Metrics(tx) => {
                 let st = self.status(now).await;
-                let _ = tx.send(crate::metrics::render(&st, self.site.counters()));
+                let bfd = self.bfd.as_ref().map(BfdLink::packets);
+                let _ = tx.send(crate::metrics::render(
+                    &st,
+                    self.site.counters(),
+                    bfd.as_ref(),
+                ));
             }
             Command::Why(vip, tx) => {
                 let _ = tx.send(self.site.why(&vip));

@@ -26,6 +26,22 @@ pub struct Counters {
     pub reload_failures: u64,
 }
 
+/// BFD control packets over all sessions, as the bfd task counts them (from its start:
+/// a reload that changes the BGP neighbors starts them again at 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BfdPackets {
+    pub received: u64,
+    pub sent: u64,
+    /// Dropped: not a valid control packet.
+    pub malformed: u64,
+    /// Dropped: TTL or hop limit not 255 (RFC 5881 section 5).
+    pub bad_ttl: u64,
+    /// Dropped: from no configured neighbor, or for no session of ours.
+    pub unknown: u64,
+    /// Valid, but refused by its session (wrong discriminator, admin down).
+    pub discarded: u64,
+}
+
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -56,8 +72,8 @@ impl Out {
     }
 }
 
-/// Renders every series.
-pub fn render(s: &Status, c: &Counters) -> String {
+/// Renders every series; the BFD packet counters when BFD runs.
+pub fn render(s: &Status, c: &Counters, bfd: Option<&BfdPackets>) -> String {
     let mut o = Out(String::new());
     let site = s.site.as_str();
 
@@ -178,6 +194,37 @@ pub fn render(s: &Status, c: &Counters) -> String {
             &l,
             f64::from(u8::from(f.holds_bgp_down)),
         );
+    }
+    if let Some(p) = bfd {
+        o.head(
+            "anycast_bfd_packets_received_total",
+            "counter",
+            "BFD control packets received, every session and the dropped ones included",
+        );
+        o.sample("anycast_bfd_packets_received_total", &[], p.received as f64);
+        o.head(
+            "anycast_bfd_packets_sent_total",
+            "counter",
+            "BFD control packets sent, every session",
+        );
+        o.sample("anycast_bfd_packets_sent_total", &[], p.sent as f64);
+        o.head(
+            "anycast_bfd_packets_dropped_total",
+            "counter",
+            "BFD control packets dropped: malformed, TTL not 255, from no configured neighbor (unknown), refused by the session (discarded)",
+        );
+        for (reason, n) in [
+            ("malformed", p.malformed),
+            ("bad_ttl", p.bad_ttl),
+            ("unknown", p.unknown),
+            ("discarded", p.discarded),
+        ] {
+            o.sample(
+                "anycast_bfd_packets_dropped_total",
+                &[("reason", reason)],
+                n as f64,
+            );
+        }
     }
 
     o.head(
@@ -360,7 +407,13 @@ mod tests {
         let mut c = Counters::default();
         c.rejected_reports
             .insert(("idc2".into(), "replayed".into()), 3);
-        let text = render(&sample(), &c);
+        let bfd = BfdPackets {
+            received: 120,
+            sent: 118,
+            bad_ttl: 2,
+            ..BfdPackets::default()
+        };
+        let text = render(&sample(), &c, Some(&bfd));
         for want in [
             "anycast_vip_announced{vip=\"web\",prefix=\"10.101.4.0/24\"} 1\n",
             "anycast_bgp_session_established{neighbor=\"10.101.1.1\"} 1\n",
@@ -369,6 +422,10 @@ mod tests {
             "anycast_peer_report_age_seconds{peer=\"idc2\"} 41\n",
             "anycast_reports_rejected_total{peer=\"idc2\",reason=\"replayed\"} 3\n",
             "anycast_spill_share{peer=\"idc2\"} 0.2\n",
+            "anycast_bfd_session_up{neighbor=\"10.101.1.1\"} 1\n",
+            "anycast_bfd_packets_received_total 120\n",
+            "anycast_bfd_packets_dropped_total{reason=\"bad_ttl\"} 2\n",
+            "anycast_bfd_packets_dropped_total{reason=\"unknown\"} 0\n",
         ] {
             assert!(text.contains(want), "missing {want:?}");
         }
@@ -384,7 +441,8 @@ mod tests {
         let mut s = sample();
         s.local_load = None;
         assert!(
-            render(&s, &Counters::default()).contains("anycast_local_load{site=\"idc1\"} +Inf\n")
+            render(&s, &Counters::default(), None)
+                .contains("anycast_local_load{site=\"idc1\"} +Inf\n")
         );
     }
 }

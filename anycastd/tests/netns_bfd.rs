@@ -163,6 +163,28 @@ capacity = 10
         frr_bfd(),
         logs()
     );
+    // The packet counters reach /metrics.
+    let metrics = in_netns(site.name(), || {
+        anycastd::ctl::client::request(
+            &anycastd::config::ApiListen::Tcp("127.0.0.1:9180".parse().unwrap()),
+            "GET",
+            "/metrics",
+        )
+    })
+    .expect("metrics");
+    assert!(
+        metrics
+            .body
+            .contains("anycast_bfd_session_up{neighbor=\"10.210.0.1\"} 1")
+            && metrics
+                .body
+                .contains("anycast_bfd_packets_dropped_total{reason=\"bad_ttl\"} 0")
+            && !metrics
+                .body
+                .contains("anycast_bfd_packets_received_total 0\n"),
+        "{}",
+        metrics.body
+    );
     // Both sides at 300 ms x 5 once the poll sequences are done (tolerant of a busy
     // CI machine; benchmark 2 has the fast timers).
     assert!(wait_until(
