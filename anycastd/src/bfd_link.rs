@@ -10,7 +10,7 @@
 //! A BGP session is never held down by a BFD session that has not been Up: a router
 //! without BFD configured leaves BGP alone, as FRR and BIRD do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use bgp_speaker::Speaker;
@@ -24,9 +24,8 @@ use crate::status::BfdSessionStatus;
 pub struct BfdLink {
     handle: bfd::BfdHandle,
     events: mpsc::Receiver<bfd::Event>,
-    /// Per neighbor: the BFD session has been Up; BGP is held down by BFD.
-    seen_up: HashMap<IpAddr, bool>,
-    held: HashMap<IpAddr, bool>,
+    /// The neighbors whose BGP session BFD holds down.
+    held: HashSet<IpAddr>,
 }
 
 /// The BFD sessions the config asks for.
@@ -61,8 +60,7 @@ impl BfdLink {
         Ok(Some(BfdLink {
             handle,
             events,
-            seen_up: HashMap::new(),
-            held: HashMap::new(),
+            held: HashSet::new(),
         }))
     }
 
@@ -81,22 +79,19 @@ impl BfdLink {
         let Some(peer) = speaker.peer(&ev.peer.to_string()) else {
             return;
         };
-        let was_up = self.seen_up.get(&ev.peer).copied().unwrap_or(false);
         match ev.to {
-            bfd::State::Up => {
-                self.seen_up.insert(ev.peer, true);
-                if self.held.insert(ev.peer, false) == Some(true) {
-                    tracing::warn!(neighbor = %ev.peer, "BFD up again: BGP session may come back");
-                    if let Err(e) = peer.enable().await {
-                        tracing::error!(neighbor = %ev.peer, error = %e, "enabling the BGP session failed");
-                    }
+            bfd::State::Up if self.held.remove(&ev.peer) => {
+                tracing::warn!(neighbor = %ev.peer, "BFD up again: BGP session may come back");
+                if let Err(e) = peer.enable().await {
+                    tracing::error!(neighbor = %ev.peer, error = %e, "enabling the BGP session failed");
                 }
             }
             bfd::State::Down if ev.remote == bfd::State::AdminDown => {
                 tracing::warn!(neighbor = %ev.peer, "BFD: the neighbor took its session administratively down; BGP stays up (RFC 5882)");
             }
-            bfd::State::Down if was_up && ev.from == bfd::State::Up => {
-                self.held.insert(ev.peer, true);
+            // Only a session that was Up holds BGP down (see the module doc).
+            bfd::State::Down if ev.from == bfd::State::Up => {
+                self.held.insert(ev.peer);
                 let reason = format!("BFD down: {}", ev.diag);
                 // The Cease first, the log line after.
                 let r = peer.disable(&reason).await;
@@ -125,7 +120,7 @@ impl BfdLink {
                         remote_diag: s.remote_diag.to_string(),
                         tx_interval_ms: s.tx_interval.as_millis() as u64,
                         detection_time_ms: s.detection_time.as_millis() as u64,
-                        holds_bgp_down: self.held.get(&s.peer).copied().unwrap_or(false),
+                        holds_bgp_down: self.held.contains(&s.peer),
                     },
                 )
             })

@@ -279,12 +279,11 @@ async fn run(
 ) {
     let by_addr: HashMap<IpAddr, usize> =
         peers.iter().enumerate().map(|(i, p)| (p.addr, i)).collect();
-    let mut by_discr: HashMap<u32, usize> = peers
+    let by_discr: HashMap<u32, usize> = peers
         .iter()
         .enumerate()
         .map(|(i, p)| (p.session.local_discr(), i))
         .collect();
-    by_discr.shrink_to_fit();
     let mut buf = [0u8; 128];
     loop {
         let deadline = peers.iter().filter_map(|p| p.session.next_deadline()).min();
