@@ -16,7 +16,8 @@
 //!                                  └─ marks: its service's weights, the load
 //!  IPVS stats ─> per-server counts ─ marks: the load
 //!  peer report ─> PeerTable (auth, replay) ─ marks: the spill decision
-//!  settle: load ─> SpillEngine ─(shares changed: every service)─> weights::plan ─> Apply(SetDest..)
+//!  settle: load ─> SpillEngine ─(shares changed)─> the split's share filters, and weights::plan
+//!          │                     of the services it does not carry (every one without it) ─> Apply(..)
 //!          └─> ReportScheduler ─> SendReports
 //! ```
 //! The driver writes urgent effects before it calls `settle`: nothing delays the
@@ -150,6 +151,10 @@ pub struct Site {
     decision: Option<SpillDecision>,
     /// The weight plan of each service, by [`SvcId`], as last put into `desired`.
     plans: Vec<Option<Plan>>,
+    /// The services the spill split does not carry (not splittable, no capacity up,
+    /// or no split): they place the spill share through their own peer destinations,
+    /// so a spill step replans these and no other. Kept by [`Site::track_share`].
+    own_share: BTreeSet<SvcId>,
     /// The data plane as last sent to the kernel, whole or by targeted updates.
     desired: tf::DesiredState,
     dataplane: Dataplane,
@@ -268,7 +273,7 @@ impl Site {
             .collect();
         let plans = vec![None; layout.services().len()];
         let desired = mapping::desired_state(&cfg, &layout, &plans);
-        Ok(Site {
+        let mut site = Site {
             started: now,
             layout,
             servers,
@@ -283,6 +288,7 @@ impl Site {
             spill: SpillEngine::new(spill_cfg),
             decision: None,
             plans,
+            own_share: BTreeSet::new(),
             desired,
             dataplane: Dataplane::default(),
             behind: false,
@@ -298,7 +304,9 @@ impl Site {
                 ..Dirty::default()
             },
             cfg,
-        })
+        };
+        site.track_all_shares();
+        Ok(site)
     }
 
     /// The config in force.
@@ -393,6 +401,7 @@ impl Site {
             .health_transitions
             .entry((t.server.to_string(), t.to.to_string()))
             .or_default() += 1;
+        self.track_share(at.svc);
         // Healthy capacity changed, so did the load: the spill decision follows in
         // the same settle as the weights (a site whose servers just came up must not
         // tunnel its first connections).
@@ -672,10 +681,11 @@ impl Site {
         let mut requests = Vec::new();
         for svc in services {
             let local = self.local_servers(svc);
-            let shares = if self.split_carries(svc) {
-                &[][..]
-            } else {
+            debug_assert_eq!(self.split_carries(svc), !self.own_share.contains(&svc));
+            let shares = if self.own_share.contains(&svc) {
                 &shares[..]
+            } else {
+                &[][..]
             };
             let plan = weights::plan(&local, &self.peer_ids, shares);
             if self.plans[svc.index()].as_ref() == Some(&plan) {
@@ -717,6 +727,22 @@ impl Site {
                 .any(|s| s.health.is_up() && s.at.config(&self.cfg).weight > 0)
     }
 
+    /// Puts `svc` in or out of `own_share` after its servers' health changed.
+    fn track_share(&mut self, svc: SvcId) {
+        if self.split_carries(svc) {
+            self.own_share.remove(&svc);
+        } else {
+            self.own_share.insert(svc);
+        }
+    }
+
+    /// `own_share` from scratch (a new state, or health carried over by a reload).
+    fn track_all_shares(&mut self) {
+        for svc in (0..self.plans.len() as u32).map(SvcId) {
+            self.track_share(svc);
+        }
+    }
+
     /// A spill step under the split: the split's requests, and the services that
     /// still place the share themselves marked for a replan. `None` without a split
     /// (every service's weights change) or when a targeted change cannot say it.
@@ -725,11 +751,7 @@ impl Site {
         let next = mapping::split(&self.cfg, shares)?;
         let requests = held.changes(&next);
         self.desired.split = Some(next);
-        for svc in (0..self.plans.len() as u32).map(SvcId) {
-            if !self.split_carries(svc) {
-                dirty.services.insert(svc);
-            }
-        }
+        dirty.services.extend(self.own_share.iter().copied());
         if requests.is_none() {
             dirty.full = true;
         }

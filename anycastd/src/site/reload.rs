@@ -56,6 +56,7 @@ impl Site {
                 }
             }
         }
+        next.track_all_shares();
         for vip in next.layout.vips() {
             let v = &next.vips[vip.index()];
             for t in [v.hold_timer, v.drain_timer].into_iter().flatten() {

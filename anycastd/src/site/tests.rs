@@ -825,3 +825,32 @@ fn under_the_split_a_service_with_no_capacity_uses_its_own_peer_destination() {
         "{r:?}"
     );
 }
+
+#[test]
+fn the_services_that_place_their_own_share_follow_health_and_reload() {
+    let mut site = split_site();
+    let svc = site.servers[site.index[&ServerId::new(RS1)]].at.svc;
+    let from_scratch = |site: &Site| {
+        (0..site.plans.len() as u32)
+            .map(crate::layout::SvcId)
+            .filter(|&s| !site.split_carries(s))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(!site.own_share.contains(&svc));
+    assert_eq!(site.own_share, from_scratch(&site));
+    // No capacity up: the service places its share itself.
+    for t in [3, 4] {
+        probe(&mut site, RS1, at(t), refused());
+        probe(&mut site, RS2, at(t), refused());
+    }
+    assert!(site.own_share.contains(&svc));
+    // A reload carries the health over, and the set with it.
+    site.reload(split_site().cfg, at(5)).unwrap();
+    assert!(site.own_share.contains(&svc));
+    assert_eq!(site.own_share, from_scratch(&site));
+    // One server back: the split carries it again.
+    probe(&mut site, RS1, at(6), ProbeOutcome::Success);
+    probe(&mut site, RS1, at(7), ProbeOutcome::Success);
+    assert!(!site.own_share.contains(&svc));
+    assert_eq!(site.own_share, from_scratch(&site));
+}
