@@ -4,21 +4,20 @@
 //! the BFD detection time, not the 9 s hold time; anycastd shows BFD down holding
 //! BGP down; after the heal BFD comes up first and BGP follows.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
-use anycast_lab::uml::guest::in_netns;
 use anycast_lab::{Need, require};
 use anycastd::status::BfdState;
 
 mod netns;
-use netns::{Proc, server};
+use netns::{Daemon, SiteToml, api_get, server, status};
+
+const PREFIX: &str = "10.211.4.0/24";
 
 fn has_route(up: &Netns) -> bool {
-    up.ip(&["route", "show", "10.211.4.0/24"])
-        .is_ok_and(|r| r.contains("proto bgp"))
+    netns::has_route(up, PREFIX)
 }
 
 fn cut(site: &Netns, op: &str) {
@@ -26,18 +25,6 @@ fn cut(site: &Netns, op: &str) {
         site.exec("iptables", &[op, chain, dir, "10.210.0.1", "-j", "DROP"])
             .unwrap_or_else(|e| panic!("iptables {op} {chain}: {e}"));
     }
-}
-
-fn status(site: &Netns) -> anycastd::status::Status {
-    let r = in_netns(site.name(), || {
-        anycastd::ctl::client::request(
-            &anycastd::config::ApiListen::Tcp("127.0.0.1:9180".parse().unwrap()),
-            "GET",
-            "/v1/status",
-        )
-    })
-    .expect("status");
-    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
 }
 
 fn bfd_state(site: &Netns) -> Option<(BfdState, bool)> {
@@ -79,72 +66,20 @@ fn netns_bfd_cut_path_withdraws_within_detection_time() {
     .unwrap();
     let _rs = server(&site, "10.210.1.11");
 
-    let dir = std::env::temp_dir().join(format!("anycastd-bfd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("site.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[site]
-name = "solo"
-address = "10.210.0.2"
-dataplane = false
-shutdown_wait = "0s"
-state_dir = "{state}"
-
-[api]
-listen = "127.0.0.1:9180"
-
-[bgp]
-asn = 65005
-
-[[bgp.neighbor]]
-address = "10.210.0.1"
-remote_asn = 65001
-hold_time = 9
-connect_retry = 1
-bfd = true
-bfd_min_tx = "300ms"
-bfd_min_rx = "300ms"
-bfd_multiplier = 5
-
-[[vip]]
-name = "web"
-prefix = "10.211.4.0/24"
-address = "10.211.4.1"
-hold_down = "1s"
-
-[[vip.service]]
-protocol = "tcp"
-port = 8080
-
-[vip.service.check]
-type = "tcp"
-interval = "500ms"
-timeout = "250ms"
-rise = 1
-fall = 2
-
-[[vip.service.real_server]]
-address = "10.210.1.11"
-capacity = 10
-"#,
-            state = dir.display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("anycastd.log")).unwrap();
-    let _daemon = Proc(Some(
-        site.command(env!("CARGO_BIN_EXE_anycastd"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    ));
-    let logs = || std::fs::read_to_string(dir.join("anycastd.log")).unwrap_or_default();
+    let daemon = Daemon::start(
+        &site,
+        "bfd",
+        &SiteToml {
+            address: "10.210.0.2",
+            neighbor: "10.210.0.1",
+            neighbor_keys: "bfd = true\nbfd_min_tx = \"300ms\"\nbfd_min_rx = \"300ms\"\nbfd_multiplier = 5\n",
+            prefix: PREFIX,
+            vip: "10.211.4.1",
+            servers: &["10.210.1.11"],
+            shutdown_wait: "0s",
+            tables: "",
+        },
+    );
     let frr_bfd = || frr.vtysh("show bfd peers brief").unwrap_or_default();
 
     assert!(
@@ -152,7 +87,7 @@ capacity = 10
             has_route(&up)
         }),
         "the VIP prefix never reached FRR's kernel table\n{}",
-        logs()
+        daemon.logs()
     );
     assert!(
         wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
@@ -161,17 +96,10 @@ capacity = 10
         "BFD never came up: ours {:?}; FRR {}\n{}",
         bfd_state(&site),
         frr_bfd(),
-        logs()
+        daemon.logs()
     );
     // The packet counters reach /metrics.
-    let metrics = in_netns(site.name(), || {
-        anycastd::ctl::client::request(
-            &anycastd::config::ApiListen::Tcp("127.0.0.1:9180".parse().unwrap()),
-            "GET",
-            "/metrics",
-        )
-    })
-    .expect("metrics");
+    let metrics = api_get(&site, "/metrics");
     assert!(
         metrics
             .body
@@ -221,7 +149,7 @@ capacity = 10
         }),
         "ours: {:?}\n{}",
         bfd_state(&site),
-        logs()
+        daemon.logs()
     );
     let st = status(&site);
     assert_ne!(
@@ -240,14 +168,14 @@ capacity = 10
         "the route did not come back; ours {:?}; FRR {}\n{}",
         bfd_state(&site),
         frr_bfd(),
-        logs()
+        daemon.logs()
     );
     println!(
         "BENCH bfd_heal_to_route_back_ms {}",
         t1.elapsed().as_millis()
     );
     assert_eq!(bfd_state(&site), Some((BfdState::Up, false)));
-    let text = logs();
+    let text = daemon.logs();
     assert!(
         text.contains("BFD down: BGP session torn down"),
         "no BFD line in the log:\n{text}"

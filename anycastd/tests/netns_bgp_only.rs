@@ -3,21 +3,18 @@
 //! FRR's kernel table while a real server is up, leaves it when both die, comes back
 //! after recovery, and leaves again on SIGTERM with a clean exit.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
 use anycast_lab::{Need, require};
 
-use anycast_lab::uml::guest::in_netns;
-
 mod netns;
-use netns::{Proc, server};
+use netns::{Daemon, SiteToml, api_get, server};
 
 fn has_route(up: &Netns) -> bool {
-    up.ip(&["route", "show", "10.201.4.0/24"])
-        .is_ok_and(|r| r.contains("proto bgp"))
+    netns::has_route(up, "10.201.4.0/24")
 }
 
 #[test]
@@ -47,82 +44,27 @@ fn netns_bgp_only_announce_withdraw_recover_stop() {
     .unwrap();
     let mut rs = [server(&site, "10.200.1.11"), server(&site, "10.200.1.12")];
 
-    let dir = std::env::temp_dir().join(format!("anycastd-netns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("site.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[site]
-name = "solo"
-address = "10.200.0.2"
-dataplane = false
-shutdown_wait = "500ms"
-state_dir = "{state}"
-
-[api]
-listen = "127.0.0.1:9180"   # in the namespace: read-only without a token_file
-
-[log]
-format = "json"
-
-[bgp]
-asn = 65005
-
-[[bgp.neighbor]]
-address = "10.200.0.1"
-remote_asn = 65001
-hold_time = 9
-connect_retry = 1
-
-[[vip]]
-name = "web"
-prefix = "10.201.4.0/24"
-address = "10.201.4.1"
-hold_down = "1s"
-
-[[vip.service]]
-protocol = "tcp"
-port = 8080
-
-[vip.service.check]
-type = "tcp"
-interval = "500ms"
-timeout = "250ms"
-rise = 1
-fall = 2
-
-[[vip.service.real_server]]
-address = "10.200.1.11"
-capacity = 10
-
-[[vip.service.real_server]]
-address = "10.200.1.12"
-capacity = 10
-"#,
-            state = dir.display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("anycastd.log")).unwrap();
-    let mut daemon = Proc(Some(
-        site.command(env!("CARGO_BIN_EXE_anycastd"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    ));
-    let logs = || std::fs::read_to_string(dir.join("anycastd.log")).unwrap_or_default();
+    let mut daemon = Daemon::start(
+        &site,
+        "netns",
+        &SiteToml {
+            address: "10.200.0.2",
+            neighbor: "10.200.0.1",
+            neighbor_keys: "",
+            prefix: "10.201.4.0/24",
+            vip: "10.201.4.1",
+            servers: &["10.200.1.11", "10.200.1.12"],
+            shutdown_wait: "500ms",
+            tables: "\n[log]\nformat = \"json\"\n",
+        },
+    );
 
     assert!(
         wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
             has_route(&up)
         }),
         "the VIP prefix never reached FRR's kernel table\n{}",
-        logs()
+        daemon.logs()
     );
 
     // Steady state first: both idle fast-detect connections held, FRR settled.
@@ -135,7 +77,7 @@ capacity = 10
             !has_route(&up)
         }),
         "the prefix stayed after both real servers died\n{}",
-        logs()
+        daemon.logs()
     );
     println!(
         "both real servers killed -> route gone from FRR's kernel table in {:?}",
@@ -148,7 +90,7 @@ capacity = 10
             has_route(&up)
         }),
         "the prefix did not come back after recovery\n{}",
-        logs()
+        daemon.logs()
     );
 
     let status = Command::new("ip")
@@ -170,14 +112,7 @@ capacity = 10
     );
 
     // Metrics from the real daemon, through the same client anycastctl uses.
-    let metrics = in_netns(site.name(), || {
-        anycastd::ctl::client::request(
-            &anycastd::config::ApiListen::Tcp("127.0.0.1:9180".parse().unwrap()),
-            "GET",
-            "/metrics",
-        )
-    })
-    .expect("metrics");
+    let metrics = api_get(&site, "/metrics");
     assert_eq!(metrics.status, 200);
     for want in [
         "anycast_vip_announced{vip=\"web\",prefix=\"10.201.4.0/24\"} 1",
@@ -192,12 +127,12 @@ capacity = 10
     }
 
     // SIGHUP with a new VIP: applied without touching the running one.
-    let text = std::fs::read_to_string(&config).unwrap();
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
     let second = text[text.find("[[vip]]").unwrap()..]
         .replace("name = \"web\"", "name = \"mail\"")
         .replace("10.201.4.", "10.201.5.");
-    std::fs::write(&config, format!("{text}\n{second}")).unwrap();
-    let pid = daemon.0.as_ref().unwrap().id();
+    std::fs::write(&daemon.config, format!("{text}\n{second}")).unwrap();
+    let pid = daemon.pid();
     Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()
@@ -208,12 +143,12 @@ capacity = 10
                 .is_ok_and(|r| r.contains("proto bgp"))
         }),
         "the VIP added by a reload was not announced\n{}",
-        logs()
+        daemon.logs()
     );
     assert!(has_route(&up), "the reload disturbed the running VIP");
 
     // Every log line is one JSON object ([log] format = "json").
-    let log_text = logs();
+    let log_text = daemon.logs();
     assert!(log_text.lines().count() > 3);
     for line in log_text.lines() {
         let v: serde_json::Value = serde_json::from_str(line)
@@ -221,17 +156,24 @@ capacity = 10
         assert!(v.get("level").is_some(), "{line}");
     }
 
-    let pid = daemon.0.as_ref().unwrap().id();
+    let pid = daemon.pid();
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
     let exited = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-        matches!(daemon.0.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+        matches!(
+            daemon.proc.0.as_mut().map(|c| c.try_wait()),
+            Some(Ok(Some(_)))
+        )
     });
-    assert!(exited, "anycastd did not stop on SIGTERM\n{}", logs());
-    let code = daemon.0.take().unwrap().wait().unwrap().code();
-    assert_eq!(code, Some(0), "{}", logs());
+    assert!(
+        exited,
+        "anycastd did not stop on SIGTERM\n{}",
+        daemon.logs()
+    );
+    let code = daemon.proc.0.take().unwrap().wait().unwrap().code();
+    assert_eq!(code, Some(0), "{}", daemon.logs());
     assert!(
         wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
             !has_route(&up)
@@ -239,5 +181,5 @@ capacity = 10
         "the prefix stayed after SIGTERM"
     );
     drop(rs);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&daemon.dir);
 }

@@ -1,11 +1,14 @@
-//! What the namespace tests of anycastd share: a real server in a namespace and a
-//! process killed by PID on drop.
+//! What the namespace tests of anycastd share: a real server in a namespace, a
+//! process killed by PID on drop, the site's config under one upstream, the daemon
+//! and its API.
 #![allow(dead_code)]
 
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use anycast_lab::netns::{Netns, wait_until};
+use anycast_lab::uml::guest::in_netns;
 
 /// A real server that keeps connections open until the client closes them, like an
 /// HTTP server with keep-alive: the health checker's idle connection stays up.
@@ -50,4 +53,141 @@ pub fn server(ns: &Netns, addr: &str) -> Proc {
     });
     assert!(up, "real server {addr} did not start");
     Proc(Some(c))
+}
+
+/// A site under one upstream router, as the namespace tests configure it: BGP and
+/// checks only (`dataplane = false`), the API on 127.0.0.1:9180 in the site's
+/// namespace, one VIP `web` with a TCP service on 8080 checked every 500 ms.
+pub struct SiteToml<'a> {
+    /// The site's address on the link; the upstream (AS 65001) is `neighbor`.
+    pub address: &'a str,
+    pub neighbor: &'a str,
+    /// More keys of the neighbor's table (`bfd = true` ...).
+    pub neighbor_keys: &'a str,
+    pub prefix: &'a str,
+    pub vip: &'a str,
+    pub servers: &'a [&'a str],
+    pub shutdown_wait: &'a str,
+    /// More tables (`[log]` ...).
+    pub tables: &'a str,
+}
+
+impl SiteToml<'_> {
+    /// The config text, with state kept in `state_dir`.
+    pub fn render(&self, state_dir: &Path) -> String {
+        let mut text = format!(
+            r#"
+[site]
+name = "solo"
+address = "{address}"
+dataplane = false
+shutdown_wait = "{shutdown_wait}"
+state_dir = "{state}"
+
+[api]
+listen = "127.0.0.1:9180"   # in the namespace: read-only without a token_file
+{tables}
+[bgp]
+asn = 65005
+
+[[bgp.neighbor]]
+address = "{neighbor}"
+remote_asn = 65001
+hold_time = 9
+connect_retry = 1
+{neighbor_keys}
+[[vip]]
+name = "web"
+prefix = "{prefix}"
+address = "{vip}"
+hold_down = "1s"
+
+[[vip.service]]
+protocol = "tcp"
+port = 8080
+
+[vip.service.check]
+type = "tcp"
+interval = "500ms"
+timeout = "250ms"
+rise = 1
+fall = 2
+"#,
+            address = self.address,
+            shutdown_wait = self.shutdown_wait,
+            state = state_dir.display(),
+            tables = self.tables,
+            neighbor = self.neighbor,
+            neighbor_keys = self.neighbor_keys,
+            prefix = self.prefix,
+            vip = self.vip,
+        );
+        for s in self.servers {
+            text.push_str(&format!(
+                "\n[[vip.service.real_server]]\naddress = \"{s}\"\ncapacity = 10\n"
+            ));
+        }
+        text
+    }
+}
+
+/// anycastd running in a namespace, its config and log in a directory of its own.
+pub struct Daemon {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `site` to `<tmp>/anycastd-<tag>-<pid>/site.toml` and starts anycastd on it in `ns`.
+    pub fn start(ns: &Netns, tag: &str, site: &SiteToml<'_>) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("anycastd-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("state dir");
+        let config = dir.join("site.toml");
+        std::fs::write(&config, site.render(&dir)).expect("config");
+        let log = std::fs::File::create(dir.join("anycastd.log")).expect("log");
+        let proc = Proc(Some(
+            ns.command(env!("CARGO_BIN_EXE_anycastd"))
+                .arg("--config")
+                .arg(&config)
+                .stdout(Stdio::from(log.try_clone().expect("log")))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("anycastd"),
+        ));
+        Daemon { proc, dir, config }
+    }
+
+    /// What it logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.join("anycastd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.0.as_ref().expect("anycastd running").id()
+    }
+}
+
+/// `GET path` from the daemon's API in `ns`.
+pub fn api_get(ns: &Netns, path: &'static str) -> anycastd::ctl::client::Reply {
+    in_netns(ns.name(), move || {
+        anycastd::ctl::client::request(
+            &anycastd::config::ApiListen::Tcp("127.0.0.1:9180".parse().unwrap()),
+            "GET",
+            path,
+        )
+    })
+    .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// The daemon's status.
+pub fn status(ns: &Netns) -> anycastd::status::Status {
+    let r = api_get(ns, "/v1/status");
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+/// `prefix` is in `up`'s kernel table, from BGP.
+pub fn has_route(up: &Netns, prefix: &str) -> bool {
+    up.ip(&["route", "show", prefix])
+        .is_ok_and(|r| r.contains("proto bgp"))
 }
