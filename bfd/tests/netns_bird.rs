@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::netns::wait_until;
 use anycast_lab::peers::Bird;
 use anycast_lab::{Need, require};
-use bfd::{Diag, PeerSpec, State};
+use bfd::{Diag, State};
 use common::wait_event;
-use tokio::sync::mpsc;
 
 const NEEDS: &[Need] = &[
     Need::Netns,
@@ -42,46 +40,30 @@ fn bird_up(bird: &Bird) -> bool {
         .any(|l| l.contains(US) && l.contains(" Up "))
 }
 
+/// Waits up to 5 s for BIRD to see the session Up (`up`) or not; panics otherwise.
+fn bird_sees(bird: &Bird, up: bool) {
+    let seen = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        bird_up(bird) == up
+    });
+    assert!(seen, "BIRD: {}", bird_state(bird));
+}
+
 #[test]
 fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
     if !require("netns_bird_bfd_ipv6_up_cut_heal_restart", NEEDS) {
         return;
     }
-    let bird_ns = Netns::create("bfdbird").expect("netns");
-    let us_ns = Netns::create("bfdus6").expect("netns");
-    veth(
-        &bird_ns,
-        &[&format!("{BIRD}/64")],
-        &us_ns,
-        &[&format!("{US}/64")],
-    )
-    .expect("veth");
+    let (bird_ns, us_ns) = common::namespaces("bfdbird", BIRD, "bfdus6", US, 64);
     let mut bird = Bird::start(&bird_ns, &bird_conf()).expect("start BIRD");
 
     us_ns.enter_current_thread().expect("enter netns");
     let rt = common::runtime();
     rt.block_on(async {
-        let (tx, mut rx) = mpsc::channel(64);
-        let peer: IpAddr = BIRD.parse().unwrap();
-        let h = bfd::spawn(
-            &[PeerSpec {
-                peer,
-                local: Some(US.parse().unwrap()),
-                timers: common::TIMERS,
-            }],
-            tx,
-        )
-        .expect("bfd");
+        let (h, mut rx) = common::spawn(BIRD, US);
 
-        let up = wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up).await;
-        assert!(up.is_some(), "no Up; BIRD says {}", bird_state(&bird));
-        assert!(
-            wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-                bird_up(&bird)
-            }),
-            "BIRD: {}",
-            bird_state(&bird)
-        );
+        let up = common::up_within(&mut rx, Duration::from_secs(15)).await;
+        assert!(up, "no Up; BIRD says {}", bird_state(&bird));
+        bird_sees(&bird, true);
 
         common::cut(&us_ns, BIRD, "-A");
         let (ev, took) = wait_event(&mut rx, Duration::from_secs(3), |e| e.to == State::Down)
@@ -89,33 +71,19 @@ fn netns_bird_bfd_ipv6_up_cut_heal_restart() {
             .expect("no Down after the cut");
         assert_eq!(ev.diag, Diag::ControlDetectionTimeExpired);
         assert!(took <= Duration::from_millis(1900), "down after {took:?}");
-        assert!(
-            wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
-                !bird_up(&bird)
-            }),
-            "BIRD: {}",
-            bird_state(&bird)
-        );
+        bird_sees(&bird, false);
 
         common::cut(&us_ns, BIRD, "-D");
         assert!(
-            wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
-                .await
-                .is_some(),
+            common::up_within(&mut rx, Duration::from_secs(10)).await,
             "not up after the heal; BIRD {}",
             bird_state(&bird)
         );
-        assert!(wait_until(
-            Duration::from_secs(5),
-            Duration::from_millis(50),
-            || bird_up(&bird)
-        ));
+        bird_sees(&bird, true);
 
         bird.restart().expect("restart BIRD");
         assert!(
-            wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up)
-                .await
-                .is_some(),
+            common::up_within(&mut rx, Duration::from_secs(15)).await,
             "not up after BIRD's restart; BIRD {}",
             bird_state(&bird)
         );

@@ -10,12 +10,11 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::netns::{Netns, wait_until};
 use anycast_lab::peers::Frr;
 use anycast_lab::{Need, require};
-use bfd::{Diag, PeerSpec, State, Timers};
+use bfd::{Diag, State, Timers};
 use common::wait_event;
-use tokio::sync::mpsc;
 
 const NEEDS: &[Need] = &[
     Need::Netns,
@@ -56,15 +55,7 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
     ) {
         return;
     }
-    let frr_ns = Netns::create("bfdfrr").expect("netns");
-    let us_ns = Netns::create("bfdus").expect("netns");
-    veth(
-        &frr_ns,
-        &[&format!("{FRR}/24")],
-        &us_ns,
-        &[&format!("{US}/24")],
-    )
-    .expect("veth");
+    let (frr_ns, us_ns) = common::namespaces("bfdfrr", FRR, "bfdus", US, 24);
     let mut frr = Frr::start_with_bfdd(
         &frr_ns,
         "frr defaults traditional\nrouter bgp 64512\n bgp router-id 10.77.0.1\n",
@@ -75,31 +66,13 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
     us_ns.enter_current_thread().expect("enter netns");
     let rt = common::runtime();
     rt.block_on(async {
-        let (tx, mut rx) = mpsc::channel(64);
         let peer: IpAddr = FRR.parse().unwrap();
-        let fast = common::TIMERS;
-        let h = bfd::spawn(
-            &[PeerSpec {
-                peer,
-                local: Some(US.parse().unwrap()),
-                timers: fast,
-            }],
-            tx,
-        )
-        .expect("bfd");
+        let (h, mut rx) = common::spawn(FRR, US);
 
         // 1. Up, and FRR agrees.
-        let up = wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up).await;
-        assert!(up.is_some(), "no Up; FRR says {:?}", frr_peer(&frr));
-        assert!(
-            wait_until(
-                Duration::from_secs(5),
-                Duration::from_millis(50),
-                || frr_peer(&frr).0 == "up"
-            ),
-            "FRR: {:?}",
-            frr_peer(&frr)
-        );
+        let up = common::up_within(&mut rx, Duration::from_secs(15)).await;
+        assert!(up, "no Up; FRR says {:?}", frr_peer(&frr));
+        frr_sees(&frr, |status, _| status == "up");
         // Both ends polled to 300 ms x 5 once Up.
         let st = wait_status(&h, Duration::from_secs(5), |s| {
             s.tx_interval == Duration::from_millis(300)
@@ -116,22 +89,12 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
         assert_eq!(ev.diag, Diag::ControlDetectionTimeExpired);
         assert!(took <= Duration::from_millis(1900), "down after {took:?}");
         println!("BENCH bfd_cut_to_down_ms {}", took.as_millis());
-        assert!(
-            wait_until(
-                Duration::from_secs(3),
-                Duration::from_millis(50),
-                || frr_peer(&frr).0 == "down"
-            ),
-            "FRR: {:?}",
-            frr_peer(&frr)
-        );
+        frr_sees(&frr, |status, _| status == "down");
 
         // 3. Healed: up again on both sides.
         common::cut(&us_ns, FRR, "-D");
         assert!(
-            wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
-                .await
-                .is_some(),
+            common::up_within(&mut rx, Duration::from_secs(10)).await,
             "not up after the heal; FRR {:?}",
             frr_peer(&frr)
         );
@@ -146,15 +109,7 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
             },
         )
         .await;
-        assert!(
-            wait_until(
-                Duration::from_secs(5),
-                Duration::from_millis(50),
-                || frr_peer(&frr).1 == 400
-            ),
-            "FRR: {:?}",
-            frr_peer(&frr)
-        );
+        frr_sees(&frr, |_, remote_tx_ms| remote_tx_ms == 400);
         let st = wait_status(&h, Duration::from_secs(5), |s| {
             s.state == State::Up && s.tx_interval == Duration::from_millis(400)
         })
@@ -187,21 +142,7 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
 
         // 6. FRR takes the session administratively down: we go Down, diag "neighbor
         // signaled session down", and see its state AdminDown.
-        let _ = frr_ns.exec(
-            "vtysh",
-            &[
-                "-N",
-                &frr_tag(&frr_ns),
-                "-c",
-                "configure terminal",
-                "-c",
-                "bfd",
-                "-c",
-                &format!("peer {US} local-address {FRR}"),
-                "-c",
-                "shutdown",
-            ],
-        );
+        frr_shutdown(&frr_ns, true);
         let (ev, _) = wait_event(&mut rx, Duration::from_secs(5), |e| e.to == State::Down)
             .await
             .expect("no Down after FRR's shutdown");
@@ -212,32 +153,14 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
         println!("FRR's diagnostic with AdminDown: {}", st[0].remote_diag);
 
         // 7. FRR restarts (config without the shutdown): the session comes back.
-        let _ = frr_ns.exec(
-            "vtysh",
-            &[
-                "-N",
-                &frr_tag(&frr_ns),
-                "-c",
-                "configure terminal",
-                "-c",
-                "bfd",
-                "-c",
-                &format!("peer {US} local-address {FRR}"),
-                "-c",
-                "no shutdown",
-            ],
-        );
+        frr_shutdown(&frr_ns, false);
         assert!(
-            wait_event(&mut rx, Duration::from_secs(10), |e| e.to == State::Up)
-                .await
-                .is_some(),
+            common::up_within(&mut rx, Duration::from_secs(10)).await,
             "not up after no shutdown"
         );
         frr.restart().expect("restart FRR");
         assert!(
-            wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up)
-                .await
-                .is_some(),
+            common::up_within(&mut rx, Duration::from_secs(15)).await,
             "not up after FRR's restart; FRR {:?}",
             frr_peer(&frr)
         );
@@ -273,20 +196,9 @@ fn netns_frr_bfd_up_cut_heal_poll_admin_down_restart_garbage() {
 
         // 9. Our side restarts (a new task, a new discriminator): up again.
         h.shutdown().await;
-        let (tx, mut rx) = mpsc::channel(64);
-        let h = bfd::spawn(
-            &[PeerSpec {
-                peer,
-                local: Some(US.parse().unwrap()),
-                timers: fast,
-            }],
-            tx,
-        )
-        .expect("bfd again");
+        let (h, mut rx) = common::spawn(FRR, US);
         assert!(
-            wait_event(&mut rx, Duration::from_secs(15), |e| e.to == State::Up)
-                .await
-                .is_some(),
+            common::up_within(&mut rx, Duration::from_secs(15)).await,
             "not up after our restart; FRR {:?}",
             frr_peer(&frr)
         );
@@ -336,6 +248,34 @@ async fn wait_status(
     Err(last)
 }
 
-fn frr_tag(ns: &Netns) -> String {
-    ns.name().replace('-', "")
+/// `shutdown` (`down`) or `no shutdown` on FRR's session with us, through vtysh.
+fn frr_shutdown(ns: &Netns, down: bool) {
+    let peer = format!("peer {US} local-address {FRR}");
+    let tag = ns.name().replace('-', "");
+    let cmd = if down { "shutdown" } else { "no shutdown" };
+    let _ = ns.exec(
+        "vtysh",
+        &[
+            "-N",
+            &tag,
+            "-c",
+            "configure terminal",
+            "-c",
+            "bfd",
+            "-c",
+            &peer,
+            "-c",
+            cmd,
+        ],
+    );
+}
+
+/// Waits up to 5 s for FRR's view of its peer, (status, remote transmit interval ms),
+/// to satisfy `ok`; panics with it otherwise.
+fn frr_sees(frr: &Frr, ok: impl Fn(&str, u64) -> bool) {
+    let seen = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        let (status, tx) = frr_peer(frr);
+        ok(&status, tx)
+    });
+    assert!(seen, "FRR: {:?}", frr_peer(frr));
 }

@@ -1,11 +1,12 @@
-//! What the interop tests share: waiting for a state change, cutting the path to a
-//! peer with the carrier up, the runtime, the timers.
+//! What the interop tests share: the two namespaces, our side of the session,
+//! waiting for a state change, cutting the path to a peer with the carrier up, the
+//! runtime, the timers.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
-use anycast_lab::netns::Netns;
-use bfd::{Event, Timers};
+use anycast_lab::netns::{Netns, veth};
+use bfd::{BfdHandle, Event, PeerSpec, State, Timers};
 use tokio::sync::mpsc;
 
 /// 300 ms x 5 on both sides: tolerant of a busy CI machine (a test process stalled
@@ -32,6 +33,48 @@ pub async fn wait_event(
             _ => return None,
         }
     }
+}
+
+/// The peer's namespace and ours, `peer_ns` and `us_ns`, joined by a veth with
+/// `peer`/`prefix_len` and `us`/`prefix_len` on its ends.
+pub fn namespaces(
+    peer_ns: &str,
+    peer: &str,
+    us_ns: &str,
+    us: &str,
+    prefix_len: u8,
+) -> (Netns, Netns) {
+    let p = Netns::create(peer_ns).expect("netns");
+    let u = Netns::create(us_ns).expect("netns");
+    veth(
+        &p,
+        &[&format!("{peer}/{prefix_len}")],
+        &u,
+        &[&format!("{us}/{prefix_len}")],
+    )
+    .expect("veth");
+    (p, u)
+}
+
+/// Our side: one session with `peer` from `local` at [`TIMERS`], and its events.
+/// Call from inside the runtime.
+pub fn spawn(peer: &str, local: &str) -> (BfdHandle, mpsc::Receiver<Event>) {
+    let (tx, rx) = mpsc::channel(64);
+    let h = bfd::spawn(
+        &[PeerSpec {
+            peer: peer.parse().expect("peer address"),
+            local: Some(local.parse().expect("local address")),
+            timers: TIMERS,
+        }],
+        tx,
+    )
+    .expect("bfd");
+    (h, rx)
+}
+
+/// Whether the session comes Up within `limit`.
+pub async fn up_within(rx: &mut mpsc::Receiver<Event>, limit: Duration) -> bool {
+    wait_event(rx, limit, |e| e.to == State::Up).await.is_some()
 }
 
 /// Drops (`-A`) or lets through again (`-D`) everything between `ns` and `peer`, in
