@@ -69,36 +69,8 @@ fn icmp_check_raw_and_ping_sockets_v4_v6_and_a_host_that_drops_echo() {
         }
 
         // The host drops echo requests: a timeout, not before it and not much after.
-        target
-            .exec(
-                "iptables",
-                &[
-                    "-A",
-                    "INPUT",
-                    "-p",
-                    "icmp",
-                    "--icmp-type",
-                    "echo-request",
-                    "-j",
-                    "DROP",
-                ],
-            )
-            .expect("iptables");
-        target
-            .exec(
-                "ip6tables",
-                &[
-                    "-A",
-                    "INPUT",
-                    "-p",
-                    "icmpv6",
-                    "--icmpv6-type",
-                    "echo-request",
-                    "-j",
-                    "DROP",
-                ],
-            )
-            .expect("ip6tables");
+        echo_requests(&target, Family::V4, "-A", &["DROP"]);
+        echo_requests(&target, Family::V6, "-A", &["DROP"]);
         for addr in ["10.66.0.2", "fd66::2"] {
             let t0 = Instant::now();
             let r = echo(addr.parse().unwrap(), TIMEOUT).await;
@@ -114,23 +86,12 @@ fn icmp_check_raw_and_ping_sockets_v4_v6_and_a_host_that_drops_echo() {
         }
         // A destination the router refuses (an ICMP error comes back): a failure at
         // once, named.
-        target
-            .exec(
-                "iptables",
-                &[
-                    "-I",
-                    "INPUT",
-                    "-p",
-                    "icmp",
-                    "--icmp-type",
-                    "echo-request",
-                    "-j",
-                    "REJECT",
-                    "--reject-with",
-                    "icmp-host-prohibited",
-                ],
-            )
-            .expect("iptables reject");
+        echo_requests(
+            &target,
+            Family::V4,
+            "-I",
+            &["REJECT", "--reject-with", "icmp-host-prohibited"],
+        );
         let t0 = Instant::now();
         let r = echo("10.66.0.2".parse().unwrap(), TIMEOUT).await;
         assert!(
@@ -139,4 +100,22 @@ fn icmp_check_raw_and_ping_sockets_v4_v6_and_a_host_that_drops_echo() {
         );
         assert!(t0.elapsed() < TIMEOUT, "{:?}", t0.elapsed());
     });
+}
+
+enum Family {
+    V4,
+    V6,
+}
+
+/// Adds (`op` `-A`) or inserts (`-I`) a rule in `ns`'s INPUT chain that sends echo
+/// requests of `family` to `target` (`DROP`, `REJECT --reject-with ...`).
+fn echo_requests(ns: &Netns, family: Family, op: &str, target: &[&str]) {
+    let (tool, proto, type_opt) = match family {
+        Family::V4 => ("iptables", "icmp", "--icmp-type"),
+        Family::V6 => ("ip6tables", "icmpv6", "--icmpv6-type"),
+    };
+    let mut args = vec![op, "INPUT", "-p", proto, type_opt, "echo-request", "-j"];
+    args.extend_from_slice(target);
+    ns.exec(tool, &args)
+        .unwrap_or_else(|e| panic!("{tool} {args:?}: {e}"));
 }
