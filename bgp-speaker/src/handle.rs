@@ -133,6 +133,13 @@ impl PeerHandle {
         self.send(Command::Enable).await
     }
 
+    /// The path to the peer is back (its link came up, BFD came Up): connect now
+    /// instead of at the end of the reconnect backoff, which starts over. Does nothing
+    /// while a connection exists, while disabled, or during a max-prefix hold-off.
+    pub async fn connect_now(&self) -> Result<(), SpeakerError> {
+        self.send(Command::ConnectNow).await
+    }
+
     pub(crate) fn inbound_sender(&self) -> mpsc::WeakSender<Command> {
         self.tx.downgrade()
     }

@@ -44,6 +44,8 @@ pub(crate) enum Command {
     },
     /// Undo `Disable`.
     Enable,
+    /// The path is back: connect now, backoff from the start.
+    ConnectNow,
     /// A connection the listener accepted from this peer's address.
     Inbound(TcpStream),
 }
@@ -304,6 +306,7 @@ impl Driver {
             Command::Reset { reason } => self.feed(Input::Reset { reason }),
             Command::Disable { reason } => self.feed(Input::Stop { reason }),
             Command::Enable => self.feed(Input::Start),
+            Command::ConnectNow => self.feed(Input::ConnectNow),
             Command::Shutdown { .. } => {}
         }
     }

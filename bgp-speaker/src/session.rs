@@ -14,7 +14,8 @@
 //!
 //! The RFC 4271 §8 transitions come from rustbgpd-fsm; this type adds what the
 //! FSM leaves to the embedder: automatic restart with exponential backoff and
-//! jitter after the FSM falls to Idle, the RFC 9687 send hold timer, the
+//! jitter after the FSM falls to Idle (cut short by `ConnectNow` when the embedder
+//! knows the path is back), the RFC 9687 send hold timer, the
 //! Adj-RIB-Out (sent in full on Established and on ROUTE-REFRESH, RFC 2918 §4),
 //! RFC 7606 dispositions of received UPDATEs, loop detection, max-prefix, and the
 //! RFC 4271 §6.8 collision decision (the driver holds the competing connection;
@@ -75,6 +76,11 @@ pub(crate) enum Input {
     Stop { reason: String },
     /// Close with Cease / Administrative Reset and this reason, then reconnect.
     Reset { reason: String },
+    /// The path to the peer is back (its link came up, BFD came Up): connect now
+    /// rather than at the end of the backoff or of ConnectRetry, and start the backoff
+    /// over. Nothing while a connection exists, while stopped, or during a max-prefix
+    /// hold-off.
+    ConnectNow,
     /// Our outgoing connection is up; `local` is our end's address.
     Connected { local: IpAddr },
     /// A connection from the peer was accepted (passive).
@@ -147,6 +153,8 @@ pub(crate) struct Session {
     stopped: bool,
     failures: u32,
     hold_off_next: Option<Duration>,
+    /// The IdleHold timer runs a max-prefix hold-off, not a backoff.
+    holding_off: bool,
     rng: StdRng,
     counters: Counters,
     last_error: Option<String>,
@@ -171,6 +179,7 @@ impl Session {
             stopped: true,
             failures: 0,
             hold_off_next: None,
+            holding_off: false,
             rng: StdRng::seed_from_u64(seed),
             counters: Counters::default(),
             last_error: None,
@@ -240,6 +249,7 @@ impl Session {
             }
             Input::Stop { reason } => {
                 self.stopped = true;
+                self.holding_off = false;
                 out.push(Output::Cancel(Timer::IdleHold));
                 self.last_error = Some(format!("administrative shutdown: {reason}"));
                 let reason = Some(wire::shutdown_communication(&reason));
@@ -259,8 +269,28 @@ impl Session {
                     }
                     // A reset was asked for: come back after the shortest wait.
                     self.failures = 0;
+                    self.holding_off = false;
                     out.retain(|o| !matches!(o, Output::Arm(Timer::IdleHold, _)));
                     out.push(Output::Arm(Timer::IdleHold, Duration::from_millis(100)));
+                }
+            }
+            Input::ConnectNow => {
+                if self.stopped || self.connected || self.holding_off {
+                    return out;
+                }
+                match self.fsm.state() {
+                    SessionState::Idle => {
+                        self.failures = 0;
+                        out.push(Output::Cancel(Timer::IdleHold));
+                        self.fsm_event(Event::ManualStart, &mut out);
+                    }
+                    // RFC 4271 8.2.2: ConnectRetryTimer_Expires in Connect or Active
+                    // drops a pending attempt and initiates a new TCP connection.
+                    SessionState::Connect | SessionState::Active => {
+                        self.failures = 0;
+                        self.fsm_event(Event::ConnectRetryTimerExpires, &mut out);
+                    }
+                    _ => {}
                 }
             }
             Input::Connected { local } | Input::Accepted { local } => {
@@ -407,6 +437,7 @@ impl Session {
             }
             Timer::Keepalive => self.fsm_event(Event::KeepaliveTimerExpires, out),
             Timer::IdleHold => {
+                self.holding_off = false;
                 if !self.stopped && self.fsm.state() == SessionState::Idle {
                     self.fsm_event(Event::ManualStart, out);
                 }
@@ -749,6 +780,7 @@ impl Session {
         if self.stopped {
             return;
         }
+        self.holding_off = self.hold_off_next.is_some();
         let delay = match self.hold_off_next.take() {
             Some(d) => d,
             None => {

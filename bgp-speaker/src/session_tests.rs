@@ -460,3 +460,88 @@ fn leaving_connect_is_not_a_session_down() {
     let out = s.handle(Input::Reset { reason: "x".into() });
     assert!(!out.iter().any(|o| matches!(o, Output::Down(_))), "{out:?}");
 }
+
+#[test]
+fn connect_now_ends_the_backoff_and_starts_it_over() {
+    let mut s = Session::new(cfg(), 3);
+    s.handle(Input::Start);
+    // Three failures: the backoff stands at about 4 s.
+    for _ in 0..3 {
+        s.handle(Input::Connected {
+            local: "10.200.0.1".parse().unwrap(),
+        });
+        let out = s.handle(Input::Data(msg(3, &[6, 5])));
+        assert!(armed(&out, Timer::IdleHold).is_some(), "{out:?}");
+        s.handle(Input::Expired(Timer::IdleHold));
+    }
+    s.handle(Input::Connected {
+        local: "10.200.0.1".parse().unwrap(),
+    });
+    let out = s.handle(Input::Data(msg(3, &[6, 5])));
+    assert!(armed(&out, Timer::IdleHold) >= Some(Duration::from_secs(6)));
+    assert_eq!(s.state(), PeerState::Idle);
+    let out = s.handle(Input::ConnectNow);
+    assert!(out.contains(&Output::Cancel(Timer::IdleHold)), "{out:?}");
+    assert!(out.contains(&Output::Connect), "{out:?}");
+    assert_eq!(s.state(), PeerState::Connect);
+    // The next failure waits the first backoff again.
+    s.handle(Input::Connected {
+        local: "10.200.0.1".parse().unwrap(),
+    });
+    let out = s.handle(Input::Data(msg(3, &[6, 5])));
+    assert!(armed(&out, Timer::IdleHold) <= Some(Duration::from_secs(1)));
+}
+
+#[test]
+fn connect_now_retries_a_pending_or_failed_connect_at_once() {
+    for fail in [false, true] {
+        let mut s = Session::new(cfg(), 1);
+        s.handle(Input::Start);
+        if fail {
+            s.handle(Input::ConnectFailed);
+        }
+        let before = s.state();
+        let out = s.handle(Input::ConnectNow);
+        assert!(out.contains(&Output::Connect), "{before:?}: {out:?}");
+        assert!(armed(&out, Timer::ConnectRetry).is_some(), "{out:?}");
+        assert_eq!(s.state(), PeerState::Connect, "from {before:?}");
+    }
+}
+
+#[test]
+fn connect_now_leaves_a_connection_a_stop_and_a_hold_off_alone() {
+    let mut s = open_sent(cfg());
+    assert!(s.handle(Input::ConnectNow).is_empty());
+    let mut s = established(cfg());
+    assert!(s.handle(Input::ConnectNow).is_empty());
+    s.handle(Input::Stop {
+        reason: "down".into(),
+    });
+    assert!(s.handle(Input::ConnectNow).is_empty(), "disabled");
+
+    let mut c = cfg();
+    c.max_prefix = Some(MaxPrefix {
+        limit: 1,
+        action: MaxPrefixAction::Teardown {
+            hold_off: Duration::from_secs(60),
+        },
+    });
+    let mut s = established(c);
+    let attrs = hex("400101004002060201 0000fde94003040ac80002"
+        .replace(' ', "")
+        .as_str());
+    let mut body = vec![0, 0, 0, u8::try_from(attrs.len()).unwrap()];
+    body.extend_from_slice(&attrs);
+    body.extend_from_slice(&[24, 10, 1, 1, 24, 10, 1, 2]);
+    let out = s.handle(Input::Data(msg(2, &body)));
+    assert_eq!(armed(&out, Timer::IdleHold), Some(Duration::from_secs(60)));
+    assert!(
+        s.handle(Input::ConnectNow).is_empty(),
+        "max-prefix hold-off"
+    );
+    // Once the hold-off is over, a failure's backoff may be cut short again.
+    let out = s.handle(Input::Expired(Timer::IdleHold));
+    assert!(out.contains(&Output::Connect), "{out:?}");
+    s.handle(Input::ConnectFailed);
+    assert!(s.handle(Input::ConnectNow).contains(&Output::Connect));
+}
