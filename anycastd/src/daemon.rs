@@ -20,7 +20,7 @@ use std::time::Duration;
 use bgp_speaker::Speaker;
 use geo_balancer::exchange::client::{ReportClient, sign_report};
 use geo_balancer::exchange::{SIGNATURE_HEADER, SITE_HEADER};
-use geo_balancer::health::{CheckerHandle, HealthEvent, spawn_checker};
+use geo_balancer::health::{CheckerHandle, HealthEvent, spawn_checkers};
 use geo_balancer::{ServerId, Time};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -340,10 +340,11 @@ impl Daemon {
     }
 
     fn spawn_checkers(&mut self) {
-        self.checkers = mapping::checks(self.site.config())
-            .into_iter()
-            .map(|c| spawn_checker(c, self.http.clone(), self.health_tx.clone()))
-            .collect();
+        self.checkers = vec![spawn_checkers(
+            mapping::checks(self.site.config()),
+            self.http.clone(),
+            self.health_tx.clone(),
+        )];
         for t in self.load_pollers.drain(..) {
             t.abort();
         }

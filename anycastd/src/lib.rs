@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod disabled;
 pub mod layout;
+pub mod limits;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;

@@ -161,6 +161,8 @@ pub fn checks(cfg: &SiteConfig) -> Vec<CheckConfig> {
                 rise: c.rise,
                 fall: c.fall,
                 fast_detect: c.fast_detect,
+                echo: c.echo,
+                full_interval: c.full_interval,
             }
         })
         .collect()

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logs(&cfg);
+    anycastd::limits::raise_nofile(anycastd::mapping::servers(&cfg).len());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

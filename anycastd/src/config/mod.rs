@@ -321,6 +321,10 @@ pub struct Check {
     pub rise: u32,
     pub fall: u32,
     pub fast_detect: bool,
+    /// With fast_detect: an ICMP echo every interval, the full check every
+    /// `full_interval` while the host answers (decision 0008).
+    pub echo: bool,
+    pub full_interval: Duration,
 }
 
 /// A refused configuration: every problem, each with file, line and reason.

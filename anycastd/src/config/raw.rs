@@ -252,4 +252,8 @@ pub struct RawCheck {
     pub command: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub fast_detect: Option<bool>,
+    #[serde(default)]
+    pub echo: Option<bool>,
+    #[serde(default)]
+    pub full_interval: Option<Spanned<String>>,
 }

@@ -35,7 +35,9 @@ use std::ops::Range;
 
 use geo_balancer::exchange::schedule::LocalState;
 use geo_balancer::exchange::{PeerTable, Reject, ReportScheduler};
-use geo_balancer::health::{HealthEvent, ProbeOutcome, ServerHealth, VipHealth, VipOutput};
+use geo_balancer::health::{
+    HealthEvent, ProbeOutcome, ProbeSource, ServerHealth, VipHealth, VipOutput,
+};
 use geo_balancer::weights::{self, LocalServer, Plan};
 use geo_balancer::{
     LocalView, ServerId, ServerSample, SiteId, SiteLoad, SpillDecision, SpillEngine, Time,
@@ -368,7 +370,10 @@ impl Site {
         };
         let s = &mut self.servers[i];
         let was_up = s.health.is_up();
-        let transition = s.health.on_probe(ev.at, &ev.outcome);
+        let transition = match ev.source {
+            ProbeSource::Echo => s.health.on_echo(ev.at, &ev.outcome),
+            ProbeSource::Periodic | ProbeSource::FastPath => s.health.on_probe(ev.at, &ev.outcome),
+        };
         s.last_check = Some(ev.outcome);
         let Some(t) = transition else {
             return Vec::new();

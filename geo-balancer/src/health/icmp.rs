@@ -116,7 +116,7 @@ fn is_icmp_error(e: &io::Error) -> bool {
 
 /// An echo request: type 8 (IPv4) or 128 (IPv6), code 0, the checksum (IPv4; the
 /// kernel fills ICMPv6's), id, seq, payload.
-fn request(addr: IpAddr, id: u16, seq: u16) -> Vec<u8> {
+pub(crate) fn request(addr: IpAddr, id: u16, seq: u16) -> Vec<u8> {
     let ty = if addr.is_ipv4() { 8 } else { 128 };
     let mut p = vec![ty, 0, 0, 0];
     p.extend_from_slice(&id.to_be_bytes());
@@ -148,51 +148,66 @@ enum Reply {
     Other,
 }
 
-/// What a received ICMP message is to this probe. A raw IPv4 socket hands the IP
-/// header too; ping sockets and ICMPv6 hand the ICMP message only. A ping socket's
-/// identifier is the kernel's, so only the sequence number is compared there.
+/// What a received ICMP message is to this probe. A ping socket's identifier is the
+/// kernel's, so only the sequence number is compared there.
 fn classify(b: &[u8], addr: IpAddr, kind: SocketKind, id: u16, seq: u16) -> Reply {
-    let icmp = if addr.is_ipv4() && kind == SocketKind::Raw {
+    match parse(b, addr.is_ipv4(), kind, id) {
+        Some((s, Ok(()))) if s == seq => Reply::Ours,
+        Some((s, Err(why))) if s == seq => Reply::Error(why),
+        _ => Reply::Other,
+    }
+}
+
+/// The sequence number an ICMP message is about, and whether it is an echo reply
+/// (`Ok`) or an error quoting our request (`Err(why)`); `None` for anything else
+/// (another identifier on a raw socket, other types, short or garbage input). A raw
+/// IPv4 socket hands the IP header too; ping sockets and ICMPv6 hand the ICMP message
+/// only.
+pub(crate) fn parse(
+    b: &[u8],
+    v4: bool,
+    kind: SocketKind,
+    id: u16,
+) -> Option<(u16, Result<(), String>)> {
+    let icmp = if v4 && kind == SocketKind::Raw {
         let ihl = usize::from(b.first().map_or(0, |v| v & 0x0f)) * 4;
         if ihl < 20 {
-            return Reply::Other;
+            return None;
         }
-        b.get(ihl..).unwrap_or(&[])
+        b.get(ihl..)?
     } else {
         b
     };
-    let Some(head) = icmp.get(..8) else {
-        return Reply::Other;
-    };
+    let head = icmp.get(..8)?;
     let (ty, code) = (head[0], head[1]);
     let (rid, rseq) = (
         u16::from_be_bytes([head[4], head[5]]),
         u16::from_be_bytes([head[6], head[7]]),
     );
-    let reply = if addr.is_ipv4() { 0 } else { 129 };
-    let id_ok = kind == SocketKind::Datagram || rid == id;
-    if ty == reply {
-        return if id_ok && rseq == seq {
-            Reply::Ours
-        } else {
-            Reply::Other
-        };
+    let id_ok = |i: u16| kind == SocketKind::Datagram || i == id;
+    if ty == if v4 { 0 } else { 129 } {
+        return id_ok(rid).then_some((rseq, Ok(())));
     }
     // Errors quote our request after their own 8 bytes (and, for IPv4, its IP header).
-    let quoted = if addr.is_ipv4() {
-        let inner = icmp.get(8..).unwrap_or(&[]);
+    let quoted = if v4 {
+        let inner = icmp.get(8..)?;
         let ihl = usize::from(inner.first().map_or(0, |v| v & 0x0f)) * 4;
-        inner.get(ihl..).unwrap_or(&[])
+        inner.get(ihl..)?
     } else {
-        icmp.get(48..).unwrap_or(&[])
+        icmp.get(48..)?
     };
-    let ours = quoted.get(6..8) == Some(&seq.to_be_bytes()[..]);
-    match (addr.is_ipv4(), ty) {
-        (true, 3) | (false, 1) if ours => {
-            Reply::Error(format!("destination unreachable (code {code})"))
+    let q = quoted.get(..8)?;
+    let request = if v4 { 8 } else { 128 };
+    if q[0] != request || !id_ok(u16::from_be_bytes([q[4], q[5]])) {
+        return None;
+    }
+    let qseq = u16::from_be_bytes([q[6], q[7]]);
+    match (v4, ty) {
+        (true, 3) | (false, 1) => {
+            Some((qseq, Err(format!("destination unreachable (code {code})"))))
         }
-        (true, 11) | (false, 3) if ours => Reply::Error("time exceeded".into()),
-        _ => Reply::Other,
+        (true, 11) | (false, 3) => Some((qseq, Err("time exceeded".into()))),
+        _ => None,
     }
 }
 

@@ -1,14 +1,18 @@
 //! Real-server health: check configuration, the rise/fall state machine, VIP
 //! servability with hold-down, and the tokio tasks that probe.
 //!
-//! Pure: [`state`] (one server: up/down/disabled by rise/fall and hard failures) and
-//! [`vip`] (announce/withdraw with min_up, data plane and hold-down). I/O: [`probe`]
-//! (one TCP/HTTP/command check), [`watch`] (the idle connection of fast failure
-//! detection) and [`task`] (the per-server loop that feeds [`HealthEvent`]s to the
-//! owner of the state).
+//! Pure: [`state`] (one server: up/down/disabled by rise/fall and hard failures),
+//! [`vip`] (announce/withdraw with min_up, data plane and hold-down) and [`sched`]
+//! (when each server is probed and how). I/O: [`probe`] (one TCP/HTTP/command check),
+//! [`pinger`] (the one ICMP socket per family every echo goes through), [`watch`] (the
+//! idle connection of fast failure detection) and [`task`] (the one task that drives
+//! the schedule for every server and feeds [`HealthEvent`]s to the owner of the
+//! state).
 
 pub mod icmp;
+pub mod pinger;
 pub mod probe;
+pub mod sched;
 pub mod state;
 pub mod task;
 pub mod vip;
@@ -24,7 +28,7 @@ use crate::ids::ServerId;
 use crate::time::Time;
 
 pub use state::{HealthState, ServerHealth, Transition};
-pub use task::{CheckerHandle, spawn_checker};
+pub use task::{CheckerHandle, spawn_checker, spawn_checkers};
 pub use vip::{VipConfig, VipHealth, VipOutput};
 
 /// What a check does.
@@ -74,6 +78,12 @@ pub struct CheckConfig {
     pub fall: u32,
     /// Hold an idle TCP connection and re-probe at once when it closes.
     pub fast_detect: bool,
+    /// With `fast_detect`: prove the host alive by an ICMP echo every `interval` and
+    /// run the full check only every `full_interval` once the host answers (see
+    /// [`sched`]).
+    pub echo: bool,
+    /// Between full checks while the echo proves the host alive.
+    pub full_interval: Duration,
 }
 
 impl CheckConfig {
@@ -88,6 +98,8 @@ impl CheckConfig {
             rise: 2,
             fall: 3,
             fast_detect: true,
+            echo: true,
+            full_interval: Duration::from_secs(5),
         }
     }
 
@@ -107,6 +119,9 @@ impl CheckConfig {
         }
         if self.rise == 0 || self.fall == 0 {
             return bad("rise and fall must be at least 1");
+        }
+        if self.full_interval < self.interval {
+            return bad("full_interval must be at least interval");
         }
         match &self.kind {
             CheckKind::Command { argv } if argv.is_empty() => bad("command needs a program"),
@@ -145,6 +160,8 @@ pub enum ProbeSource {
     Periodic,
     /// The immediate re-probe after the idle connection closed.
     FastPath,
+    /// The ICMP echo that stands in for most full checks (see [`sched`]).
+    Echo,
 }
 
 /// What the checker tasks send to the owner of the health state.

@@ -155,6 +155,25 @@ impl ServerHealth {
         None
     }
 
+    /// Feeds one echo round's result (the liveness probe that stands in for most full
+    /// checks, see [`crate::health::sched`]). A failed round (several requests over
+    /// the detection window, none answered) takes an Up server down at once; a
+    /// success changes nothing (rising takes full checks).
+    pub fn on_echo(&mut self, now: Time, outcome: &ProbeOutcome) -> Option<Transition> {
+        match outcome {
+            ProbeOutcome::Success => None,
+            ProbeOutcome::Failure(e) | ProbeOutcome::HardFailure(e) => {
+                self.fail_streak = self.fall;
+                self.ok_streak = 0;
+                self.last_error = Some(e.clone());
+                if self.state == HealthState::Up {
+                    return self.go(now, HealthState::Down, format!("host silent: {e}"));
+                }
+                None
+            }
+        }
+    }
+
     /// The operator disables (true) or enables (false) the server.
     pub fn set_disabled(&mut self, now: Time, disabled: bool) -> Option<Transition> {
         match (self.state, disabled) {
@@ -183,7 +202,6 @@ impl ServerHealth {
         self.state = to;
         self.since = now;
         self.reason = reason.clone();
-        tracing::info!(server = %self.server, %from, %to, %reason, "real server health changed");
         Some(Transition {
             server: self.server.clone(),
             from,
@@ -243,6 +261,23 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{inputs:?}");
         }
+    }
+
+    #[test]
+    fn a_failed_echo_round_takes_an_up_server_down_and_successes_do_not_raise_it() {
+        let mut h = ServerHealth::new(ServerId::new("rs"), 2, 3, Time(0));
+        assert!(h.on_echo(Time(1), &ProbeOutcome::Success).is_none());
+        assert!(h.on_echo(Time(1), &fail()).is_none(), "down already");
+        h.on_probe(Time(2), &ProbeOutcome::Success);
+        h.on_probe(Time(3), &ProbeOutcome::Success);
+        assert!(h.is_up());
+        let t = h.on_echo(Time(4), &fail()).expect("a failed round");
+        assert_eq!(t.to, HealthState::Down);
+        assert!(t.reason.contains("silent"), "{}", t.reason);
+        // Echo successes never bring it back; rise full successes do.
+        assert!(h.on_echo(Time(5), &ProbeOutcome::Success).is_none());
+        assert!(h.on_probe(Time(6), &ProbeOutcome::Success).is_none());
+        assert!(h.on_probe(Time(7), &ProbeOutcome::Success).is_some());
     }
 
     #[test]

@@ -1,13 +1,21 @@
-//! The per-server checker: a periodic probe loop plus, when configured, the idle
-//! connection watcher. Both send [`HealthEvent`]s on one bounded channel to the task
-//! that owns the health state. Dropping the handle stops both.
+//! The checker: one task drives the [`Schedule`] of every real server of a site (one
+//! timer, one ICMP socket per family, the full checks as short-lived tasks), plus one
+//! idle task per fast-detect connection ([`watch_idle`]). It sends [`HealthEvent`]s on
+//! one bounded channel to the task that owns the health state. Dropping the handle
+//! stops them all.
+
+use std::collections::HashMap;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
+use crate::health::pinger::{Pinger, Received};
 use crate::health::probe::probe;
+use crate::health::sched::{Action, Schedule};
 use crate::health::watch::watch_idle;
-use crate::health::{CheckConfig, HealthEvent, ProbeSource};
+use crate::health::{CheckConfig, HealthEvent, ProbeOutcome};
+use crate::ids::ServerId;
 use crate::time::Time;
 
 /// Stops the checker's tasks when dropped.
@@ -30,33 +38,153 @@ pub fn spawn_checker(
     http: reqwest::Client,
     tx: mpsc::Sender<HealthEvent>,
 ) -> CheckerHandle {
+    spawn_checkers(vec![cfg], http, tx)
+}
+
+/// Starts checking every server of `cfgs`. Must be called inside a tokio runtime.
+pub fn spawn_checkers(
+    cfgs: Vec<CheckConfig>,
+    http: reqwest::Client,
+    tx: mpsc::Sender<HealthEvent>,
+) -> CheckerHandle {
+    let (hard_tx, hard_rx) = mpsc::channel(64);
     let mut tasks = Vec::new();
-    if cfg.fast_detect {
+    for c in cfgs.iter().filter(|c| c.fast_detect) {
         tasks.push(tokio::spawn(watch_idle(
-            cfg.server.clone(),
-            cfg.addr,
-            cfg.timeout,
-            cfg.interval,
-            tx.clone(),
+            c.server.clone(),
+            c.addr,
+            c.timeout,
+            c.interval,
+            hard_tx.clone(),
         )));
     }
-    tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(cfg.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let outcome = probe(&cfg, &http).await;
-            tracing::trace!(server = %cfg.server, ?outcome, "periodic check");
-            let ev = HealthEvent {
-                server: cfg.server.clone(),
-                at: Time::now(),
-                source: ProbeSource::Periodic,
-                outcome,
-            };
-            if tx.send(ev).await.is_err() {
+    drop(hard_tx);
+    tasks.push(tokio::spawn(drive(cfgs, http, tx, hard_rx)));
+    CheckerHandle { tasks }
+}
+
+/// The schedule's driver: runs until the owner's receiver is dropped.
+async fn drive(
+    cfgs: Vec<CheckConfig>,
+    http: reqwest::Client,
+    tx: mpsc::Sender<HealthEvent>,
+    mut hard_rx: mpsc::Receiver<HealthEvent>,
+) {
+    let index: HashMap<ServerId, usize> = cfgs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.server.clone(), i))
+        .collect();
+    let start = Instant::now();
+    let mut sched = Schedule::new(cfgs, start.elapsed(), rand::random());
+    let mut pinger = Pinger::new(rand::random());
+    let mut fulls: JoinSet<(usize, ProbeOutcome)> = JoinSet::new();
+    let mut got = Vec::new();
+    loop {
+        let wake = sched.next_wake().map_or_else(
+            || start + std::time::Duration::from_secs(3600),
+            |t| start + t,
+        );
+        let actions = tokio::select! {
+            biased;
+            Some(ev) = hard_rx.recv() => match (index.get(&ev.server), ev.outcome) {
+                (Some(&i), ProbeOutcome::HardFailure(e)) => sched.on_hard_failure(start.elapsed(), i, e),
+                _ => Vec::new(),
+            },
+            Some(done) = fulls.join_next() => match done {
+                Ok((i, outcome)) => sched.on_full_done(start.elapsed(), i, outcome),
+                Err(e) => {
+                    tracing::error!(error = %e, "health check task failed");
+                    Vec::new()
+                }
+            },
+            () = pinger.readable() => received(start.elapsed(), &mut sched, &pinger, &mut got),
+            () = tokio::time::sleep_until(wake) => {
+                // Replies that arrived while this task waited for a CPU count: read
+                // them before any deadline is judged.
+                let mut a = received(start.elapsed(), &mut sched, &pinger, &mut got);
+                a.extend(sched.on_timer(start.elapsed()));
+                a
+            }
+        };
+        for a in actions {
+            let now = start.elapsed();
+            if !act(a, now, &mut sched, &mut pinger, &mut fulls, &http, &tx).await {
                 return;
             }
         }
-    }));
-    CheckerHandle { tasks }
+    }
+}
+
+/// Feeds whatever the pinger has received to the schedule.
+fn received(
+    now: std::time::Duration,
+    sched: &mut Schedule,
+    pinger: &Pinger,
+    got: &mut Vec<Received>,
+) -> Vec<Action> {
+    got.clear();
+    pinger.drain(got);
+    let mut out = Vec::new();
+    for (from, seq, r) in got.drain(..) {
+        out.extend(sched.on_echo_reply(now, from, seq, r));
+    }
+    out
+}
+
+/// Carries out one action; false when the owner is gone.
+async fn act(
+    a: Action,
+    now: std::time::Duration,
+    sched: &mut Schedule,
+    pinger: &mut Pinger,
+    fulls: &mut JoinSet<(usize, ProbeOutcome)>,
+    http: &reqwest::Client,
+    tx: &mpsc::Sender<HealthEvent>,
+) -> bool {
+    match a {
+        Action::Full { server } => {
+            if let Some(cfg) = sched.config(server).cloned() {
+                let http = http.clone();
+                fulls.spawn(async move { (server, probe(&cfg, &http).await) });
+            }
+        }
+        Action::Echo { addr, seq } => {
+            if let Err(e) = pinger.send(addr, seq) {
+                tracing::debug!(%addr, error = %e, "echo not sent");
+                let follow = sched.on_echo_send_error(now, seq, format!("send: {e}"));
+                for f in follow {
+                    if let Action::Report { .. } = f
+                        && !report(f, sched, tx).await
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        Action::Report { .. } => return report(a, sched, tx).await,
+    }
+    true
+}
+
+async fn report(a: Action, sched: &Schedule, tx: &mpsc::Sender<HealthEvent>) -> bool {
+    let Action::Report {
+        server,
+        source,
+        outcome,
+    } = a
+    else {
+        return true;
+    };
+    let Some(cfg) = sched.config(server) else {
+        return true;
+    };
+    tracing::trace!(server = %cfg.server, ?source, ?outcome, "check");
+    let ev = HealthEvent {
+        server: cfg.server.clone(),
+        at: Time::now(),
+        source,
+        outcome,
+    };
+    tx.send(ev).await.is_ok()
 }

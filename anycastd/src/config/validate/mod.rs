@@ -238,6 +238,8 @@ fn default_check(kind: CheckKind, port: u16) -> Check {
         timeout,
         rise: 2,
         fall: 3,
+        echo: true,
+        full_interval: Duration::from_secs(5),
     }
 }
 

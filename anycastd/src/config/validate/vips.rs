@@ -328,6 +328,22 @@ impl Validator<'_> {
                 "fast_detect holds a TCP connection to the server's port: an icmp check has none (leave fast_detect out, or use a tcp check)",
             );
         }
+        let full_interval = self.duration(
+            r.full_interval.as_ref(),
+            "check full_interval",
+            d.full_interval,
+        );
+        if let Some(f) = r.full_interval.as_ref()
+            && full_interval < interval
+        {
+            self.problem(
+                f.span(),
+                format!(
+                    "check full_interval must be at least interval ({})",
+                    duration::show(interval)
+                ),
+            );
+        }
         let rise = count(self, r.rise.as_ref(), "rise", d.rise);
         let fall = count(self, r.fall.as_ref(), "fall", d.fall);
         Some(Check {
@@ -337,6 +353,8 @@ impl Validator<'_> {
             rise,
             fall,
             fast_detect: r.fast_detect.unwrap_or(d.fast_detect),
+            echo: r.echo.unwrap_or(d.echo),
+            full_interval: full_interval.max(interval),
             ..d
         })
     }
