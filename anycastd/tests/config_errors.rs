@@ -411,3 +411,52 @@ fn dr_and_tun_cannot_change_the_port() {
     let text = GOOD.replacen("method = \"nat\"", "method = \"nat\"\nport = 8080", 1);
     assert!(parse_str(configs_dir_file(), &text).is_ok());
 }
+
+/// GOOD with `extra` more real servers (NAT, 10.101.7.x and up) before its first one.
+fn with_servers(extra: usize) -> String {
+    let at = GOOD
+        .find("[[vip.service.real_server]]")
+        .expect("a real server");
+    let mut more = String::new();
+    for i in 0..extra {
+        more.push_str(&format!(
+            "[[vip.service.real_server]]\naddress = \"10.101.{}.{}\"\nmethod = \"nat\"\ncapacity = 100\n\n",
+            7 + i / 250,
+            i % 250 + 1
+        ));
+    }
+    format!("{}{more}{}", &GOOD[..at], &GOOD[at..])
+}
+
+#[test]
+fn checks_that_would_open_too_many_connections_are_refused_with_the_rate() {
+    // 401 servers with a full check every 5 s (echo, the default): 80 a second.
+    let text = with_servers(399);
+    parse_str(configs_dir_file(), &text).expect("echo keeps 401 servers cheap");
+    // The same without echo: a connection every 200 ms each, 2005 a second.
+    let bad = text.replacen("type = \"tcp\"", "type = \"tcp\"\necho = false", 1);
+    let p = match parse_str(configs_dir_file(), &bad) {
+        Ok(_) => panic!("accepted 2005 check connections a second"),
+        Err(e) => e.problems,
+    };
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].reason.contains("2005 new TCP connections a second across the site"),
+        "{}",
+        p[0].reason
+    );
+    // The line of the server that took it past the limit (the 401st).
+    let nth = bad
+        .match_indices("[[vip.service.real_server]]")
+        .nth(400)
+        .map(|(i, _)| bad[..i].matches('\n').count() + 2)
+        .expect("401 servers");
+    assert_eq!(p[0].line, nth, "{}", p[0].reason);
+    // And full_interval below interval is refused with its line.
+    let p = refused("fall = 3", "fall = 3\nfull_interval = \"100ms\"");
+    assert!(
+        p.iter()
+            .any(|p| p.contains("full_interval must be at least interval")),
+        "{p:?}"
+    );
+}

@@ -30,6 +30,8 @@ pub fn parse_str(file: &Path, text: &str) -> Result<SiteConfig, ConfigError> {
         file: file.to_path_buf(),
         text,
         problems: Vec::new(),
+        check_rate: 0.0,
+        rate_refused: false,
     };
     let raw: RawConfig = match toml::from_str(text) {
         Ok(raw) => raw,
@@ -51,6 +53,11 @@ struct Validator<'a> {
     file: PathBuf,
     text: &'a str,
     problems: Vec<Problem>,
+    /// New TCP connections a second the checks of the servers so far open in steady
+    /// state (see [`vips::connections_per_second`]).
+    check_rate: f64,
+    /// The site's check rate was refused already (one problem, not one per server).
+    rate_refused: bool,
 }
 
 impl Validator<'_> {

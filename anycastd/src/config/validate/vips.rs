@@ -246,6 +246,7 @@ impl Validator<'_> {
                 return None;
             }
         };
+        self.count_check_rate(&check, r.address.span());
         Some(RealServer {
             address,
             port,
@@ -357,5 +358,43 @@ impl Validator<'_> {
             full_interval: full_interval.max(interval),
             ..d
         })
+    }
+}
+
+/// The most new TCP connections a second the checks of one site may open in steady
+/// state: beyond it they cost the director and the real servers more than the
+/// service (decision 0008; benchmark 5: 1000 servers at 5 a second used a third of a
+/// core here and more on the servers, and filled the TIME_WAIT table).
+pub const MAX_CHECK_CONNECTIONS_PER_SECOND: f64 = 2000.0;
+
+/// New TCP connections a second one server's check opens in steady state: a full
+/// check every `full_interval` with `fast_detect` and `echo` (once its host answers
+/// echo), every `interval` otherwise; none for `icmp` and `command` checks. Hedged
+/// connects and re-probes come on top only when packets are lost.
+pub fn connections_per_second(c: &Check) -> f64 {
+    let every = match c.kind {
+        CheckKind::Tcp | CheckKind::Http { .. } if c.fast_detect && c.echo => c.full_interval,
+        CheckKind::Tcp | CheckKind::Http { .. } => c.interval,
+        CheckKind::Icmp | CheckKind::Command { .. } => return 0.0,
+    };
+    1.0 / every.as_secs_f64().max(1e-3)
+}
+
+impl Validator<'_> {
+    /// Adds a server's check to the site's rate; the server that takes it past
+    /// [`MAX_CHECK_CONNECTIONS_PER_SECOND`] is refused with the computed rate.
+    fn count_check_rate(&mut self, c: &Check, span: std::ops::Range<usize>) {
+        let per = connections_per_second(c);
+        self.check_rate += per;
+        if self.check_rate > MAX_CHECK_CONNECTIONS_PER_SECOND && !self.rate_refused {
+            self.rate_refused = true;
+            self.problem(
+                span,
+                format!(
+                    "with this server the checks open {:.0} new TCP connections a second across the site (this one {per:.1}/s), more than {MAX_CHECK_CONNECTIONS_PER_SECOND:.0}: raise interval, or keep fast_detect and echo on so a full check runs every full_interval (decision 0008)",
+                    self.check_rate
+                ),
+            );
+        }
     }
 }
