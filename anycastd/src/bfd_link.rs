@@ -6,6 +6,8 @@
 //!                                                           the diagnostic as reason)
 //!  bfd::Event Down (the peer went AdminDown)              -> nothing (RFC 5882 3.2)
 //!  bfd::Event -> Up, BGP held down by BFD                 -> PeerHandle::enable (connects at once)
+//!  bfd::Event -> Up otherwise                             -> PeerHandle::connect_now (a session
+//!                                                           that is down skips its backoff)
 //! ```
 //! A BGP session is never held down by a BFD session that has not been Up: a router
 //! without BFD configured leaves BGP alone, as FRR and BIRD do.
@@ -84,6 +86,13 @@ impl BfdLink {
                 tracing::warn!(neighbor = %ev.peer, "BFD up again: BGP session may come back");
                 if let Err(e) = peer.enable().await {
                     tracing::error!(neighbor = %ev.peer, error = %e, "enabling the BGP session failed");
+                }
+            }
+            // The path is there: a session that is down for another reason connects
+            // now rather than at the end of its backoff.
+            bfd::State::Up => {
+                if let Err(e) = peer.connect_now().await {
+                    tracing::error!(neighbor = %ev.peer, error = %e, "connect_now failed");
                 }
             }
             bfd::State::Down if ev.remote == bfd::State::AdminDown => {

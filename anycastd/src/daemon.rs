@@ -61,6 +61,8 @@ struct Daemon {
     speaker: Speaker,
     /// BFD toward the neighbors that have it.
     bfd: Option<BfdLink>,
+    /// Names of links whose carrier came up (`None`: the watch could not start).
+    links: Option<mpsc::Receiver<String>>,
     worker: Option<Worker>,
     checkers: Vec<CheckerHandle>,
     health_tx: mpsc::Sender<HealthEvent>,
@@ -134,6 +136,9 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     let (site, first) = Site::new(cfg.clone(), now)?;
     let speaker = start_speaker(&cfg).await?;
     let bfd = BfdLink::start(&cfg)?;
+    let links = crate::links::watch()
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot watch link carrier; a link coming back waits for the BGP reconnect backoff"))
+        .ok();
     let (health_tx, mut health_rx) = mpsc::channel(4096);
     let (load_tx, mut load_rx) = mpsc::channel::<(ServerId, Option<f64>)>(256);
     let (cmd_tx, mut cmd_rx) = mpsc::channel(256);
@@ -180,6 +185,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         site,
         speaker,
         bfd,
+        links,
         worker,
         checkers: Vec::new(),
         health_tx,
@@ -268,6 +274,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                     link.on_event(&d.speaker, ev).await;
                 }
             }
+            Some(link) = link_next(&mut d.links) => d.link_up(&link).await,
             Some(cmd) = cmd_rx.recv() => d.command(cmd).await,
             Some((server, value)) = load_rx.recv() => d.site.on_external_load(Time::now(), &server, value),
             () = &mut timer => {
@@ -325,7 +332,26 @@ async fn bfd_next(link: &mut Option<BfdLink>) -> Option<bfd::Event> {
     }
 }
 
+/// The next link whose carrier came up, or never without the watch.
+async fn link_next(links: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match links {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Daemon {
+    /// A link's carrier came up: every BGP session that is down connects now instead
+    /// of at the end of its backoff (a no-op for one with a connection).
+    async fn link_up(&self, link: &str) {
+        tracing::info!(%link, "link up: BGP sessions that are down connect now");
+        for p in self.speaker.peers() {
+            if let Err(e) = p.connect_now().await {
+                tracing::warn!(neighbor = %p.name(), error = %e, "connect_now failed");
+            }
+        }
+    }
+
     /// The site's status with the BGP sessions and their BFD sessions.
     async fn status(&self, now: Time) -> crate::status::Status {
         let sessions = self.speaker.status().await;

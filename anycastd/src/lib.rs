@@ -4,7 +4,7 @@
 //! Owns: the site config file, the local API (status, drain, undrain, metrics) and who
 //! may use it (`auth`), the peer-report listener, signals. Never decides spill or
 //! health itself (geo-balancer does) and never touches the kernel except through
-//! tunnel-forwarder.
+//! tunnel-forwarder (it only listens to link messages: `links`).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod dataplane;
 pub mod disabled;
 pub mod layout;
 pub mod limits;
+pub mod links;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;

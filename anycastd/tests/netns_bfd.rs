@@ -72,6 +72,8 @@ fn netns_bfd_cut_path_withdraws_within_detection_time() {
         &SiteToml {
             address: "10.210.0.2",
             neighbor: "10.210.0.1",
+            hold_time: 9,
+            connect_retry: Some(1),
             neighbor_keys: "bfd = true\nbfd_min_tx = \"300ms\"\nbfd_min_rx = \"300ms\"\nbfd_multiplier = 5\n",
             prefix: PREFIX,
             vip: "10.211.4.1",

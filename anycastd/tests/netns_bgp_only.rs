@@ -50,6 +50,8 @@ fn netns_bgp_only_announce_withdraw_recover_stop() {
         &SiteToml {
             address: "10.200.0.2",
             neighbor: "10.200.0.1",
+            hold_time: 9,
+            connect_retry: Some(1),
             neighbor_keys: "",
             prefix: "10.201.4.0/24",
             vip: "10.201.4.1",

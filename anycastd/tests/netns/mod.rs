@@ -62,6 +62,9 @@ pub struct SiteToml<'a> {
     /// The site's address on the link; the upstream (AS 65001) is `neighbor`.
     pub address: &'a str,
     pub neighbor: &'a str,
+    pub hold_time: u16,
+    /// `None`: the default (5 s).
+    pub connect_retry: Option<u16>,
     /// More keys of the neighbor's table (`bfd = true` ...).
     pub neighbor_keys: &'a str,
     pub prefix: &'a str,
@@ -93,9 +96,8 @@ asn = 65005
 [[bgp.neighbor]]
 address = "{neighbor}"
 remote_asn = 65001
-hold_time = 9
-connect_retry = 1
-{neighbor_keys}
+hold_time = {hold_time}
+{connect_retry}{neighbor_keys}
 [[vip]]
 name = "web"
 prefix = "{prefix}"
@@ -118,6 +120,11 @@ fall = 2
             state = state_dir.display(),
             tables = self.tables,
             neighbor = self.neighbor,
+            hold_time = self.hold_time,
+            connect_retry = self
+                .connect_retry
+                .map(|c| format!("connect_retry = {c}\n"))
+                .unwrap_or_default(),
             neighbor_keys = self.neighbor_keys,
             prefix = self.prefix,
             vip = self.vip,
