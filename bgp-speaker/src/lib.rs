@@ -28,7 +28,8 @@
 //! ```
 //!
 //! The daemon calls `Speaker::{start, announce, withdraw, status, shutdown}` and, per
-//! peer, `PeerHandle::{announce, withdraw, status, reset, disable, enable, shutdown}`.
+//! peer, `PeerHandle::{announce, withdraw, status, reset, disable, enable, connect_now,
+//! shutdown}` (`connect_now`: the embedder saw the path come back, link or BFD up).
 //! A withdraw is one channel send; the peer task encodes the UPDATE and writes it to
 //! the `TCP_NODELAY` socket in the same step (no MRAI timer, no batching).
 //!
