@@ -306,8 +306,9 @@ fn treat_as_withdraw_keeps_the_session() {
     assert_eq!(s.counters().treat_as_withdraw, 1);
 }
 
-#[test]
-fn max_prefix_teardown_sends_cease_1_and_holds_off() {
+/// An Established session with max-prefix 1 (teardown, 60 s hold-off) that has just
+/// received two prefixes: the session and what it did.
+fn over_max_prefix() -> (Session, Vec<Output>) {
     let mut c = cfg();
     c.max_prefix = Some(MaxPrefix {
         limit: 1,
@@ -323,6 +324,12 @@ fn max_prefix_teardown_sends_cease_1_and_holds_off() {
     body.extend_from_slice(&attrs);
     body.extend_from_slice(&[24, 10, 1, 1, 24, 10, 1, 2]);
     let out = s.handle(Input::Data(msg(2, &body)));
+    (s, out)
+}
+
+#[test]
+fn max_prefix_teardown_sends_cease_1_and_holds_off() {
+    let (_, out) = over_max_prefix();
     assert_eq!(notifications(&out), vec![(6, 1, vec![0, 1, 1, 0, 0, 0, 1])]);
     assert_eq!(armed(&out, Timer::IdleHold), Some(Duration::from_secs(60)));
 }
@@ -519,21 +526,7 @@ fn connect_now_leaves_a_connection_a_stop_and_a_hold_off_alone() {
     });
     assert!(s.handle(Input::ConnectNow).is_empty(), "disabled");
 
-    let mut c = cfg();
-    c.max_prefix = Some(MaxPrefix {
-        limit: 1,
-        action: MaxPrefixAction::Teardown {
-            hold_off: Duration::from_secs(60),
-        },
-    });
-    let mut s = established(c);
-    let attrs = hex("400101004002060201 0000fde94003040ac80002"
-        .replace(' ', "")
-        .as_str());
-    let mut body = vec![0, 0, 0, u8::try_from(attrs.len()).unwrap()];
-    body.extend_from_slice(&attrs);
-    body.extend_from_slice(&[24, 10, 1, 1, 24, 10, 1, 2]);
-    let out = s.handle(Input::Data(msg(2, &body)));
+    let (mut s, out) = over_max_prefix();
     assert_eq!(armed(&out, Timer::IdleHold), Some(Duration::from_secs(60)));
     assert!(
         s.handle(Input::ConnectNow).is_empty(),
