@@ -189,7 +189,7 @@ fn keepalived_conf(n: usize) -> String {
 fn anycastd_conf(n: usize, dir: &Path) -> String {
     let mut s = format!(
         "[site]\nname = \"bench\"\naddress = \"10.160.255.254\"\ndataplane = false\nstate_dir = \"{}\"\nshutdown_wait = \"0s\"\n\n\
-         [api]\nlisten = \"127.0.0.1:9180\"\n\n[log]\nlevel = \"info\"\n\n\
+         [api]\nlisten = \"127.0.0.1:9180\"\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n\n\
          [bgp]\nasn = 65005\nlisten = true\n\n[[bgp.neighbor]]\naddress = \"10.160.255.253\"\nremote_asn = 65001\npassive = true\n\n",
         dir.display()
     );
@@ -259,6 +259,22 @@ fn time_wait() -> usize {
         .count()
 }
 
+/// Busy and total jiffies of the whole guest (/proc/stat's first line).
+fn guest_cpu() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
 fn ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -273,8 +289,10 @@ fn count_downs(log: &Path, side: &Side) -> usize {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
         .filter(|l| match side {
-            Side::Keepalived => l.contains("TCP connection to") && l.contains("failed"),
-            Side::Anycastd(_) => l.contains("real server health changed") && l.contains("to=down"),
+            Side::Keepalived => l.contains("Removing service"),
+            Side::Anycastd(_) => {
+                l.contains("real server health changed") && l.contains("\"to\":\"down\"")
+            }
         })
         .count()
 }
@@ -327,6 +345,7 @@ fn measure(n: usize, name: &str, side: &Side, window: Duration) {
     let (c0, _) = tree_cpu(pid);
     let (s0, _) = tree_cpu(server.id());
     let o0 = passive_opens();
+    let g0 = guest_cpu();
     let downs0 = count_downs(&log, side);
     let t0 = Instant::now();
     let mut max_rss = 0;
@@ -338,6 +357,7 @@ fn measure(n: usize, name: &str, side: &Side, window: Duration) {
     let (c1, _) = tree_cpu(pid);
     let (s1, _) = tree_cpu(server.id());
     let o1 = passive_opens();
+    let g1 = guest_cpu();
     let tw = time_wait();
     let downs = count_downs(&log, side) - downs0;
     let running = checker.running();
@@ -354,6 +374,14 @@ fn measure(n: usize, name: &str, side: &Side, window: Duration) {
         "%core",
     );
     bench(
+        &format!("{p}_guest_busy"),
+        format!(
+            "{:.2}",
+            (g1.0 - g0.0) as f64 * 100.0 / (g1.1 - g0.1).max(1) as f64
+        ),
+        "%cpu",
+    );
+    bench(
         &format!("{p}_rss"),
         format!("{:.1}", max_rss as f64 / 1024.0),
         "MiB",
@@ -366,6 +394,15 @@ fn measure(n: usize, name: &str, side: &Side, window: Duration) {
     bench(&format!("{p}_time_wait"), tw, "sockets");
     bench(&format!("{p}_downs_in_window"), downs, "servers");
     guest::check(&format!("{p}_ran"), running, &log.display().to_string());
+    // SIGTERM first: keepalived stops its checker child then (a SIGKILL of the
+    // parent would leave the child checking through the next side's window).
+    let _ = guest::sh(&format!("kill -TERM {pid}"));
+    let gone = guest::wait_for(Duration::from_secs(15), || {
+        (!checker.running() && guest::sh("pgrep -x keepalived").stdout.is_empty()).then_some(())
+    });
+    if gone.is_none() {
+        let _ = guest::sh("pkill -KILL -x keepalived");
+    }
     drop(checker);
     drop(server);
     // TIME_WAIT and held connections drain before the next side.

@@ -10,8 +10,11 @@
 //!   anycast-bench ingest    -> ingest::run    (generator -> receiver under test)
 //!   anycast-bench crash     -> crash::run     (anycastd SIGKILL / link cut)
 //!   anycast-bench footprint -> footprint::run (anycastd RSS / CPU over time)
+//!   anycast-bench checks    -> checks::run    (N real servers: checker and servers' CPU,
+//!                                              connections, TIME_WAIT; issue 21)
 //! ```
 
+pub mod checks;
 pub mod ingest;
 pub mod stats;
 pub mod watch;

@@ -410,12 +410,11 @@ impl Lab {
                 }
                 Ok(())
             }
+            // The host or the path dead: every packet to the servers' namespace, not
+            // only their port (an echo would still be answered).
             Failure::Silent => self
                 .r
-                .exec(
-                    "iptables",
-                    &["-I", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"],
-                )
+                .exec("iptables", &["-I", "INPUT", "-j", "DROP"])
                 .map(drop),
         }
     }
@@ -430,28 +429,21 @@ impl Lab {
             }
             Failure::Silent => self
                 .r
-                .exec(
-                    "iptables",
-                    &["-D", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"],
-                )
+                .exec("iptables", &["-D", "INPUT", "-j", "DROP"])
                 .map(drop),
         }
     }
 
-    /// Drops a share of the packets to and from the servers' port 80 in R, each way.
+    /// Drops a share of every packet to and from the servers in R, each way (TCP and
+    /// the echoes alike: a lossy path, not a lossy port).
     pub fn probe_loss(&self, share: f64) -> io::Result<()> {
-        // Both ways: SYNs and ACKs to the servers, SYN-ACKs and FINs from them.
         let p = share.to_string();
-        for (chain, dir) in [("INPUT", "--dport"), ("OUTPUT", "--sport")] {
+        for chain in ["INPUT", "OUTPUT"] {
             self.r.exec(
                 "iptables",
                 &[
                     "-I",
                     chain,
-                    "-p",
-                    "tcp",
-                    dir,
-                    "80",
                     "-m",
                     "statistic",
                     "--mode",

@@ -18,6 +18,7 @@ fn usage() -> ! {
          \x20      anycast-bench crash [--runs N] [--only kill|linkdown|pathcut|bfd] [--anycastd PATH]\n\
          \x20      anycast-bench wayback [--runs N] [--downs 10,60] [--anycastd PATH]\n\
          \x20      anycast-bench footprint [--secs S] [--anycastd PATH]\n\
+         \x20      anycast-bench checks [--servers 20,200,1000] [--secs S] [--rounds R] [--anycastd PATH] [--baseline PATH] [--exabgp-max N]\n\
          \x20      anycast-bench ingest [--sizes 100000,1000000] [--holds 90,9] [--only ours,bird,gobgp,frr]\n\
          \x20      anycast-bench recv GEN_ADDR HOLD   (our speaker as an ingest receiver; internal)\n\
          \x20      anycast-bench listen ADDR:PORT     (a real server; internal)\n\
@@ -37,6 +38,7 @@ fn main() -> Res {
         Some("crash") => crash(&args[1..]),
         Some("wayback") => wayback(&args[1..]),
         Some("footprint") => footprint(&args[1..]),
+        Some("checks") => checks(&args[1..]),
         Some("ingest") => ingest(&args[1..]),
         _ => usage(),
     }
@@ -592,6 +594,59 @@ fn footprint(args: &[String]) -> Res {
                 cpu * 100.0 / secs.max(1) as f64
             ),
             Err(e) => println!("{side}: FAILED: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Benchmark 5 at scale: N real servers checked by anycastd (and a baseline build of
+/// it, and ExaBGP up to `--exabgp-max` servers), rounds interleaved A B A B.
+fn checks(args: &[String]) -> Res {
+    use anycast_bench::checks::{Checker, run};
+    let sizes: Vec<usize> = opt(args, "--servers")
+        .unwrap_or("20,200,1000")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|&n| (1..=10_000).contains(&n))
+        .collect();
+    let secs: u64 = opt(args, "--secs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let rounds: usize = opt(args, "--rounds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let exabgp_max: usize = opt(args, "--exabgp-max")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let mut sides = vec![("anycastd", Checker::Anycastd(anycastd_path(args)))];
+    if let Some(b) = opt(args, "--baseline") {
+        sides.push(("baseline", Checker::Anycastd(b.into())));
+    }
+    sides.push(("exabgp", Checker::Exabgp));
+    println!("\nBenchmark 5 at scale: {secs} s windows after 15 s, {rounds} rounds interleaved");
+    println!(
+        "{:>6} {:<10} {:>8} {:>10} {:>8} {:>12} {:>9} {:>6}",
+        "n", "side", "cpu %", "server %", "RSS MiB", "conn/s/srv", "TIME_WAIT", "downs"
+    );
+    for &n in &sizes {
+        for round in 0..rounds {
+            for (name, side) in &sides {
+                if matches!(side, Checker::Exabgp) && (n > exabgp_max || round > 0) {
+                    continue;
+                }
+                match run(n, side, Duration::from_secs(15), Duration::from_secs(secs)) {
+                    Ok(f) => println!(
+                        "{n:>6} {name:<10} {:>8.2} {:>10.2} {:>8.1} {:>12.3} {:>9} {:>6}",
+                        f.cpu_pct,
+                        f.server_cpu_pct,
+                        f.rss_mib,
+                        f.conns_per_server,
+                        f.time_wait,
+                        f.downs
+                    ),
+                    Err(e) => println!("{n:>6} {name:<10} FAILED: {e}"),
+                }
+            }
         }
     }
     Ok(())
