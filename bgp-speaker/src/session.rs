@@ -724,8 +724,14 @@ impl Session {
                 };
                 let mut d = Duration::from_secs(u64::from(secs));
                 if timer == Timer::ConnectRetry {
+                    // The FSM doubles ConnectRetry with each failed connect, up to
+                    // 300 s: a router back from a long outage would wait minutes for
+                    // us. Capped at the configured base or the restart backoff's cap,
+                    // whichever is longer (issue 22).
+                    let cap = Duration::from_secs(u64::from(self.cfg.connect_retry))
+                        .max(self.cfg.idle_hold_max);
                     // RFC 4271 §10: jitter ConnectRetry to 75-100 % of its value.
-                    d = d.mul_f64(self.rng.random_range(0.75..=1.0));
+                    d = d.min(cap).mul_f64(self.rng.random_range(0.75..=1.0));
                 }
                 out.push(Output::Arm(timer, d));
             }

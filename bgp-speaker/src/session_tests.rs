@@ -538,3 +538,35 @@ fn connect_now_leaves_a_connection_a_stop_and_a_hold_off_alone() {
     s.handle(Input::ConnectFailed);
     assert!(s.handle(Input::ConnectNow).contains(&Output::Connect));
 }
+
+#[test]
+fn failed_connects_retry_no_further_apart_than_the_cap() {
+    // connect_retry 30 s, idle_hold_max 8 s: the cap is 30 s, never the FSM's 300 s.
+    let mut s = Session::new(cfg(), 5);
+    s.handle(Input::Start);
+    let mut longest = Duration::ZERO;
+    for _ in 0..12 {
+        let out = s.handle(Input::ConnectFailed);
+        if let Some(d) = armed(&out, Timer::ConnectRetry) {
+            longest = longest.max(d);
+        }
+        s.handle(Input::Expired(Timer::ConnectRetry));
+    }
+    assert!(
+        longest >= Duration::from_millis(22_500) && longest <= Duration::from_secs(30),
+        "{longest:?}"
+    );
+    // A short base and a longer backoff cap: the backoff cap.
+    let mut c = cfg();
+    c.connect_retry = 1;
+    c.idle_hold_max = Duration::from_secs(4);
+    let mut s = Session::new(c, 5);
+    s.handle(Input::Start);
+    for _ in 0..12 {
+        let out = s.handle(Input::ConnectFailed);
+        if let Some(d) = armed(&out, Timer::ConnectRetry) {
+            assert!(d <= Duration::from_secs(4), "{d:?}");
+        }
+        s.handle(Input::Expired(Timer::ConnectRetry));
+    }
+}
