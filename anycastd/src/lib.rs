@@ -24,6 +24,7 @@ pub mod links;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;
+pub mod real_server;
 pub mod site;
 pub mod status;
 pub mod systemd;

@@ -447,7 +447,7 @@ mod tests {
         assert!(
             svc.local
                 .iter()
-                .all(|x| x.weight == 0 && x.forward == tf::Forward::Nat)
+                .all(|x| x.weight == 0 && x.forward == tf::Forward::DirectRoute)
         );
         assert_eq!(
             svc.peers,

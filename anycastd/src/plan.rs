@@ -215,6 +215,8 @@ pub fn render(cfg: &SiteConfig) -> String {
         }
     }
 
+    real_servers(&mut o, cfg);
+
     let _ = writeln!(o, "\nHealth checks");
     for c in mapping::checks(cfg) {
         let kind = match &c.kind {
@@ -292,6 +294,137 @@ pub fn render(cfg: &SiteConfig) -> String {
     o
 }
 
+/// What the DR and TUN real servers must have set ([`crate::real_server::setup`]),
+/// once per (method, VIP) with the servers it concerns.
+fn real_servers(o: &mut String, cfg: &SiteConfig) {
+    use crate::real_server::{Forwarding, setup};
+    let mut groups: Vec<(config::Method, std::net::IpAddr, Vec<String>)> = Vec::new();
+    for v in &cfg.vips {
+        for svc in &v.services {
+            for rs in &svc.real_servers {
+                if rs.method == config::Method::Nat {
+                    continue;
+                }
+                let name = rs.address.to_string();
+                match groups
+                    .iter_mut()
+                    .find(|(m, vip, _)| *m == rs.method && *vip == v.address)
+                {
+                    Some((_, _, servers)) if servers.contains(&name) => {}
+                    Some((_, _, servers)) => servers.push(name),
+                    None => groups.push((rs.method, v.address, vec![name])),
+                }
+            }
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nReal servers: what each DR and TUN server must have set (docs/operations.md, \"Real servers\")"
+    );
+    for (method, vip, servers) in groups {
+        let f = match method {
+            config::Method::Dr => Forwarding::Dr,
+            config::Method::Tun => Forwarding::Tun,
+            config::Method::Nat => Forwarding::Nat,
+        };
+        let _ = writeln!(
+            o,
+            "  {} ({}, VIP {vip}):",
+            servers.join(", "),
+            method.as_str()
+        );
+        for step in setup(f, vip, None) {
+            let _ = writeln!(
+                o,
+                "    {}{}   # {}",
+                step.command,
+                if step.optional {
+                    "   (or the director fragments)"
+                } else {
+                    ""
+                },
+                step.why
+            );
+        }
+    }
+}
+
+/// A warning of `anycastd check`: the config is valid but will not work as written
+/// on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Line of the real server's table in the file.
+    pub line: usize,
+    pub reason: String,
+}
+
+/// DR real servers that are not on a network this director has an address in
+/// (`connected`): VS/DR hands the packet over by rewriting the MAC, so the server
+/// must be on the director's link. One warning per server and VIP, at its first
+/// table.
+pub fn warnings(cfg: &SiteConfig, connected: &[ipnet::IpNet]) -> Vec<Warning> {
+    let mut out: Vec<Warning> = Vec::new();
+    let mut seen = Vec::new();
+    for v in &cfg.vips {
+        for svc in &v.services {
+            for rs in &svc.real_servers {
+                if rs.method != config::Method::Dr
+                    || connected.iter().any(|n| n.contains(&rs.address))
+                    || seen.contains(&rs.address)
+                {
+                    continue;
+                }
+                seen.push(rs.address);
+                let nets: Vec<String> = connected.iter().map(|n| n.trunc().to_string()).collect();
+                out.push(Warning {
+                    line: rs.line,
+                    reason: format!(
+                        "real server {} (method dr) is not on a network directly connected to this director ({}): DR hands packets over by MAC on the director's own link; put the server there, or use tun or nat",
+                        rs.address,
+                        if nets.is_empty() {
+                            "it has none".to_string()
+                        } else {
+                            format!("its networks: {}", nets.join(", "))
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The networks this host has an address in (`ip addr`; host routes such as a VIP
+/// on lo and loopback left out): what [`warnings`] checks DR servers against. Reads
+/// the interface list; changes nothing.
+pub fn connected_networks() -> std::io::Result<Vec<ipnet::IpNet>> {
+    let mut nets = Vec::new();
+    for ifa in nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)? {
+        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
+            continue;
+        };
+        let (ip, mask): (std::net::IpAddr, std::net::IpAddr) =
+            match (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+                (Some(a), Some(m)) => (a.ip().into(), m.ip().into()),
+                _ => match (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+                    (Some(a), Some(m)) => (a.ip().into(), m.ip().into()),
+                    _ => continue,
+                },
+            };
+        let Ok(net) = ipnet::IpNet::with_netmask(ip, mask) else {
+            continue;
+        };
+        if ip.is_loopback() || net.prefix_len() == net.max_prefix_len() {
+            continue;
+        }
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
 fn dest_args(d: &tunnel_forwarder::Dest) -> String {
     let flag = match d.forward {
         tunnel_forwarder::Forward::Nat => "-m",
@@ -325,15 +458,45 @@ mod tests {
             "ip addr add 10.101.4.1/32 dev lo",
             "ipvsadm -A -t 10.101.4.1:80 -s wlc",
             "ipvsadm -a -t 10.101.4.1:80 -r 10.101.2.2:80 -i -w 0   (peer site idc2",
-            "ipvsadm -a -f 1094909953 -r 10.101.5.11:80 -m -w",
+            "ipvsadm -a -f 1094909953 -r 10.101.5.11:80 -g -w",
             "match ip dst 10.101.4.1/32 match ip protocol 6 0xff match ip dport 80 0xffff action skbedit mark 1094909953",
             "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 200ms (timeout 200ms), rise 2 fall 3",
             "peer idc2 at http://10.101.2.2:9181/v1/report (tunnel to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
             "spill on: start when local > 1.10 and peer < 0.70",
             "sysctl net.ipv4.vs.pmtu_disc=0   (tunnel_pmtu = \"fragment\"",
+            "Real servers: what each DR and TUN server must have set",
+            "  10.101.5.11, 10.101.5.12 (dr, VIP 10.101.4.1):\n    ip addr add 10.101.4.1/32 dev lo   # ",
+            "    sysctl -qw net.ipv4.conf.all.arp_ignore=1   # ",
             "Local API on 127.0.0.1:9180 (TCP, loopback)\n  may change the site: nobody: no token_file, the API is read-only\n  may read without a token: any local process: status, why, metrics",
         ] {
             assert!(plan.contains(want), "missing `{want}` in\n{plan}");
         }
+    }
+
+    #[test]
+    fn a_dr_server_off_the_directors_networks_is_warned_with_its_line() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"));
+        let cfg = crate::config::load(path).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let on = |net: &str| super::warnings(&cfg, &[net.parse().unwrap()]);
+        assert!(on("10.101.5.0/24").is_empty());
+        let w = on("10.101.1.0/30");
+        assert_eq!(w.len(), 2, "{w:?}");
+        let line = text.lines().nth(w[0].line - 1).unwrap_or_default();
+        assert!(
+            line.contains("real_server") || line.contains("10.101.5.11"),
+            "line {}: {line}",
+            w[0].line
+        );
+        assert!(
+            w[0].reason.starts_with("real server 10.101.5.11 (method dr) is not on a network directly connected to this director (its networks: 10.101.1.0/30)"),
+            "{}",
+            w[0].reason
+        );
+        // TUN and NAT servers may be anywhere routed.
+        let tun =
+            crate::config::parse_str(path, &text.replace("method = \"dr\"", "method = \"tun\""))
+                .unwrap();
+        assert!(super::warnings(&tun, &["10.101.1.0/30".parse().unwrap()]).is_empty());
     }
 }

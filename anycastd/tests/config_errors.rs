@@ -142,7 +142,7 @@ fn each_bad_value_names_its_line_and_reason() {
         ),
         ("rise = 2", "rise = 0", "rise must be 1-100, not 0"),
         (
-            "method = \"nat\"",
+            "method = \"dr\"",
             "method = \"ipip\"",
             "method `ipip` is not `dr`, `nat` or `tun`",
         ),
@@ -398,8 +398,8 @@ fn an_icmp_check_has_no_fast_detect() {
 fn dr_and_tun_cannot_change_the_port() {
     for method in ["dr", "tun"] {
         let to = format!("method = \"{method}\"\nport = 8080");
-        let p = refused("method = \"nat\"", &to);
-        let line = line_of("method = \"nat\"") + 1;
+        let p = refused("method = \"dr\"", &to);
+        let line = line_of("method = \"dr\"") + 1;
         assert!(
             p.iter().any(|p| p.starts_with(&format!(
                 "{line}: method {method} cannot change the port (80 -> 8080)"
@@ -408,7 +408,7 @@ fn dr_and_tun_cannot_change_the_port() {
         );
     }
     // NAT may.
-    let text = GOOD.replacen("method = \"nat\"", "method = \"nat\"\nport = 8080", 1);
+    let text = GOOD.replacen("method = \"dr\"", "method = \"nat\"\nport = 8080", 1);
     assert!(parse_str(configs_dir_file(), &text).is_ok());
 }
 

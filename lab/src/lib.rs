@@ -17,6 +17,10 @@ pub mod bgp_capture;
 pub mod netns;
 /// Real BGP peers (FRR, BIRD, GoBGP) started inside a namespace.
 pub mod peers;
+/// What a real server needs per forwarding method: the file `anycastd check` uses,
+/// included here so that the lab applies the same list.
+#[path = "../../anycastd/src/real_server.rs"]
+pub mod real_server;
 /// The LVS paper's topology (Figure 2.6), for the lab kernel and for containerlab.
 pub mod seed;
 /// The user-mode-Linux lab kernel: boot, topology, scenario, results.

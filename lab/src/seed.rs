@@ -14,15 +14,19 @@
 //!     | 10.101.1.0/30                                | 10.101.2.0/30
 //!    lb1 (AS5, site idc1, anycastd)                 lb2 (AS5, site idc2, anycastd)
 //!     | br0 10.101.5.1/24                            | br0 10.101.6.1/24
-//!   rs511 rs512 (10.101.5.11, .12)                 rs611 rs612 (10.101.6.11, .12)
+//!   rs511 rs512 (10.101.5.11, .12): VS/DR          rs611 rs612 (10.101.6.11, .12): VS/TUN
 //!
 //!   VIP 10.101.4.1 in 10.101.4.0/24, announced by lb1 and lb2.
+//!   IDC1 forwards to its real servers by direct routing (VIP on their lo), IDC2
+//!   through IPIP (VIP on their tunl0): what each needs is `real_server::setup`,
+//!   the same list `anycastd check` prints and docs/operations.md shows.
 //!   c31 sees AS path 3 1 5, c32 sees 3 2 5 (the paper's "router at R31's port
 //!   10.101.3.1" and "at R32's port 10.101.3.9").
 //! ```
 
 use std::fmt::Write as _;
 
+use crate::real_server::{self, Forwarding};
 use crate::uml::Topology;
 
 /// The VIP prefix both sites announce.
@@ -46,8 +50,12 @@ pub enum Role {
         site: &'static str,
         lan: &'static str,
     },
-    /// A real server behind a director (LVS-DR: VIP on lo, ARP for it suppressed).
-    Server { gateway: &'static str },
+    /// A real server behind a director, set up for the director's forwarding
+    /// `method` ([`real_server::setup`]; `configs/<site>.toml` says the same method).
+    Server {
+        gateway: &'static str,
+        method: Forwarding,
+    },
 }
 
 /// A node of the topology.
@@ -124,24 +132,28 @@ pub const NODES: &[Node] = &[
         name: "rs511",
         role: Role::Server {
             gateway: "10.101.5.1",
+            method: Forwarding::Dr,
         },
     },
     Node {
         name: "rs512",
         role: Role::Server {
             gateway: "10.101.5.1",
+            method: Forwarding::Dr,
         },
     },
     Node {
         name: "rs611",
         role: Role::Server {
             gateway: "10.101.6.1",
+            method: Forwarding::Tun,
         },
     },
     Node {
         name: "rs612",
         role: Role::Server {
             gateway: "10.101.6.1",
+            method: Forwarding::Tun,
         },
     },
 ];
@@ -276,13 +288,7 @@ fn host_setup(n: &Node) -> Vec<String> {
             v.push("sysctl -qw net.ipv4.conf.all.accept_local=1".to_string());
             v
         }
-        Role::Server { gateway } => vec![
-            format!("ip addr add {VIP}/32 dev lo"),
-            "sysctl -qw net.ipv4.conf.all.arp_ignore=1".to_string(),
-            "sysctl -qw net.ipv4.conf.all.arp_announce=2".to_string(),
-            "sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string(),
-            format!("ip route add default via {gateway}"),
-        ],
+        Role::Server { gateway, method } => server_setup(method, gateway),
         Role::Router { .. } | Role::Client { .. } => vec![
             "sysctl -qw net.ipv4.ip_forward=1".to_string(),
             "sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string(),
@@ -290,8 +296,28 @@ fn host_setup(n: &Node) -> Vec<String> {
     }
 }
 
+/// What the lab sets on a real server reached by `method` through the director at
+/// `gateway`: [`real_server::setup`]'s required steps (the MTU is left to the
+/// director, which fragments: issue 19's scenarios depend on it), after
+/// `rp_filter=0` as on every lab node. A test that moves a server to another method
+/// applies this too.
+pub fn server_setup(method: Forwarding, gateway: &str) -> Vec<String> {
+    let vip = VIP
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    std::iter::once("sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string())
+        .chain(
+            real_server::setup(method, vip, Some(gateway))
+                .into_iter()
+                .filter(|s| !s.optional)
+                .map(|s| s.command),
+        )
+        .collect()
+}
+
 /// The topology for the lab kernel: namespaces, links, addresses, the directors'
-/// server bridges, DR settings on real servers, and FRR on the routers and clients.
+/// server bridges, each real server set up for its method, and FRR on the routers
+/// and clients.
 /// anycastd and the real servers' services are started by the scenario.
 pub fn topology() -> Topology {
     let mut t = Topology::new();
@@ -450,5 +476,41 @@ mod tests {
         assert!(setup.contains(&"ip link set dev eth2 master br0".to_string()));
         assert!(setup.contains(&"ip addr add 10.101.5.1/24 dev br0".to_string()));
         assert!(setup.contains(&"ip route add default via 10.101.1.1".to_string()));
+    }
+
+    #[test]
+    fn one_site_runs_dr_the_other_tun() {
+        let dr = host_setup(node("rs511").unwrap());
+        assert!(dr.contains(&"ip addr add 10.101.4.1/32 dev lo".to_string()));
+        assert!(dr.contains(&"sysctl -qw net.ipv4.conf.all.arp_ignore=1".to_string()));
+        let tun = host_setup(node("rs612").unwrap());
+        assert!(tun.contains(&"ip addr add 10.101.4.1/32 dev tunl0".to_string()));
+        assert!(tun.contains(&"sysctl -qw net.ipv4.conf.tunl0.rp_filter=0".to_string()));
+        assert!(tun.iter().all(|c| !c.contains("advmss")));
+    }
+
+    #[test]
+    fn the_example_configs_use_the_methods_the_lab_runs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for n in NODES {
+            let Role::Server { method, .. } = n.role else {
+                continue;
+            };
+            let site = match n.name.as_bytes().get(2) {
+                Some(b'5') => "idc1",
+                _ => "idc2",
+            };
+            let cfg = std::fs::read_to_string(root.join(format!("configs/{site}.toml"))).unwrap();
+            let addr = format!("10.101.{}.{}", &n.name[2..3], &n.name[3..]);
+            let block = cfg
+                .split("[[vip.service.real_server]]")
+                .find(|b| b.contains(&format!("address = \"{addr}\"")))
+                .unwrap_or_else(|| panic!("{addr} not in {site}.toml"));
+            assert!(
+                block.contains(&format!("method = \"{}\"", method.as_str())),
+                "{site}.toml: {addr} is not `{}` as the lab runs it",
+                method.as_str()
+            );
+        }
     }
 }

@@ -52,6 +52,17 @@ fn main() -> ExitCode {
         if !quiet {
             print!("{}", anycastd::plan::render(&cfg));
         }
+        // Warnings, not refusals: the file may be checked away from its director.
+        match anycastd::plan::connected_networks() {
+            Ok(nets) => {
+                for w in anycastd::plan::warnings(&cfg, &nets) {
+                    eprintln!("{}:{}: warning: {}", cli.config.display(), w.line, w.reason);
+                }
+            }
+            Err(e) => eprintln!(
+                "anycastd: cannot read this host's addresses ({e}): DR real servers not checked against its networks"
+            ),
+        }
         println!("\n{}: valid", cli.config.display());
         return ExitCode::SUCCESS;
     }

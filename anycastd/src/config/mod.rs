@@ -296,6 +296,9 @@ pub struct RealServer {
     pub capacity: u32,
     pub load_url: Option<String>,
     pub check: Check,
+    /// Line of its `[[vip.service.real_server]]` table in the file (for `check`'s
+    /// warnings; 0 when not from a file).
+    pub line: usize,
 }
 
 impl RealServer {

@@ -61,6 +61,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// The 1-based line where `span` starts.
+    fn line(&self, span: &Range<usize>) -> usize {
+        let start = span.start.min(self.text.len());
+        self.text[..start].matches('\n').count() + 1
+    }
+
     fn problem(&mut self, span: Range<usize>, reason: impl Into<String>) {
         let start = span.start.min(self.text.len());
         let before = &self.text[..start];

@@ -255,6 +255,7 @@ impl Validator<'_> {
             capacity: *r.capacity.get_ref(),
             load_url: r.load_url.as_ref().map(|u| u.get_ref().clone()),
             check,
+            line: self.line(&rs.span()),
         })
     }
 

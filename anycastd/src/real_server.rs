@@ -1,0 +1,225 @@
+//! What a real server needs for each IPVS forwarding method, written once.
+//!
+//! `anycastd check` prints it for every DR and TUN server of a config, the lab
+//! (lab/src/seed.rs includes this file) applies it to its real servers, and
+//! docs/operations.md ("Real servers") shows it; a test keeps the docs equal to
+//! `setup`. Plain data and `std` only, so that the lab can include the file as a
+//! module of its own.
+//!
+//! ```text
+//!  method  packet at the server            what makes it accept and answer
+//!  nat     client -> RIP:port (rewritten)  default route via the director (replies are un-NATed there)
+//!  dr      client -> VIP (MAC rewritten)   VIP on lo; never answer ARP for it (arp_ignore/arp_announce);
+//!                                          on a network the director has an address in
+//!  tun     IPIP(director -> RIP)[client -> VIP]
+//!                                          ipip module, tunl0 up with the VIP on it, rp_filter off on
+//!                                          tunl0 (the client's source is not routed there), ARP as dr,
+//!                                          20 bytes of MTU (a smaller MSS, or the director fragments)
+//! ```
+
+use std::net::IpAddr;
+
+/// An IPVS forwarding method as far as the real server is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarding {
+    /// VS/NAT (`ipvsadm -m`).
+    Nat,
+    /// VS/DR (`ipvsadm -g`).
+    Dr,
+    /// VS/TUN (`ipvsadm -i`).
+    Tun,
+}
+
+impl Forwarding {
+    /// The config's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forwarding::Nat => "nat",
+            Forwarding::Dr => "dr",
+            Forwarding::Tun => "tun",
+        }
+    }
+}
+
+/// One thing to set on a real server: the command and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// A shell command (as root on the real server).
+    pub command: String,
+    /// Why, one short sentence.
+    pub why: &'static str,
+    /// One way among others (the lab leaves it out and relies on the director).
+    pub optional: bool,
+}
+
+/// IPIP's outer header: a tunnelled packet is this much bigger.
+pub const IPIP_OVERHEAD: u32 = 20;
+
+/// What a real server reached by `method` needs, for `vip`, whose default route goes
+/// through `gateway` (`None`: written as `GATEWAY`). IPv6 VIPs have no ARP, and
+/// IPv6 is not tunnelled (IPIP is IPv4): for those only the address and, for NAT,
+/// the route.
+pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step> {
+    let gw = gateway.unwrap_or("GATEWAY");
+    let (len, v4) = match vip {
+        IpAddr::V4(_) => (32, true),
+        IpAddr::V6(_) => (128, false),
+    };
+    let step = |command: String, why| Step {
+        command,
+        why,
+        optional: false,
+    };
+    let arp = || {
+        [
+            step(
+                "sysctl -qw net.ipv4.conf.all.arp_ignore=1".into(),
+                "answer ARP only for addresses of the interface it arrives on: never for the VIP, which the director answers for",
+            ),
+            step(
+                "sysctl -qw net.ipv4.conf.all.arp_announce=2".into(),
+                "never use the VIP as the source of an ARP request",
+            ),
+        ]
+    };
+    let mut v = Vec::new();
+    match method {
+        Forwarding::Nat => {
+            v.push(step(
+                format!("ip route replace default via {gw}"),
+                "replies must pass the director, which rewrites their source back to the VIP",
+            ));
+        }
+        Forwarding::Dr => {
+            v.push(step(
+                format!("ip addr add {vip}/{len} dev lo"),
+                "packets arrive addressed to the VIP (the director rewrote only the MAC): it must be local",
+            ));
+            if v4 {
+                v.extend(arp());
+            }
+            v.push(step(
+                format!("ip route replace default via {gw}"),
+                "replies go straight to the client with the VIP as source (through the director only if it has accept_local=1)",
+            ));
+        }
+        Forwarding::Tun => {
+            v.push(step(
+                "modprobe ipip".into(),
+                "the kernel's IPIP module decapsulates what the director tunnels",
+            ));
+            v.push(step(
+                "ip link set dev tunl0 up".into(),
+                "tunl0, the module's catch-all device, takes packets from any director",
+            ));
+            v.push(step(
+                format!("ip addr add {vip}/{len} dev tunl0"),
+                "the inner packet is addressed to the VIP: it must be local",
+            ));
+            if v4 {
+                v.extend(arp());
+            }
+            v.push(step(
+                "sysctl -qw net.ipv4.conf.tunl0.rp_filter=0".into(),
+                "the inner packet's source (the client) is not routed via tunl0: reverse-path filtering would drop it",
+            ));
+            v.push(step(
+                "sysctl -qw net.ipv4.conf.all.rp_filter=0".into(),
+                "the kernel uses the larger of `all` and the device's value",
+            ));
+            v.push(step(
+                format!("ip route replace default via {gw}"),
+                "replies go straight to the client with the VIP as source (through the director only if it has accept_local=1)",
+            ));
+            v.push(Step {
+                optional: true,
+                ..step(
+                    format!("ip route replace default via {gw} advmss 1440"),
+                    "IPIP adds 20 bytes between director and server: a 20-byte smaller MSS keeps a client's full-size segment within the MTU; without it the director fragments (tunnel_pmtu = \"fragment\", the default) and the server reassembles",
+                )
+            });
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dr_puts_the_vip_on_lo_and_silences_arp() {
+        let s = setup(
+            Forwarding::Dr,
+            "10.101.4.1".parse().unwrap(),
+            Some("10.101.5.1"),
+        );
+        let c: Vec<&str> = s.iter().map(|s| s.command.as_str()).collect();
+        assert_eq!(
+            c,
+            [
+                "ip addr add 10.101.4.1/32 dev lo",
+                "sysctl -qw net.ipv4.conf.all.arp_ignore=1",
+                "sysctl -qw net.ipv4.conf.all.arp_announce=2",
+                "ip route replace default via 10.101.5.1",
+            ]
+        );
+    }
+
+    #[test]
+    fn tun_needs_ipip_tunl0_rp_filter_off_and_a_smaller_mss() {
+        let s = setup(Forwarding::Tun, "10.101.4.1".parse().unwrap(), None);
+        let c: Vec<&str> = s.iter().map(|s| s.command.as_str()).collect();
+        assert!(c.contains(&"modprobe ipip"));
+        assert!(c.contains(&"ip addr add 10.101.4.1/32 dev tunl0"));
+        assert!(c.contains(&"sysctl -qw net.ipv4.conf.tunl0.rp_filter=0"));
+        assert!(c.contains(&"ip route replace default via GATEWAY advmss 1440"));
+        assert!(s.iter().filter(|s| s.optional).count() == 1);
+    }
+
+    #[test]
+    fn the_operations_guide_shows_exactly_this_list() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/operations.md"
+        ))
+        .unwrap_or_default();
+        let section = doc
+            .split("\n## Real servers\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_default();
+        for m in [Forwarding::Nat, Forwarding::Dr, Forwarding::Tun] {
+            for step in setup(m, "10.101.4.1".parse().unwrap(), None) {
+                assert!(
+                    section.contains(&step.command),
+                    "docs/operations.md, Real servers: `{}` ({}) missing",
+                    step.command,
+                    m.as_str()
+                );
+            }
+        }
+        // And nothing in the section's code blocks that the list lacks.
+        let all: Vec<String> = [Forwarding::Nat, Forwarding::Dr, Forwarding::Tun]
+            .iter()
+            .flat_map(|m| setup(*m, "10.101.4.1".parse().unwrap(), None))
+            .map(|s| s.command)
+            .collect();
+        for block in section.split("```").skip(1).step_by(2) {
+            for line in block.lines().filter(|l| !l.trim().is_empty()) {
+                let cmd = line.split('#').next().unwrap_or_default().trim();
+                assert!(
+                    all.iter().any(|c| c == cmd),
+                    "docs/operations.md, Real servers: `{cmd}` is not in real_server::setup"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_has_no_arp_sysctls() {
+        let s = setup(Forwarding::Dr, "2001:db8::1".parse().unwrap(), None);
+        assert_eq!(s[0].command, "ip addr add 2001:db8::1/128 dev lo");
+        assert!(s.iter().all(|s| !s.command.contains("arp")));
+    }
+}
