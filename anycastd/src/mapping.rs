@@ -232,10 +232,15 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
     // Plans list the service's real servers in config order (see `servers`): weights
     // go by position, no ids to build or look up (this runs for every service of a
     // spill step).
+    // A server that failed after being up is left out of both services (the kernel
+    // expires its connections, net.ipv4.vs.expire_nodest_conn); every other one is
+    // there, at weight 0 when it must take no new connections.
+    let absent = |i: usize| plan.is_some_and(|p| p.absent.get(i).copied().unwrap_or(false));
     let dests = |list: Option<&Vec<(ServerId, u32)>>| -> Vec<tf::Dest> {
         svc.real_servers
             .iter()
             .enumerate()
+            .filter(|(i, _)| !absent(*i))
             .map(|(i, rs)| {
                 let w = list.and_then(|l| l.get(i)).map_or(0, |(_, w)| *w);
                 tf::Dest::new(rs.address, rs.port, forward(rs.method), w)
@@ -473,14 +478,26 @@ mod tests {
             ],
             peers: vec![(SiteId::new("idc2"), 200)],
             tunnel_in: vec![(ServerId::new("web/tcp80/10.101.5.11:80"), 1)],
+            absent: vec![false, false],
         };
-        let d = desired_state(&c, &Layout::new(&c), &[Some(plan)]);
+        let d = desired_state(&c, &Layout::new(&c), &[Some(plan.clone())]);
         let svc = &d.vips[0].services[0];
         assert_eq!(svc.local[0].weight, 800);
         assert_eq!(svc.local[1].weight, 0);
         assert_eq!(svc.peers[0].weight, 200);
         let tin = svc.tunnel_in.as_ref().unwrap();
         assert_eq!((tin.dests[0].weight, tin.dests[1].weight), (1, 0));
+        // A failed server leaves both services; the other keeps its place.
+        let failed = Plan {
+            absent: vec![false, true],
+            ..plan
+        };
+        let d = desired_state(&c, &Layout::new(&c), &[Some(failed)]);
+        let svc = &d.vips[0].services[0];
+        let addrs: Vec<String> = svc.local.iter().map(|d| d.addr.to_string()).collect();
+        assert_eq!(addrs, ["10.101.5.11"]);
+        assert_eq!(svc.local[0].weight, 800);
+        assert_eq!(svc.tunnel_in.as_ref().unwrap().dests.len(), 1);
     }
 
     #[test]

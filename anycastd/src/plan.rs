@@ -109,6 +109,7 @@ pub fn render(cfg: &SiteConfig) -> String {
                     server: mapping::server_id(vip, svc, rs),
                     up: true,
                     weight: rs.weight,
+                    failed: false,
                 })
                 .collect();
             Some(weights::plan(&local, &peers, &[]))

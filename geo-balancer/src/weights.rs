@@ -34,6 +34,10 @@ pub struct LocalServer {
     pub up: bool,
     /// Its configured weight (relative to the other local servers).
     pub weight: u32,
+    /// It failed its checks after being up (not merely disabled, nor not yet
+    /// checked): it leaves the IPVS services, so that the kernel expires its
+    /// connections (`expire_nodest_conn`) instead of leaving their clients hanging.
+    pub failed: bool,
 }
 
 /// Weights for one VIP's IPVS services.
@@ -45,6 +49,9 @@ pub struct Plan {
     pub peers: Vec<(SiteId, u32)>,
     /// Local real servers in the fwmark service for tunnelled-in connections.
     pub tunnel_in: Vec<(ServerId, u32)>,
+    /// Per local server (same order): `true` when it is out of both services
+    /// ([`LocalServer::failed`]); its weight above is 0 then.
+    pub absent: Vec<bool>,
 }
 
 /// The share of new connections `shares` gives peer `name` (0..=1; a non-finite
@@ -118,6 +125,7 @@ pub fn plan(local: &[LocalServer], peers: &[SiteId], shares: &[(SiteId, f64)]) -
         local: local_weights,
         peers: peer_weights,
         tunnel_in,
+        absent: local.iter().map(|s| s.failed && !s.up).collect(),
     }
 }
 
@@ -130,7 +138,20 @@ mod tests {
             server: ServerId::new(name),
             up,
             weight,
+            failed: false,
         }
+    }
+
+    #[test]
+    fn a_failed_server_is_absent_a_disabled_or_unchecked_one_at_weight_0() {
+        let failed = LocalServer {
+            failed: true,
+            ..rs("b", false, 1)
+        };
+        let p = plan(&[rs("a", true, 1), failed, rs("c", false, 1)], &[], &[]);
+        assert_eq!(p.absent, vec![false, true, false]);
+        assert_eq!(p.local[1].1, 0);
+        assert_eq!(p.local[2].1, 0);
     }
 
     #[test]

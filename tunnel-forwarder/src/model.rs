@@ -400,6 +400,13 @@ impl TunnelPmtu {
 /// The sysctl [`TunnelPmtu`] sets, relative to /proc/sys.
 pub const PMTU_DISC_SYSCTL: &str = "net/ipv4/vs/pmtu_disc";
 
+/// Set to 1 while any service exists: connections of a deleted destination expire.
+pub const EXPIRE_NODEST_CONN_SYSCTL: &str = "net/ipv4/vs/expire_nodest_conn";
+
+/// Set to 1 while any service exists: persistence templates of a weight-0
+/// destination expire.
+pub const EXPIRE_QUIESCENT_TEMPLATE_SYSCTL: &str = "net/ipv4/vs/expire_quiescent_template";
+
 /// Default tc priority of our ingress filters.
 pub const DEFAULT_FILTER_PRIO: u16 = 0xac01;
 
@@ -638,6 +645,19 @@ impl DesiredState {
         }
         if any_nat {
             t.sysctls.insert("net/ipv4/vs/conntrack".into(), "1".into());
+        }
+        if !t.services.is_empty() {
+            // A destination deleted (a real server that failed) takes its connections
+            // with it: the next packet of each is dropped and the entry expired, so
+            // the client is answered by a reset instead of retransmitting into a
+            // dead server for minutes. Weight 0 (disabled, draining) is not deleted:
+            // its connections finish. Persistence templates pointing at a weight-0
+            // destination expire too, so a persistent client of a drained server
+            // moves at its next connection.
+            t.sysctls
+                .insert(EXPIRE_NODEST_CONN_SYSCTL.into(), "1".into());
+            t.sysctls
+                .insert(EXPIRE_QUIESCENT_TEMPLATE_SYSCTL.into(), "1".into());
         }
         let any_tunnel = t
             .services

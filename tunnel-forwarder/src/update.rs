@@ -1,7 +1,8 @@
 //! Targeted updates: the requests that move one service from the weights the kernel
 //! holds to new ones, without reading the kernel first. A daemon that knows what it
 //! last put into the kernel sends these for a weight change (a spill step, a real
-//! server going down) and keeps [`crate::Forwarder::reconcile`], which reads and
+//! server disabled) or a real server leaving and coming back (failed, then up
+//! again) and keeps [`crate::Forwarder::reconcile`], which reads and
 //! diffs everything, for its start, its drift checks and after errors.
 
 use std::net::IpAddr;
@@ -10,11 +11,12 @@ use crate::model::{Dest, Forward, ServiceKey, VipService};
 use crate::request::Request;
 
 impl VipService {
-    /// The `SetDest` requests (`ipvsadm -e ...`) that turn this service of VIP `vip`,
-    /// as the kernel holds it, into `next`: one per destination whose weight differs,
-    /// in the address service and in its loop-guard fwmark service. Empty when nothing
-    /// differs. `None` when more than weights differ (a destination added or removed,
-    /// another method, scheduler or mark): that is a job for a reconcile.
+    /// The requests that turn this service of VIP `vip`, as the kernel holds it, into
+    /// `next`, in the address service and in its loop-guard fwmark service: `SetDest`
+    /// (`ipvsadm -e ...`) per destination whose weight differs, `DelDest` per local
+    /// destination that left, `NewDest` per one that (re)appeared. Empty when nothing
+    /// differs. `None` when more differs (another method, scheduler, mark, or the
+    /// peers): that is a job for a reconcile.
     pub fn weight_changes(&self, vip: IpAddr, next: &VipService) -> Option<Vec<Request>> {
         if self.protocol != next.protocol || self.port != next.port || self.config != next.config {
             return None;
@@ -53,16 +55,22 @@ impl VipService {
     }
 }
 
+/// Weight changes in place (`ipvsadm -e`), destinations that left (`-d`: a real
+/// server that failed; the kernel expires its connections) and came back (`-a`).
+/// `None` when a destination changed its forwarding method (delete and add: the
+/// full reconcile says it).
 fn dest_changes(key: ServiceKey, old: &[Dest], new: &[Dest], out: &mut Vec<Request>) -> Option<()> {
-    if old.len() != new.len() {
-        return None;
-    }
-    for (a, b) in old.iter().zip(new) {
-        if a.key() != b.key() || a.forward != b.forward {
-            return None;
+    for a in old {
+        if !new.iter().any(|b| b.key() == a.key()) {
+            out.push(Request::DelDest(key, a.addr, a.port));
         }
-        if a != b {
-            out.push(Request::SetDest(key, *b));
+    }
+    for b in new {
+        match old.iter().find(|a| a.key() == b.key()) {
+            Some(a) if a.forward != b.forward => return None,
+            Some(a) if a != b => out.push(Request::SetDest(key, *b)),
+            Some(_) => {}
+            None => out.push(Request::NewDest(key, *b)),
         }
     }
     Some(())
@@ -128,14 +136,38 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_server_leaves_both_services_and_comes_back() {
+        let a = svc([5000, 5000], 0, [1, 1]);
+        let mut b = svc([10000, 0], 0, [1, 0]);
+        b.local.pop();
+        b.tunnel_in.as_mut().unwrap().dests.pop();
+        let cmds = |r: Vec<Request>| r.iter().map(Request::command).collect::<Vec<_>>();
+        let out = a.weight_changes(VIP.parse().unwrap(), &b).unwrap();
+        assert_eq!(
+            cmds(out),
+            [
+                "ipvsadm -d -t 10.0.4.1:80 -r 10.0.5.12:80",
+                "ipvsadm -e -t 10.0.4.1:80 -r 10.0.5.11:80 -m -w 10000",
+                "ipvsadm -d -f 7 -r 10.0.5.12:80",
+            ]
+        );
+        let back = b.weight_changes(VIP.parse().unwrap(), &a).unwrap();
+        assert_eq!(
+            cmds(back),
+            [
+                "ipvsadm -e -t 10.0.4.1:80 -r 10.0.5.11:80 -m -w 5000",
+                "ipvsadm -a -t 10.0.4.1:80 -r 10.0.5.12:80 -m -w 5000",
+                "ipvsadm -a -f 7 -r 10.0.5.12:80 -m -w 1",
+            ]
+        );
+    }
+
+    #[test]
     fn anything_but_weights_needs_a_reconcile() {
         let a = svc([5000, 5000], 0, [1, 1]);
         let mut b = a.clone();
         b.config.scheduler = "mh".into();
         assert_eq!(a.weight_changes(VIP.parse().unwrap(), &b), None);
-        let mut c = a.clone();
-        c.local.pop();
-        assert_eq!(a.weight_changes(VIP.parse().unwrap(), &c), None);
         let mut d = a.clone();
         d.local[0].forward = Forward::DirectRoute;
         assert_eq!(a.weight_changes(VIP.parse().unwrap(), &d), None);

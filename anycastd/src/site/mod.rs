@@ -36,7 +36,7 @@ use std::ops::Range;
 use geo_balancer::exchange::schedule::LocalState;
 use geo_balancer::exchange::{PeerTable, Reject, ReportScheduler};
 use geo_balancer::health::{
-    HealthEvent, ProbeOutcome, ProbeSource, ServerHealth, VipHealth, VipOutput,
+    HealthEvent, HealthState, ProbeOutcome, ProbeSource, ServerHealth, VipHealth, VipOutput,
 };
 use geo_balancer::weights::{self, LocalServer, Plan};
 use geo_balancer::{
@@ -94,6 +94,9 @@ struct Server {
     external: Option<(f64, Time)>,
     /// Who disabled it and when, while it is disabled.
     disabled: Option<servers::DisabledBy>,
+    /// It went down after being up (failed checks, a reset), and has not been up
+    /// since: while down it is out of IPVS so that its connections are expired.
+    failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +252,7 @@ impl Site {
                 last_check: None,
                 external: None,
                 disabled: None,
+                failed: false,
             });
         }
         let vips = cfg
@@ -392,6 +396,13 @@ impl Site {
         now: Time,
     ) -> Vec<Effect> {
         let (at, is_up) = (self.servers[i].at, self.servers[i].health.is_up());
+        // A server that fails after being up leaves IPVS (its connections expire);
+        // one disabled or never checked stays at weight 0 (its connections finish).
+        match (t.from, t.to) {
+            (HealthState::Up, HealthState::Down) => self.servers[i].failed = true,
+            (_, HealthState::Up) => self.servers[i].failed = false,
+            _ => {}
+        }
         let v = &mut self.vips[at.vip.index()];
         match (was_up, is_up) {
             (false, true) => v.up += 1,
@@ -717,6 +728,7 @@ impl Site {
                 server: s.id.clone(),
                 up: s.health.is_up(),
                 weight: s.at.config(&self.cfg).weight,
+                failed: s.failed && s.health.state() == HealthState::Down,
             })
             .collect()
     }

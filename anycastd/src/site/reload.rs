@@ -51,6 +51,7 @@ impl Site {
                 n.last_check = s.last_check.clone();
                 n.external = s.external;
                 n.disabled = s.disabled.clone();
+                n.failed = s.failed;
                 if n.health.is_up() {
                     next.vips[n.at.vip.index()].up += 1;
                 }

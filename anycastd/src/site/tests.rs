@@ -129,25 +129,48 @@ fn losing_the_last_server_withdraws_first_thing() {
     probe(&mut site, RS1, at(3), refused());
     let e = probe(&mut site, RS2, at(3), refused());
     assert_eq!(e.first(), Some(&Effect::Withdraw { vip: WEB }), "{e:?}");
-    // And the dead servers get weight 0 in the kernel, by targeted updates (the
-    // first one went down in its own step).
+    // And the dead servers leave the kernel's services (their connections are
+    // expired), by targeted updates (the first one went down in its own step).
     let Some(Effect::Apply(r)) = e.iter().find(|e| matches!(e, Effect::Apply(_))) else {
-        panic!("no weight update in {e:?}");
+        panic!("no update in {e:?}");
+    };
+    assert!(
+        r.iter().all(|r| matches!(r, tf::Request::DelDest(..))),
+        "{r:?}"
+    );
+    assert!(site.desired.vips[0].services[0].local.is_empty());
+    assert_eq!(site.status(at(3), &[]).vips[0].state, VipState::Withdrawn);
+}
+
+#[test]
+fn a_failed_server_leaves_ipvs_a_disabled_or_unchecked_one_stays_at_weight_0() {
+    // Not checked yet: both in IPVS at weight 0 (a restart cuts no connection).
+    let (site, _) = Site::new(config(), T0).unwrap();
+    let local = &site.desired.vips[0].services[0].local;
+    assert_eq!(local.len(), 2);
+    let mut site = serving();
+    let e = probe(&mut site, RS1, at(3), refused());
+    let Some(Effect::Apply(r)) = e.iter().find(|e| matches!(e, Effect::Apply(_))) else {
+        panic!("no update in {e:?}");
+    };
+    let cmds: Vec<String> = r.iter().map(tf::Request::command).collect();
+    assert!(
+        cmds.iter().any(|c| c.starts_with("ipvsadm -d -t ")),
+        "{cmds:?}"
+    );
+    assert_eq!(site.desired.vips[0].services[0].local.len(), 1);
+    // Back after rise: added again, with a weight.
+    probe(&mut site, RS1, at(4), ProbeOutcome::Success);
+    let e = probe(&mut site, RS1, at(5), ProbeOutcome::Success);
+    let Some(Effect::Apply(r)) = e.iter().find(|e| matches!(e, Effect::Apply(_))) else {
+        panic!("no update in {e:?}");
     };
     assert!(
         r.iter()
-            .all(|r| matches!(r, tf::Request::SetDest(_, d) if d.weight == 0)),
+            .any(|r| matches!(r, tf::Request::NewDest(_, d) if d.weight > 0)),
         "{r:?}"
     );
-    assert_eq!(
-        site.desired.vips[0].services[0]
-            .local
-            .iter()
-            .map(|d| d.weight)
-            .sum::<u32>(),
-        0
-    );
-    assert_eq!(site.status(at(3), &[]).vips[0].state, VipState::Withdrawn);
+    assert_eq!(site.desired.vips[0].services[0].local.len(), 2);
 }
 
 #[test]
