@@ -94,6 +94,10 @@ impl Site {
             effects.extend(self.servability(now, vip));
         }
         self.dirty.full = true;
+        // The load too: `build` left it infinite (no server checked yet), and the
+        // spill rule must not see that (it started spilling everything for the half
+        // second until the next stats sample).
+        self.dirty.load = true;
         effects = order(effects);
         effects.extend(self.settle(now));
         Ok(effects)

@@ -413,6 +413,9 @@ fn reload_keeps_announcements_and_health() {
     let st = site.status(at(5), &[]);
     assert_eq!(st.vips[0].state, VipState::Announced);
     assert!(st.real_servers.iter().all(|r| r.state == ServerState::Up));
+    // And the load is the servers' at once, not the infinity of a site just built
+    // (which made the spill rule start in the lab at every SIGHUP).
+    assert!(site.load.served.is_finite(), "{:?}", site.load);
 }
 
 #[test]
