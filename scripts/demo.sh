@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: the LVS paper's two-site topology (Figure 2.6) in the lab kernel, with
-# FRR routers and two anycastd sites, walking through convergence, a site failure
-# and spill-over, with `anycastctl status` between the steps. Installs what is
+# FRR routers and two anycastd sites (IDC1 forwards to its real servers by VS/DR,
+# IDC2 by VS/TUN), walking through convergence, the DR site serving, one real server
+# taken out by the operator and back, a site failure and spill-over, with
+# `anycastctl status` between the steps. Installs what is
 # missing, builds, runs; about two minutes after the build on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

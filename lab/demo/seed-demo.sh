@@ -75,6 +75,19 @@ echo "a client behind R31 is served by: $(ask c31 1)"
 echo "a client behind R32 is served by: $(ask c32 1)"
 status lb1
 
+say "IDC1 serves by direct routing (VS/DR), IDC2 through IPIP (VS/TUN)"
+echo "LB1 rewrites only the MAC (Route); LB2 wraps each packet in IPIP (Tunnel). The real"
+echo "servers answer the clients directly: IPVS never sees a reply (OutPkts stays 0)."
+show ip netns exec lb1 ipvsadm -Ln -t 10.101.4.1:80
+show ip netns exec lb2 ipvsadm -Ln -t 10.101.4.1:80
+new=$(ask c31 10)
+echo "10 new connections from behind R31, served by IDC1's DR servers: $new"
+case "$new" in *error*|*rs6*) fail dr_serves "$new";; *rs511*rs512*|*rs512*rs511*) pass dr_serves "$new";; *) fail dr_serves "$new";; esac
+sleep 2.5
+show ip netns exec lb1 ipvsadm -Ln --stats --exact -t 10.101.4.1:80
+echo "what each DR real server must have set, as anycastd check prints it:"
+anycastd check --config "$D/idc1.toml" 2>/dev/null | sed -n '/^Real servers/,/^$/p'
+
 say "The operator takes one real server of IDC1 out, and puts it back"
 show ctl lb1 server disable web 10.101.5.12
 new=$(ask c31 6)
