@@ -112,6 +112,9 @@ const HEDGE_LADDER: &[u32] = &[4];
 struct Pending {
     seqs: Vec<u16>,
     deadline: Duration,
+    /// The retry timer armed, so that an answer can take it (and the deadline) out
+    /// of the wheel: an answered round costs no further wake.
+    retry_at: Option<Duration>,
 }
 
 /// One address echoed for one or more servers: a round every `period`, failed when
@@ -145,9 +148,9 @@ struct Wheel {
 }
 
 impl Wheel {
-    fn new(q: u128) -> Wheel {
+    fn new(q: u64) -> Wheel {
         Wheel {
-            q: u64::try_from(q.max(1)).unwrap_or(u64::MAX),
+            q: q.max(1),
             ..Wheel::default()
         }
     }
@@ -166,22 +169,47 @@ impl Wheel {
         v.push(timer);
     }
 
-    fn next(&self) -> Option<Duration> {
-        self.order
-            .peek()
-            .map(|Reverse(s)| Duration::from_micros(s.saturating_mul(self.q)))
+    /// Takes `timer` due at `t` out, if it is there.
+    fn remove(&mut self, t: Duration, timer: Timer) {
+        let slot = self.slot(t);
+        let Some(v) = self.slots.get_mut(&slot) else {
+            return;
+        };
+        if let Some(i) = v.iter().position(|x| *x == timer) {
+            v.swap_remove(i);
+        }
+        if v.is_empty()
+            && let Some(v) = self.slots.remove(&slot)
+        {
+            // Its number stays in `order` until `next` or `pop_due` passes it.
+            self.recycle(v);
+        }
+    }
+
+    fn next(&mut self) -> Option<Duration> {
+        while let Some(&Reverse(s)) = self.order.peek() {
+            if self.slots.contains_key(&s) {
+                return Some(Duration::from_micros(s.saturating_mul(self.q)));
+            }
+            self.order.pop();
+        }
+        None
     }
 
     /// The timers of the earliest slot due at `now`, in [`Timer`] order, with its time.
     fn pop_due(&mut self, now: Duration) -> Option<(Duration, Vec<Timer>)> {
-        let &Reverse(slot) = self.order.peek()?;
-        if slot > self.slot(now) {
-            return None;
+        loop {
+            let &Reverse(slot) = self.order.peek()?;
+            if slot > self.slot(now) {
+                return None;
+            }
+            self.order.pop();
+            // Emptied by `remove`: nothing due there.
+            if let Some(mut v) = self.slots.remove(&slot) {
+                v.sort_unstable();
+                return Some((Duration::from_micros(slot.saturating_mul(self.q)), v));
+            }
         }
-        self.order.pop();
-        let mut v = self.slots.remove(&slot).unwrap_or_default();
-        v.sort_unstable();
-        Some((Duration::from_micros(slot.saturating_mul(self.q)), v))
     }
 
     fn recycle(&mut self, mut v: Vec<Timer>) {
@@ -200,13 +228,13 @@ pub struct Schedule {
     timers: Wheel,
     outstanding: HashMap<u16, usize>,
     seq: u16,
-    quantum: u128,
+    quantum: u64,
 }
 
 /// `t` rounded up to a multiple of `q` microseconds.
-fn round_up_to(q: u128, t: Duration) -> Duration {
-    let us = t.as_micros().div_ceil(q.max(1)) * q.max(1);
-    Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+fn round_up_to(q: u64, t: Duration) -> Duration {
+    let us = u64::try_from(t.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(us.div_ceil(q.max(1)).saturating_mul(q.max(1)))
 }
 
 /// `interval * i / n`: the i-th of n start offsets spread evenly over `interval`.
@@ -226,10 +254,10 @@ impl Schedule {
         let mut s = Schedule {
             plans: Vec::with_capacity(cfgs.len()),
             targets: Vec::new(),
-            timers: Wheel::new(quantum.as_micros()),
+            timers: Wheel::new(u64::try_from(quantum.as_micros()).unwrap_or(u64::MAX)),
             outstanding: HashMap::new(),
             seq: seq0,
-            quantum: quantum.as_micros(),
+            quantum: u64::try_from(quantum.as_micros()).unwrap_or(u64::MAX),
         };
         let q = s.quantum;
         let mut by_key: HashMap<(IpAddr, Duration, Duration, bool), usize> = HashMap::new();
@@ -285,7 +313,7 @@ impl Schedule {
     }
 
     /// When the driver must call [`Schedule::on_timer`] next.
-    pub fn next_wake(&self) -> Option<Duration> {
+    pub fn next_wake(&mut self) -> Option<Duration> {
         self.timers.next()
     }
 
@@ -373,6 +401,7 @@ impl Schedule {
         target.pending = Some(Pending {
             seqs: vec![seq],
             deadline,
+            retry_at: None,
         });
         let addr = target.addr;
         let next = target.next;
@@ -382,10 +411,14 @@ impl Schedule {
         let first = target
             .ladder
             .first()
-            .map(|&k| round_up_to(q, now + target.window * k / 8));
+            .map(|&k| round_up_to(q, now + target.window * k / 8))
+            .filter(|at| *at < deadline);
+        if let Some(p) = target.pending.as_mut() {
+            p.retry_at = first;
+        }
         self.timers.push(next, Timer::Echo(e));
         self.timers.push(deadline, Timer::Deadline(e));
-        if let Some(at) = first.filter(|at| *at < deadline) {
+        if let Some(at) = first {
             self.timers.push(at, Timer::Retry(e));
         }
         out.push(Action::Echo { addr, seq });
@@ -416,6 +449,7 @@ impl Schedule {
             .get(p.seqs.len() - 1)
             .map(|&k| round_up_to(q, began + target.window * k / 8))
             .filter(|at| *at < p.deadline && *at > now);
+        p.retry_at = next;
         if let Some(at) = next {
             self.timers.push(at, Timer::Retry(e));
         }
@@ -476,6 +510,10 @@ impl Schedule {
         let Some(p) = target.pending.take() else {
             return out;
         };
+        self.timers.remove(p.deadline, Timer::Deadline(e));
+        if let Some(at) = p.retry_at {
+            self.timers.remove(at, Timer::Retry(e));
+        }
         for s in &p.seqs {
             self.outstanding.remove(s);
         }
@@ -547,9 +585,10 @@ impl Schedule {
     }
 
     /// Brings server `i`'s next full check forward to `now + its interval`.
-    fn hurry(q: u128, timers: &mut Wheel, p: &mut Plan, i: usize, now: Duration) {
+    fn hurry(q: u64, timers: &mut Wheel, p: &mut Plan, i: usize, now: Duration) {
         let sooner = round_up_to(q, now + p.cfg.interval);
         if !p.armed && sooner < p.next_full && p.cfg.kind != CheckKind::Icmp {
+            timers.remove(p.next_full, Timer::Full(i));
             p.next_full = sooner;
             timers.push(sooner, Timer::Full(i));
         }
@@ -812,6 +851,24 @@ mod tests {
         let r = reports(&log, ProbeSource::Periodic);
         assert_eq!(r.iter().filter(|x| x.1 == 2).count(), 5);
         assert_eq!(echoes(&log), 8);
+    }
+
+    #[test]
+    fn an_answered_round_leaves_no_wake_behind() {
+        let mut s = Schedule::new(vec![tcp("rs", "192.0.2.1:80")], Duration::ZERO, 0);
+        let w = World {
+            echo_ok: true,
+            full_ok: true,
+        };
+        run(&mut s, &w, Duration::ZERO, 1100 * MS);
+        let acts = s.on_timer(1400 * MS);
+        let Some(Action::Echo { addr, seq }) = acts.last().cloned() else {
+            panic!("{acts:?}");
+        };
+        assert_eq!(s.next_wake(), Some(1450 * MS), "the first retry");
+        assert!(s.on_echo_reply(1401 * MS, addr, seq, Ok(())).is_empty());
+        // Neither the retry nor the deadline: the next round.
+        assert_eq!(s.next_wake(), Some(1800 * MS));
     }
 
     #[test]
