@@ -6,6 +6,9 @@
 #                              defaults, 50 silent failures, 10 min of 1% loss, 1M
 #                              prefixes, 20 crashes per cell, 10 min footprint): about 1 h
 #   scripts/bench.sh --quick   a few runs of each, for a smoke check (a few minutes)
+#   BASELINE=path/to/anycastd  adds that build beside this one in benchmark 5 at scale
+# keepalived needs IPVS: its side of benchmark 5 is bench/examples/checks_lab.rs, in the
+# lab kernel (not run here).
 # Three streams run side by side, each in its own namespaces: (A) the millisecond
 # figures one after another (1, then 3, then 4), (B) site crashes (2: mostly waiting
 # for hold timers), (C) silent failures and probe loss (1b), then the footprint (5).
@@ -33,9 +36,9 @@ OUT="$CARGO_TARGET_DIR/bench-$STAMP.txt"
 PART="$CARGO_TARGET_DIR/bench-$STAMP"
 
 if [ "$QUICK" = 1 ]; then
-  RUNS=5; SLOW_RUNS=3; SIZES=100000; HOLDS=90; CRASH_RUNS=3; FOOT=60; SILENT_RUNS=5; LOSS_SECS=30
+  RUNS=5; SLOW_RUNS=3; SIZES=100000; HOLDS=90; CRASH_RUNS=3; FOOT=60; SILENT_RUNS=5; LOSS_SECS=30; CHECK_SECS=10
 else
-  RUNS=200; SLOW_RUNS=30; SIZES=100000,1000000; HOLDS=90,9; CRASH_RUNS=20; FOOT=600; SILENT_RUNS=50; LOSS_SECS=600
+  RUNS=200; SLOW_RUNS=30; SIZES=100000,1000000; HOLDS=90,9; CRASH_RUNS=20; FOOT=600; SILENT_RUNS=50; LOSS_SECS=600; CHECK_SECS=60
 fi
 
 # Runs one step bounded by `timeout` (besides its own bounded loops); a failing step is
@@ -70,6 +73,8 @@ B=$!
   step 5400 "$BIN" silent --runs "$SILENT_RUNS" --loss-secs "$LOSS_SECS" --anycastd "$ANYCASTD" || ok=1
   echo "## 5. footprint"
   step 2400 "$BIN" footprint --secs "$FOOT" --anycastd "$ANYCASTD" || ok=1
+  echo "## 5 at scale. 20, 200, 1000 real servers (anycastd; ExaBGP up to 200)"
+  step 3600 "$BIN" checks --servers 20,200,1000 --secs "$CHECK_SECS" --anycastd "$ANYCASTD" ${BASELINE:+--baseline "$BASELINE"} || ok=1
   exit "$ok"
 } > "$PART-C.txt" 2>&1 &
 C=$!
