@@ -441,7 +441,8 @@ fn checks_that_would_open_too_many_connections_are_refused_with_the_rate() {
     };
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(
-        p[0].reason.contains("2005 new TCP connections a second across the site"),
+        p[0].reason
+            .contains("2005 new TCP connections a second across the site"),
         "{}",
         p[0].reason
     );
@@ -458,5 +459,51 @@ fn checks_that_would_open_too_many_connections_are_refused_with_the_rate() {
         p.iter()
             .any(|p| p.contains("full_interval must be at least interval")),
         "{p:?}"
+    );
+}
+
+#[test]
+fn check_warns_with_the_line_of_a_dr_server_off_the_directors_networks() {
+    // 203.0.113.0/24 (TEST-NET-3) is on no interface of a test machine.
+    let bin = env!("CARGO_BIN_EXE_anycastd");
+    let dir = std::env::temp_dir().join(format!("anycastd-dr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/keys/idc1-idc2.key");
+    let text = GOOD
+        .replacen("address = \"10.101.5.11\"", "address = \"203.0.113.77\"", 1)
+        .replace(
+            "key_file = \"keys/idc1-idc2.key\"",
+            &format!("key_file = \"{}\"", key.display()),
+        );
+    let file = dir.join("far.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning, not a refusal: {stderr}"
+    );
+    let line = line_of("[[vip.service.real_server]]");
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}: warning: real server 203.0.113.77 (method dr) is not on a network directly connected to this director",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    // And what each DR server must have set.
+    assert!(
+        stdout.contains("203.0.113.77, 10.101.5.12 (dr, VIP 10.101.4.1):")
+            && stdout.contains("ip addr add 10.101.4.1/32 dev lo"),
+        "{stdout}"
     );
 }
