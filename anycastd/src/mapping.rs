@@ -102,7 +102,9 @@ fn neighbor_config(cfg: &SiteConfig, n: &Neighbor) -> PeerConfig {
     p.connect_retry = n.connect_retry;
     // A session that went down is retried after 1, 2, 4, 4... s (75-100% jitter): an
     // upstream back from a restart has our route within seconds however long it was
-    // away, and a router still down sees one SYN every few seconds.
+    // away, and a router still down sees one SYN every few seconds. Failed connects
+    // are retried at most connect_retry (default 5 s) apart: bgp-speaker caps the FSM's
+    // doubling there.
     p.idle_hold_max = RECONNECT_MAX;
     p.md5_password = n.password.clone();
     p.ttl_security_hops = n.ttl_security;

@@ -122,3 +122,99 @@ fn netns_link_up_reconnects_bgp_at_once() {
     );
     let _ = std::fs::remove_dir_all(&daemon.dir);
 }
+
+/// The path to the upstream dead for a long while, the carrier up and no BFD (a
+/// failed router, a hung line card beyond a switch): connects fail at once (ICMP host
+/// unreachable) for 40 s. Nothing tells anycastd when the path is back, so its retries
+/// must stay a few seconds apart however long the outage: the route is back within
+/// the issue's 5 s of the heal.
+#[test]
+fn netns_long_dead_path_retries_stay_seconds_apart() {
+    if !require(
+        "netns_long_dead_path_retries_stay_seconds_apart",
+        &[
+            Need::Netns,
+            Need::Program("/usr/lib/frr/bgpd"),
+            Need::Program("python3"),
+            Need::Program("iptables"),
+        ],
+    ) {
+        return;
+    }
+    let up = Netns::create("wdup").unwrap();
+    let site = Netns::create("wdsite").unwrap();
+    veth(&up, &["10.230.0.1/24"], &site, &["10.230.0.2/24"]).unwrap();
+    site.ip(&["addr", "add", "10.230.1.11/32", "dev", "lo"])
+        .unwrap();
+    let _frr = Frr::start(
+        &up,
+        "router bgp 65001\n bgp router-id 10.230.0.1\n no bgp ebgp-requires-policy\n \
+         neighbor 10.230.0.2 remote-as 65005\n neighbor 10.230.0.2 timers 1 3\n \
+         neighbor 10.230.0.2 passive\n",
+        true,
+    )
+    .unwrap();
+    let _rs = server(&site, "10.230.1.11");
+    let daemon = Daemon::start(
+        &site,
+        "deadpath",
+        &SiteToml {
+            address: "10.230.0.2",
+            neighbor: "10.230.0.1",
+            hold_time: 3,
+            connect_retry: None,
+            neighbor_keys: "",
+            prefix: "10.231.4.0/24",
+            vip: "10.231.4.1",
+            servers: &["10.230.1.11"],
+            shutdown_wait: "0s",
+            tables: "",
+        },
+    );
+    let route = || netns::has_route(&up, "10.231.4.0/24");
+    assert!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(20), route),
+        "the VIP prefix never reached FRR's kernel table\n{}",
+        daemon.logs()
+    );
+    let rules = |op: &str| {
+        for rule in [
+            &["INPUT", "-s", "10.230.0.1", "-j", "DROP"][..],
+            &[
+                "OUTPUT",
+                "-d",
+                "10.230.0.1",
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "icmp-host-unreachable",
+            ],
+        ] {
+            let args = [&[op][..], rule].concat();
+            site.exec("iptables", &args)
+                .unwrap_or_else(|e| panic!("iptables {args:?}: {e}"));
+        }
+    };
+    rules("-A");
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
+            !route()
+        }),
+        "the route stayed with the path dead"
+    );
+    std::thread::sleep(Duration::from_secs(40));
+    let t0 = Instant::now();
+    rules("-D");
+    assert!(
+        wait_until(Duration::from_secs(120), Duration::from_millis(5), route),
+        "the route did not come back\n{}",
+        daemon.logs()
+    );
+    let took = t0.elapsed();
+    println!(
+        "BENCH dead_path_40s_heal_to_route_back_ms {}",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(6), "{took:?}\n{}", daemon.logs());
+    let _ = std::fs::remove_dir_all(&daemon.dir);
+}
