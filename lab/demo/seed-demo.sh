@@ -77,14 +77,17 @@ status lb1
 
 say "IDC1 serves by direct routing (VS/DR), IDC2 through IPIP (VS/TUN)"
 echo "LB1 rewrites only the MAC (Route); LB2 wraps each packet in IPIP (Tunnel). The real"
-echo "servers answer the clients directly: IPVS never sees a reply (OutPkts stays 0)."
+echo "servers hold the VIP themselves and answer the clients directly, VIP as source."
 show ip netns exec lb1 ipvsadm -Ln -t 10.101.4.1:80
 show ip netns exec lb2 ipvsadm -Ln -t 10.101.4.1:80
 new=$(ask c31 10)
 echo "10 new connections from behind R31, served by IDC1's DR servers: $new"
 case "$new" in *error*|*rs6*) fail dr_serves "$new";; *rs511*rs512*|*rs512*rs511*) pass dr_serves "$new";; *) fail dr_serves "$new";; esac
-sleep 2.5
-show ip netns exec lb1 ipvsadm -Ln --stats --exact -t 10.101.4.1:80
+echo "a client's connection as rs511 sees it: VIP <-> client, nothing rewritten"
+ask c31 2 3 > /dev/null & holder=$!
+sleep 1
+show ip netns exec rs511 ss -tn state established '( sport = :80 )'
+wait $holder
 echo "what each DR real server must have set, as anycastd check prints it:"
 anycastd check --config "$D/idc1.toml" 2>/dev/null | sed -n '/^Real servers/,/^$/p'
 
