@@ -121,6 +121,31 @@ fn ledger(cfg: &SiteConfig) -> PathBuf {
 }
 
 /// Runs the site until SIGTERM or SIGINT.
+/// `anycastd check`'s warnings, logged: a DR real server on no network of this
+/// director cannot be reached by MAC (it is still configured: the operator may be
+/// about to add the address).
+fn warn_real_servers(path: &Path, cfg: &SiteConfig) {
+    if !cfg.site.dataplane {
+        return;
+    }
+    match crate::plan::connected_networks() {
+        Ok(nets) => {
+            for w in crate::plan::warnings(cfg, &nets) {
+                tracing::warn!(
+                    file = %path.display(),
+                    line = w.line,
+                    server = %w.server,
+                    reason = %w.reason,
+                    "DR real server on no network of this director"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read this host's addresses: DR real servers not checked against its networks")
+        }
+    }
+}
+
 pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> {
     let now = Time::now();
     // Without a data plane nothing ever arrives on this channel; its sender lives
@@ -134,6 +159,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         (None, idle_rx)
     };
     let (site, first) = Site::new(cfg.clone(), now)?;
+    warn_real_servers(config_path, &cfg);
     let speaker = start_speaker(&cfg).await?;
     let bfd = BfdLink::start(&cfg)?;
     let links = crate::links::watch()
@@ -683,6 +709,7 @@ impl Daemon {
         }
         self.site.count_reload(true);
         tracing::info!("reload: new config in force");
+        warn_real_servers(&self.config_path, self.site.config());
     }
 
     async fn graceful_stop(

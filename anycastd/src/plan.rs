@@ -359,6 +359,8 @@ fn real_servers(o: &mut String, cfg: &SiteConfig) {
 pub struct Warning {
     /// Line of the real server's table in the file.
     pub line: usize,
+    /// The real server's address.
+    pub server: std::net::IpAddr,
     pub reason: String,
 }
 
@@ -382,6 +384,7 @@ pub fn warnings(cfg: &SiteConfig, connected: &[ipnet::IpNet]) -> Vec<Warning> {
                 let nets: Vec<String> = connected.iter().map(|n| n.trunc().to_string()).collect();
                 out.push(Warning {
                     line: rs.line,
+                    server: rs.address,
                     reason: format!(
                         "real server {} (method dr) is not on a network directly connected to this director ({}): DR hands packets over by MAC on the director's own link; put the server there, or use tun or nat",
                         rs.address,
