@@ -341,7 +341,7 @@ impl Schedule {
                     Timer::Full(i) => self.full_due(i, t, now, &mut out),
                     Timer::Echo(e) => self.echo_due(e, t, now, &mut out),
                     Timer::Retry(e) => self.retry_due(e, now, &mut out),
-                    Timer::Deadline(e) => self.deadline_due(e, t, &mut out),
+                    Timer::Deadline(e) => self.deadline_due(e, t, now, &mut out),
                 }
             }
             self.timers.recycle(due);
@@ -379,8 +379,19 @@ impl Schedule {
         if self.targets.get(e).is_none_or(|x| x.next != t) {
             return;
         }
-        if let Some(d) = self.targets[e].pending.as_ref().map(|p| p.deadline) {
-            self.deadline_due(e, d, out);
+        if let Some(d) = self.targets[e].pending.as_ref().map(|p| p.deadline)
+            && d <= now
+        {
+            self.deadline_due(e, d, now, out);
+        }
+        if self.targets[e].pending.is_some() {
+            // A round this task was late for is still running (see `deadline_due`):
+            // this one starts a period later.
+            let target = &mut self.targets[e];
+            target.next = round_up_to(q, now + target.period);
+            let next = target.next;
+            self.timers.push(next, Timer::Echo(e));
+            return;
         }
         let seq = self.next_seq(e);
         let Some(target) = self.targets.get_mut(e) else {
@@ -459,13 +470,37 @@ impl Schedule {
         });
     }
 
-    fn deadline_due(&mut self, e: usize, t: Duration, out: &mut Vec<Action>) {
+    fn deadline_due(&mut self, e: usize, t: Duration, now: Duration, out: &mut Vec<Action>) {
+        let q = self.quantum;
+        let Some(target) = self.targets.get(e) else {
+            return;
+        };
+        let Some(sent) = target
+            .pending
+            .as_ref()
+            .filter(|p| p.deadline == t)
+            .map(|p| p.seqs.len())
+        else {
+            return; // answered, or another round's
+        };
+        if sent < 1 + target.ladder.len() {
+            // This task got the CPU too late to send the whole ladder (a starved
+            // director, not a silent host): send the next request now and give it a
+            // quarter window. A round fails only after all its requests had their
+            // time, so the checker's own lateness never fails a server.
+            let (addr, extra) = (target.addr, round_up_to(q, now + target.window / 4));
+            let seq = self.next_seq(e);
+            if let Some(p) = self.targets[e].pending.as_mut() {
+                p.seqs.push(seq);
+                p.deadline = extra;
+            }
+            self.timers.push(extra, Timer::Deadline(e));
+            out.push(Action::Echo { addr, seq });
+            return;
+        }
         let Some(target) = self.targets.get_mut(e) else {
             return;
         };
-        if target.pending.as_ref().is_none_or(|p| p.deadline != t) {
-            return; // answered, or another round's
-        }
         let Some(p) = target.pending.take() else {
             return;
         };
@@ -869,6 +904,58 @@ mod tests {
         assert!(s.on_echo_reply(1401 * MS, addr, seq, Ok(())).is_empty());
         // Neither the retry nor the deadline: the next round.
         assert_eq!(s.next_wake(), Some(1800 * MS));
+    }
+
+    #[test]
+    fn a_late_checker_sends_the_whole_ladder_before_a_round_fails() {
+        let mut s = Schedule::new(vec![tcp("rs", "192.0.2.1:80")], Duration::ZERO, 0);
+        let w = World {
+            echo_ok: true,
+            full_ok: true,
+        };
+        run(&mut s, &w, Duration::ZERO, 1100 * MS);
+        assert!(s.armed(0));
+        // The round of 1400 sends its first request; then this task gets no CPU
+        // until 1900, past the round's deadline (1800) and its retries.
+        assert!(matches!(
+            s.on_timer(1400 * MS).last(),
+            Some(Action::Echo { .. })
+        ));
+        let acts = s.on_timer(1900 * MS);
+        assert!(
+            !acts.iter().any(|a| matches!(a, Action::Report { .. })),
+            "{acts:?}"
+        );
+        let Some(Action::Echo { addr, seq }) = acts
+            .iter()
+            .find(|a| matches!(a, Action::Echo { .. }))
+            .cloned()
+        else {
+            panic!("no request sent late: {acts:?}");
+        };
+        // The late request is answered: the server stays up and armed.
+        assert!(s.on_echo_reply(1901 * MS, addr, seq, Ok(())).is_empty());
+        assert!(s.armed(0));
+        // A silent host with a late checker: still six requests before it fails.
+        let mut sent = 0;
+        let mut failed = None;
+        let mut t = 2000;
+        while failed.is_none() && t < 6000 {
+            for a in s.on_timer(t * MS) {
+                match a {
+                    Action::Echo { .. } => sent += 1,
+                    Action::Report {
+                        source: ProbeSource::Echo,
+                        outcome,
+                        ..
+                    } => failed = Some(outcome),
+                    _ => {}
+                }
+            }
+            t += 500; // every wake half a second late
+        }
+        assert!(failed.is_some(), "never failed");
+        assert!(sent >= 6, "failed after {sent} requests");
     }
 
     #[test]
