@@ -60,6 +60,7 @@ fn watcher(addr: SocketAddr, retry: Duration) -> (JoinHandle<()>, mpsc::Receiver
         Duration::from_millis(500),
         retry,
         tx,
+        None,
     ));
     (task, rx)
 }

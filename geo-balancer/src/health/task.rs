@@ -1,6 +1,7 @@
 //! The checker: one task drives the [`Schedule`] of every real server of a site (one
 //! timer, one ICMP socket per family, the full checks as short-lived tasks), plus one
-//! idle task per fast-detect connection ([`watch_idle`]). It sends [`HealthEvent`]s on
+//! idle task per fast-detect connection ([`watch_idle`]), which sends its hard
+//! failure to the owner itself and then tells the schedule. It sends [`HealthEvent`]s on
 //! one bounded channel to the task that owns the health state. Dropping the handle
 //! stops them all.
 
@@ -55,7 +56,8 @@ pub fn spawn_checkers(
             c.addr,
             c.timeout,
             c.interval,
-            hard_tx.clone(),
+            tx.clone(),
+            Some(hard_tx.clone()),
         )));
     }
     drop(hard_tx);
@@ -87,10 +89,14 @@ async fn drive(
         );
         let actions = tokio::select! {
             biased;
-            Some(ev) = hard_rx.recv() => match (index.get(&ev.server), ev.outcome) {
-                (Some(&i), ProbeOutcome::HardFailure(e)) => sched.on_hard_failure(start.elapsed(), i, e),
-                _ => Vec::new(),
-            },
+            // The watcher told the owner itself (the withdraw waits for nobody); the
+            // schedule only goes back to short full checks: its report is dropped.
+            Some(ev) = hard_rx.recv() => {
+                if let (Some(&i), ProbeOutcome::HardFailure(e)) = (index.get(&ev.server), ev.outcome) {
+                    drop(sched.on_hard_failure(start.elapsed(), i, e));
+                }
+                Vec::new()
+            }
             Some(done) = fulls.join_next() => match done {
                 Ok((i, outcome)) => sched.on_full_done(start.elapsed(), i, outcome),
                 Err(e) => {

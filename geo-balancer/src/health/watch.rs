@@ -30,13 +30,16 @@ use crate::time::Time;
 /// connect costs microseconds; a silent one is bounded by the check timeout.
 const DOWN_RETRY: Duration = Duration::from_millis(100);
 
-/// Runs until the receiver is dropped (or the task is aborted).
+/// Runs until the receiver is dropped (or the task is aborted). A hard failure goes
+/// to `tx` first (the owner of the health state: the withdraw must not wait) and then
+/// to `also` (the checker's schedule, which goes back to short full checks).
 pub async fn watch_idle(
     server: ServerId,
     addr: SocketAddr,
     timeout: Duration,
     retry: Duration,
     tx: mpsc::Sender<HealthEvent>,
+    also: Option<mpsc::Sender<HealthEvent>>,
 ) {
     let mut held: Option<(TcpStream, Instant)> = None;
     loop {
@@ -81,8 +84,12 @@ pub async fn watch_idle(
                     source: ProbeSource::FastPath,
                     outcome: ProbeOutcome::HardFailure(e),
                 };
+                let copy = also.as_ref().map(|_| ev.clone());
                 if tx.send(ev).await.is_err() {
                     return;
+                }
+                if let (Some(also), Some(copy)) = (&also, copy) {
+                    let _ = also.try_send(copy);
                 }
                 tracing::warn!(server = %server, %addr, %error, "fast-detect: server gone");
                 tokio::time::sleep(retry.min(DOWN_RETRY)).await;
