@@ -99,19 +99,11 @@ fn main() {
     if !idle.is_empty() {
         env.push(("SCALE_LAB_IDLE_SECS", idle.as_str()));
     }
-    let out = anycast_lab::uml::Lab::new("scale-lab")
+    anycast_lab::uml::Lab::new("scale-lab")
         .guest_exec(&exe, &[], &env)
         .mem_mb(1536)
         .timeout(Duration::from_secs(1500))
-        .run()
-        .expect("lab kernel runs");
-    for l in out.guest_lines("BENCH") {
-        println!("{l}");
-    }
-    if !out.passed() {
-        eprintln!("{}", out.report());
-        std::process::exit(1);
-    }
+        .run_bench();
 }
 
 /// The same N services as a file for the daemon: data plane on, one passive BGP
@@ -402,22 +394,6 @@ fn metric(ns: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// Busy and total jiffies of the whole guest (/proc/stat's first line).
-fn guest_cpu() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
 struct DaemonRun {
     share: f64,
 }
@@ -531,13 +507,13 @@ fn daemon_idle(
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let mut result = None;
     if alive && comm.trim() == "anycastd" {
-        let (g0, t0) = guest_cpu();
+        let (g0, t0) = guest::busy_jiffies();
         let a = proc_cpu(pid);
         let w0 = Instant::now();
         std::thread::sleep(window);
         let b = proc_cpu(pid);
         let wall = w0.elapsed().as_secs_f64();
-        let (g1, t1) = guest_cpu();
+        let (g1, t1) = guest::busy_jiffies();
         if let (Some(a), Some(b)) = (a, b) {
             let user_s = (b.0 - a.0) as f64 / hz;
             let sys_s = (b.1 - a.1) as f64 / hz;

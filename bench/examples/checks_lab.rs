@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use anycast_bench::checks::{passive_opens_in, rs_addr};
 use anycast_lab::uml::guest;
 
 const SETTLE: Duration = Duration::from_secs(20);
@@ -106,24 +107,11 @@ fn main() {
         }
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let out = anycast_lab::uml::Lab::new("checks-lab")
+    anycast_lab::uml::Lab::new("checks-lab")
         .guest_exec(&exe, &[], &env)
         .mem_mb(1536)
         .timeout(Duration::from_secs(3000))
-        .run()
-        .expect("lab kernel runs");
-    for l in out.guest_lines("BENCH") {
-        println!("{l}");
-    }
-    if !out.passed() {
-        eprintln!("{}", out.report());
-        std::process::exit(1);
-    }
-}
-
-/// Address of real server `i`.
-fn rs_addr(i: usize) -> String {
-    format!("10.160.{}.{}", i / 250, i % 250 + 1)
+        .run_bench();
 }
 
 fn sh(cmd: &str) -> bool {
@@ -270,38 +258,13 @@ fn tree_cpu(pid: u32) -> (u64, u64) {
 }
 
 fn passive_opens() -> u64 {
-    let s = guest::sh_in(RS_NS, "cat /proc/net/snmp");
-    let mut lines = s.lines().filter(|l| l.starts_with("Tcp:"));
-    let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
-        return 0;
-    };
-    h.split_whitespace()
-        .zip(v.split_whitespace())
-        .find(|(k, _)| *k == "PassiveOpens")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
+    passive_opens_in(&guest::sh_in(RS_NS, "cat /proc/net/snmp"))
 }
 
 fn time_wait() -> usize {
     guest::sh_in(DIR_NS, "ss -Htan state time-wait")
         .lines()
         .count()
-}
-
-/// Busy and total jiffies of the whole guest (/proc/stat's first line).
-fn guest_cpu() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
 }
 
 fn ticks() -> f64 {
@@ -371,7 +334,7 @@ fn measure(n: usize, name: &str, side: &Side, window: Duration) {
     let (c0, _) = tree_cpu(pid);
     let (s0, _) = tree_cpu(server.id());
     let o0 = passive_opens();
-    let g0 = guest_cpu();
+    let g0 = guest::busy_jiffies();
     let downs0 = count_downs(&log, side);
     let t0 = Instant::now();
     let mut max_rss = 0;
@@ -383,7 +346,7 @@ fn measure(n: usize, name: &str, side: &Side, window: Duration) {
     let (c1, _) = tree_cpu(pid);
     let (s1, _) = tree_cpu(server.id());
     let o1 = passive_opens();
-    let g1 = guest_cpu();
+    let g1 = guest::busy_jiffies();
     let tw = time_wait();
     let downs = count_downs(&log, side) - downs0;
     let running = checker.running();

@@ -88,8 +88,12 @@ fn exabgp_conf(n: usize, exe: &Path) -> String {
 }
 
 fn passive_opens(ns: &Netns) -> u64 {
-    let s = ns.exec("cat", &["/proc/net/snmp"]).unwrap_or_default();
-    let mut lines = s.lines().filter(|l| l.starts_with("Tcp:"));
+    passive_opens_in(&ns.exec("cat", &["/proc/net/snmp"]).unwrap_or_default())
+}
+
+/// TCP PassiveOpens (connections accepted by the kernel) from /proc/net/snmp's text.
+pub fn passive_opens_in(snmp: &str) -> u64 {
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Tcp:"));
     let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
         return 0;
     };

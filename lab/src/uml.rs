@@ -415,6 +415,20 @@ impl Lab {
         self
     }
 
+    /// For benchmark programs that re-run themselves in the guest and print `BENCH`
+    /// lines: boots the lab, prints those lines, and ends the process with status 1
+    /// and the report when a step failed.
+    pub fn run_bench(&self) {
+        let out = self.run().expect("lab kernel runs");
+        for l in out.guest_lines("BENCH") {
+            println!("{l}");
+        }
+        if !out.passed() {
+            eprintln!("{}", out.report());
+            std::process::exit(1);
+        }
+    }
+
     /// Boots the lab kernel, runs everything, and returns the results and logs.
     /// Blocks until the guest powered off (bounded by the timeout).
     pub fn run(&self) -> Result<Outcome, LabError> {

@@ -31,18 +31,10 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("own path");
     let n_s = n.to_string();
-    let out = anycast_lab::uml::Lab::new("tf-bench")
+    anycast_lab::uml::Lab::new("tf-bench")
         .guest_exec(&exe, &[], &[("TF_BENCH_SERVICES", n_s.as_str())])
         .timeout(Duration::from_secs(240))
-        .run()
-        .expect("lab kernel runs");
-    for l in out.guest_lines("BENCH") {
-        println!("{l}");
-    }
-    if !out.passed() {
-        eprintln!("{}", out.report());
-        std::process::exit(1);
-    }
+        .run_bench();
 }
 
 fn vip(i: usize) -> IpAddr {

@@ -159,6 +159,23 @@ pub fn spawn_in(ns: &str, program: &std::path::Path, args: &[&str]) -> Backgroun
     Background { child }
 }
 
+/// Busy and total jiffies of the whole guest (/proc/stat's first line): the share of
+/// the guest's CPU something took is the busy delta over the total delta.
+pub fn busy_jiffies() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
 /// `vtysh -N NS -c CMD` for an FRR instance started by [`super::Topology::frr`].
 pub fn vtysh(ns: &str, cmd: &str) -> String {
     let out = Command::new("vtysh")
