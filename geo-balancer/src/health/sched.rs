@@ -650,20 +650,15 @@ impl Schedule {
         }]
     }
 
-    /// The fast-detect watcher of server `i` saw its process gone: report it and go
-    /// back to full checks every interval.
-    pub fn on_hard_failure(&mut self, now: Duration, i: usize, err: ProbeError) -> Vec<Action> {
+    /// The fast-detect watcher of server `i` saw its process gone (and told the
+    /// owner itself): back to full checks every interval.
+    pub fn on_hard_failure(&mut self, now: Duration, i: usize) {
         let Some(p) = self.plans.get_mut(i) else {
-            return Vec::new();
+            return;
         };
         p.full_ok = 0;
         p.disarm();
         Self::hurry(self.quantum, &mut self.timers, p, i, now);
-        vec![Action::Report {
-            server: i,
-            source: ProbeSource::FastPath,
-            outcome: ProbeOutcome::HardFailure(err),
-        }]
     }
 }
 

@@ -90,10 +90,10 @@ async fn drive(
         let actions = tokio::select! {
             biased;
             // The watcher told the owner itself (the withdraw waits for nobody); the
-            // schedule only goes back to short full checks: its report is dropped.
+            // schedule only goes back to short full checks.
             Some(ev) = hard_rx.recv() => {
-                if let (Some(&i), ProbeOutcome::HardFailure(e)) = (index.get(&ev.server), ev.outcome) {
-                    drop(sched.on_hard_failure(start.elapsed(), i, e));
+                if let Some(&i) = index.get(&ev.server) {
+                    sched.on_hard_failure(start.elapsed(), i);
                 }
                 Vec::new()
             }
