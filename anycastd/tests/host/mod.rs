@@ -353,18 +353,40 @@ pub fn ctl(api: &str, args: &[&str]) -> (i32, String, String) {
 /// [`ctl`] as `uid:gid` (no supplementary groups) when given; needs root for that.
 pub fn ctl_as(who: Option<(u32, u32)>, api: &str, args: &[&str]) -> (i32, String, String) {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anycastctl"));
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_anycastctl"));
+    // Another user may not be able to reach the build tree (a checkout under a 0700
+    // `mktemp -d`): run a copy from a world-readable temp dir, removed after.
+    let copy = who.map(|_| world_readable_copy(&built));
+    let mut cmd = Command::new(copy.as_ref().map_or(&built, |c| &c.1));
     cmd.arg("--api").arg(api).args(args);
     if let Some((uid, gid)) = who {
         // std drops the supplementary groups when root changes uid.
         cmd.uid(uid).gid(gid);
     }
     let out = cmd.output().expect("run anycastctl");
+    if let Some((dir, _)) = copy {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Copies `bin` into a fresh 0755 temp dir: (the dir, the copy).
+fn world_readable_copy(bin: &std::path::Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("anycastctl-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("anycastctl");
+    std::fs::copy(bin, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, copy)
 }
 
 /// The status code and body of a raw HTTP/1.1 reply (0 and "" for garbage).
