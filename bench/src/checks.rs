@@ -118,11 +118,32 @@ pub fn run(
     checker: &Checker,
     settle: Duration,
     window: Duration,
+    split: bool,
 ) -> io::Result<Footprint> {
     let d = Netns::create("bck-d")?;
     let r = Netns::create("bck-r")?;
     let mut rs: Vec<String> = Vec::new();
-    let rif = veth(&d, &["10.160.255.254/16"], &r, &[])?.b_if;
+    let link = veth(&d, &["10.160.255.254/16"], &r, &[])?;
+    let rif = link.b_if.clone();
+    // `split`: the checker on CPU 0; everything a packet does after it left the
+    // checker's send (the servers' kernel, their answers, their arrival here) on CPU
+    // 1, by RPS on both ends, as on a real network where the servers are other
+    // machines and the NIC's interrupts land where they land. Without it a veth pair
+    // runs the servers' kernel inside the checker's system calls.
+    let (pin_checker, pin_server) = if split {
+        for (ns, ifname) in [(&d, &link.a_if), (&r, &link.b_if)] {
+            ns.exec(
+                "sh",
+                &[
+                    "-c",
+                    &format!("echo 2 > /sys/class/net/{ifname}/queues/rx-0/rps_cpus"),
+                ],
+            )?;
+        }
+        ("taskset -c 0 ", "taskset -c 1 ")
+    } else {
+        ("", "")
+    };
     let dir = PathBuf::from(format!("/tmp/anycast-bench-checks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -138,7 +159,10 @@ pub fn run(
         r.command("/bin/sh")
             .args([
                 "-c",
-                &format!("ulimit -n 65536; exec {} listen 0.0.0.0:80", exe.display()),
+                &format!(
+                    "ulimit -n 65536; exec {pin_server}{} listen 0.0.0.0:80",
+                    exe.display()
+                ),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -156,7 +180,7 @@ pub fn run(
             let conf = dir.join("site.toml");
             std::fs::write(&conf, anycastd_conf(n, &dir))?;
             format!(
-                "ulimit -n 65536; exec {} --config {} > {} 2>&1",
+                "ulimit -n 65536; exec {pin_checker}{} --config {} > {} 2>&1",
                 bin.display(),
                 conf.display(),
                 log.display()
@@ -166,7 +190,7 @@ pub fn run(
             let conf = dir.join("exabgp.conf");
             std::fs::write(&conf, exabgp_conf(n, &exe))?;
             format!(
-                "ulimit -n 65536; exec env exabgp.daemon.user=root exabgp.daemon.drop=false exabgp.log.destination=stdout exabgp.log.level=WARNING exabgp.cli.pipe= exabgp.api.cli=false /usr/sbin/exabgp {} > {} 2>&1",
+                "ulimit -n 65536; exec {pin_checker}env exabgp.daemon.user=root exabgp.daemon.drop=false exabgp.log.destination=stdout exabgp.log.level=WARNING exabgp.cli.pipe= exabgp.api.cli=false /usr/sbin/exabgp {} > {} 2>&1",
                 conf.display(),
                 log.display()
             )

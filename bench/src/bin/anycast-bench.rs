@@ -18,7 +18,7 @@ fn usage() -> ! {
          \x20      anycast-bench crash [--runs N] [--only kill|linkdown|pathcut|bfd] [--anycastd PATH]\n\
          \x20      anycast-bench wayback [--runs N] [--downs 10,60] [--anycastd PATH]\n\
          \x20      anycast-bench footprint [--secs S] [--anycastd PATH]\n\
-         \x20      anycast-bench checks [--servers 20,200,1000] [--secs S] [--rounds R] [--anycastd PATH] [--baseline PATH] [--exabgp-max N]\n\
+         \x20      anycast-bench checks [--servers 20,200,1000] [--secs S] [--rounds R] [--anycastd PATH] [--baseline PATH] [--exabgp-max N] [--split-cpus]\n\
          \x20      anycast-bench ingest [--sizes 100000,1000000] [--holds 90,9] [--only ours,bird,gobgp,frr]\n\
          \x20      anycast-bench recv GEN_ADDR HOLD   (our speaker as an ingest receiver; internal)\n\
          \x20      anycast-bench listen ADDR:PORT     (a real server; internal)\n\
@@ -623,7 +623,15 @@ fn checks(args: &[String]) -> Res {
         sides.push(("baseline", Checker::Anycastd(b.into())));
     }
     sides.push(("exabgp", Checker::Exabgp));
-    println!("\nBenchmark 5 at scale: {secs} s windows after 15 s, {rounds} rounds interleaved");
+    let split = args.iter().any(|a| a == "--split-cpus");
+    println!(
+        "\nBenchmark 5 at scale: {secs} s windows after 15 s, {rounds} rounds interleaved{}",
+        if split {
+            ", checker on CPU 0, the servers' kernel and every packet's arrival on CPU 1"
+        } else {
+            ""
+        }
+    );
     println!(
         "{:>6} {:<10} {:>8} {:>10} {:>8} {:>12} {:>9} {:>6}",
         "n", "side", "cpu %", "server %", "RSS MiB", "conn/s/srv", "TIME_WAIT", "downs"
@@ -634,7 +642,13 @@ fn checks(args: &[String]) -> Res {
                 if matches!(side, Checker::Exabgp) && (n > exabgp_max || round > 0) {
                     continue;
                 }
-                match run(n, side, Duration::from_secs(15), Duration::from_secs(secs)) {
+                match run(
+                    n,
+                    side,
+                    Duration::from_secs(15),
+                    Duration::from_secs(secs),
+                    split,
+                ) {
                     Ok(f) => println!(
                         "{n:>6} {name:<10} {:>8.2} {:>10.2} {:>8.1} {:>12.3} {:>9} {:>6}",
                         f.cpu_pct,

@@ -33,6 +33,14 @@ const PAYLOAD: &[u8; 8] = b"anycastd";
 
 /// Opens an ICMP socket for `addr`'s family: a ping socket if allowed, else raw.
 pub fn open(addr: IpAddr) -> io::Result<(UdpSocket, SocketKind)> {
+    let (s, kind) = open_plain(addr)?;
+    let std_sock: std::net::UdpSocket = s.into();
+    Ok((UdpSocket::from_std(std_sock)?, kind))
+}
+
+/// [`open`] without the tokio registration: a non-blocking socket nobody is woken
+/// for, read and written when its owner decides (the checker's pinger).
+pub fn open_plain(addr: IpAddr) -> io::Result<(Socket, SocketKind)> {
     let (domain, proto) = match addr {
         IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4),
         IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6),
@@ -54,8 +62,7 @@ pub fn open(addr: IpAddr) -> io::Result<(UdpSocket, SocketKind)> {
     };
     s.set_nonblocking(true)?;
     s.set_cloexec(true)?;
-    let std_sock: std::net::UdpSocket = s.into();
-    Ok((UdpSocket::from_std(std_sock)?, kind))
+    Ok((s, kind))
 }
 
 /// One echo to `addr`, answered within `timeout`.
@@ -116,12 +123,12 @@ fn is_icmp_error(e: &io::Error) -> bool {
 
 /// An echo request: type 8 (IPv4) or 128 (IPv6), code 0, the checksum (IPv4; the
 /// kernel fills ICMPv6's), id, seq, payload.
-pub(crate) fn request(addr: IpAddr, id: u16, seq: u16) -> Vec<u8> {
-    let ty = if addr.is_ipv4() { 8 } else { 128 };
-    let mut p = vec![ty, 0, 0, 0];
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(PAYLOAD);
+pub(crate) fn request(addr: IpAddr, id: u16, seq: u16) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[0] = if addr.is_ipv4() { 8 } else { 128 };
+    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p[6..8].copy_from_slice(&seq.to_be_bytes());
+    p[8..].copy_from_slice(PAYLOAD);
     if addr.is_ipv4() {
         let c = checksum(&p);
         p[2..4].copy_from_slice(&c.to_be_bytes());

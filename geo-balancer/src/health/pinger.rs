@@ -3,25 +3,40 @@
 //! replies are demultiplexed by them. A ping socket where the kernel allows it, raw
 //! otherwise (see [`crate::health::icmp`]). Sockets open on first use.
 //!
+//! Requests due together leave in one `sendmmsg`, replies are read by `recvmmsg`: a
+//! thousand servers' echo rounds cost a few system calls per wake, not two per server
+//! (where system calls are dear, as in a virtual machine, that was most of the cost).
+//!
 //! An unconnected ping socket does not report ICMP errors (unreachable) without
 //! `IP_RECVERR`: there an unreachable host shows as a timeout. A raw socket sees the
 //! errors, quoting our request, and reports them at once.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 
-use tokio::net::UdpSocket;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use socket2::Socket;
 
-use crate::health::icmp::{SocketKind, open, parse, request};
+use crate::health::icmp::{SocketKind, open_plain, parse, request};
 
 /// Room for bursts of requests: a wake sends every echo due in one [`QUANTUM`].
 ///
 /// [`QUANTUM`]: crate::health::sched::QUANTUM
 const BUFFER: usize = 1 << 20;
 
+/// Most messages one system call sends or receives.
+const BATCH: usize = 64;
+
+/// Room for one received message: an echo reply, or on a raw socket an ICMP error
+/// quoting our request (longer messages are truncated; their headers are enough).
+const MESSAGE: usize = 576;
+
 #[derive(Debug)]
 struct Sock {
-    s: UdpSocket,
+    /// Non-blocking and not registered with the runtime: an arriving reply wakes
+    /// nobody; the driver reads when its timer fires.
+    s: Socket,
     kind: SocketKind,
 }
 
@@ -31,6 +46,8 @@ pub struct Pinger {
     v4: Option<Sock>,
     v6: Option<Sock>,
     id: u16,
+    /// Receive buffers, kept: a wake reads into them without allocating.
+    bufs: Vec<[u8; MESSAGE]>,
 }
 
 /// One message received: from, sequence number, reply (`Ok`) or error (`Err`).
@@ -43,6 +60,7 @@ impl Pinger {
             v4: None,
             v6: None,
             id,
+            bufs: vec![[0u8; MESSAGE]; BATCH],
         }
     }
 
@@ -53,11 +71,10 @@ impl Pinger {
             &mut self.v6
         };
         if slot.is_none() {
-            let (s, kind) = open(addr)?;
-            let r = socket2::SockRef::from(&s);
+            let (s, kind) = open_plain(addr)?;
             // Best effort: the defaults hold a few hundred requests, enough but tight.
-            let _ = r.set_send_buffer_size(BUFFER);
-            let _ = r.set_recv_buffer_size(BUFFER);
+            let _ = s.set_send_buffer_size(BUFFER);
+            let _ = s.set_recv_buffer_size(BUFFER);
             tracing::debug!(
                 family = if addr.is_ipv4() { "ipv4" } else { "ipv6" },
                 ?kind,
@@ -70,43 +87,84 @@ impl Pinger {
 
     /// Sends one echo request; an error means it did not leave.
     pub fn send(&mut self, addr: IpAddr, seq: u16) -> io::Result<()> {
-        let id = self.id;
-        let sock = self.sock(addr)?;
-        sock.s
-            .try_send_to(&request(addr, id, seq), SocketAddr::new(addr, 0))
-            .map(drop)
+        let mut failed = Vec::new();
+        self.send_many(&[(addr, seq)], &mut failed);
+        failed.pop().map_or(Ok(()), |(_, _, e)| Err(e))
     }
 
-    /// Waits until a socket has something to read (forever while none is open).
-    pub async fn readable(&self) {
-        match (&self.v4, &self.v6) {
-            (Some(a), Some(b)) => {
-                tokio::select! {
-                    _ = a.s.readable() => {}
-                    _ = b.s.readable() => {}
+    /// Sends echo requests (address, sequence number), as few system calls as it
+    /// takes; each one that did not leave is pushed to `failed` with its error.
+    pub fn send_many(
+        &mut self,
+        reqs: &[(IpAddr, u16)],
+        failed: &mut Vec<(IpAddr, u16, io::Error)>,
+    ) {
+        for v4 in [true, false] {
+            let family: Vec<(IpAddr, u16)> = reqs
+                .iter()
+                .copied()
+                .filter(|(a, _)| a.is_ipv4() == v4)
+                .collect();
+            let Some(&(first, _)) = family.first() else {
+                continue;
+            };
+            let id = self.id;
+            let sock = match self.sock(first) {
+                Ok(s) => s,
+                Err(e) => {
+                    let (kind, why) = (e.kind(), e.to_string());
+                    failed.extend(
+                        family
+                            .iter()
+                            .map(|&(a, q)| (a, q, io::Error::new(kind, why.clone()))),
+                    );
+                    continue;
+                }
+            };
+            for chunk in family.chunks(BATCH) {
+                let packets: Vec<[u8; 16]> =
+                    chunk.iter().map(|&(a, q)| request(a, id, q)).collect();
+                let mut i = 0;
+                while i < chunk.len() {
+                    let fd = sock.s.as_raw_fd();
+                    match send_batch(fd, &packets[i..], &chunk[i..]) {
+                        Ok(n) if n > 0 => i += n,
+                        Ok(_) => {
+                            failed.push((chunk[i].0, chunk[i].1, io::Error::other("nothing sent")));
+                            i += 1;
+                        }
+                        // The first message of the rest failed: it alone, go on after it.
+                        Err(e) => {
+                            failed.push((chunk[i].0, chunk[i].1, e));
+                            i += 1;
+                        }
+                    }
                 }
             }
-            (Some(a), None) | (None, Some(a)) => {
-                let _ = a.s.readable().await;
-            }
-            (None, None) => std::future::pending().await,
         }
     }
 
     /// Everything waiting on the sockets, without blocking. Messages that are not
     /// ours (other programs' on a raw socket, other types) are skipped.
-    pub fn drain(&self, out: &mut Vec<Received>) {
-        let mut buf = [0u8; 1500];
+    pub fn drain(&mut self, out: &mut Vec<Received>) {
+        let (id, bufs) = (self.id, &mut self.bufs);
         for (sock, v4) in [(&self.v4, true), (&self.v6, false)] {
             let Some(sock) = sock else {
                 continue;
             };
-            // Bounded: one wake reads at most this many, the rest the next.
-            for _ in 0..4096 {
-                match sock.s.try_recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        if let Some((seq, r)) = parse(&buf[..n], v4, sock.kind, self.id) {
-                            out.push((from.ip(), seq, r));
+            let fd = sock.s.as_raw_fd();
+            // Bounded: one wake reads at most this many batches, the rest the next.
+            for _ in 0..4096 / BATCH {
+                match recv_batch(fd, bufs) {
+                    Ok(got) => {
+                        for (buf, (n, from)) in bufs.iter().zip(&got) {
+                            let Some(from) = from else { continue };
+                            if let Some((seq, r)) = parse(&buf[..*n], v4, sock.kind, id) {
+                                out.push((*from, seq, r));
+                            }
+                        }
+                        if got.len() < BATCH {
+                            break;
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -115,5 +173,45 @@ impl Pinger {
                 }
             }
         }
+    }
+}
+
+/// One `sendmmsg`: how many of `packets` (to `dests`, in order) left. An error is
+/// the first message's.
+fn send_batch(fd: RawFd, packets: &[[u8; 16]], dests: &[(IpAddr, u16)]) -> io::Result<usize> {
+    let iovs: Vec<[IoSlice<'_>; 1]> = packets.iter().map(|p| [IoSlice::new(p)]).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = dests
+        .iter()
+        .map(|&(a, _)| Some(SockaddrStorage::from(SocketAddr::new(a, 0))))
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
+    let sent = sendmmsg(fd, &mut headers, &iovs, &addrs, [], MsgFlags::MSG_DONTWAIT)?;
+    Ok(sent.count())
+}
+
+/// One `recvmmsg` into `bufs`: each message's length and sender, in order.
+fn recv_batch(fd: RawFd, bufs: &mut [[u8; MESSAGE]]) -> io::Result<Vec<(usize, Option<IpAddr>)>> {
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+        .iter_mut()
+        .map(|b| [IoSliceMut::new(&mut b[..])])
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
+    let got = recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
+    Ok(got
+        .map(|m| (m.bytes.min(MESSAGE), m.address.and_then(|a| ip_of(&a))))
+        .collect())
+}
+
+fn ip_of(a: &SockaddrStorage) -> Option<IpAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        Some(IpAddr::V4(v4.ip()))
+    } else {
+        a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
     }
 }

@@ -20,8 +20,10 @@
 //!     echo rounds, full check every full_interval; a failed round reported
 //!   armed ──(a full check fails, a hard failure, a failed echo round)──> unarmed
 //! ```
-//! Unarmed, echo failures are not reported: a server whose host does not answer echo
-//! (filtered ICMP) is checked the old way, a full check every `interval`. Answered
+//! Echo failures are reported from arming until one is: a server whose host never
+//! answered echo (filtered ICMP) is checked the old way, a full check every
+//! `interval`; one whose full check failed is still taken down by its failed round
+//! (a silent host's full check often times out first). Answered
 //! rounds are not reported at all, so a steady site sends the owner its full-check
 //! results only, not thousands of echoes.
 //!
@@ -84,7 +86,13 @@ enum Timer {
 #[derive(Debug)]
 struct Plan {
     cfg: CheckConfig,
+    /// Full checks every `full_interval` (rise full successes and an echo answered).
     armed: bool,
+    /// A failed echo round is reported: set with `armed`, cleared only by a report.
+    /// A failing full check disarms but leaves this, so that a silent host whose full
+    /// check times out first is still taken down by its round, not fall intervals
+    /// later.
+    watched: bool,
     full_ok: u32,
     next_full: Duration,
     full_running: bool,
@@ -295,6 +303,7 @@ impl Schedule {
             s.plans.push(Plan {
                 cfg,
                 armed: false,
+                watched: false,
                 full_ok: 0,
                 next_full,
                 full_running: false,
@@ -600,9 +609,10 @@ impl Schedule {
                 Ok(()) => {
                     if !p.armed && p.full_ok >= p.cfg.rise {
                         p.armed = true;
+                        p.watched = true;
                     }
                 }
-                Err(err) if p.armed => {
+                Err(err) if p.watched => {
                     // A whole round unanswered: the owner takes the server down, and
                     // recovery needs full checks again.
                     out.push(Action::Report {
@@ -611,6 +621,7 @@ impl Schedule {
                         outcome: ProbeOutcome::Failure(err.clone()),
                     });
                     p.disarm();
+                    p.watched = false;
                     p.full_ok = 0;
                     Self::hurry(self.quantum, &mut self.timers, p, i, now);
                 }
@@ -821,6 +832,31 @@ mod tests {
         assert_eq!(fulls(&log, 0), vec![2000 * MS]);
         // Six requests for the failed round, five so far for the next.
         assert_eq!(echoes(&log), 11);
+    }
+
+    #[test]
+    fn a_silent_host_whose_full_check_fails_first_is_still_taken_down_by_its_round() {
+        let mut s = Schedule::new(vec![tcp("rs", "192.0.2.1:80")], Duration::ZERO, 0);
+        let mut w = World {
+            echo_ok: true,
+            full_ok: true,
+        };
+        run(&mut s, &w, Duration::ZERO, 5300 * MS);
+        assert!(s.armed(0));
+        // Silent from 5300: the full check of 5400 fails at once (a timeout, here),
+        // before the round of 5400 concludes.
+        w.echo_ok = false;
+        w.full_ok = false;
+        let log = run(&mut s, &w, 5301 * MS, 6000 * MS);
+        let periodic = reports(&log, ProbeSource::Periodic);
+        assert_eq!(periodic.first(), Some(&(5400 * MS, 0, false)));
+        assert_eq!(
+            reports(&log, ProbeSource::Echo),
+            vec![(5800 * MS, 0, false)]
+        );
+        // Reported once: the next failed round is not (the server is down already).
+        let log = run(&mut s, &w, 6001 * MS, 7000 * MS);
+        assert!(reports(&log, ProbeSource::Echo).is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The checker: one task drives the [`Schedule`] of every real server of a site (one
-//! timer, one ICMP socket per family, the full checks as short-lived tasks), plus one
+//! timer, one ICMP socket per family read when the timer fires, the full checks as
+//! short-lived tasks), plus one
 //! idle task per fast-detect connection ([`watch_idle`]), which sends its hard
 //! failure to the owner itself and then tells the schedule. It sends [`HealthEvent`]s on
 //! one bounded channel to the task that owns the health state. Dropping the handle
@@ -82,6 +83,7 @@ async fn drive(
     let mut pinger = Pinger::new(rand::random());
     let mut fulls: JoinSet<(usize, ProbeOutcome)> = JoinSet::new();
     let mut got = Vec::new();
+    let (mut echoes, mut failed) = (Vec::new(), Vec::new());
     loop {
         let wake = sched.next_wake().map_or_else(
             || start + std::time::Duration::from_secs(3600),
@@ -104,18 +106,41 @@ async fn drive(
                     Vec::new()
                 }
             },
-            () = pinger.readable() => received(start.elapsed(), &mut sched, &pinger, &mut got),
+            // Replies are read here, not when they arrive: every request still
+            // unanswered has a timer (its next retry, its round's deadline), so a
+            // reply is seen before anything depends on it, and costs no wake of its
+            // own (at scale the driver wakes every quantum anyway). Replies that came
+            // while this task waited for a CPU count too: read before any deadline
+            // is judged.
             () = tokio::time::sleep_until(wake) => {
-                // Replies that arrived while this task waited for a CPU count: read
-                // them before any deadline is judged.
-                let mut a = received(start.elapsed(), &mut sched, &pinger, &mut got);
+                let mut a = received(start.elapsed(), &mut sched, &mut pinger, &mut got);
                 a.extend(sched.on_timer(start.elapsed()));
                 a
             }
         };
+        // Echo requests due together leave together, after the rest.
+        echoes.clear();
         for a in actions {
-            let now = start.elapsed();
-            if !act(a, now, &mut sched, &mut pinger, &mut fulls, &http, &tx).await {
+            if let Action::Echo { addr, seq } = a {
+                echoes.push((addr, seq));
+            } else if !act(
+                a,
+                start.elapsed(),
+                &mut sched,
+                &mut pinger,
+                &mut fulls,
+                &http,
+                &tx,
+            )
+            .await
+            {
+                return;
+            }
+        }
+        failed.clear();
+        pinger.send_many(&echoes, &mut failed);
+        for (addr, seq, e) in failed.drain(..) {
+            if !unsent(addr, seq, e, start.elapsed(), &mut sched, &tx).await {
                 return;
             }
         }
@@ -126,7 +151,7 @@ async fn drive(
 fn received(
     now: std::time::Duration,
     sched: &mut Schedule,
-    pinger: &Pinger,
+    pinger: &mut Pinger,
     got: &mut Vec<Received>,
 ) -> Vec<Action> {
     got.clear();
@@ -138,7 +163,8 @@ fn received(
     out
 }
 
-/// Carries out one action; false when the owner is gone.
+/// Carries out one action (the driver batches the echo requests of a wake; one that
+/// comes alone is sent alone); false when the owner is gone.
 async fn act(
     a: Action,
     now: std::time::Duration,
@@ -157,18 +183,30 @@ async fn act(
         }
         Action::Echo { addr, seq } => {
             if let Err(e) = pinger.send(addr, seq) {
-                tracing::debug!(%addr, error = %e, "echo not sent");
-                let follow = sched.on_echo_send_error(now, seq, format!("send: {e}"));
-                for f in follow {
-                    if let Action::Report { .. } = f
-                        && !report(f, sched, tx).await
-                    {
-                        return false;
-                    }
-                }
+                return unsent(addr, seq, e, now, sched, tx).await;
             }
         }
         Action::Report { .. } => return report(a, sched, tx).await,
+    }
+    true
+}
+
+/// An echo request that did not leave fails its round's request at once.
+async fn unsent(
+    addr: std::net::IpAddr,
+    seq: u16,
+    e: std::io::Error,
+    now: std::time::Duration,
+    sched: &mut Schedule,
+    tx: &mpsc::Sender<HealthEvent>,
+) -> bool {
+    tracing::debug!(%addr, error = %e, "echo not sent");
+    for f in sched.on_echo_send_error(now, seq, format!("send: {e}")) {
+        if let Action::Report { .. } = f
+            && !report(f, sched, tx).await
+        {
+            return false;
+        }
     }
     true
 }
