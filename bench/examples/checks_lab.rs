@@ -228,7 +228,8 @@ fn anycastd_conf(n: usize, dir: &Path) -> String {
 }
 
 /// utime + stime in ticks and RSS in kB of `pid` and its children (one level, as
-/// keepalived's checker child).
+/// keepalived's checker child), plus the time of children `pid` has reaped (a
+/// checker child that keepalived restarted in the window still counts).
 fn tree_cpu(pid: u32) -> (u64, u64) {
     let mut pids = vec![pid];
     if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
@@ -242,8 +243,11 @@ fn tree_cpu(pid: u32) -> (u64, u64) {
         };
         let Some(i) = stat.rfind(')') else { continue };
         let f: Vec<&str> = stat[i + 2..].split_whitespace().collect();
-        cpu += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        cpu += field(11) + field(12);
+        if p == pid {
+            cpu += field(13) + field(14);
+        }
         rss += std::fs::read_to_string(format!("/proc/{p}/status"))
             .ok()
             .and_then(|s| {

@@ -119,6 +119,7 @@ pub fn run(
     settle: Duration,
     window: Duration,
     split: bool,
+    loss: Option<f64>,
 ) -> io::Result<Footprint> {
     let d = Netns::create("bck-d")?;
     let r = Netns::create("bck-r")?;
@@ -154,6 +155,27 @@ pub fn run(
     std::fs::write(&batch, rs.concat())?;
     r.ip(&["-batch", &batch.to_string_lossy()])?;
     r.exec("sysctl", &["-qw", "net.core.somaxconn=4096"])?;
+    if let Some(p) = loss {
+        // Each way: every packet into either namespace dropped with probability `p`.
+        let p = format!("{p}");
+        for ns in [&d, &r] {
+            ns.exec(
+                "iptables",
+                &[
+                    "-A",
+                    "INPUT",
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    &p,
+                    "-j",
+                    "DROP",
+                ],
+            )?;
+        }
+    }
     let exe = std::env::current_exe()?;
     let server = Proc(
         r.command("/bin/sh")

@@ -18,7 +18,7 @@ fn usage() -> ! {
          \x20      anycast-bench crash [--runs N] [--only kill|linkdown|pathcut|bfd] [--anycastd PATH]\n\
          \x20      anycast-bench wayback [--runs N] [--downs 10,60] [--anycastd PATH]\n\
          \x20      anycast-bench footprint [--secs S] [--anycastd PATH]\n\
-         \x20      anycast-bench checks [--servers 20,200,1000] [--secs S] [--rounds R] [--anycastd PATH] [--baseline PATH] [--exabgp-max N] [--split-cpus]\n\
+         \x20      anycast-bench checks [--servers 20,200,1000] [--secs S] [--rounds R] [--anycastd PATH] [--baseline PATH] [--exabgp-max N] [--split-cpus] [--loss P] [--settle S] [--sides anycastd,baseline,exabgp]\n\
          \x20      anycast-bench ingest [--sizes 100000,1000000] [--holds 90,9] [--only ours,bird,gobgp,frr]\n\
          \x20      anycast-bench recv GEN_ADDR HOLD   (our speaker as an ingest receiver; internal)\n\
          \x20      anycast-bench listen ADDR:PORT     (a real server; internal)\n\
@@ -624,13 +624,28 @@ fn checks(args: &[String]) -> Res {
     }
     sides.push(("exabgp", Checker::Exabgp));
     let split = args.iter().any(|a| a == "--split-cpus");
+    // ExaBGP starts a Python process per server: at 1000 that takes minutes.
+    let settle = Duration::from_secs(
+        opt(args, "--settle")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(15),
+    );
+    let only: Option<Vec<&str>> = opt(args, "--sides").map(|s| s.split(',').collect());
+    sides.retain(|(name, _)| only.as_ref().is_none_or(|o| o.contains(name)));
+    let loss: Option<f64> = opt(args, "--loss")
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|p| (0.0..1.0).contains(p));
     println!(
-        "\nBenchmark 5 at scale: {secs} s windows after 15 s, {rounds} rounds interleaved{}",
+        "\nBenchmark 5 at scale: {secs} s windows after {settle:?}, {rounds} rounds interleaved{}{}",
         if split {
             ", checker on CPU 0, the servers' kernel and every packet's arrival on CPU 1"
         } else {
             ""
-        }
+        },
+        loss.map_or(String::new(), |p| format!(
+            ", {}% of packets lost each way",
+            p * 100.0
+        ))
     );
     println!(
         "{:>6} {:<10} {:>8} {:>10} {:>8} {:>12} {:>9} {:>6}",
@@ -642,13 +657,7 @@ fn checks(args: &[String]) -> Res {
                 if matches!(side, Checker::Exabgp) && (n > exabgp_max || round > 0) {
                     continue;
                 }
-                match run(
-                    n,
-                    side,
-                    Duration::from_secs(15),
-                    Duration::from_secs(secs),
-                    split,
-                ) {
+                match run(n, side, settle, Duration::from_secs(secs), split, loss) {
                     Ok(f) => println!(
                         "{n:>6} {name:<10} {:>8.2} {:>10.2} {:>8.1} {:>12.3} {:>9} {:>6}",
                         f.cpu_pct,
