@@ -157,23 +157,8 @@ pub fn run(
     r.exec("sysctl", &["-qw", "net.core.somaxconn=4096"])?;
     if let Some(p) = loss {
         // Each way: every packet into either namespace dropped with probability `p`.
-        let p = format!("{p}");
         for ns in [&d, &r] {
-            ns.exec(
-                "iptables",
-                &[
-                    "-A",
-                    "INPUT",
-                    "-m",
-                    "statistic",
-                    "--mode",
-                    "random",
-                    "--probability",
-                    &p,
-                    "-j",
-                    "DROP",
-                ],
-            )?;
+            crate::withdraw::drop_share(ns, "INPUT", p)?;
         }
     }
     let exe = std::env::current_exe()?;

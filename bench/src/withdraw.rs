@@ -204,6 +204,28 @@ pub struct Lab {
     side: Side,
 }
 
+/// Drops `share` of the packets through `chain` (INPUT, OUTPUT) of `ns`, at random
+/// (`iptables -I CHAIN -m statistic --mode random --probability SHARE -j DROP`).
+pub fn drop_share(ns: &Netns, chain: &str, share: f64) -> io::Result<()> {
+    let p = share.to_string();
+    ns.exec(
+        "iptables",
+        &[
+            "-I",
+            chain,
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &p,
+            "-j",
+            "DROP",
+        ],
+    )
+    .map(drop)
+}
+
 fn self_exe() -> io::Result<PathBuf> {
     std::env::current_exe()
 }
@@ -437,23 +459,8 @@ impl Lab {
     /// Drops a share of every packet to and from the servers in R, each way (TCP and
     /// the echoes alike: a lossy path, not a lossy port).
     pub fn probe_loss(&self, share: f64) -> io::Result<()> {
-        let p = share.to_string();
         for chain in ["INPUT", "OUTPUT"] {
-            self.r.exec(
-                "iptables",
-                &[
-                    "-I",
-                    chain,
-                    "-m",
-                    "statistic",
-                    "--mode",
-                    "random",
-                    "--probability",
-                    &p,
-                    "-j",
-                    "DROP",
-                ],
-            )?;
+            drop_share(&self.r, chain, share)?;
         }
         Ok(())
     }
