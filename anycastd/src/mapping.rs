@@ -260,7 +260,7 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
     let peers = tunnels
         .iter()
         .map(|p| tf::Peer {
-            addr: p.tunnel_endpoint,
+            addr: p.tunnel_endpoint.into(),
             weight: plan
                 .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
                 .map_or(0, |(_, w)| *w),
@@ -315,7 +315,7 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
                 0
             };
             tf::Peer {
-                addr: p.tunnel_endpoint,
+                addr: p.tunnel_endpoint.into(),
                 weight,
             }
         })

@@ -8,7 +8,7 @@
 //! - Addresses: the VIPs of the target; we only remove addresses carrying our label
 //!   (`DEV:ac`, IPv4) or recorded in the ledger as added by us (any family: IPv6
 //!   addresses have no labels). An address the operator put there stays.
-//! - tc filters: those at our priority on the tunnel device's ingress.
+//! - tc filters: those at our priority on the tunnel devices' ingress (IPIP, ip6ip6).
 //! - Links: the tunnel and dummy devices of the target; never deleted (an operator
 //!   may route through them), only created and brought up.
 //!
@@ -17,7 +17,7 @@
 //! removals of destinations, services and addresses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::{AddrSpec, Dest, MarkRule, ServiceKey, ServiceSpec, Target};
 use crate::request::Request;
@@ -32,6 +32,8 @@ pub struct LinkInfo {
     /// IPIP local address (0.0.0.0 = any), when kind is ipip.
     pub ipip_local: Option<Ipv4Addr>,
     pub ipip_remote: Option<Ipv4Addr>,
+    /// ip6tnl local address (:: = any), when kind is ip6tnl.
+    pub ip6_local: Option<Ipv6Addr>,
 }
 
 /// An address as the kernel reports it.
@@ -68,6 +70,10 @@ pub struct Observed {
     pub ingress: bool,
     /// Filters on the tunnel device's ingress (all priorities).
     pub filters: Vec<ObservedFilter>,
+    /// Whether the ip6ip6 device has an ingress qdisc.
+    pub ingress6: bool,
+    /// Filters on the ip6ip6 device's ingress (all priorities).
+    pub filters6: Vec<ObservedFilter>,
     /// Current sysctl values (None = the file does not exist yet).
     pub sysctls: BTreeMap<String, Option<String>>,
     /// Ingress and filters (all chains) of the split's client devices.
@@ -90,8 +96,8 @@ pub enum Conflict {
     )]
     TunnelLocal {
         name: String,
-        found: Ipv4Addr,
-        wanted: Ipv4Addr,
+        found: IpAddr,
+        wanted: IpAddr,
     },
     #[error(
         "client device {name} (where the spill split filters new connections) does not exist; check the name with `ip link`"
@@ -162,18 +168,22 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
     if let Some(t) = &target.tunnel {
         wanted_links.push((t.name.as_str(), "ipip"));
     }
+    if let Some(t) = &target.tunnel6 {
+        wanted_links.push((t.name.as_str(), "ip6tnl"));
+    }
     for (name, kind) in wanted_links {
         match obs.links.get(name) {
             None => {
-                out.push(match kind {
-                    "dummy" => Request::NewDummy(name.to_string()),
-                    _ => {
-                        let t = target.tunnel.as_ref().expect("ipip comes from the tunnel");
-                        Request::NewIpip {
-                            name: name.to_string(),
-                            local: t.local,
-                        }
-                    }
+                out.push(match (kind, &target.tunnel, &target.tunnel6) {
+                    ("ipip", Some(t), _) => Request::NewIpip {
+                        name: name.to_string(),
+                        local: t.local,
+                    },
+                    ("ip6tnl", _, Some(t)) => Request::NewIp6tnl {
+                        name: name.to_string(),
+                        local: t.local,
+                    },
+                    _ => Request::NewDummy(name.to_string()),
                 });
                 out.push(Request::LinkUp(name.to_string()));
             }
@@ -194,8 +204,20 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
                     if local != t.local {
                         return Err(Conflict::TunnelLocal {
                             name: name.to_string(),
-                            found: local,
-                            wanted: t.local,
+                            found: local.into(),
+                            wanted: t.local.into(),
+                        });
+                    }
+                }
+                if kind == "ip6tnl"
+                    && let Some(t) = &target.tunnel6
+                {
+                    let local = l.ip6_local.unwrap_or(Ipv6Addr::UNSPECIFIED);
+                    if local != t.local {
+                        return Err(Conflict::TunnelLocal {
+                            name: name.to_string(),
+                            found: local.into(),
+                            wanted: t.local.into(),
                         });
                     }
                 }
@@ -263,40 +285,15 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
         }
     }
 
-    // tc: ingress qdisc and our mark filters.
+    // tc: ingress qdisc and our mark filters, IPv4 rules on the IPIP device, IPv6
+    // rules on the ip6ip6 device.
     if let Some(t) = &target.tunnel {
-        if !target.marks.is_empty() && !obs.ingress {
-            out.push(Request::NewIngress(t.name.clone()));
-        }
-        let ours: Vec<&ObservedFilter> = obs
-            .filters
-            .iter()
-            .filter(|f| f.chain == 0 && f.prio == target.filter_prio)
-            .collect();
-        let mut kept: BTreeSet<MarkRule> = BTreeSet::new();
-        let mut stale = Vec::new();
-        for f in &ours {
-            match f.rule {
-                Some(r) if target.marks.contains(&r) && kept.insert(r) => {}
-                _ => stale.push(f.handle),
-            }
-        }
-        for r in &target.marks {
-            if !kept.contains(r) {
-                out.push(Request::NewMarkFilter {
-                    device: t.name.clone(),
-                    prio: target.filter_prio,
-                    rule: *r,
-                });
-            }
-        }
-        for handle in stale {
-            out.push(Request::DelFilter {
-                device: t.name.clone(),
-                prio: target.filter_prio,
-                handle,
-            });
-        }
+        let tc = (obs.ingress, &obs.filters[..]);
+        mark_filters(target, &t.name, false, tc, &mut out);
+    }
+    if let Some(t) = &target.tunnel6 {
+        let tc = (obs.ingress6, &obs.filters6[..]);
+        mark_filters(target, &t.name, true, tc, &mut out);
     }
 
     if let Some(t) = &target.split {
@@ -322,6 +319,52 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
         }
     }
     Ok(out)
+}
+
+/// The loop guard's filters of one family on `device`: the ingress qdisc, the
+/// missing rules, then the stale filters at our priority.
+fn mark_filters(
+    target: &Target,
+    device: &str,
+    ipv6: bool,
+    (ingress, filters): (bool, &[ObservedFilter]),
+    out: &mut Vec<Request>,
+) {
+    let marks: Vec<&MarkRule> = target
+        .marks
+        .iter()
+        .filter(|r| r.dst.is_ipv6() == ipv6)
+        .collect();
+    if !marks.is_empty() && !ingress {
+        out.push(Request::NewIngress(device.to_string()));
+    }
+    let mut kept: BTreeSet<MarkRule> = BTreeSet::new();
+    let mut stale = Vec::new();
+    for f in filters
+        .iter()
+        .filter(|f| f.chain == 0 && f.prio == target.filter_prio)
+    {
+        match f.rule {
+            Some(r) if marks.contains(&&r) && kept.insert(r) => {}
+            _ => stale.push(f.handle),
+        }
+    }
+    for r in marks {
+        if !kept.contains(r) {
+            out.push(Request::NewMarkFilter {
+                device: device.to_string(),
+                prio: target.filter_prio,
+                rule: *r,
+            });
+        }
+    }
+    for handle in stale {
+        out.push(Request::DelFilter {
+            device: device.to_string(),
+            prio: target.filter_prio,
+            handle,
+        });
+    }
 }
 
 fn same_dest(have: &Dest, want: &Dest) -> bool {

@@ -34,6 +34,7 @@ pub mod netlink;
 pub mod request;
 pub mod split;
 pub mod stats;
+pub mod tunnel6;
 pub mod update;
 
 pub use diff::{Conflict, Observed, Owned, diff};
@@ -41,7 +42,8 @@ pub use error::{ConfigError, Error};
 pub use forwarder::{Forwarder, Report};
 pub use model::{
     DEFAULT_FILTER_PRIO, DesiredState, Dest, Forward, MarkRule, Peer, Persistence, Protocol,
-    ServiceConfig, ServiceKey, Target, TunnelDevice, TunnelIn, Vip, VipDevice, VipService,
+    ServiceConfig, ServiceKey, Target, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice,
+    VipService,
 };
 pub use request::Request;
 pub use split::{SHARE_UNITS, Split};

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
+pub use crate::tunnel6::Tunnel6Device;
+
 use crate::error::ConfigError;
 use crate::split::{self, Split, SplitClass, SplitTarget};
 
@@ -294,8 +296,9 @@ impl VipDevice {
 /// A peer site's director as a tunnel destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer {
-    /// The peer director's address (outer IPIP destination).
-    pub addr: Ipv4Addr,
+    /// The peer director's address: the outer destination, of the VIP's family
+    /// (IPIP for an IPv4 VIP, ip6ip6 for an IPv6 one).
+    pub addr: IpAddr,
     /// Weight set by the geo-balancer; 0 = no new connections.
     pub weight: u32,
 }
@@ -357,8 +360,11 @@ pub struct TunnelDevice {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DesiredState {
     pub vips: Vec<Vip>,
-    /// Needed when any service has a tunnel mark.
+    /// Needed when any service of an IPv4 VIP has a tunnel mark.
     pub tunnel: Option<TunnelDevice>,
+    /// The receiving ip6ip6 device: needed when any service of an IPv6 VIP has a
+    /// tunnel mark.
+    pub tunnel6: Option<Tunnel6Device>,
     /// tc filter priority that marks our filters on the tunnel's ingress; filters at
     /// other priorities are someone else's and left alone.
     pub filter_prio: u16,
@@ -415,6 +421,7 @@ impl Default for DesiredState {
         DesiredState {
             vips: Vec::new(),
             tunnel: None,
+            tunnel6: None,
             filter_prio: DEFAULT_FILTER_PRIO,
             ip_forward: true,
             split: None,
@@ -438,10 +445,11 @@ impl ServiceSpec {
     }
 }
 
-/// A tc match: packets to `dst`/`protocol`/`port` get `mark`.
+/// A tc match: packets to `dst`/`protocol`/`port` get `mark`. An IPv4 rule sits on
+/// the IPIP device, an IPv6 one on the ip6ip6 device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MarkRule {
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub protocol: Protocol,
     pub port: u16,
     pub mark: u32,
@@ -461,6 +469,7 @@ pub struct Target {
     pub services: BTreeMap<ServiceKey, ServiceSpec>,
     pub dummies: Vec<String>,
     pub tunnel: Option<TunnelDevice>,
+    pub tunnel6: Option<Tunnel6Device>,
     pub addrs: Vec<AddrSpec>,
     pub filter_prio: u16,
     pub marks: Vec<MarkRule>,
@@ -476,8 +485,10 @@ impl DesiredState {
         let mut t = Target {
             filter_prio: self.filter_prio,
             tunnel: self.tunnel.clone(),
+            tunnel6: self.tunnel6.clone(),
             ..Target::default()
         };
+        crate::tunnel6::check_names(self)?;
         if let Some(tun) = &self.tunnel {
             check_ifname(&tun.name)?;
             if tun.name.len() > 12 {
@@ -496,6 +507,7 @@ impl DesiredState {
         }
         let mut marks_seen = BTreeMap::new();
         let mut any_nat = false;
+        let mut any_nat6 = false;
         for vip in &self.vips {
             let dev = vip.device.name().to_string();
             check_ifname(&dev)?;
@@ -533,6 +545,7 @@ impl DesiredState {
                 let mut dests = BTreeMap::new();
                 for d in &s.local {
                     any_nat |= d.forward == Forward::Nat;
+                    any_nat6 |= d.forward == Forward::Nat && d.addr.is_ipv6();
                     if dests.insert(d.key(), *d).is_some() {
                         return Err(ConfigError::new(format!(
                             "{key}: destination {} listed twice",
@@ -540,13 +553,9 @@ impl DesiredState {
                         )));
                     }
                 }
-                if vip.addr.is_ipv6() && !s.peers.is_empty() {
-                    return Err(ConfigError::new(format!(
-                        "{key}: IPv4 tunnel peers on an IPv6 service: the peers' IPIP devices cannot decapsulate IPv6"
-                    )));
-                }
                 for p in &s.peers {
-                    let d = Dest::new(IpAddr::V4(p.addr), s.port, Forward::Tunnel, p.weight);
+                    crate::tunnel6::check_peer_family(&key, vip.addr, p.addr)?;
+                    let d = Dest::new(p.addr, s.port, Forward::Tunnel, p.weight);
                     if dests.insert(d.key(), d).is_some() {
                         return Err(ConfigError::new(format!(
                             "{key}: peer {} is also a local destination",
@@ -567,17 +576,18 @@ impl DesiredState {
                 );
                 if let Some(tin) = &s.tunnel_in {
                     let mark = tin.mark;
-                    let IpAddr::V4(dst) = vip.addr else {
-                        return Err(ConfigError::new(format!(
-                            "{key}: tunnel marks need an IPv4 VIP (the tunnel is IPIP)"
-                        )));
-                    };
+                    let dst = vip.addr;
                     if mark == 0 {
                         return Err(ConfigError::new(format!("{key}: tunnel mark 0 is no mark")));
                     }
-                    if self.tunnel.is_none() {
+                    if dst.is_ipv4() && self.tunnel.is_none() {
                         return Err(ConfigError::new(format!(
                             "{key}: a tunnel mark needs a tunnel device in the desired state"
+                        )));
+                    }
+                    if dst.is_ipv6() && self.tunnel6.is_none() {
+                        return Err(ConfigError::new(format!(
+                            "{key}: a tunnel mark on an IPv6 VIP needs the ip6ip6 tunnel device (tunnel6) in the desired state"
                         )));
                     }
                     if let Some(other) = marks_seen.insert(mark, key) {
@@ -585,11 +595,15 @@ impl DesiredState {
                             "tunnel mark {mark} used by both {other} and {key}"
                         )));
                     }
-                    let fkey = ServiceKey::Fwmark { mark, ipv6: false };
+                    let fkey = ServiceKey::Fwmark {
+                        mark,
+                        ipv6: dst.is_ipv6(),
+                    };
                     let mut local = BTreeMap::new();
                     for d in &tin.dests {
                         any_nat |= d.forward == Forward::Nat;
-                        let is_peer = s.peers.iter().any(|p| IpAddr::V4(p.addr) == d.addr);
+                        any_nat6 |= d.forward == Forward::Nat && d.addr.is_ipv6();
+                        let is_peer = s.peers.iter().any(|p| p.addr == d.addr);
                         if is_peer || local.insert(d.key(), *d).is_some() {
                             return Err(ConfigError::new(format!(
                                 "{key}: tunnel-in destination {} is a peer or listed twice",
@@ -645,6 +659,11 @@ impl DesiredState {
         }
         if any_nat {
             t.sysctls.insert("net/ipv4/vs/conntrack".into(), "1".into());
+        }
+        if any_nat6 {
+            // A NAT real server's replies pass the director on their way back.
+            t.sysctls
+                .insert(crate::tunnel6::IPV6_FORWARDING_SYSCTL.into(), "1".into());
         }
         if !t.services.is_empty() {
             // A destination deleted (a real server that failed) takes its connections
@@ -722,7 +741,7 @@ mod tests {
     #[test]
     fn pmtu_disc_is_managed_only_with_a_tunnel_destination_and_a_choice() {
         let peer = vec![Peer {
-            addr: Ipv4Addr::new(198, 51, 100, 2),
+            addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),
             weight: 0,
         }];
         let frag = Some(TunnelPmtu::Fragment);

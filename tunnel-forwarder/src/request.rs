@@ -2,7 +2,7 @@
 //! them; each variant's doc gives the `ipvsadm` / `ip` / `tc` command it equals, and
 //! [`Request::command`] prints that command for logs and errors.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::{AddrSpec, Dest, MarkRule, ServiceConfig, ServiceKey, SockFmt};
 use crate::split::{SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass};
@@ -27,6 +27,9 @@ pub enum Request {
     NewDummy(String),
     /// `ip link add NAME type ipip local LOCAL` (remote any; RTM_NEWLINK).
     NewIpip { name: String, local: Ipv4Addr },
+    /// `ip link add NAME type ip6tnl mode ip6ip6 local LOCAL remote any`
+    /// (RTM_NEWLINK).
+    NewIp6tnl { name: String, local: Ipv6Addr },
     /// `ip link set dev NAME up` (RTM_NEWLINK with IFF_UP).
     LinkUp(String),
     /// `ip addr add ADDR/LEN dev DEV label DEV:ac` (RTM_NEWADDR).
@@ -37,14 +40,15 @@ pub enum Request {
     NewIngress(String),
     /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
     /// match ip protocol N 0xff match ip dport PORT 0xffff action skbedit mark M`
-    /// (RTM_NEWTFILTER).
+    /// (RTM_NEWTFILTER); for an IPv6 VIP `protocol ipv6 u32 match ip6 dst VIP/128
+    /// match ip6 protocol N 0xff match ip6 dport PORT 0xffff ...`.
     NewMarkFilter {
         device: String,
         prio: u16,
         rule: MarkRule,
     },
-    /// `tc filter del dev DEV parent ffff: prio P handle H protocol ip u32`
-    /// (RTM_DELTFILTER).
+    /// `tc filter del dev DEV parent ffff: prio P handle H u32` (RTM_DELTFILTER; any
+    /// protocol: the IPIP device holds IPv4 filters, the ip6ip6 device IPv6 ones).
     DelFilter {
         device: String,
         prio: u16,
@@ -103,6 +107,9 @@ impl Request {
             Request::NewIpip { name, local } => {
                 format!("ip link add {name} type ipip local {local}")
             }
+            Request::NewIp6tnl { name, local } => {
+                format!("ip link add {name} type ip6tnl mode ip6ip6 local {local} remote any")
+            }
             Request::LinkUp(n) => format!("ip link set dev {n} up"),
             Request::NewAddr(a) => format!(
                 "ip addr add {}/{} dev {} label {}",
@@ -115,21 +122,28 @@ impl Request {
                 format!("ip addr del {}/{} dev {}", a.addr, a.prefix_len, a.device)
             }
             Request::NewIngress(d) => format!("tc qdisc add dev {d} ingress"),
-            Request::NewMarkFilter { device, prio, rule } => format!(
-                "tc filter add dev {device} parent ffff: prio {prio} protocol ip u32 \
-                 match ip dst {}/32 match ip protocol {} 0xff match ip dport {} 0xffff \
-                 action skbedit mark {}",
-                rule.dst,
-                rule.protocol.number(),
-                rule.port,
-                rule.mark
-            ),
+            Request::NewMarkFilter { device, prio, rule } => {
+                let (proto, m, len) = if rule.dst.is_ipv6() {
+                    ("ipv6", "ip6", 128)
+                } else {
+                    ("ip", "ip", 32)
+                };
+                format!(
+                    "tc filter add dev {device} parent ffff: prio {prio} protocol {proto} u32 \
+                     match {m} dst {}/{len} match {m} protocol {} 0xff match {m} dport {} 0xffff \
+                     action skbedit mark {}",
+                    rule.dst,
+                    rule.protocol.number(),
+                    rule.port,
+                    rule.mark
+                )
+            }
             Request::DelFilter {
                 device,
                 prio,
                 handle,
             } => format!(
-                "tc filter del dev {device} parent ffff: prio {prio} handle {:x}:{:x}:{:x} protocol ip u32",
+                "tc filter del dev {device} parent ffff: prio {prio} handle {:x}:{:x}:{:x} u32",
                 handle >> 20,
                 (handle >> 12) & 0xff,
                 handle & 0xfff

@@ -78,7 +78,7 @@ impl Split {
         self.peers
             .iter()
             .map(|p| {
-                let d = Dest::new(IpAddr::V4(p.addr), 0, Forward::Tunnel, p.weight);
+                let d = Dest::new(p.addr, 0, Forward::Tunnel, p.weight);
                 (d.key(), d)
             })
             .collect()
@@ -101,7 +101,7 @@ impl Split {
                 return None;
             }
             if a.weight != b.weight {
-                let d = Dest::new(IpAddr::V4(b.addr), 0, Forward::Tunnel, b.weight);
+                let d = Dest::new(b.addr, 0, Forward::Tunnel, b.weight);
                 out.push(Request::SetDest(next.key(), d));
             }
         }
@@ -221,6 +221,12 @@ pub fn compile(
         }
     }
     let key = split.key();
+    if let Some(p) = split.peers.iter().find(|p| p.addr.is_ipv6()) {
+        return Err(ConfigError::new(format!(
+            "{key}: peer {} is IPv6: the split carries IPv4 connections over IPIP only",
+            p.addr
+        )));
+    }
     let dests = split.dests();
     if dests.len() != split.peers.len() {
         return Err(ConfigError::new(format!("{key}: a peer listed twice")));

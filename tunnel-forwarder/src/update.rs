@@ -36,7 +36,7 @@ impl VipService {
                 return None;
             }
             if a.weight != b.weight {
-                let d = Dest::new(IpAddr::V4(b.addr), self.port, Forward::Tunnel, b.weight);
+                let d = Dest::new(b.addr, self.port, Forward::Tunnel, b.weight);
                 out.push(Request::SetDest(key, d));
             }
         }

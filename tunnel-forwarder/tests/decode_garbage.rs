@@ -54,12 +54,26 @@ fn samples() -> Vec<Vec<u8>> {
         5,
         0xac01,
         &MarkRule {
-            dst: Ipv4Addr::new(10, 101, 4, 1),
+            dst: Ipv4Addr::new(10, 101, 4, 1).into(),
             protocol: Protocol::Udp,
             port: 53,
             mark: 9,
         },
     );
+    out.push(b.as_bytes().to_vec());
+    // The IPv6 loop guard's filter and the ip6ip6 device.
+    let mut b = MsgBuf::new();
+    let dst6: std::net::Ipv6Addr = "2001:db8:4::1".parse().unwrap();
+    let rule6 = MarkRule {
+        dst: dst6.into(),
+        protocol: Protocol::Tcp,
+        port: 80,
+        mark: 10,
+    };
+    rtnl::new_mark_filter(&mut b, 4, 5, 0xac01, &rule6);
+    out.push(b.as_bytes().to_vec());
+    let mut b = MsgBuf::new();
+    rtnl::new_ip6tnl(&mut b, 5, "acip6", dst6);
     out.push(b.as_bytes().to_vec());
     let mut b = MsgBuf::new();
     let class = SplitClass {

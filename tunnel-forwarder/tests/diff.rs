@@ -63,6 +63,7 @@ fn applied(d: &DesiredState) -> Observed {
             up: true,
             ipip_local: Some(ME),
             ipip_remote: Some(Ipv4Addr::UNSPECIFIED),
+            ip6_local: None,
         },
     );
     for a in &t.addrs {
@@ -302,7 +303,7 @@ fn invalid_states_are_refused_with_the_reason() {
         d.compile()
             .unwrap_err()
             .to_string()
-            .contains("IPv4 tunnel peers on an IPv6 service")
+            .contains("peer 10.2.0.2 is IPv4: IPv6 connections are tunnelled to a peer address of their own family")
     );
 
     let mut d = desired(0);

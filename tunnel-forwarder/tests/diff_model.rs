@@ -14,7 +14,7 @@ use tunnel_forwarder::model::ServiceSpec;
 use tunnel_forwarder::split::{SHARE_PRIO, SPLIT_CHAIN, SplitRule};
 use tunnel_forwarder::{
     DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
-    ServiceKey, Split, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
+    ServiceKey, Split, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
 };
 
 struct Rng(u64);
@@ -68,17 +68,18 @@ fn random_state(rng: &mut Rng) -> DesiredState {
                     Dest::new(a, port, fwd, rng.below(4) as u32)
                 })
                 .collect();
-            let peers = if addr.is_ipv4() {
-                (0..rng.below(3))
-                    .map(|i| Peer {
-                        addr: Ipv4Addr::new(10, 2 + i as u8, 0, 2),
-                        weight: rng.below(5) as u32,
-                    })
-                    .collect()
-            } else {
-                vec![]
-            };
-            let guard = addr.is_ipv4() && rng.chance(60);
+            // Peers of the VIP's family: IPIP for IPv4, ip6ip6 for IPv6.
+            let peers = (0..rng.below(3))
+                .map(|i| Peer {
+                    addr: if addr.is_ipv4() {
+                        IpAddr::V4(Ipv4Addr::new(10, 2 + i as u8, 0, 2))
+                    } else {
+                        format!("2001:db8:{}::2", 2 + i).parse().unwrap()
+                    },
+                    weight: rng.below(5) as u32,
+                })
+                .collect();
+            let guard = rng.chance(60);
             let mark = 0x40 + services.len() as u32 + 10 * v as u32;
             services.push(VipService {
                 protocol,
@@ -108,7 +109,7 @@ fn random_state(rng: &mut Rng) -> DesiredState {
         share: [0, 1, 307, 512, 1024][rng.below(5) as usize],
         peers: (0..rng.below(3))
             .map(|i| Peer {
-                addr: Ipv4Addr::new(10, 2 + i as u8, 0, 2),
+                addr: IpAddr::V4(Ipv4Addr::new(10, 2 + i as u8, 0, 2)),
                 weight: rng.below(5) as u32,
             })
             .collect(),
@@ -119,6 +120,10 @@ fn random_state(rng: &mut Rng) -> DesiredState {
         tunnel: Some(TunnelDevice {
             name: "acip0".into(),
             local: ME,
+        }),
+        tunnel6: Some(Tunnel6Device {
+            name: "acip6".into(),
+            local: "2001:db8:1::2".parse().unwrap(),
         }),
         ..DesiredState::default()
     }
@@ -155,10 +160,13 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 let s = obs.services.get_mut(k).expect("ESRCH");
                 s.dests.remove(&(*a, *p)).expect("ENOENT");
             }
-            Request::NewDummy(n) | Request::NewIpip { name: n, .. } => {
-                let (kind, local) = match r {
-                    Request::NewIpip { local, .. } => ("ipip", Some(*local)),
-                    _ => ("dummy", None),
+            Request::NewDummy(n)
+            | Request::NewIpip { name: n, .. }
+            | Request::NewIp6tnl { name: n, .. } => {
+                let (kind, local, local6) = match r {
+                    Request::NewIpip { local, .. } => ("ipip", Some(*local), None),
+                    Request::NewIp6tnl { local, .. } => ("ip6tnl", None, Some(*local)),
+                    _ => ("dummy", None, None),
                 };
                 assert!(!obs.links.contains_key(n), "EEXIST {r}");
                 obs.links.insert(
@@ -169,6 +177,7 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                         up: false,
                         ipip_local: local,
                         ipip_remote: None,
+                        ip6_local: local6,
                     },
                 );
             }
@@ -193,6 +202,10 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 let tc = obs.split_devices.entry(dev.clone()).or_default();
                 assert!(!tc.ingress, "EEXIST {r}");
                 tc.ingress = true;
+            }
+            Request::NewIngress(dev) if dev == "acip6" => {
+                assert!(!obs.ingress6, "EEXIST {r}");
+                obs.ingress6 = true;
             }
             Request::NewIngress(_) => {
                 assert!(!obs.ingress, "EEXIST {r}");
@@ -241,10 +254,19 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 tc.filters.retain(|f| f.handle != *handle);
                 assert!(tc.filters.len() < before, "ENOENT {r}");
             }
-            Request::NewMarkFilter { prio, rule, .. } => {
-                assert!(obs.ingress, "EINVAL no qdisc {r}");
+            Request::NewMarkFilter { device, prio, rule } => {
+                // Each family on its own device: the kernel refuses an IPv6 filter
+                // at a priority that holds IPv4 ones.
+                let v6 = device == "acip6";
+                assert_eq!(v6, rule.dst.is_ipv6(), "EINVAL {r}");
+                let (ingress, filters) = if v6 {
+                    (obs.ingress6, &mut obs.filters6)
+                } else {
+                    (obs.ingress, &mut obs.filters)
+                };
+                assert!(ingress, "EINVAL no qdisc {r}");
                 *next_handle += 1;
-                obs.filters.push(ObservedFilter {
+                filters.push(ObservedFilter {
                     chain: 0,
                     split: None,
                     prio: *prio,
@@ -252,10 +274,15 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                     rule: Some(*rule),
                 });
             }
-            Request::DelFilter { handle, .. } => {
-                let before = obs.filters.len();
-                obs.filters.retain(|f| f.handle != *handle);
-                assert!(obs.filters.len() < before, "ENOENT {r}");
+            Request::DelFilter { device, handle, .. } => {
+                let filters = if device == "acip6" {
+                    &mut obs.filters6
+                } else {
+                    &mut obs.filters
+                };
+                let before = filters.len();
+                filters.retain(|f| f.handle != *handle);
+                assert!(filters.len() < before, "ENOENT {r}");
             }
             Request::Sysctl { key, value } => {
                 obs.sysctls.insert(key.clone(), Some(value.clone()));
@@ -388,6 +415,7 @@ fn random_transitions_converge_in_one_step_and_spare_the_operator() {
         "DelDest",
         "NewDummy",
         "NewIpip",
+        "NewIp6tnl",
         "LinkUp",
         "NewAddr",
         "DelAddr",
@@ -413,6 +441,7 @@ fn kind(r: &Request) -> &'static str {
         Request::DelDest(..) => "DelDest",
         Request::NewDummy(..) => "NewDummy",
         Request::NewIpip { .. } => "NewIpip",
+        Request::NewIp6tnl { .. } => "NewIp6tnl",
         Request::LinkUp(..) => "LinkUp",
         Request::NewAddr(..) => "NewAddr",
         Request::DelAddr(..) => "DelAddr",

@@ -615,7 +615,7 @@ fn split_a(share: f64) -> tunnel_forwarder::DesiredState {
         mark: 0x4143_0000,
         share: tunnel_forwarder::Split::units(share),
         peers: vec![tunnel_forwarder::Peer {
-            addr: DIR_B,
+            addr: std::net::IpAddr::V4(DIR_B),
             weight: 1,
         }],
     });

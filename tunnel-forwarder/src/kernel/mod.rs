@@ -235,7 +235,7 @@ impl Kernel {
             .map_err(|e| Error::from_sock("reading addresses", e))?;
         obs.addrs = addrs;
         let split_devices: Vec<&String> = target.split.iter().flat_map(|t| &t.devices).collect();
-        if target.tunnel.is_some() || !split_devices.is_empty() {
+        if target.tunnel.is_some() || target.tunnel6.is_some() || !split_devices.is_empty() {
             let mut ingress = BTreeSet::new();
             self.rtnl
                 .dump(
@@ -254,6 +254,14 @@ impl Kernel {
                 obs.ingress = ingress.contains(&link.index);
                 if obs.ingress {
                     obs.filters = self.filters(link.index)?;
+                }
+            }
+            if let Some(tun) = &target.tunnel6
+                && let Some(link) = obs.links.get(&tun.name)
+            {
+                obs.ingress6 = ingress.contains(&link.index);
+                if obs.ingress6 {
+                    obs.filters6 = self.filters(link.index)?;
                 }
             }
             for dev in split_devices {
@@ -351,6 +359,9 @@ impl Kernel {
             Request::NewIpip { name, local } => self
                 .rtnl
                 .request(|seq, b| rtnl::new_link(b, seq, name, "ipip", Some(*local))),
+            Request::NewIp6tnl { name, local } => self
+                .rtnl
+                .request(|seq, b| rtnl::new_ip6tnl(b, seq, name, *local)),
             Request::LinkUp(name) => {
                 let idx = self.ifindex(name)?;
                 self.rtnl.request(|seq, b| rtnl::link_up(b, seq, idx))
@@ -469,6 +480,7 @@ fn refused(r: &Request, e: NlError) -> Error {
             Some(format!("ip_vs_{}", c.scheduler))
         }
         Request::NewIpip { .. } if missing => Some("ipip".into()),
+        Request::NewIp6tnl { .. } if missing => Some("ip6_tunnel".into()),
         Request::NewDummy(_) if missing => Some("dummy".into()),
         Request::NewIngress(_) if missing => Some("sch_ingress".into()),
         Request::NewMarkFilter { .. } | Request::NewShareFilter { .. } if missing => {

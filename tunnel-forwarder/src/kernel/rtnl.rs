@@ -2,7 +2,7 @@
 //! u32 + skbedit mark filters. Numbers from include/uapi/linux/{rtnetlink,if_link,
 //! if_addr,if_tunnel,pkt_sched,pkt_cls}.h and tc_act/tc_skbedit.h.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::diff::{LinkInfo, ObservedFilter};
 use crate::model::{MarkRule, Protocol};
@@ -27,6 +27,9 @@ const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const IFLA_IPTUN_LOCAL: u16 = 2;
 const IFLA_IPTUN_REMOTE: u16 = 3;
+const IFLA_IPTUN_PROTO: u16 = 9;
+/// ip6tnl mode ip6ip6: the inner packet is IPv6 (next header 41).
+const IPPROTO_IPV6: u8 = 41;
 const IFF_UP: u32 = 1;
 
 const IFA_ADDRESS: u16 = 1;
@@ -48,6 +51,7 @@ const TC_ACT_GOTO_CHAIN: i32 = 0x2000_0000;
 const TC_ACT_EXT_VAL_MASK: i32 = 0x0fff_ffff;
 const TC_U32_TERMINAL: u8 = 1;
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 
 /// `tc qdisc add dev X ingress`: handle ffff:0, parent ffff:fff1.
 pub const INGRESS_HANDLE: u32 = 0xffff_0000;
@@ -107,6 +111,13 @@ pub fn decode_link(m: &Msg<'_>) -> Result<(String, LinkInfo, [u64; 2]), DecodeEr
             }
             if let Some(IpAddr::V4(a)) = v4(IFLA_IPTUN_REMOTE) {
                 info.ipip_remote = Some(a);
+            }
+            if info.kind.as_deref() == Some("ip6tnl")
+                && let Some(IpAddr::V6(a)) = d
+                    .find(IFLA_IPTUN_LOCAL)
+                    .and_then(|p| wire::get_addr(p, libc::AF_INET6 as u16))
+            {
+                info.ip6_local = Some(a);
             }
         }
     }
@@ -253,6 +264,26 @@ pub fn new_ingress(buf: &mut MsgBuf, seq: u32, index: u32) {
     buf.end();
 }
 
+/// `ip link add NAME type ip6tnl mode ip6ip6 local LOCAL remote any`.
+pub fn new_ip6tnl(buf: &mut MsgBuf, seq: u32, name: &str, local: Ipv6Addr) {
+    buf.begin(
+        RTM_NEWLINK,
+        wire::NLM_F_REQUEST | wire::NLM_F_ACK | wire::NLM_F_CREATE | wire::NLM_F_EXCL,
+        seq,
+    );
+    ifinfomsg(buf, 0, 0, 0);
+    buf.str(IFLA_IFNAME, name);
+    let li = buf.nest(IFLA_LINKINFO);
+    buf.str(IFLA_INFO_KIND, "ip6tnl");
+    let d = buf.nest(IFLA_INFO_DATA);
+    buf.attr(IFLA_IPTUN_LOCAL, &local.octets());
+    buf.attr(IFLA_IPTUN_REMOTE, &[0u8; 16]);
+    buf.attr(IFLA_IPTUN_PROTO, &[IPPROTO_IPV6]);
+    buf.nest_end(d);
+    buf.nest_end(li);
+    buf.end();
+}
+
 /// Dump of the filters on `index`'s ingress.
 pub fn get_filters(buf: &mut MsgBuf, seq: u32, index: u32) {
     buf.begin(RTM_GETTFILTER, wire::NLM_F_REQUEST | wire::NLM_F_DUMP, seq);
@@ -260,8 +291,8 @@ pub fn get_filters(buf: &mut MsgBuf, seq: u32, index: u32) {
     buf.end();
 }
 
-fn filter_info(prio: u16) -> u32 {
-    (u32::from(prio) << 16) | u32::from(ETH_P_IP.to_be())
+fn filter_info(prio: u16, eth_proto: u16) -> u32 {
+    (u32::from(prio) << 16) | u32::from(eth_proto.to_be())
 }
 
 /// One u32 key: mask and value (host order; sent big-endian) at an offset from the
@@ -293,6 +324,23 @@ fn mark_keys(protocol: Protocol, dst: Ipv4Addr, port: u16) -> [Key; 3] {
     ]
 }
 
+/// IPv6: next header at byte 6, destination at 24..40, destination port at 42
+/// (no extension headers assumed, as `tc ... match ip6 dport` does too).
+const PROTO6_OFF: i32 = 4;
+const PORT6_OFF: i32 = 40;
+
+/// The IPv6 loop guard's keys: `match ip6 protocol N 0xff match ip6 dst VIP/128
+/// match ip6 dport PORT 0xffff`.
+fn mark_keys6(protocol: Protocol, dst: Ipv6Addr, port: u16) -> Vec<Key> {
+    let mut keys = vec![(0x0000_ff00, u32::from(protocol.number()) << 8, PROTO6_OFF)];
+    for (i, w) in dst.octets().chunks_exact(4).enumerate() {
+        let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+        keys.push((u32::MAX, w, 24 + 4 * i as i32));
+    }
+    keys.push((0x0000_ffff, u32::from(port), PORT6_OFF));
+    keys
+}
+
 /// A share block's keys: TCP, the ISN's block, SYN without ACK.
 fn share_keys(b: &SeqBlock) -> [Key; 3] {
     [
@@ -320,7 +368,7 @@ fn u32_filter(
     seq: u32,
     index: u32,
     (chain, prio): (u32, u16),
-    keys: &[Key],
+    (eth_proto, keys): (u16, &[Key]),
     action: Action,
 ) {
     buf.begin(
@@ -328,7 +376,7 @@ fn u32_filter(
         wire::NLM_F_REQUEST | wire::NLM_F_ACK | wire::NLM_F_CREATE | wire::NLM_F_EXCL,
         seq,
     );
-    tcmsg(buf, index, 0, INGRESS_HANDLE, filter_info(prio));
+    tcmsg(buf, index, 0, INGRESS_HANDLE, filter_info(prio, eth_proto));
     buf.str(TCA_KIND, "u32");
     if chain != 0 {
         buf.u32(TCA_CHAIN, chain);
@@ -365,15 +413,20 @@ fn u32_filter(
 /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ... action
 /// skbedit mark M`.
 pub fn new_mark_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, r: &MarkRule) {
-    let keys = mark_keys(r.protocol, r.dst, r.port);
-    u32_filter(buf, seq, index, (0, prio), &keys, Action::Mark(r.mark));
+    let (eth_proto, keys) = match r.dst {
+        IpAddr::V4(dst) => (ETH_P_IP, mark_keys(r.protocol, dst, r.port).to_vec()),
+        IpAddr::V6(dst) => (ETH_P_IPV6, mark_keys6(r.protocol, dst, r.port)),
+    };
+    let keys = (eth_proto, &keys[..]);
+    u32_filter(buf, seq, index, (0, prio), keys, Action::Mark(r.mark));
 }
 
 /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
 /// match ip protocol 6 0xff match ip dport PORT 0xffff action goto chain C`.
 pub fn new_class_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, c: &SplitClass) {
     let keys = mark_keys(Protocol::Tcp, c.dst, c.port);
-    u32_filter(buf, seq, index, (0, prio), &keys, Action::Goto(SPLIT_CHAIN));
+    let keys = (ETH_P_IP, &keys[..]);
+    u32_filter(buf, seq, index, (0, prio), keys, Action::Goto(SPLIT_CHAIN));
 }
 
 /// `tc filter add dev DEV parent ffff: chain C prio 1 protocol ip u32 ... action
@@ -385,15 +438,16 @@ pub fn new_share_filter(buf: &mut MsgBuf, seq: u32, index: u32, b: &SeqBlock, ma
         seq,
         index,
         (SPLIT_CHAIN, SHARE_PRIO),
-        &keys,
+        (ETH_P_IP, &keys),
         Action::Mark(mark),
     );
 }
 
-/// `tc filter del dev DEV parent ffff: prio P handle H protocol ip u32`.
+/// `tc filter del dev DEV parent ffff: prio P handle H u32`: protocol 0 matches
+/// the filter whatever its protocol (the kernel only compares a non-zero one).
 pub fn del_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, handle: u32) {
     buf.begin(RTM_DELTFILTER, wire::NLM_F_REQUEST | wire::NLM_F_ACK, seq);
-    tcmsg(buf, index, handle, INGRESS_HANDLE, filter_info(prio));
+    tcmsg(buf, index, handle, INGRESS_HANDLE, filter_info(prio, 0));
     buf.str(TCA_KIND, "u32");
     buf.end();
 }
@@ -489,7 +543,50 @@ fn parse_action(act: &[u8]) -> Option<Action> {
     found
 }
 
+/// The IPv6 loop guard's shape, if `keys` has it.
+fn interpret6(keys: &[Key], action: Action) -> Option<MarkRule> {
+    let Action::Mark(mark) = action else {
+        return None;
+    };
+    let [proto, d0, d1, d2, d3, port] = keys else {
+        return None;
+    };
+    let shape = [
+        (proto.0, proto.2),
+        (d0.0, d0.2),
+        (d1.0, d1.2),
+        (d2.0, d2.2),
+        (d3.0, d3.2),
+        (port.0, port.2),
+    ];
+    let want = [
+        (0x0000_ff00, PROTO6_OFF),
+        (u32::MAX, 24),
+        (u32::MAX, 28),
+        (u32::MAX, 32),
+        (u32::MAX, 36),
+        (0x0000_ffff, PORT6_OFF),
+    ];
+    if shape != want {
+        return None;
+    }
+    let protocol = Protocol::from_number(((proto.1 >> 8) & 0xff) as u16)?;
+    let mut dst = [0u8; 16];
+    for (i, k) in [d0, d1, d2, d3].iter().enumerate() {
+        dst[4 * i..4 * i + 4].copy_from_slice(&k.1.to_be_bytes());
+    }
+    Some(MarkRule {
+        dst: IpAddr::V6(Ipv6Addr::from(dst)),
+        protocol,
+        port: (port.1 & 0xffff) as u16,
+        mark,
+    })
+}
+
 fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRule>) {
+    if let Some(rule) = interpret6(keys, action) {
+        return (Some(rule), None);
+    }
     let offsets: Vec<(u32, i32)> = keys.iter().map(|&(m, _, o)| (m, o)).collect();
     let protocol = keys
         .first()
@@ -504,7 +601,7 @@ fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRul
         return match action {
             Action::Mark(mark) => (
                 Some(MarkRule {
-                    dst,
+                    dst: IpAddr::V4(dst),
                     protocol,
                     port,
                     mark,
@@ -540,7 +637,7 @@ mod tests {
     #[test]
     fn mark_filter_request_parses_back_as_the_same_rule() {
         let r = MarkRule {
-            dst: Ipv4Addr::new(10, 101, 4, 1),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 101, 4, 1)),
             protocol: Protocol::Tcp,
             port: 80,
             mark: 0x41,
@@ -584,16 +681,65 @@ mod tests {
     #[test]
     fn selector_bytes_match_tc_u32() {
         // tc filter add ... u32 match ip dst 10.101.4.1/32 → key mask ffffffff val 0a650401 off 16
-        let r = MarkRule {
-            dst: Ipv4Addr::new(10, 101, 4, 1),
-            protocol: Protocol::Udp,
-            port: 53,
-            mark: 1,
-        };
-        let s = u32_sel(&mark_keys(r.protocol, r.dst, r.port));
+        let s = u32_sel(&mark_keys(Protocol::Udp, Ipv4Addr::new(10, 101, 4, 1), 53));
         assert_eq!(&s[..4], &[TC_U32_TERMINAL, 0, 3, 0]);
         assert_eq!(&s[16..24], &[0, 0xff, 0, 0, 0, 17, 0, 0]);
         assert_eq!(&s[32..40], &[0xff, 0xff, 0xff, 0xff, 10, 101, 4, 1]);
         assert_eq!(&s[48..56], &[0, 0, 0xff, 0xff, 0, 0, 0, 53]);
+    }
+
+    #[test]
+    fn ipv6_mark_filter_matches_tc_u32_ip6_and_parses_back() {
+        // tc filter add dev acip6 parent ffff: protocol ipv6 u32 match ip6 protocol 6
+        // 0xff match ip6 dst 2001:db8:4::1/128 match ip6 dport 80 0xffff: keys
+        // 0000ff00/00000600 at 4, the address at 24..36, 0000ffff/00000050 at 40.
+        let dst: Ipv6Addr = "2001:db8:4::1".parse().unwrap();
+        let s = u32_sel(&mark_keys6(Protocol::Tcp, dst, 80));
+        assert_eq!(&s[..4], &[TC_U32_TERMINAL, 0, 6, 0]);
+        assert_eq!(&s[16..24], &[0, 0, 0xff, 0, 0, 0, 6, 0]);
+        assert_eq!(i32::from_ne_bytes(s[24..28].try_into().unwrap()), 4);
+        assert_eq!(
+            &s[32..40],
+            &[0xff, 0xff, 0xff, 0xff, 0x20, 0x01, 0x0d, 0xb8]
+        );
+        assert_eq!(i32::from_ne_bytes(s[40..44].try_into().unwrap()), 24);
+        assert_eq!(&s[80..88], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]);
+        assert_eq!(&s[96..104], &[0, 0, 0xff, 0xff, 0, 0, 0, 80]);
+        assert_eq!(i32::from_ne_bytes(s[104..108].try_into().unwrap()), 40);
+        let r = MarkRule {
+            dst: IpAddr::V6(dst),
+            protocol: Protocol::Udp,
+            port: 53,
+            mark: 0x42,
+        };
+        let mut b = MsgBuf::new();
+        new_mark_filter(&mut b, 1, 5, 0xac01, &r);
+        let m = wire::messages(b.as_bytes()).next().unwrap().unwrap();
+        // protocol ipv6 in tcm_info's low half (network order).
+        let info = u32::from_ne_bytes(m.payload[16..20].try_into().unwrap());
+        assert_eq!(info, (0xac01 << 16) | u32::from(ETH_P_IPV6.to_be()));
+        let f = decode_filter(&m).unwrap().unwrap();
+        assert_eq!(f.rule, Some(r));
+    }
+
+    #[test]
+    fn ip6tnl_link_carries_its_local_address_and_mode() {
+        let local: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+        let mut b = MsgBuf::new();
+        new_ip6tnl(&mut b, 1, "acip6", local);
+        let m = wire::messages(b.as_bytes()).next().unwrap().unwrap();
+        let a = Attrs::new(&m.payload[16..]);
+        let li = Attrs::new(a.find(IFLA_LINKINFO).unwrap());
+        assert_eq!(
+            li.find(IFLA_INFO_KIND).and_then(wire::get_str).as_deref(),
+            Some("ip6tnl")
+        );
+        let d = Attrs::new(li.find(IFLA_INFO_DATA).unwrap());
+        assert_eq!(d.find(IFLA_IPTUN_LOCAL), Some(&local.octets()[..]));
+        assert_eq!(d.find(IFLA_IPTUN_PROTO), Some(&[IPPROTO_IPV6][..]));
+        // A reply of the same shape reads back as an ip6tnl link with that local.
+        let (_, info, _) = decode_link(&m).unwrap();
+        assert_eq!(info.kind.as_deref(), Some("ip6tnl"));
+        assert_eq!(info.ip6_local, Some(local));
     }
 }

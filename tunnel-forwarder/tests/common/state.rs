@@ -34,7 +34,7 @@ pub fn one_service(
                 local,
                 tunnel_in,
                 peers: vec![Peer {
-                    addr: peer,
+                    addr: IpAddr::V4(peer),
                     weight: peer_w,
                 }],
             }],
