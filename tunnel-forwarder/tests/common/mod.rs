@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod state;
+pub mod v6;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::mpsc;

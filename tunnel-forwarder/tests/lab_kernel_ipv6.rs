@@ -1,0 +1,108 @@
+//! IPv6 in the lab kernel: an IPv6 client served by IPVS, IPv6 connections spilled
+//! to the peer director through ip6ip6 and answered by it directly, and the IPv6
+//! loop guard shown both ways. One boot for all of it (the two-site lab with its
+//! IPv6 plane, `common::v6`).
+
+mod common;
+
+use std::time::Duration;
+
+use anycast_lab::uml::{Lab, guest};
+use anycast_lab::{Need, require};
+use common::v6::*;
+use common::*;
+use tunnel_forwarder::{Request, ServiceKey};
+
+#[test]
+fn lab_kernel_ipv6_spill_and_loop_guard() {
+    let test = "lab_kernel_ipv6_spill_and_loop_guard";
+    if guest::active().is_some() {
+        return in_guest();
+    }
+    if !require(test, &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    Lab::new("tf-ipv6-spill")
+        .topology(two_sites_dual_stack())
+        .extra_modules(&["ipv6", "ip6_tunnel"])
+        .timeout(Duration::from_secs(60))
+        .guest_test(test)
+        .run()
+        .expect("lab kernel runs")
+        .assert_passed();
+}
+
+fn in_guest() {
+    start_real_servers6();
+    // (1) Served at home: an IPv6 client, IPVS NAT to IPv6 real servers.
+    let (a, b) = start_directors(&site6_a(1, 0, true), &site6_b(1, 0, true));
+    let home = ask_many6(6);
+    check_all_from("ipv6_served_at_home", &home, "a");
+    let again = a.reconcile(&site6_a(1, 0, true));
+    check_report("ipv6_second_reconcile_zero", again.changes == 0, &again);
+    let mut long_local = guest::tcp::Client::connect("client", vip6_80()).expect("connect");
+    let first = long_local.ask().unwrap_or_default();
+
+    // (2) Spill: A sends every new connection to B through ip6ip6; B's guard hands
+    // it to its own real servers, which answer the client through B, not A.
+    let step = a.reconcile(&site6_a(0, 1, true));
+    check_report(
+        "ipv6_spill_is_weight_edits",
+        step.requests
+            .iter()
+            .all(|r| matches!(r, Request::SetDest(..))),
+        &step,
+    );
+    let spilled = ask_many6(10);
+    check_all_from("ipv6_spilled_served_by_b", &spilled, "b");
+    let b_rx = b.tunnel6_rx();
+    guest::check(
+        "ipv6_spill_came_through_ip6ip6",
+        b_rx >= 10,
+        &format!("B {TUN6} rx {b_rx}"),
+    );
+    let a_rx = a.tunnel6_rx();
+    guest::check(
+        "ipv6_answered_directly",
+        a_rx == 0,
+        &format!("A {TUN6} rx {a_rx}"),
+    );
+    check_same_server("ipv6_old_connection_stays", &mut long_local, &first);
+    dump6(&["dira", "dirb"]);
+
+    // (3) Loop guard: both sites spill everything to each other. Guarded, B serves.
+    b.reconcile(&site6_b(0, 1, true));
+    check_all_from("ipv6_guarded_served_by_b", &ask_many6(6), "b");
+    let a_rx = a.tunnel6_rx();
+    guest::check(
+        "ipv6_guarded_nothing_back_to_a",
+        a_rx == 0,
+        &format!("A {TUN6} rx {a_rx}"),
+    );
+
+    // Without the guard (filters and fwmark services removed by the diff) the SYN
+    // goes A -> B -> A ... until its hop limit runs out.
+    let ra = a.reconcile(&site6_a(0, 1, false));
+    let rb = b.reconcile(&site6_b(0, 1, false));
+    guest::check(
+        "ipv6_guard_removed",
+        ra.requests
+            .iter()
+            .any(|r| matches!(r, Request::DelFilter { device, .. } if device == TUN6))
+            && rb.requests.iter().any(|r| {
+                matches!(
+                    r,
+                    Request::DelService(ServiceKey::Fwmark { ipv6: true, .. })
+                )
+            }),
+        &format!("{:?} {:?}", ra.requests, rb.requests),
+    );
+    let r = guest::tcp::ask_once("client", vip6_80());
+    let a_rx = a.tunnel6_rx();
+    guest::check(
+        "ipv6_unguarded_loops",
+        r.is_err() && a_rx > 5,
+        &format!("client got {r:?}; A {TUN6} rx {a_rx} packets (the SYN ping-pong)"),
+    );
+    dump6(&["dira"]);
+}
