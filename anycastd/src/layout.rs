@@ -146,11 +146,15 @@ impl Layout {
     /// The service an IPVS stats entry belongs to, by its address key or its guard mark.
     pub fn find(&self, key: &tf::ServiceKey) -> Option<SvcId> {
         match key {
-            tf::ServiceKey::Fwmark { mark, ipv6: false } => {
+            // The guard of an IPv6 VIP's service is an IPv6 fwmark service: its
+            // connections (spilled here by peers) count in the load like the rest.
+            tf::ServiceKey::Fwmark { mark, ipv6 } => {
                 let n = mark.checked_sub(MARK_BASE)?;
-                self.services.get(n as usize).map(|s| s.id)
+                self.services
+                    .get(n as usize)
+                    .filter(|s| s.key.is_ipv6() == *ipv6)
+                    .map(|s| s.id)
             }
-            tf::ServiceKey::Fwmark { .. } => None,
             tf::ServiceKey::Addr { .. } => self.by_key.get(key).copied(),
         }
     }

@@ -115,9 +115,11 @@ fn neighbor_config(cfg: &SiteConfig, n: &Neighbor) -> PeerConfig {
         Some(IpAddr::V4(a)) => Some(a),
         _ => None,
     };
+    // A dual-stack site announces its IPv6 VIPs with its own IPv6 address as next
+    // hop unless the neighbor says otherwise.
     p.next_hop_v6 = match n.next_hop_v6 {
         Some(IpAddr::V6(a)) => Some(a),
-        _ => None,
+        _ => cfg.site.address_v6,
     };
     p.max_prefix = n.max_prefixes.map(|limit| bgp_speaker::MaxPrefix {
         limit,
@@ -249,24 +251,25 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             })
             .collect()
     };
-    // The tunnel to the peers is IPIP: an IPv6 service gets no peer destination (an
-    // IPv4 tunnel destination would take IPv6 packets the peer's IPIP device cannot
-    // decapsulate). IPv6 services are not spilled until the IPv6 tunnel exists.
-    let tunnels = if vip.address.is_ipv4() {
-        &cfg.peers[..]
-    } else {
-        &[]
-    };
-    let peers = tunnels
+    // Peers are tunnel destinations of the VIP's family: IPIP to their IPv4
+    // address, ip6ip6 to their IPv6 one (validation made sure every peer has one
+    // when an IPv6 VIP and peers are configured).
+    let peers = cfg
+        .peers
         .iter()
-        .map(|p| tf::Peer {
-            addr: p.tunnel_endpoint.into(),
-            weight: plan
+        .filter_map(|p| {
+            let addr = if vip.address.is_ipv4() {
+                IpAddr::V4(p.tunnel_endpoint)
+            } else {
+                IpAddr::V6(p.tunnel_endpoint_v6?)
+            };
+            let weight = plan
                 .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
-                .map_or(0, |(_, w)| *w),
+                .map_or(0, |(_, w)| *w);
+            Some(tf::Peer { addr, weight })
         })
         .collect();
-    let tunnel_in = (!cfg.peers.is_empty() && vip.address.is_ipv4()).then(|| tf::TunnelIn {
+    let tunnel_in = (!cfg.peers.is_empty()).then(|| tf::TunnelIn {
         mark: slot.mark,
         dests: dests(plan.map(|p| &p.tunnel_in)),
     });
@@ -277,9 +280,13 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             scheduler: svc.scheduler.clone(),
             persistence: svc.persistence.map(|d| tf::Persistence {
                 timeout: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-                // One client address: /32 for IPv4, /128 for IPv6 (IPVS takes the
-                // prefix length for IPv6 services).
-                netmask_len: if vip.address.is_ipv6() { 128 } else { 32 },
+                // IPv4: one client address. IPv6: the configured client prefix
+                // (default /64; IPVS takes the prefix length for IPv6 services).
+                netmask_len: if vip.address.is_ipv6() {
+                    svc.persistence_prefix_v6
+                } else {
+                    32
+                },
             }),
             ..tf::ServiceConfig::default()
         },
@@ -328,6 +335,17 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
     })
 }
 
+/// The ip6ip6 device receiving IPv6 connections peers spill here: with peers, an
+/// IPv6 VIP and this site's `address_v6`.
+pub fn tunnel6(cfg: &SiteConfig) -> Option<tf::Tunnel6Device> {
+    let any_v6 = cfg.vips.iter().any(|v| v.address.is_ipv6());
+    let local = cfg.site.address_v6?;
+    (any_v6 && !cfg.peers.is_empty()).then(|| tf::Tunnel6Device {
+        name: cfg.site.tunnel6_device.clone(),
+        local,
+    })
+}
+
 /// What the kernel of this director should hold. `plans[n]` are the weights of
 /// service `SvcId(n)` (missing: no plan yet).
 pub fn desired_state(
@@ -363,6 +381,7 @@ pub fn desired_state(
             name: cfg.site.tunnel_device.clone(),
             local: cfg.site.address,
         }),
+        tunnel6: tunnel6(cfg),
         split: split(cfg, &[]),
         tunnel_pmtu: Some(match cfg.site.tunnel_pmtu {
             config::TunnelPmtu::Fragment => tf::model::TunnelPmtu::Fragment,
@@ -378,7 +397,7 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn persistence_holds_one_client_address_in_either_family() {
+    fn persistence_groups_one_ipv4_address_or_the_configured_ipv6_prefix() {
         let mut c = cfg();
         c.vips[0].services[0].persistence = Some(Duration::from_secs(300));
         let layout = Layout::new(&c);
@@ -388,10 +407,17 @@ mod tests {
         c.vips[0].prefix = "2001:db8:4::/48".parse().unwrap();
         let layout = Layout::new(&c);
         let v6 = vip_service(&c, layout.service(SvcId(0)), None);
+        assert_eq!(v6.config.persistence.map(|p| p.netmask_len), Some(64));
+        c.vips[0].services[0].persistence_prefix_v6 = 128;
+        let v6 = vip_service(&c, layout.service(SvcId(0)), None);
         assert_eq!(v6.config.persistence.map(|p| p.netmask_len), Some(128));
-        // And no IPv4 tunnel destination on an IPv6 service.
-        assert!(v6.peers.is_empty() && v6.tunnel_in.is_none(), "{v6:?}");
+        // Never an IPv4 tunnel destination on an IPv6 service: a peer without an
+        // IPv6 endpoint (validation refuses that config) gets none.
+        assert!(v6.peers.is_empty(), "{v6:?}");
         assert_eq!(v4.peers.len(), c.peers.len());
+        c.peers[0].tunnel_endpoint_v6 = Some("2001:db8:2::2".parse().unwrap());
+        let v6 = vip_service(&c, layout.service(SvcId(0)), None);
+        assert_eq!(v6.peers[0].addr.to_string(), "2001:db8:2::2");
     }
 
     fn cfg() -> SiteConfig {

@@ -14,10 +14,14 @@ use tunnel_forwarder as tf;
 /// equivalents), health checks and the load exchange.
 pub fn render(cfg: &SiteConfig) -> String {
     let mut o = String::new();
+    let director = match cfg.site.address_v6 {
+        Some(v6) => format!("{} and {v6}", cfg.site.address),
+        None => cfg.site.address.to_string(),
+    };
     let _ = writeln!(
         o,
-        "site {} (director {}), AS {}, router id {}",
-        cfg.site.name, cfg.site.address, cfg.bgp.asn, cfg.bgp.router_id
+        "site {} (director {director}), AS {}, router id {}",
+        cfg.site.name, cfg.bgp.asn, cfg.bgp.router_id
     );
 
     let _ = writeln!(o, "\nBGP");
@@ -58,7 +62,12 @@ pub fn render(cfg: &SiteConfig) -> String {
                     .collect::<Vec<_>>()
                     .join(" ")
             )];
-            attrs.push(match n.next_hop {
+            let next_hop = if v.prefix.addr().is_ipv6() {
+                n.next_hop_v6.or(cfg.site.address_v6.map(Into::into))
+            } else {
+                n.next_hop
+            };
+            attrs.push(match next_hop {
                 Some(nh) => format!("next-hop {nh}"),
                 None => "next-hop self".to_string(),
             });
@@ -128,6 +137,13 @@ pub fn render(cfg: &SiteConfig) -> String {
             t.name
         );
     }
+    if let Some(t) = &d.tunnel6 {
+        let _ = writeln!(
+            o,
+            "  ip link add {} type ip6tnl mode ip6ip6 local {} remote any   (receives IPv6 connections spilled here)",
+            t.name, t.local
+        );
+    }
     if d.ip_forward {
         let _ = writeln!(o, "  sysctl net.ipv4.ip_forward=1");
     }
@@ -157,17 +173,31 @@ pub fn render(cfg: &SiteConfig) -> String {
                     cfg.site.tunnel_pmtu.as_str()
                 );
             }
+            if target
+                .sysctls
+                .contains_key(tf::tunnel6::IPV6_FORWARDING_SYSCTL)
+            {
+                let _ = writeln!(
+                    o,
+                    "  sysctl net.ipv6.conf.all.forwarding=1   (IPv6 NAT: replies pass the director)"
+                );
+            }
             for spec in target.services.values() {
                 let _ = writeln!(o, "  ipvsadm -A {}", spec.ipvsadm_args());
                 for dest in spec.dests.values() {
-                    let peer = cfg
-                        .peers
-                        .iter()
-                        .find(|p| std::net::IpAddr::V4(p.tunnel_endpoint) == dest.addr);
+                    let peer = cfg.peers.iter().find(|p| {
+                        std::net::IpAddr::V4(p.tunnel_endpoint) == dest.addr
+                            || p.tunnel_endpoint_v6.map(Into::into) == Some(dest.addr)
+                    });
                     let note = match peer {
                         Some(p) => format!(
-                            "   (peer site {}: weight set by the spill decision)",
-                            p.name
+                            "   (peer site {} over {}: weight set by the spill decision)",
+                            p.name,
+                            if dest.addr.is_ipv6() {
+                                "ip6ip6"
+                            } else {
+                                "IPIP"
+                            }
                         ),
                         None => String::new(),
                     };
@@ -180,16 +210,17 @@ pub fn render(cfg: &SiteConfig) -> String {
                 }
             }
             for m in &target.marks {
-                let _ = writeln!(
-                    o,
-                    "  tc filter add dev {} ingress prio {} u32 match ip dst {}/32 match ip protocol {} 0xff match ip dport {} 0xffff action skbedit mark {}   (loop guard)",
-                    d.tunnel.as_ref().map_or("anycast0", |t| t.name.as_str()),
-                    target.filter_prio,
-                    m.dst,
-                    m.protocol.number(),
-                    m.port,
-                    m.mark
-                );
+                let device = if m.dst.is_ipv6() {
+                    d.tunnel6.as_ref().map(|t| t.name.clone())
+                } else {
+                    d.tunnel.as_ref().map(|t| t.name.clone())
+                };
+                let r = tf::Request::NewMarkFilter {
+                    device: device.unwrap_or_default(),
+                    prio: target.filter_prio,
+                    rule: *m,
+                };
+                let _ = writeln!(o, "  {}   (loop guard)", r.command());
             }
             if let Some(t) = &target.split {
                 let _ = writeln!(
@@ -268,19 +299,35 @@ pub fn render(cfg: &SiteConfig) -> String {
             e.stale_after_periods
         );
         for p in &cfg.peers {
+            let v6 = p
+                .tunnel_endpoint_v6
+                .map_or(String::new(), |a| format!(", IPv6 over ip6ip6 to {a}"));
             let _ = writeln!(
                 o,
-                "  peer {} at {} (tunnel to {}), HMAC-SHA256 key of {} bytes",
+                "  peer {} at {} (IPv4 over IPIP to {}{v6}), HMAC-SHA256 key of {} bytes",
                 p.name,
                 p.url,
                 p.tunnel_endpoint,
                 p.key.len()
             );
         }
+        for v in &cfg.vips {
+            let family = if v.address.is_ipv6() { "IPv6" } else { "IPv4" };
+            let how = if v.address.is_ipv6() {
+                "ip6ip6 to the peers' tunnel_endpoint_v6"
+            } else {
+                "IPIP to the peers' tunnel_endpoint"
+            };
+            let _ = writeln!(
+                o,
+                "  vip {} ({family} {}): new connections spilled over {how}; tunnelled-in ones always served here",
+                v.name, v.address
+            );
+        }
         let s = &cfg.spill;
         let _ = writeln!(
             o,
-            "  spill {}: start when local > {:.2} and peer < {:.2}; stop to a peer above {:.2}; stop all at local <= {:.2}; at most {:.0}% of new connections, changing by {:.0} points per period",
+            "  spill {} (one rule and one share per site, both families; load counts both): start when local > {:.2} and peer < {:.2}; stop to a peer above {:.2}; stop all at local <= {:.2}; at most {:.0}% of new connections, changing by {:.0} points per period",
             if s.enabled { "on" } else { "OFF" },
             s.start_local_above,
             s.remote_below,
@@ -463,10 +510,10 @@ mod tests {
             "ipvsadm -A -t 10.101.4.1:80 -s wlc",
             "ipvsadm -a -t 10.101.4.1:80 -r 10.101.2.2:80 -i -w 0   (peer site idc2",
             "ipvsadm -a -f 1094909953 -r 10.101.5.11:80 -g -w",
-            "match ip dst 10.101.4.1/32 match ip protocol 6 0xff match ip dport 80 0xffff action skbedit mark 1094909953",
+            "match ip dst 10.101.4.1/32 match ip protocol 6 0xff match ip dport 80 0xffff action skbedit mark 1094909953   (loop guard)",
             "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 200ms (timeout 200ms), rise 2 fall 3",
-            "peer idc2 at http://10.101.2.2:9181/v1/report (tunnel to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
-            "spill on: start when local > 1.10 and peer < 0.70",
+            "peer idc2 at http://10.101.2.2:9181/v1/report (IPv4 over IPIP to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
+            "spill on (one rule and one share per site, both families; load counts both): start when local > 1.10 and peer < 0.70",
             "sysctl net.ipv4.vs.pmtu_disc=0   (tunnel_pmtu = \"fragment\"",
             "Real servers: what each DR and TUN server must have set",
             "  10.101.5.11, 10.101.5.12 (dr, VIP 10.101.4.1):\n    ip addr add 10.101.4.1/32 dev lo   # ",

@@ -15,6 +15,9 @@
 //!                                          ipip module, tunl0 up with the VIP on it, rp_filter off on
 //!                                          tunl0 (the client's source is not routed there), ARP as dr,
 //!                                          20 bytes of MTU (a smaller MSS, or the director fragments)
+//!  tun/v6  IPv6(director -> RIP)[client -> VIP] (ip6ip6)
+//!                                          ip6_tunnel module, ip6tnl0 up with the VIP on it
+//!                                          (no rp_filter, no ARP in IPv6), 40 bytes of MTU
 //! ```
 
 use std::net::IpAddr;
@@ -56,9 +59,9 @@ pub struct Step {
 pub const IPIP_OVERHEAD: u32 = 20;
 
 /// What a real server reached by `method` needs, for `vip`, whose default route goes
-/// through `gateway` (`None`: written as `GATEWAY`). IPv6 VIPs have no ARP, and
-/// IPv6 is not tunnelled (IPIP is IPv4): for those only the address and, for NAT,
-/// the route.
+/// through `gateway` (`None`: written as `GATEWAY`). IPv6 VIPs have no ARP and no
+/// rp_filter; IPVS tunnels IPv6 in IPv6 (ip6ip6), which the module's catch-all
+/// device `ip6tnl0` decapsulates.
 pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step> {
     let gw = gateway.unwrap_or("GATEWAY");
     let (len, v4) = match vip {
@@ -102,6 +105,31 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
                 format!("ip route replace default via {gw}"),
                 "replies go straight to the client with the VIP as source (through the director only if it has accept_local=1)",
             ));
+        }
+        Forwarding::Tun if !v4 => {
+            v.push(step(
+                "modprobe ip6_tunnel".into(),
+                "the kernel's ip6_tunnel module decapsulates the ip6ip6 packets the director sends",
+            ));
+            v.push(step(
+                "ip link set dev ip6tnl0 up".into(),
+                "ip6tnl0, the module's catch-all device, takes packets from any director",
+            ));
+            v.push(step(
+                format!("ip addr add {vip}/{len} dev ip6tnl0"),
+                "the inner packet is addressed to the VIP: it must be local",
+            ));
+            v.push(step(
+                format!("ip route replace default via {gw}"),
+                "replies go straight to the client with the VIP as source",
+            ));
+            v.push(Step {
+                optional: true,
+                ..step(
+                    format!("ip route replace default via {gw} advmss 1400"),
+                    "ip6ip6 adds 40 bytes between director and server: a 40-byte smaller MSS keeps a client's full-size segment within the MTU (IPv6 routers never fragment; the director answers Packet Too Big otherwise)",
+                )
+            });
         }
         Forwarding::Tun => {
             v.push(step(
@@ -214,6 +242,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ipv6_tun_is_ip6ip6_on_ip6tnl0() {
+        let s = setup(Forwarding::Tun, "2001:db8:4::1".parse().unwrap(), None);
+        let c: Vec<&str> = s.iter().map(|s| s.command.as_str()).collect();
+        assert_eq!(
+            &c[..3],
+            [
+                "modprobe ip6_tunnel",
+                "ip link set dev ip6tnl0 up",
+                "ip addr add 2001:db8:4::1/128 dev ip6tnl0",
+            ]
+        );
+        assert!(
+            c.iter()
+                .all(|c| !c.contains("rp_filter") && !c.contains("arp"))
+        );
     }
 
     #[test]

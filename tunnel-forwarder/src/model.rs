@@ -60,6 +60,14 @@ pub enum ServiceKey {
 }
 
 impl ServiceKey {
+    /// Whether the service is of the IPv6 family.
+    pub fn is_ipv6(&self) -> bool {
+        match self {
+            ServiceKey::Addr { addr, .. } => addr.is_ipv6(),
+            ServiceKey::Fwmark { ipv6, .. } => *ipv6,
+        }
+    }
+
     /// The key as ipvsadm writes it: `-t 10.0.0.1:80`, `-f 7`.
     pub fn ipvsadm(&self) -> String {
         match self {
@@ -206,14 +214,19 @@ impl ServiceConfig {
         m.to_be()
     }
 
-    fn ipvsadm_args(&self) -> String {
+    /// `-s SCHED [-p T -M MASK] ...`; for IPv6 `-M` takes the prefix length.
+    fn ipvsadm_args(&self, ipv6: bool) -> String {
         let mut s = format!("-s {}", self.scheduler);
         if let Some(p) = self.persistence {
-            s += &format!(
-                " -p {} -M {}",
-                p.timeout,
-                Ipv4Addr::from(u32::from_be(self.netmask()))
-            );
+            if ipv6 {
+                s += &format!(" -p {} -M {}", p.timeout, self.netmask_for(true));
+            } else {
+                s += &format!(
+                    " -p {} -M {}",
+                    p.timeout,
+                    Ipv4Addr::from(u32::from_be(self.netmask()))
+                );
+            }
         }
         if self.one_packet {
             s += " -o";
@@ -441,7 +454,11 @@ pub struct ServiceSpec {
 impl ServiceSpec {
     /// `-A -t VIP:PORT -s wrr ...` arguments.
     pub fn ipvsadm_args(&self) -> String {
-        format!("{} {}", self.key.ipvsadm(), self.config.ipvsadm_args())
+        format!(
+            "{} {}",
+            self.key.ipvsadm(),
+            self.config.ipvsadm_args(self.key.is_ipv6())
+        )
     }
 }
 

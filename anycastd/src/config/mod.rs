@@ -9,7 +9,7 @@ pub mod duration;
 mod raw;
 mod validate;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,7 +36,12 @@ pub struct SiteConfig {
 pub struct Site {
     pub name: String,
     pub address: Ipv4Addr,
+    /// This director's IPv6 address on a dual-stack site: the ip6ip6 endpoint peers
+    /// spill IPv6 connections to, and the default IPv6 next hop.
+    pub address_v6: Option<Ipv6Addr>,
     pub tunnel_device: String,
+    /// The ip6ip6 device receiving IPv6 connections peers spill here.
+    pub tunnel6_device: String,
     pub vip_device: String,
     /// Devices clients' packets arrive on. With peers, the share spilled away is
     /// split off there, ahead of IPVS (decision 0006); empty = each service spills
@@ -230,6 +235,8 @@ impl Neighbor {
 pub struct PeerSite {
     pub name: String,
     pub tunnel_endpoint: Ipv4Addr,
+    /// The peer director's IPv6 address: where IPv6 connections are spilled (ip6ip6).
+    pub tunnel_endpoint_v6: Option<Ipv6Addr>,
     pub url: String,
     pub key: Vec<u8>,
     /// During a key rotation: reports signed with this key are accepted too.
@@ -267,8 +274,17 @@ pub struct Service {
     pub port: u16,
     pub scheduler: String,
     pub persistence: Option<Duration>,
+    /// IPv6 VIPs: persistence groups clients by this prefix length (default 64).
+    pub persistence_prefix_v6: u8,
     pub real_servers: Vec<RealServer>,
 }
+
+/// The client prefix IPv6 persistence groups by when the service does not say: one
+/// /64 is one client site (a host's temporary addresses change inside it).
+pub const DEFAULT_PERSISTENCE_PREFIX_V6: u8 = 64;
+
+/// The default ip6ip6 device name.
+pub const DEFAULT_TUNNEL6_DEVICE: &str = "anycast6";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {

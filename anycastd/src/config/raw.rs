@@ -31,8 +31,15 @@ pub struct RawSite {
     /// This director's address: the tunnel endpoint peers send to, and the default
     /// BGP router id and next hop.
     pub address: Spanned<String>,
+    /// This director's IPv6 address (dual-stack site): the ip6ip6 tunnel endpoint
+    /// peers send spilled IPv6 connections to, and the default IPv6 next hop.
+    #[serde(default)]
+    pub address_v6: Option<Spanned<String>>,
     #[serde(default)]
     pub tunnel_device: Option<Spanned<String>>,
+    /// The ip6ip6 device that receives IPv6 connections peers spill here.
+    #[serde(default)]
+    pub tunnel6_device: Option<Spanned<String>>,
     #[serde(default)]
     pub vip_device: Option<Spanned<String>>,
     /// Devices clients' packets arrive on: where the spill split filters.
@@ -170,6 +177,9 @@ pub struct RawNeighbor {
 pub struct RawPeer {
     pub name: Spanned<String>,
     pub tunnel_endpoint: Spanned<String>,
+    /// The peer director's `site.address_v6`: where IPv6 connections are spilled.
+    #[serde(default)]
+    pub tunnel_endpoint_v6: Option<Spanned<String>>,
     pub url: Spanned<String>,
     #[serde(default)]
     pub key: Option<Spanned<String>>,
@@ -204,6 +214,9 @@ pub struct RawService {
     pub scheduler: Option<Spanned<String>>,
     #[serde(default)]
     pub persistence: Option<Spanned<String>>,
+    /// IPv6 VIPs: the client prefix length persistence groups by.
+    #[serde(default)]
+    pub persistence_prefix_v6: Option<Spanned<u8>>,
     #[serde(default)]
     pub check: Option<Spanned<RawCheck>>,
     #[serde(default, rename = "real_server")]

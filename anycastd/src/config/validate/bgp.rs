@@ -250,6 +250,16 @@ impl Validator<'_> {
                     "tunnel_endpoint is this site's own address",
                 );
             }
+            let endpoint_v6 = r
+                .tunnel_endpoint_v6
+                .as_ref()
+                .and_then(|e| self.ipv6_endpoint(e, "tunnel_endpoint_v6"));
+            if let (Some(e), Some(mine)) = (endpoint_v6, site.address_v6)
+                && e == mine
+                && let Some(span) = r.tunnel_endpoint_v6.as_ref().map(Spanned::span)
+            {
+                self.problem(span, "tunnel_endpoint_v6 is this site's own address_v6");
+            }
             let url = r.url.get_ref();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 self.problem(
@@ -269,6 +279,7 @@ impl Validator<'_> {
             out.push(PeerSite {
                 name,
                 tunnel_endpoint: endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                tunnel_endpoint_v6: endpoint_v6,
                 url: url.clone(),
                 key,
                 next_key,

@@ -3,7 +3,7 @@
 //! `site.rs` (site, api, exchange, spill), `bgp.rs` (bgp, neighbors, peers) and
 //! `vips.rs` (VIPs, services, real servers, checks).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +14,7 @@ use super::raw::*;
 use super::*;
 
 mod bgp;
+mod family;
 mod site;
 mod vips;
 
@@ -108,6 +109,21 @@ impl Validator<'_> {
         self.parsed(s, what, |t| t.parse::<Ipv4Addr>())
     }
 
+    /// An IPv6 address a tunnel can end at: unicast, not link-local (a tunnel
+    /// endpoint has no interface scope), not loopback or unspecified.
+    fn ipv6_endpoint(&mut self, s: &Spanned<String>, what: &str) -> Option<Ipv6Addr> {
+        let a = self.parsed(s, what, |t| t.parse::<Ipv6Addr>())?;
+        let link_local = (a.segments()[0] & 0xffc0) == 0xfe80;
+        if a.is_unspecified() || a.is_loopback() || a.is_multicast() || link_local {
+            self.problem(
+                s.span(),
+                format!("{what} {a} is not a routable unicast IPv6 address (a tunnel endpoint cannot be unspecified, loopback, multicast or link-local)"),
+            );
+            return None;
+        }
+        Some(a)
+    }
+
     fn ip(&mut self, s: &Spanned<String>, what: &str) -> Option<IpAddr> {
         self.parsed(s, what, |t| t.parse::<IpAddr>())
     }
@@ -140,6 +156,7 @@ impl Validator<'_> {
         let bgp = self.bgp(&raw.bgp, site.address);
         let peers = self.peers(&raw.peers, &site);
         let vips = self.vips(&raw.vips);
+        self.families(&raw, &site);
         let log = self.log(raw.log.as_ref());
         if !site.dataplane
             && let Some(p) = raw.peers.first()

@@ -14,10 +14,26 @@ impl Validator<'_> {
     pub(super) fn site(&mut self, s: &Spanned<RawSite>) -> Site {
         let r = s.get_ref();
         let tunnel_device = self.device(r.tunnel_device.as_ref(), "tunnel_device", "anycast0");
+        let tunnel6_device = self.device(
+            r.tunnel6_device.as_ref(),
+            "tunnel6_device",
+            DEFAULT_TUNNEL6_DEVICE,
+        );
+        if tunnel6_device == tunnel_device {
+            let span = r
+                .tunnel6_device
+                .as_ref()
+                .or(r.tunnel_device.as_ref())
+                .map_or(s.span(), |d| d.span());
+            self.problem(
+                span,
+                format!("tunnel6_device `{tunnel6_device}` is also the tunnel_device: the IPIP and ip6ip6 devices need a name each"),
+            );
+        }
         let mut client_devices: Vec<String> = Vec::new();
         for d in r.client_devices.iter().flat_map(|l| l.get_ref()) {
             let name = self.device(Some(d), "client_devices entry", "");
-            if name == tunnel_device {
+            if name == tunnel_device || name == tunnel6_device {
                 self.problem(
                     d.span(),
                     format!("client device `{name}` is the tunnel device: spilled connections arriving there must not be split again"),
@@ -33,7 +49,12 @@ impl Validator<'_> {
             address: self
                 .ipv4(&r.address, "site address")
                 .unwrap_or(Ipv4Addr::UNSPECIFIED),
+            address_v6: r
+                .address_v6
+                .as_ref()
+                .and_then(|a| self.ipv6_endpoint(a, "site address_v6")),
             tunnel_device,
+            tunnel6_device,
             vip_device: self.device(r.vip_device.as_ref(), "vip_device", "lo"),
             client_devices,
             shutdown_wait: self.duration(

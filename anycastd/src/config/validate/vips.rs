@@ -55,7 +55,7 @@ impl Validator<'_> {
             let mut ports = HashSet::new();
             let mut services = Vec::new();
             for s in &r.services {
-                if let Some(svc) = self.service(s) {
+                if let Some(svc) = self.service(s, address.map(|a| a.is_ipv6())) {
                     if !ports.insert((svc.protocol, svc.port)) {
                         self.problem(
                             s.get_ref().port.span(),
@@ -100,7 +100,12 @@ impl Validator<'_> {
         out
     }
 
-    pub(super) fn service(&mut self, s: &Spanned<RawService>) -> Option<Service> {
+    /// One service; `ipv6` is its VIP's family when the VIP's address parsed.
+    pub(super) fn service(
+        &mut self,
+        s: &Spanned<RawService>,
+        ipv6: Option<bool>,
+    ) -> Option<Service> {
         let r = s.get_ref();
         let protocol = match r.protocol.get_ref().as_str() {
             "tcp" => Protocol::Tcp,
@@ -137,6 +142,7 @@ impl Validator<'_> {
             .as_ref()
             .map(|p| self.duration(Some(p), "persistence", Duration::ZERO))
             .filter(|d| !d.is_zero());
+        let persistence_prefix_v6 = self.persistence_prefix_v6(r, persistence.is_some(), ipv6);
         if r.real_servers.is_empty() {
             self.problem(
                 s.span(),
@@ -172,8 +178,39 @@ impl Validator<'_> {
             port,
             scheduler,
             persistence,
+            persistence_prefix_v6,
             real_servers,
         })
+    }
+
+    /// `persistence_prefix_v6`: 1-128, only with `persistence`, only on an IPv6 VIP.
+    fn persistence_prefix_v6(
+        &mut self,
+        r: &RawService,
+        persistent: bool,
+        ipv6: Option<bool>,
+    ) -> u8 {
+        let Some(p) = &r.persistence_prefix_v6 else {
+            return DEFAULT_PERSISTENCE_PREFIX_V6;
+        };
+        let len = *p.get_ref();
+        if !(1..=128).contains(&len) {
+            self.problem(
+                p.span(),
+                format!("persistence_prefix_v6 must be 1-128, not {len}"),
+            );
+        } else if !persistent {
+            self.problem(
+                p.span(),
+                "persistence_prefix_v6 without persistence: set persistence = \"300s\" (or drop this)",
+            );
+        } else if ipv6 == Some(false) {
+            self.problem(
+                p.span(),
+                "persistence_prefix_v6 on an IPv4 VIP: IPv4 persistence holds one client address (/32)",
+            );
+        }
+        len.clamp(1, 128)
     }
 
     pub(super) fn real_server(

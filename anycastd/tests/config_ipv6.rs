@@ -1,0 +1,304 @@
+//! Dual-stack sites: an IPv6 VIP next to the IPv4 one, its peers reached over
+//! ip6ip6, what is refused (with file and line) and what `anycastd check` shows.
+
+use std::path::Path;
+
+use anycastd::config::{SiteConfig, parse_str};
+use anycastd::layout::Layout;
+use anycastd::mapping;
+use tunnel_forwarder as tf;
+
+const GOOD: &str = include_str!("../../configs/idc1.toml");
+
+fn configs_dir_file() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
+}
+
+/// An IPv6 VIP with a DR, a NAT and a TUN real server, persistent.
+const WEB6: &str = r#"
+[[vip]]
+name = "web6"
+prefix = "2001:db8:4::/48"
+address = "2001:db8:4::1"
+
+[[vip.service]]
+protocol = "tcp"
+port = 80
+scheduler = "wrr"
+persistence = "300s"
+
+[[vip.service.real_server]]
+address = "2001:db8:5::11"
+method = "dr"
+capacity = 100
+
+[[vip.service.real_server]]
+address = "2001:db8:5::13"
+method = "nat"
+capacity = 100
+
+[[vip.service.real_server]]
+address = "2001:db8:7::11"
+method = "tun"
+capacity = 100
+"#;
+
+/// idc1.toml made dual-stack: this director's and the peer's IPv6 addresses, and
+/// the IPv6 VIP.
+fn dual_stack() -> String {
+    let t = GOOD.replacen(
+        "address = \"10.101.1.2\"",
+        "address = \"10.101.1.2\"\naddress_v6 = \"2001:db8:1::2\"",
+        1,
+    );
+    let t = t.replacen(
+        "tunnel_endpoint = \"10.101.2.2\"",
+        "tunnel_endpoint = \"10.101.2.2\"\ntunnel_endpoint_v6 = \"2001:db8:2::2\"",
+        1,
+    );
+    t + WEB6
+}
+
+fn load(text: &str) -> SiteConfig {
+    parse_str(configs_dir_file(), text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `text` refused: each problem as `LINE: reason`.
+fn refused(text: &str) -> Vec<String> {
+    match parse_str(configs_dir_file(), text) {
+        Ok(_) => panic!("accepted a bad file"),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.line, p.reason))
+            .collect(),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn a_dual_stack_site_is_accepted_with_its_ipv6_tunnel_path() {
+    let cfg = load(&dual_stack());
+    assert_eq!(
+        cfg.site.address_v6.map(|a| a.to_string()).as_deref(),
+        Some("2001:db8:1::2")
+    );
+    assert_eq!(cfg.site.tunnel6_device, "anycast6");
+    assert_eq!(
+        cfg.peers[0]
+            .tunnel_endpoint_v6
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("2001:db8:2::2")
+    );
+    // IPv6 persistence groups clients by /64 unless told otherwise.
+    assert_eq!(cfg.vips[1].services[0].persistence_prefix_v6, 64);
+    let cfg = load(&dual_stack().replacen(
+        "persistence = \"300s\"",
+        "persistence = \"300s\"\npersistence_prefix_v6 = 128",
+        1,
+    ));
+    assert_eq!(cfg.vips[1].services[0].persistence_prefix_v6, 128);
+}
+
+#[test]
+fn the_ipv6_vip_spills_over_ip6ip6_and_the_ipv4_one_over_ipip() {
+    let cfg = load(&dual_stack());
+    let layout = Layout::new(&cfg);
+    let d = mapping::desired_state(&cfg, &layout, &[]);
+    let v4 = &d.vips[0].services[0];
+    let v6 = &d.vips[1].services[0];
+    assert_eq!(v4.peers[0].addr.to_string(), "10.101.2.2");
+    assert_eq!(v6.peers[0].addr.to_string(), "2001:db8:2::2");
+    assert!(v6.tunnel_in.is_some() && v4.tunnel_in.is_some());
+    assert_ne!(
+        v6.tunnel_in.as_ref().map(|t| t.mark),
+        v4.tunnel_in.as_ref().map(|t| t.mark)
+    );
+    assert_eq!(
+        v6.config.persistence.map(|p| p.netmask_len),
+        Some(64),
+        "{v6:?}"
+    );
+    // Connections tunnelled in for the IPv6 VIP (its IPv6 fwmark service) count in
+    // the site's load: the stats find their service.
+    let slot6 = &layout.services()[1];
+    let mark6 = v6.tunnel_in.as_ref().map(|t| t.mark).unwrap();
+    let fw6 = tf::ServiceKey::Fwmark {
+        mark: mark6,
+        ipv6: true,
+    };
+    assert_eq!(layout.find(&fw6), Some(slot6.id));
+    let wrong_family = tf::ServiceKey::Fwmark {
+        mark: mark6,
+        ipv6: false,
+    };
+    assert_eq!(layout.find(&wrong_family), None);
+    let t6 = d.tunnel6.as_ref().expect("the ip6ip6 device");
+    assert_eq!(
+        (t6.name.as_str(), t6.local.to_string().as_str()),
+        ("anycast6", "2001:db8:1::2")
+    );
+    let target = d.compile().unwrap_or_else(|e| panic!("{e}"));
+    let families: Vec<bool> = target.marks.iter().map(|m| m.dst.is_ipv6()).collect();
+    assert_eq!(families.len(), 2);
+    assert!(families.contains(&true) && families.contains(&false));
+    // The forwarding methods of the IPv6 real servers.
+    let fwd: Vec<tf::Forward> = v6.local.iter().map(|d| d.forward).collect();
+    assert_eq!(
+        fwd,
+        [
+            tf::Forward::DirectRoute,
+            tf::Forward::Nat,
+            tf::Forward::Tunnel
+        ]
+    );
+    // The neighbor is IPv4: the IPv6 prefix goes with this site's IPv6 next hop.
+    let sp = mapping::speaker_config(&cfg);
+    assert_eq!(
+        sp.peers[0].next_hop_v6.map(|a| a.to_string()).as_deref(),
+        Some("2001:db8:1::2")
+    );
+    sp.validate().unwrap();
+}
+
+#[test]
+fn an_ipv6_vip_without_an_ipv6_tunnel_path_is_refused_with_its_line() {
+    let text = GOOD.to_string() + WEB6;
+    let p = refused(&text);
+    let vip_line = line_of(&text, "address = \"2001:db8:4::1\"");
+    let peer_line = line_of(&text, "[[peer]]");
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with(&format!(
+            "{vip_line}: vip `web6` is IPv6 and this site has peers, but [site] address_v6 is not set"
+        )) && p[0].contains("IPv6-in-IPv4 spill is not supported"),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with(&format!(
+            "{peer_line}: peer `idc2` has no tunnel_endpoint_v6, but vip `web6` is IPv6"
+        )),
+        "{p:#?}"
+    );
+    // This site's address alone is not enough: the peer needs one too.
+    let text = dual_stack().replacen("tunnel_endpoint_v6 = \"2001:db8:2::2\"\n", "", 1);
+    let p = refused(&text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].contains("peer `idc2` has no tunnel_endpoint_v6"),
+        "{p:#?}"
+    );
+    // Without peers nothing is spilled: an IPv6 VIP alone needs no tunnel.
+    let start = text.find("[[peer]]").unwrap();
+    let end = text.find("[[vip]]").unwrap();
+    let alone = format!("{}{}", &text[..start], &text[end..]);
+    let alone = alone.replacen("address_v6 = \"2001:db8:1::2\"\n", "", 1);
+    let cfg = load(&alone);
+    assert!(
+        mapping::desired_state(&cfg, &Layout::new(&cfg), &[])
+            .tunnel6
+            .is_none()
+    );
+}
+
+#[test]
+fn bad_ipv6_addresses_and_persistence_prefixes_are_refused_with_their_lines() {
+    let ds = dual_stack();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "address_v6 = \"2001:db8:1::2\"",
+            "address_v6 = \"10.1.1.1\"",
+            "site address_v6 `10.1.1.1` is invalid",
+        ),
+        (
+            "address_v6 = \"2001:db8:1::2\"",
+            "address_v6 = \"fe80::2\"",
+            "site address_v6 fe80::2 is not a routable unicast IPv6 address",
+        ),
+        (
+            "tunnel_endpoint_v6 = \"2001:db8:2::2\"",
+            "tunnel_endpoint_v6 = \"2001:db8:1::2\"",
+            "tunnel_endpoint_v6 is this site's own address_v6",
+        ),
+        (
+            "tunnel_endpoint_v6 = \"2001:db8:2::2\"",
+            "tunnel_endpoint_v6 = \"::\"",
+            "tunnel_endpoint_v6 :: is not a routable unicast IPv6 address",
+        ),
+        (
+            "persistence = \"300s\"",
+            "persistence = \"300s\"\npersistence_prefix_v6 = 0",
+            "persistence_prefix_v6 must be 1-128, not 0",
+        ),
+        (
+            "persistence = \"300s\"",
+            "persistence_prefix_v6 = 64",
+            "persistence_prefix_v6 without persistence",
+        ),
+        (
+            "scheduler = \"wlc\"",
+            "scheduler = \"wlc\"\npersistence = \"60s\"\npersistence_prefix_v6 = 64",
+            "persistence_prefix_v6 on an IPv4 VIP",
+        ),
+        (
+            "tunnel_device = \"anycast0\"",
+            "tunnel_device = \"anycast0\"\ntunnel6_device = \"anycast0\"",
+            "tunnel6_device `anycast0` is also the tunnel_device",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(ds.contains(from), "test bug: `{from}`");
+        let text = ds.replacen(from, to, 1);
+        let p = refused(&text);
+        let at = to.lines().last().unwrap();
+        let line = line_of(&text, at);
+        assert!(
+            p.iter().any(|p| p.starts_with(&format!("{line}: {want}"))),
+            "`{to}`: want line {line} `{want}`, got {p:#?}"
+        );
+    }
+}
+
+#[test]
+fn anycastd_check_shows_the_plan_for_both_families() {
+    let dir = std::env::temp_dir().join(format!("anycastd-check6-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    let keys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/keys"));
+    std::fs::copy(keys.join("idc1-idc2.key"), dir.join("keys/idc1-idc2.key")).unwrap();
+    let file = dir.join("idc1.toml");
+    std::fs::write(&file, dual_stack()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for want in [
+        "site idc1 (director 10.101.1.2 and 2001:db8:1::2)",
+        "announce 10.101.4.0/24 (as-path 5, next-hop self)",
+        "announce 2001:db8:4::/48 (as-path 5, next-hop 2001:db8:1::2)",
+        "ip link add anycast0 type ipip local 10.101.1.2",
+        "ip link add anycast6 type ip6tnl mode ip6ip6 local 2001:db8:1::2 remote any",
+        "sysctl net.ipv6.conf.all.forwarding=1",
+        "ipvsadm -A -t [2001:db8:4::1]:80 -s wrr -p 300 -M 64",
+        "-r [2001:db8:2::2]:80 -i -w 0   (peer site idc2 over ip6ip6",
+        "-r 10.101.2.2:80 -i -w 0   (peer site idc2 over IPIP",
+        "-r [2001:db8:5::13]:80 -m",
+        "-r [2001:db8:7::11]:80 -i",
+        "tc filter add dev anycast6 parent ffff: prio 44033 protocol ipv6 u32 match ip6 dst 2001:db8:4::1/128 match ip6 protocol 6 0xff match ip6 dport 80 0xffff action skbedit mark",
+        "tc filter add dev anycast0 parent ffff: prio 44033 protocol ip u32 match ip dst 10.101.4.1/32",
+        "peer idc2 at http://10.101.2.2:9181/v1/report (IPv4 over IPIP to 10.101.2.2, IPv6 over ip6ip6 to 2001:db8:2::2)",
+        "vip web6 (IPv6 2001:db8:4::1): new connections spilled over ip6ip6",
+        "vip web (IPv4 10.101.4.1): new connections spilled over IPIP",
+        "spill on (one rule and one share per site, both families; load counts both)",
+        "ip addr add 2001:db8:4::1/128 dev ip6tnl0",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in\n{text}");
+    }
+}
