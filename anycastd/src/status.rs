@@ -54,6 +54,9 @@ pub struct VipStatus {
     pub since: u64,
     pub servers_up: u32,
     pub min_up: u32,
+    /// `ipv4` or `ipv6`: which tunnel its spilled connections take (IPIP, ip6ip6).
+    #[serde(default)]
+    pub family: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +165,10 @@ pub struct PeerStatus {
     /// The peer says it spills to us (so we never spill to it).
     pub spilling_to_us: bool,
     pub rejected_reports: u64,
+    /// The tunnels to this peer's director, one per family: `ipip 10.101.2.2`,
+    /// `ip6ip6 2001:db8:2::2`.
+    #[serde(default)]
+    pub tunnels: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +180,10 @@ pub struct SpillStatus {
     pub since: Option<u64>,
     /// The decision in one sentence with its numbers.
     pub reason: String,
+    /// The families whose new connections the share applies to (`ipv4`, `ipv6`):
+    /// one share per site, for every VIP with a tunnel to this peer.
+    #[serde(default)]
+    pub families: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

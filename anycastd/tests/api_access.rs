@@ -151,7 +151,7 @@ fn root_public_reads_on_the_socket_still_refuse_changes() {
 
     let (code, out, err) = ctl_as(Some(NOBODY), &api, &["status"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("web  10.101.4.0/24  announced"), "{out}");
+    assert!(out.contains("web  10.101.4.0/24  IPv4  announced"), "{out}");
     let (code, out, err) = ctl_as(Some(NOBODY), &api, &["why", "web"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("web: announced because"), "{out}");

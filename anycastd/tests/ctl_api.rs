@@ -40,7 +40,7 @@ fn status_why_drain_over_tcp() {
     );
     let (code, out, err) = ctl(&api, &["status"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("web  10.101.4.0/24  WITHDRAWN"), "{out}");
+    assert!(out.contains("web  10.101.4.0/24  IPv4  WITHDRAWN"), "{out}");
 
     let _servers: Vec<RealServer> = ports
         .iter()
@@ -55,7 +55,7 @@ fn status_why_drain_over_tcp() {
     let (code, out, err) = ctl(&api, &["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("site idc1   up "), "{out}");
-    assert!(out.contains("web  10.101.4.0/24  announced"), "{out}");
+    assert!(out.contains("web  10.101.4.0/24  IPv4  announced"), "{out}");
     assert!(
         out.contains("127.0.0.2"),
         "the BGP neighbor is listed\n{out}"
@@ -137,7 +137,7 @@ fn status_why_drain_over_tcp() {
     // shutdown_wait is 10 minutes: it stays draining for the rest of the test.
     d.wait_status("web draining", WAIT, |s| vip_state(s) == "draining");
     let (_, out, _) = ctl(&api, &["status"]);
-    assert!(out.contains("web  10.101.4.0/24  DRAINING"), "{out}");
+    assert!(out.contains("web  10.101.4.0/24  IPv4  DRAINING"), "{out}");
     let (_, out, _) = ctl(&api, &["why", "web"]);
     assert!(out.starts_with("web: draining because "), "{out}");
 

@@ -3,6 +3,16 @@
 use super::table::{age, clock, render};
 use crate::status::{PeerState, ServerState, Status, VipState};
 
+/// `ipv4` -> `IPv4`; an older daemon that sends no family shows `-`.
+fn family(f: &str) -> String {
+    match f {
+        "ipv4" => "IPv4".to_string(),
+        "ipv6" => "IPv6".to_string(),
+        "" => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn load(l: Option<f64>) -> String {
     l.map_or("inf".to_string(), |l| format!("{l:.2}"))
 }
@@ -39,6 +49,7 @@ pub fn status(s: &Status) -> String {
             vec![
                 v.name.clone(),
                 v.prefix.clone(),
+                family(&v.family),
                 state,
                 clock(v.since),
                 format!("{} up (min {})", v.servers_up, v.min_up),
@@ -47,7 +58,15 @@ pub fn status(s: &Status) -> String {
         })
         .collect();
     out.push_str(&render(
-        &["VIP", "PREFIX", "STATE", "SINCE(UTC)", "SERVERS", "WHY"],
+        &[
+            "VIP",
+            "PREFIX",
+            "AF",
+            "STATE",
+            "SINCE(UTC)",
+            "SERVERS",
+            "WHY",
+        ],
         &rows,
     ));
     out.push('\n');
@@ -131,6 +150,11 @@ pub fn status(s: &Status) -> String {
                 p.state.as_str().to_string(),
                 if p.spilling_to_us { "yes" } else { "no" }.to_string(),
                 p.rejected_reports.to_string(),
+                if p.tunnels.is_empty() {
+                    "-".to_string()
+                } else {
+                    p.tunnels.join(", ")
+                },
             ]
         })
         .collect();
@@ -142,6 +166,7 @@ pub fn status(s: &Status) -> String {
             "STATE",
             "SPILLS TO US",
             ">REJECTED",
+            "TUNNELS",
         ],
         &rows,
     ));
@@ -158,12 +183,24 @@ pub fn status(s: &Status) -> String {
                 vec![
                     sp.peer.clone(),
                     format!("{:.0}%", sp.share * 100.0),
+                    if sp.families.is_empty() {
+                        "-".to_string()
+                    } else {
+                        sp.families
+                            .iter()
+                            .map(|f| family(f))
+                            .collect::<Vec<_>>()
+                            .join("+")
+                    },
                     sp.since.map_or("-".to_string(), clock),
                     sp.reason.clone(),
                 ]
             })
             .collect();
-        out.push_str(&render(&["SPILL TO", ">SHARE", "SINCE(UTC)", "WHY"], &rows));
+        out.push_str(&render(
+            &["SPILL TO", ">SHARE", "FAMILIES", "SINCE(UTC)", "WHY"],
+            &rows,
+        ));
     }
     out
 }
@@ -243,6 +280,7 @@ pub(crate) mod tests_support {
                 since: 13 * 3600 + 58 * 60,
                 servers_up: 2,
                 min_up: 1,
+                family: "ipv4".into(),
             }],
             sessions: vec![SessionStatus {
                 neighbor: "10.101.1.1".into(),
@@ -283,12 +321,14 @@ pub(crate) mod tests_support {
                 state: PeerState::Known,
                 spilling_to_us: false,
                 rejected_reports: 0,
+                tunnels: vec!["ipip 10.101.2.2".into(), "ip6ip6 2001:db8:2::2".into()],
             }],
             spill: vec![SpillStatus {
                 peer: "idc2".into(),
                 share: 0.2,
                 since: Some(13 * 3600 + 58 * 60),
                 reason: "local 1.14 > 1.10 and idc2 0.62 < 0.70 (report 41s old)".into(),
+                families: vec!["ipv4".into(), "ipv6".into()],
             }],
             dataplane: DataplaneStatus {
                 ok: true,
@@ -310,11 +350,12 @@ mod tests {
         let screen = status(&sample());
         for want in [
             "site idc1   up 2h13m   local load 1.14   dataplane ok (reconciled 12s ago, 0 changes)",
-            "web  10.101.4.0/24  announced  13:58:00",
+            "web  10.101.4.0/24  IPv4  announced  13:58:00",
             "10.101.1.1     1  Established   2h12m",
             "10.101.5.11:80  web  tcp/80   DOWN       0       100  connect refused",
             "idc2       0.62         41s  known  no",
-            "idc2        20%  13:58:00    local 1.14 > 1.10 and idc2 0.62 < 0.70 (report 41s old)",
+            "idc2       0.62         41s  known  no                   0  ipip 10.101.2.2, ip6ip6 2001:db8:2::2",
+            "idc2        20%  IPv4+IPv6  13:58:00    local 1.14 > 1.10 and idc2 0.62 < 0.70 (report 41s old)",
         ] {
             assert!(screen.contains(want), "missing `{want}` in\n{screen}");
         }

@@ -37,6 +37,7 @@ impl Site {
                 since: secs(e.announcer.since()),
                 servers_up: e.up as u32,
                 min_up: v.min_up,
+                family: family(v.address.is_ipv6()).to_string(),
             })
             .collect();
         let sessions = sessions
@@ -114,6 +115,7 @@ impl Site {
                             .as_ref()
                             .is_some_and(|r| r.spilling_to.iter().any(|s| s.as_str() == me)),
                     rejected_reports: rejected,
+                    tunnels: self.tunnels_to(p.site.as_str()),
                 }
             })
             .collect();
@@ -174,6 +176,7 @@ impl Site {
                     },
                     since: target.map(|t| secs(t.since)),
                     reason,
+                    families: self.families_to(v.site.as_str()),
                 }
             })
             .collect()
@@ -193,5 +196,41 @@ impl Site {
             announcement,
             spill,
         })
+    }
+}
+
+fn family(ipv6: bool) -> &'static str {
+    if ipv6 { "ipv6" } else { "ipv4" }
+}
+
+impl Site {
+    /// The tunnels to peer `name`'s director: IPIP always, ip6ip6 when it has an
+    /// IPv6 endpoint.
+    fn tunnels_to(&self, name: &str) -> Vec<String> {
+        let Some(p) = self.cfg.peers.iter().find(|p| p.name == name) else {
+            return Vec::new();
+        };
+        let mut t = vec![format!("ipip {}", p.tunnel_endpoint)];
+        if let Some(v6) = p.tunnel_endpoint_v6 {
+            t.push(format!("ip6ip6 {v6}"));
+        }
+        t
+    }
+
+    /// The families of this site's VIPs that can spill to peer `name`.
+    fn families_to(&self, name: &str) -> Vec<String> {
+        let Some(p) = self.cfg.peers.iter().find(|p| p.name == name) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for v in &self.cfg.vips {
+            let v6 = v.address.is_ipv6();
+            let f = family(v6).to_string();
+            if (!v6 || p.tunnel_endpoint_v6.is_some()) && !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out.sort();
+        out
     }
 }
