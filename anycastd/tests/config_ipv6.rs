@@ -249,6 +249,11 @@ fn bad_ipv6_addresses_and_persistence_prefixes_are_refused_with_their_lines() {
             "tunnel_device = \"anycast0\"\ntunnel6_device = \"anycast0\"",
             "tunnel6_device `anycast0` is also the tunnel_device",
         ),
+        (
+            "address = \"2001:db8:7::11\"",
+            "address = \"10.101.7.11\"",
+            "real server 10.101.7.11 is IPv4 but its VIP is IPv6",
+        ),
     ];
     for (from, to, want) in cases {
         assert!(ds.contains(from), "test bug: `{from}`");

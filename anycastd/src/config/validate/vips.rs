@@ -161,6 +161,22 @@ impl Validator<'_> {
         let mut real_servers = Vec::new();
         for rs in &r.real_servers {
             if let Some(server) = self.real_server(rs, port, service_check.as_ref(), protocol) {
+                if let Some(v6) = ipv6
+                    && server.address.is_ipv6() != v6
+                {
+                    let (rs_fam, vip_fam) = if v6 {
+                        ("IPv4", "IPv6")
+                    } else {
+                        ("IPv6", "IPv4")
+                    };
+                    self.problem(
+                        rs.get_ref().address.span(),
+                        format!(
+                            "real server {} is {rs_fam} but its VIP is {vip_fam}: IPVS forwards to real servers of the VIP's family",
+                            server.address
+                        ),
+                    );
+                }
                 if !seen.insert((server.address, server.port)) {
                     self.problem(
                         rs.get_ref().address.span(),
