@@ -68,6 +68,7 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
         IpAddr::V4(_) => (32, true),
         IpAddr::V6(_) => (128, false),
     };
+    let route = if v4 { "ip route" } else { "ip -6 route" };
     let step = |command: String, why| Step {
         command,
         why,
@@ -89,7 +90,7 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
     match method {
         Forwarding::Nat => {
             v.push(step(
-                format!("ip route replace default via {gw}"),
+                format!("{route} replace default via {gw}"),
                 "replies must pass the director, which rewrites their source back to the VIP",
             ));
         }
@@ -102,7 +103,7 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
                 v.extend(arp());
             }
             v.push(step(
-                format!("ip route replace default via {gw}"),
+                format!("{route} replace default via {gw}"),
                 "replies go straight to the client with the VIP as source (through the director only if it has accept_local=1)",
             ));
         }
@@ -120,13 +121,13 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
                 "the inner packet is addressed to the VIP: it must be local",
             ));
             v.push(step(
-                format!("ip route replace default via {gw}"),
+                format!("{route} replace default via {gw}"),
                 "replies go straight to the client with the VIP as source",
             ));
             v.push(Step {
                 optional: true,
                 ..step(
-                    format!("ip route replace default via {gw} advmss 1400"),
+                    format!("{route} replace default via {gw} advmss 1400"),
                     "ip6ip6 adds 40 bytes between director and server: a 40-byte smaller MSS keeps a client's full-size segment within the MTU (IPv6 routers never fragment; the director answers Packet Too Big otherwise)",
                 )
             });

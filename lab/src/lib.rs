@@ -23,5 +23,6 @@ pub mod peers;
 pub mod real_server;
 /// The LVS paper's topology (Figure 2.6), for the lab kernel and for containerlab.
 pub mod seed;
+pub mod seed6;
 /// The user-mode-Linux lab kernel: boot, topology, scenario, results.
 pub mod uml;

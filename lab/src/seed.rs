@@ -23,10 +23,14 @@
 //!   c31 sees AS path 3 1 5, c32 sees 3 2 5 (the paper's "router at R31's port
 //!   10.101.3.1" and "at R32's port 10.101.3.9").
 //! ```
+//!
+//! Every address has an IPv6 twin (the IPv6 plane, [`crate::seed6`]): VIP
+//! 2001:db8:4::1 in 2001:db8:4::/48, the routers carry both families.
 
 use std::fmt::Write as _;
 
 use crate::real_server::{self, Forwarding};
+use crate::seed6::{VIP6, v6_host, v6_of};
 use crate::uml::Topology;
 
 /// The VIP prefix both sites announce.
@@ -238,7 +242,12 @@ pub fn frr_conf(name: &str) -> Option<String> {
     for (a, b) in LINKS {
         for end in [a, b] {
             if end.0 == name && !end.2.is_empty() {
-                let _ = writeln!(c, "interface {}\n ip address {}\n!", end.1, end.2);
+                let v6 = v6_of(end.2).unwrap_or_default();
+                let _ = writeln!(
+                    c,
+                    "interface {}\n ip address {}\n ipv6 address {v6}\n!",
+                    end.1, end.2
+                );
             }
         }
     }
@@ -261,6 +270,17 @@ pub fn frr_conf(name: &str) -> Option<String> {
             let _ = writeln!(c, "  neighbor {addr} next-hop-self");
         }
     }
+    let _ = writeln!(c, " exit-address-family");
+    // Both families over the same sessions (RFC 4760): IPv6 prefixes go with the
+    // interface's IPv6 address as next hop.
+    let _ = writeln!(c, " address-family ipv6 unicast");
+    let _ = writeln!(c, "  redistribute connected");
+    for (_, addr, remote) in SESSIONS.iter().filter(|s| s.0 == name) {
+        let _ = writeln!(c, "  neighbor {addr} activate");
+        if *remote == asn {
+            let _ = writeln!(c, "  neighbor {addr} next-hop-self");
+        }
+    }
     let _ = writeln!(c, " exit-address-family\n!");
     Some(c)
 }
@@ -275,23 +295,36 @@ fn host_setup(n: &Node) -> Vec<String> {
             }
             v.push("ip link set dev br0 up".to_string());
             v.push(format!("ip addr add {lan} dev br0"));
+            v.push(format!(
+                "ip -6 addr add {} dev br0 nodad",
+                v6_of(lan).unwrap_or_default()
+            ));
             let uplink = LINKS
                 .iter()
                 .find_map(|(a, b)| (b.0 == n.name && !b.2.is_empty()).then_some(a.2))
                 .unwrap_or_default();
             let gw = uplink.split('/').next().unwrap_or_default();
             v.push(format!("ip route add default via {gw}"));
+            let len = uplink.split('/').nth(1).and_then(|l| l.parse().ok());
+            let gw6 = len.and_then(|l| v6_host(gw, l)).unwrap_or_default();
+            v.push(format!("ip -6 route add default via {gw6}"));
             v.push("sysctl -qw net.ipv4.ip_forward=1".to_string());
+            v.push("sysctl -qw net.ipv6.conf.all.forwarding=1".to_string());
             v.push("sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string());
             // LVS-DR replies come back through the director with the VIP (one of its
             // own addresses) as source: without this they are dropped as martians.
             v.push("sysctl -qw net.ipv4.conf.all.accept_local=1".to_string());
             v
         }
-        Role::Server { gateway, method } => server_setup(method, gateway),
+        Role::Server { gateway, method } => {
+            let mut v = server_setup(method, gateway);
+            v.extend(server_setup6(method, gateway));
+            v
+        }
         Role::Router { .. } | Role::Client { .. } => vec![
             "sysctl -qw net.ipv4.ip_forward=1".to_string(),
             "sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string(),
+            "sysctl -qw net.ipv6.conf.all.forwarding=1".to_string(),
         ],
     }
 }
@@ -300,19 +333,35 @@ fn host_setup(n: &Node) -> Vec<String> {
 /// `gateway`: [`real_server::setup`]'s required steps (the MTU is left to the
 /// director, which fragments: issue 19's scenarios depend on it), after
 /// `rp_filter=0` as on every lab node. A test that moves a server to another method
-/// applies this too.
+/// applies this too (IPv4 only: a server it plugs in has no IPv6 address).
 pub fn server_setup(method: Forwarding, gateway: &str) -> Vec<String> {
     let vip = VIP
         .parse()
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     std::iter::once("sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string())
-        .chain(
-            real_server::setup(method, vip, Some(gateway))
-                .into_iter()
-                .filter(|s| !s.optional)
-                .map(|s| s.command),
-        )
+        .chain(required(method, vip, gateway))
         .collect()
+}
+
+/// The same for the IPv6 VIP: the seed's servers have the IPv6 twin of their
+/// address, on a /64 whose gateway is the twin of `gateway` (a /24).
+pub fn server_setup6(method: Forwarding, gateway: &str) -> Vec<String> {
+    let vip6 = VIP6
+        .parse()
+        .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+    let gateway6 = v6_host(gateway, 24).unwrap_or_default();
+    required(method, vip6, &gateway6).collect()
+}
+
+fn required(
+    method: Forwarding,
+    vip: std::net::IpAddr,
+    gateway: &str,
+) -> impl Iterator<Item = String> {
+    real_server::setup(method, vip, Some(gateway))
+        .into_iter()
+        .filter(|s| !s.optional)
+        .map(|s| s.command)
 }
 
 /// The topology for the lab kernel: namespaces, links, addresses, the directors'
@@ -326,6 +375,15 @@ pub fn topology() -> Topology {
     }
     for (a, b) in LINKS {
         t = t.link(a.0, a.1, a.2, b.0, b.1, b.2);
+    }
+    // The IPv6 plane: no duplicate address detection to wait for (the lab's
+    // addresses are unique by construction).
+    for (a, b) in LINKS {
+        for end in [a, b] {
+            if let Some(v6) = v6_of(end.2) {
+                t = t.cmd(end.0, &format!("ip -6 addr add {v6} dev {} nodad", end.1));
+            }
+        }
     }
     for n in NODES {
         for cmd in host_setup(n) {
@@ -397,8 +455,15 @@ pub fn clab_yaml() -> String {
             "    - endpoints: [\"{}:{}\", \"{}:{}\"]",
             a.0, a.1, b.0, b.1
         );
-        if !a.2.is_empty() && !b.2.is_empty() {
+        // An end without an address (a director's bridge port) is "": the real
+        // server at the other end still gets its own.
+        if !a.2.is_empty() || !b.2.is_empty() {
             let _ = writeln!(y, "      ipv4: [\"{}\", \"{}\"]", a.2, b.2);
+            let (a6, b6) = (
+                v6_of(a.2).unwrap_or_default(),
+                v6_of(b.2).unwrap_or_default(),
+            );
+            let _ = writeln!(y, "      ipv6: [\"{a6}\", \"{b6}\"]");
         }
     }
     y
@@ -512,5 +577,40 @@ mod tests {
                 method.as_str()
             );
         }
+    }
+
+    #[test]
+    fn the_ipv6_plane_twins_every_address_and_carries_both_families() {
+        let c = frr_conf("r31").unwrap();
+        assert!(c.contains(
+            "interface eth3\n ip address 10.101.3.1/29\n ipv6 address 2001:db8:3::1/64\n"
+        ));
+        assert!(c.contains(" address-family ipv6 unicast\n  redistribute connected\n"));
+        assert!(c.contains("  neighbor 10.101.13.1 activate\n"));
+        // iBGP next-hop-self in both families.
+        assert_eq!(
+            c.matches("  neighbor 10.101.33.2 next-hop-self\n").count(),
+            2
+        );
+        let lb1 = host_setup(node("lb1").unwrap());
+        assert!(lb1.contains(&"ip -6 addr add 2001:db8:5::1/64 dev br0 nodad".to_string()));
+        assert!(lb1.contains(&"ip -6 route add default via 2001:db8:1::1".to_string()));
+        let dr = host_setup(node("rs511").unwrap());
+        assert!(dr.contains(&"ip addr add 2001:db8:4::1/128 dev lo".to_string()));
+        assert!(dr.contains(&"ip -6 route replace default via 2001:db8:5::1".to_string()));
+        let tun = host_setup(node("rs612").unwrap());
+        assert!(tun.contains(&"ip addr add 2001:db8:4::1/128 dev ip6tnl0".to_string()));
+        let shell = topology().to_shell();
+        assert!(
+            shell.contains("ip -6 addr add 2001:db8:3:8::10/64 dev eth1 nodad"),
+            "{shell}"
+        );
+        let y = clab_yaml();
+        assert!(y.contains("      ipv6: [\"2001:db8:13::1/64\", \"2001:db8:13::2/64\"]"));
+        // A real server's link: the bridge port has no address, the server has both.
+        assert!(y.contains(
+            "      ipv4: [\"\", \"10.101.5.11/24\"]\n      ipv6: [\"\", \"2001:db8:5::11/64\"]"
+        ));
+        assert_eq!(crate::seed6::VIP6_PREFIX, "2001:db8:4::/48");
     }
 }

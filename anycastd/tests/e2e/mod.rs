@@ -13,6 +13,8 @@ use anycast_lab::{Need, require, seed};
 
 pub const VIP: &str = "10.101.4.1:80";
 
+pub mod v6;
+
 /// The host side of a test in the seed topology: without the lab kernel, root, FRR's
 /// bgpd, python3 and `needs` it skips, or fails under CI (`require`); otherwise it
 /// boots `lab` (1 GB) with the seed topology, re-executing `test` inside, prints the
@@ -30,6 +32,8 @@ pub fn run_seed_lab(test: &str, needs: &[Need], lab: Lab) {
     }
     let out = lab
         .topology(seed::topology())
+        // The seed's IPv6 plane (seed6): IPv6 and the ip6ip6 tunnel.
+        .extra_modules(&["ipv6", "ip6_tunnel"])
         .guest_test(test)
         .mem_mb(1024)
         .run()
@@ -45,8 +49,12 @@ pub fn run_seed_lab(test: &str, needs: &[Need], lab: Lab) {
 const SERVER_PY: &str = r#"
 import socket, sys, threading
 name = sys.argv[1]
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 80)); s.listen(256)
+def listener(fam, addr):
+    s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, 80)); s.listen(256)
+    return s
 def bulk(f, w):
     n = int(w[1])
     if w[0] == b"up":
@@ -75,9 +83,17 @@ def serve(c):
             f.write((name + "\n").encode()); f.flush()
     except Exception: pass
     c.close()
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
+def accept(s):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+# IPv4 and IPv6 on sockets of their own: an IPv4 connection looks as it always did.
+s4 = listener(socket.AF_INET, "0.0.0.0")
+try:
+    threading.Thread(target=accept, args=(listener(socket.AF_INET6, "::"),), daemon=True).start()
+except OSError:
+    pass
+accept(s4)
 "#;
 
 pub struct RealServer {
