@@ -1,12 +1,13 @@
 //! tunnel-forwarder: the data plane programmer of one site's director.
 //!
 //! Owns: IPVS virtual services and their destinations (local real servers; peer
-//! sites as IPIP tunnel destinations whose weights the geo-balancer sets), the
-//! receiving IPIP tunnel device, the VIP address on the director, the loop guard
-//! (a tc ingress filter on the tunnel device marking tunnelled connections, and a
-//! firewall-mark service holding only local real servers), and the sysctls these
-//! need. Everything through netlink: IPVS generic netlink and rtnetlink, with its
-//! own small codec ([`netlink`]); sysctls through /proc/sys.
+//! sites as tunnel destinations of the VIP's family, IPIP or ip6ip6, whose weights
+//! the geo-balancer sets), the receiving IPIP and ip6ip6 devices ([`tunnel6`]), the
+//! VIP address on the director, the loop guard (a tc ingress filter on the tunnel
+//! device of the VIP's family marking tunnelled connections, and a firewall-mark
+//! service holding only local real servers), and the sysctls these need.
+//! Everything through netlink: IPVS generic netlink and rtnetlink, with its own
+//! small codec ([`netlink`]); sysctls through /proc/sys.
 //!
 //! Never: touches packets (the kernel forwards), shells out to `ipvsadm`/`ip`/`tc`,
 //! removes what it did not create (see [`mod@diff`] for the ownership rules), or deletes

@@ -12,7 +12,7 @@
 //! Mixed families (an IPv4 peer address on an IPv6 service, IPVS can do it since
 //! Linux 3.18, or the reverse) are refused here: the receiving side would need a
 //! `sit` (or `ip6tnl mode ipip6`) device and a guard on it, which are not written;
-//! see docs/tunnel-forwarder.md.
+//! see docs/decisions/0009-ipv6-spill-over-ip6ip6.md.
 
 use std::net::{IpAddr, Ipv6Addr};
 

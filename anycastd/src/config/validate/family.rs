@@ -1,7 +1,7 @@
 //! Both families on one site: an IPv6 VIP on a site with peers needs an IPv6 tunnel
 //! path, this director's `address_v6` and every peer's `tunnel_endpoint_v6`
-//! (IPv6 connections are spilled over ip6ip6; IPv6-in-IPv4 is not offered, see
-//! docs/tunnel-forwarder.md, "IPv6 spill").
+//! (IPv6 connections are spilled over ip6ip6; IPv6-in-IPv4 is not offered:
+//! docs/decisions/0009-ipv6-spill-over-ip6ip6.md).
 
 use std::net::IpAddr;
 
