@@ -1,0 +1,450 @@
+//! The u32 filters on an ingress: the loop guard's mark filters (IPv4 on the IPIP
+//! device, IPv6 on the ip6ip6 device) and the spill split's class and share
+//! filters; encoded as `tc` would, and read back into the rules they express.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::*;
+use crate::diff::ObservedFilter;
+use crate::model::{MarkRule, Protocol};
+use crate::netlink::wire::{self, Attrs, DecodeError, Msg, MsgBuf};
+use crate::split::{SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass, SplitRule};
+
+/// Dump of the filters on `index`'s ingress.
+pub fn get_filters(buf: &mut MsgBuf, seq: u32, index: u32) {
+    buf.begin(RTM_GETTFILTER, wire::NLM_F_REQUEST | wire::NLM_F_DUMP, seq);
+    tcmsg(buf, index, 0, INGRESS_HANDLE, 0);
+    buf.end();
+}
+
+fn filter_info(prio: u16, eth_proto: u16) -> u32 {
+    (u32::from(prio) << 16) | u32::from(eth_proto.to_be())
+}
+
+/// One u32 key: mask and value (host order; sent big-endian) at an offset from the
+/// IP header (IHL 5 assumed, as `tc ... match ip dport` does too).
+type Key = (u32, u32, i32);
+
+/// What a filter of ours does with a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// `action skbedit mark M` (pipe).
+    Mark(u32),
+    /// `action goto chain N`.
+    Goto(u32),
+}
+
+const PROTO_OFF: i32 = 8;
+const TCP_SYN_ONLY: Key = (0x0012_0000, 0x0002_0000, 32);
+
+fn proto_key(p: Protocol) -> Key {
+    (0x00ff_0000, u32::from(p.number()) << 16, PROTO_OFF)
+}
+
+/// The loop guard's keys: IP protocol, destination, destination port.
+fn mark_keys(protocol: Protocol, dst: Ipv4Addr, port: u16) -> [Key; 3] {
+    [
+        proto_key(protocol),
+        (u32::MAX, u32::from(dst), 16),
+        (0x0000_ffff, u32::from(port), 20),
+    ]
+}
+
+/// IPv6: next header at byte 6, destination at 24..40, destination port at 42
+/// (no extension headers assumed, as `tc ... match ip6 dport` does too).
+const PROTO6_OFF: i32 = 4;
+const PORT6_OFF: i32 = 40;
+
+/// The IPv6 loop guard's keys: `match ip6 protocol N 0xff match ip6 dst VIP/128
+/// match ip6 dport PORT 0xffff`.
+fn mark_keys6(protocol: Protocol, dst: Ipv6Addr, port: u16) -> Vec<Key> {
+    let mut keys = vec![(0x0000_ff00, u32::from(protocol.number()) << 8, PROTO6_OFF)];
+    for (i, w) in dst.octets().chunks_exact(4).enumerate() {
+        let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+        keys.push((u32::MAX, w, 24 + 4 * i as i32));
+    }
+    keys.push((0x0000_ffff, u32::from(port), PORT6_OFF));
+    keys
+}
+
+/// A share block's keys: TCP, the ISN's block, SYN without ACK.
+fn share_keys(b: &SeqBlock) -> [Key; 3] {
+    [
+        proto_key(Protocol::Tcp),
+        (b.mask, b.value, 24),
+        TCP_SYN_ONLY,
+    ]
+}
+
+fn u32_sel(keys: &[Key]) -> Vec<u8> {
+    let mut s = vec![0u8; 16];
+    s[0] = TC_U32_TERMINAL;
+    s[2] = keys.len() as u8; // nkeys
+    for &(mask, val, off) in keys {
+        s.extend_from_slice(&mask.to_be_bytes());
+        s.extend_from_slice(&(val & mask).to_be_bytes());
+        s.extend_from_slice(&off.to_ne_bytes());
+        s.extend_from_slice(&0i32.to_ne_bytes()); // offmask
+    }
+    s
+}
+
+fn u32_filter(
+    buf: &mut MsgBuf,
+    seq: u32,
+    index: u32,
+    (chain, prio): (u32, u16),
+    (eth_proto, keys): (u16, &[Key]),
+    action: Action,
+) {
+    buf.begin(
+        RTM_NEWTFILTER,
+        wire::NLM_F_REQUEST | wire::NLM_F_ACK | wire::NLM_F_CREATE | wire::NLM_F_EXCL,
+        seq,
+    );
+    tcmsg(buf, index, 0, INGRESS_HANDLE, filter_info(prio, eth_proto));
+    buf.str(TCA_KIND, "u32");
+    if chain != 0 {
+        buf.u32(TCA_CHAIN, chain);
+    }
+    let opts = buf.nest(TCA_OPTIONS);
+    buf.attr(TCA_U32_SEL, &u32_sel(keys));
+    let acts = buf.nest(TCA_U32_ACT);
+    let a1 = buf.nest(1);
+    let mut parms = [0u8; 20];
+    match action {
+        Action::Mark(mark) => {
+            buf.str(TCA_ACT_KIND, "skbedit");
+            let ao = buf.nest(TCA_ACT_OPTIONS);
+            parms[8..12].copy_from_slice(&TC_ACT_PIPE.to_ne_bytes());
+            buf.attr(TCA_SKBEDIT_PARMS, &parms);
+            buf.u32(TCA_SKBEDIT_MARK, mark);
+            buf.nest_end(ao);
+        }
+        Action::Goto(chain) => {
+            buf.str(TCA_ACT_KIND, "gact");
+            let ao = buf.nest(TCA_ACT_OPTIONS);
+            let verdict = TC_ACT_GOTO_CHAIN | chain as i32;
+            parms[8..12].copy_from_slice(&verdict.to_ne_bytes());
+            buf.attr(TCA_GACT_PARMS, &parms);
+            buf.nest_end(ao);
+        }
+    }
+    buf.nest_end(a1);
+    buf.nest_end(acts);
+    buf.nest_end(opts);
+    buf.end();
+}
+
+/// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ... action
+/// skbedit mark M`.
+pub fn new_mark_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, r: &MarkRule) {
+    let (eth_proto, keys) = match r.dst {
+        IpAddr::V4(dst) => (ETH_P_IP, mark_keys(r.protocol, dst, r.port).to_vec()),
+        IpAddr::V6(dst) => (ETH_P_IPV6, mark_keys6(r.protocol, dst, r.port)),
+    };
+    let keys = (eth_proto, &keys[..]);
+    u32_filter(buf, seq, index, (0, prio), keys, Action::Mark(r.mark));
+}
+
+/// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
+/// match ip protocol 6 0xff match ip dport PORT 0xffff action goto chain C`.
+pub fn new_class_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, c: &SplitClass) {
+    let keys = mark_keys(Protocol::Tcp, c.dst, c.port);
+    let keys = (ETH_P_IP, &keys[..]);
+    u32_filter(buf, seq, index, (0, prio), keys, Action::Goto(SPLIT_CHAIN));
+}
+
+/// `tc filter add dev DEV parent ffff: chain C prio 1 protocol ip u32 ... action
+/// skbedit mark M` for one block of the share.
+pub fn new_share_filter(buf: &mut MsgBuf, seq: u32, index: u32, b: &SeqBlock, mark: u32) {
+    let keys = share_keys(b);
+    u32_filter(
+        buf,
+        seq,
+        index,
+        (SPLIT_CHAIN, SHARE_PRIO),
+        (ETH_P_IP, &keys),
+        Action::Mark(mark),
+    );
+}
+
+/// `tc filter del dev DEV parent ffff: prio P handle H u32`: protocol 0 matches
+/// the filter whatever its protocol (the kernel only compares a non-zero one).
+pub fn del_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, handle: u32) {
+    buf.begin(RTM_DELTFILTER, wire::NLM_F_REQUEST | wire::NLM_F_ACK, seq);
+    tcmsg(buf, index, handle, INGRESS_HANDLE, filter_info(prio, 0));
+    buf.str(TCA_KIND, "u32");
+    buf.end();
+}
+
+/// `tc filter del dev DEV parent ffff: chain C`: prio 0 flushes the chain (a chain
+/// that does not exist is nothing to flush, not an error).
+pub fn flush_chain(buf: &mut MsgBuf, seq: u32, index: u32, chain: u32) {
+    buf.begin(RTM_DELTFILTER, wire::NLM_F_REQUEST | wire::NLM_F_ACK, seq);
+    tcmsg(buf, index, 0, INGRESS_HANDLE, 0);
+    buf.u32(TCA_CHAIN, chain);
+    buf.end();
+}
+
+/// A filter reply: its chain, prio and handle, and what it does when it is a u32
+/// node of one of our shapes (`None` for the u32 hash tables, which have no selector).
+pub fn decode_filter(m: &Msg<'_>) -> Result<Option<ObservedFilter>, DecodeError> {
+    let p = m.payload;
+    let h = p.get(..20).ok_or(DecodeError {
+        offset: 0,
+        what: "short tcmsg",
+    })?;
+    let handle = u32::from_ne_bytes(h[8..12].try_into().unwrap_or_default());
+    let info = u32::from_ne_bytes(h[16..20].try_into().unwrap_or_default());
+    let prio = (info >> 16) as u16;
+    let a = Attrs::new(&p[20..]);
+    let kind = a.find(TCA_KIND).and_then(wire::get_str);
+    let chain = a.find(TCA_CHAIN).and_then(wire::get_u32).unwrap_or(0);
+    let Some(opts) = a.find(TCA_OPTIONS) else {
+        return Ok(None);
+    };
+    let mut f = ObservedFilter {
+        chain,
+        prio,
+        handle,
+        rule: None,
+        split: None,
+    };
+    if kind.as_deref() != Some("u32") {
+        return Ok(Some(f));
+    }
+    let o = Attrs::new(opts);
+    let Some(sel) = o.find(TCA_U32_SEL) else {
+        return Ok(None);
+    };
+    if let (Some(keys), Some(action)) =
+        (parse_keys(sel), o.find(TCA_U32_ACT).and_then(parse_action))
+    {
+        (f.rule, f.split) = interpret(&keys, action);
+    }
+    Ok(Some(f))
+}
+
+fn parse_keys(sel: &[u8]) -> Option<Vec<Key>> {
+    let n = usize::from(*sel.get(2)?);
+    (0..n)
+        .map(|i| {
+            let k = sel.get(16 + 16 * i..32 + 16 * i)?;
+            let offmask = i32::from_ne_bytes(k[12..16].try_into().ok()?);
+            (offmask == 0).then_some(())?;
+            Some((
+                u32::from_be_bytes(k[..4].try_into().ok()?),
+                u32::from_be_bytes(k[4..8].try_into().ok()?),
+                i32::from_ne_bytes(k[8..12].try_into().ok()?),
+            ))
+        })
+        .collect()
+}
+
+/// Exactly one action: skbedit with a mark, or gact with a goto-chain verdict.
+fn parse_action(act: &[u8]) -> Option<Action> {
+    let mut found = None;
+    for a in Attrs::new(act) {
+        let (_, body) = a.ok()?;
+        if found.is_some() {
+            return None;
+        }
+        let b = Attrs::new(body);
+        let o = Attrs::new(b.find(TCA_ACT_OPTIONS)?);
+        found = match b.find(TCA_ACT_KIND).and_then(wire::get_str).as_deref() {
+            Some("skbedit") => Some(Action::Mark(
+                o.find(TCA_SKBEDIT_MARK).and_then(wire::get_u32)?,
+            )),
+            Some("gact") => {
+                let parms = o.find(TCA_GACT_PARMS)?;
+                let verdict = i32::from_ne_bytes(parms.get(8..12)?.try_into().ok()?);
+                (verdict & !TC_ACT_EXT_VAL_MASK == TC_ACT_GOTO_CHAIN)
+                    .then_some(Action::Goto((verdict & TC_ACT_EXT_VAL_MASK) as u32))
+            }
+            _ => None,
+        };
+        found?;
+    }
+    found
+}
+
+/// The IPv6 loop guard's shape, if `keys` has it.
+fn interpret6(keys: &[Key], action: Action) -> Option<MarkRule> {
+    let Action::Mark(mark) = action else {
+        return None;
+    };
+    let [proto, d0, d1, d2, d3, port] = keys else {
+        return None;
+    };
+    let shape = [
+        (proto.0, proto.2),
+        (d0.0, d0.2),
+        (d1.0, d1.2),
+        (d2.0, d2.2),
+        (d3.0, d3.2),
+        (port.0, port.2),
+    ];
+    let want = [
+        (0x0000_ff00, PROTO6_OFF),
+        (u32::MAX, 24),
+        (u32::MAX, 28),
+        (u32::MAX, 32),
+        (u32::MAX, 36),
+        (0x0000_ffff, PORT6_OFF),
+    ];
+    if shape != want {
+        return None;
+    }
+    let protocol = Protocol::from_number(((proto.1 >> 8) & 0xff) as u16)?;
+    let mut dst = [0u8; 16];
+    for (i, k) in [d0, d1, d2, d3].iter().enumerate() {
+        dst[4 * i..4 * i + 4].copy_from_slice(&k.1.to_be_bytes());
+    }
+    Some(MarkRule {
+        dst: IpAddr::V6(Ipv6Addr::from(dst)),
+        protocol,
+        port: (port.1 & 0xffff) as u16,
+        mark,
+    })
+}
+
+fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRule>) {
+    if let Some(rule) = interpret6(keys, action) {
+        return (Some(rule), None);
+    }
+    let offsets: Vec<(u32, i32)> = keys.iter().map(|&(m, _, o)| (m, o)).collect();
+    let protocol = keys
+        .first()
+        .filter(|k| k.2 == PROTO_OFF)
+        .and_then(|k| Protocol::from_number(((k.1 >> 16) & 0xff) as u16));
+    let Some(protocol) = protocol else {
+        return (None, None);
+    };
+    if offsets == [(0x00ff_0000, 8), (u32::MAX, 16), (0x0000_ffff, 20)] {
+        let dst = Ipv4Addr::from(keys[1].1);
+        let port = (keys[2].1 & 0xffff) as u16;
+        return match action {
+            Action::Mark(mark) => (
+                Some(MarkRule {
+                    dst: IpAddr::V4(dst),
+                    protocol,
+                    port,
+                    mark,
+                }),
+                None,
+            ),
+            Action::Goto(chain) if protocol == Protocol::Tcp => (
+                None,
+                Some(SplitRule::Class(SplitClass { dst, port }, chain)),
+            ),
+            Action::Goto(_) => (None, None),
+        };
+    }
+    if protocol == Protocol::Tcp
+        && keys.len() == 3
+        && keys[1].2 == 24
+        && keys[2] == TCP_SYN_ONLY
+        && let Action::Mark(mark) = action
+    {
+        let block = SeqBlock {
+            mask: keys[1].0,
+            value: keys[1].1,
+        };
+        return (None, Some(SplitRule::Share(block, mark)));
+    }
+    (None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_filter_request_parses_back_as_the_same_rule() {
+        let r = MarkRule {
+            dst: IpAddr::V4(Ipv4Addr::new(10, 101, 4, 1)),
+            protocol: Protocol::Tcp,
+            port: 80,
+            mark: 0x41,
+        };
+        let mut b = MsgBuf::new();
+        new_mark_filter(&mut b, 1, 5, 0xac01, &r);
+        b.end();
+        let m = wire::messages(b.as_bytes()).next().unwrap().unwrap();
+        let f = decode_filter(&m).unwrap().unwrap();
+        assert_eq!(f.prio, 0xac01);
+        assert_eq!(f.rule, Some(r));
+        assert_eq!(f.chain, 0);
+    }
+
+    #[test]
+    fn split_filters_parse_back() {
+        let c = SplitClass {
+            dst: Ipv4Addr::new(10, 101, 4, 1),
+            port: 443,
+        };
+        let mut b = MsgBuf::new();
+        new_class_filter(&mut b, 1, 5, 0xac01, &c);
+        let block = SeqBlock {
+            mask: 0xc000_0000,
+            value: 0x4000_0000,
+        };
+        new_share_filter(&mut b, 2, 5, &block, 9);
+        let mut msgs = wire::messages(b.as_bytes());
+        let f = decode_filter(&msgs.next().unwrap().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.split, Some(SplitRule::Class(c, SPLIT_CHAIN)));
+        assert_eq!(f.rule, None);
+        let g = decode_filter(&msgs.next().unwrap().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.split, Some(SplitRule::Share(block, 9)));
+        assert_eq!((g.chain, g.prio), (SPLIT_CHAIN, SHARE_PRIO));
+    }
+
+    #[test]
+    fn selector_bytes_match_tc_u32() {
+        // tc filter add ... u32 match ip dst 10.101.4.1/32 → key mask ffffffff val 0a650401 off 16
+        let s = u32_sel(&mark_keys(Protocol::Udp, Ipv4Addr::new(10, 101, 4, 1), 53));
+        assert_eq!(&s[..4], &[TC_U32_TERMINAL, 0, 3, 0]);
+        assert_eq!(&s[16..24], &[0, 0xff, 0, 0, 0, 17, 0, 0]);
+        assert_eq!(&s[32..40], &[0xff, 0xff, 0xff, 0xff, 10, 101, 4, 1]);
+        assert_eq!(&s[48..56], &[0, 0, 0xff, 0xff, 0, 0, 0, 53]);
+    }
+
+    #[test]
+    fn ipv6_mark_filter_matches_tc_u32_ip6_and_parses_back() {
+        // tc filter add dev acip6 parent ffff: protocol ipv6 u32 match ip6 protocol 6
+        // 0xff match ip6 dst 2001:db8:4::1/128 match ip6 dport 80 0xffff: keys
+        // 0000ff00/00000600 at 4, the address at 24..36, 0000ffff/00000050 at 40.
+        let dst: Ipv6Addr = "2001:db8:4::1".parse().unwrap();
+        let s = u32_sel(&mark_keys6(Protocol::Tcp, dst, 80));
+        assert_eq!(&s[..4], &[TC_U32_TERMINAL, 0, 6, 0]);
+        assert_eq!(&s[16..24], &[0, 0, 0xff, 0, 0, 0, 6, 0]);
+        assert_eq!(i32::from_ne_bytes(s[24..28].try_into().unwrap()), 4);
+        assert_eq!(
+            &s[32..40],
+            &[0xff, 0xff, 0xff, 0xff, 0x20, 0x01, 0x0d, 0xb8]
+        );
+        assert_eq!(i32::from_ne_bytes(s[40..44].try_into().unwrap()), 24);
+        assert_eq!(&s[80..88], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]);
+        assert_eq!(&s[96..104], &[0, 0, 0xff, 0xff, 0, 0, 0, 80]);
+        assert_eq!(i32::from_ne_bytes(s[104..108].try_into().unwrap()), 40);
+        let r = MarkRule {
+            dst: IpAddr::V6(dst),
+            protocol: Protocol::Udp,
+            port: 53,
+            mark: 0x42,
+        };
+        let mut b = MsgBuf::new();
+        new_mark_filter(&mut b, 1, 5, 0xac01, &r);
+        let m = wire::messages(b.as_bytes()).next().unwrap().unwrap();
+        // protocol ipv6 in tcm_info's low half (network order).
+        let info = u32::from_ne_bytes(m.payload[16..20].try_into().unwrap());
+        assert_eq!(info, (0xac01 << 16) | u32::from(ETH_P_IPV6.to_be()));
+        let f = decode_filter(&m).unwrap().unwrap();
+        assert_eq!(f.rule, Some(r));
+    }
+}
