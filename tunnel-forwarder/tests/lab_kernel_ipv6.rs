@@ -106,3 +106,90 @@ fn in_guest() {
     );
     dump6(&["dira"]);
 }
+
+/// PMTU on a spilled IPv6 connection: ip6ip6 adds 40 bytes, so a client's full-size
+/// segment (1500 bytes on these 1500-byte links) no longer fits between the
+/// directors. IPVS answers it with Packet Too Big (IPv6 routers never fragment; there
+/// is no `pmtu_disc` for IPv6): a client that receives it lowers its segments and
+/// the upload completes; one whose network drops Packet Too Big stalls.
+#[test]
+fn lab_kernel_ipv6_spilled_upload_pmtu() {
+    let test = "lab_kernel_ipv6_spilled_upload_pmtu";
+    if guest::active().is_some() {
+        return in_guest_pmtu();
+    }
+    if !require(test, &[Need::LabKernel, Need::Root]) {
+        return;
+    }
+    Lab::new("tf-ipv6-pmtu")
+        .topology(two_sites_dual_stack())
+        .extra_modules(&["ipv6", "ip6_tunnel"])
+        .timeout(Duration::from_secs(60))
+        .guest_test(test)
+        .run()
+        .expect("lab kernel runs")
+        .assert_passed();
+}
+
+/// Uploads `bytes` on a new IPv6 connection from the client and waits for the
+/// server's name, all within `deadline`: the name, or what went wrong, and the time.
+fn upload6(bytes: usize, deadline: Duration) -> (Result<String, String>, Duration) {
+    use std::io::{BufRead, BufReader, Write};
+    let start = std::time::Instant::now();
+    let r = guest::in_netns("client", move || -> Result<String, String> {
+        let s = std::net::TcpStream::connect_timeout(&vip6_80(), Duration::from_secs(2))
+            .map_err(|e| format!("connect: {e}"))?;
+        s.set_write_timeout(Some(deadline))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(deadline))
+            .map_err(|e| e.to_string())?;
+        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+        let mut body = vec![b'x'; bytes];
+        body.push(b'\n');
+        w.write_all(&body).map_err(|e| format!("write: {e}"))?;
+        let mut line = String::new();
+        BufReader::new(s)
+            .read_line(&mut line)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(line.trim().to_string())
+    });
+    (r, start.elapsed())
+}
+
+fn in_guest_pmtu() {
+    start_real_servers6();
+    // A spills every new IPv6 connection to B.
+    let (_a, _b) = start_directors(&site6_a(0, 1, true), &site6_b(1, 0, true));
+    let (r, took) = upload6(1 << 20, Duration::from_secs(10));
+    let route = guest::sh_in("client", &format!("ip -6 route get {VIP6}"));
+    guest::check(
+        "ipv6_spilled_upload_completes_with_packet_too_big",
+        r.as_ref().is_ok_and(|n| n.starts_with('b')) && route.contains("mtu 1460"),
+        &format!(
+            "1 MiB up: {r:?} in {took:?}; client's route to the VIP: {}",
+            route.trim()
+        ),
+    );
+    // The client's network drops Packet Too Big (ICMPv6 type 2; neighbour discovery
+    // still passes), and the learnt MTU is forgotten.
+    let drop = "tc qdisc add dev eth0 ingress && tc filter add dev eth0 ingress protocol ipv6 u32 \
+                match ip6 protocol 58 0xff match u8 2 0xff at 40 action drop && ip -6 route flush cache";
+    let out = guest::sh_in("client", drop);
+    let (r, took) = upload6(1 << 20, Duration::from_secs(3));
+    let shown = guest::sh_in("client", "tc -s filter show dev eth0 ingress");
+    // `(rule hit N success M)`: M Packet Too Big dropped.
+    let dropped: u64 = shown
+        .split("success ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    guest::check(
+        "ipv6_spilled_upload_stalls_without_packet_too_big",
+        r.is_err() && dropped > 0,
+        &format!("{out}1 MiB up: {r:?} after {took:?}; {dropped} Packet Too Big dropped"),
+    );
+    // Short requests are fine either way (they fit).
+    let small = ask_many6(3);
+    check_all_from("ipv6_short_requests_still_served", &small, "b");
+}
