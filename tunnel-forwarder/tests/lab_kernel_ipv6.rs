@@ -193,3 +193,72 @@ fn in_guest_pmtu() {
     let small = ask_many6(3);
     check_all_from("ipv6_short_requests_still_served", &small, "b");
 }
+
+/// One IPv6 request from the client bound to `src`: the server's name.
+fn ask_from6(src: &str) -> String {
+    let py = "import socket,sys\n\
+              s=socket.socket(socket.AF_INET6); s.bind((sys.argv[1],0)); s.settimeout(2)\n\
+              s.connect((sys.argv[2],80)); s.sendall(b'who\\n'); print(s.recv(100).decode().strip())";
+    guest::sh_in("client", &format!("python3 -c \"{py}\" {src} {VIP6}"))
+        .trim()
+        .to_string()
+}
+
+/// IPv6 persistence groups clients by a prefix (here /64, anycastd's default): two
+/// addresses of one /64 stay on one real server, another /64 is scheduled anew.
+#[test]
+fn lab_kernel_ipv6_persistence_by_prefix() {
+    let test = "lab_kernel_ipv6_persistence_by_prefix";
+    if guest::active().is_some() {
+        return in_guest_persistence();
+    }
+    if !require(
+        test,
+        &[Need::LabKernel, Need::Root, Need::Program("python3")],
+    ) {
+        return;
+    }
+    let topo = two_sites_dual_stack()
+        .cmd("client", "ip addr add 2001:db8:c::3/64 dev eth0 nodad")
+        .cmd("client", "ip addr add 2001:db8:c:1::2/64 dev eth0 nodad")
+        .cmd("r", "ip -6 route add 2001:db8:c:1::/64 via 2001:db8:c::2");
+    Lab::new("tf-ipv6-persist")
+        .topology(topo)
+        .extra_modules(&["ipv6", "ip6_tunnel"])
+        .timeout(Duration::from_secs(40))
+        .guest_test(test)
+        .run()
+        .expect("lab kernel runs")
+        .assert_passed();
+}
+
+fn in_guest_persistence() {
+    use tunnel_forwarder::Persistence;
+    start_real_servers6();
+    let mut a = site6_a(1, 0, true);
+    let svc = &mut a.vips[0].services[0];
+    svc.config.scheduler = "rr".into();
+    svc.config.persistence = Some(Persistence {
+        timeout: 60,
+        netmask_len: 64,
+    });
+    let (da, _db) = start_directors(&a, &site6_b(1, 0, true));
+    let first = ask_from6("2001:db8:c::2");
+    let same64 = [ask_from6("2001:db8:c::3"), ask_from6("2001:db8:c::2")];
+    let other64 = ask_from6("2001:db8:c:1::2");
+    let lnx = guest::sh_in("dira", "ipvsadm -Ln; ipvsadm -Lnc | grep -i none | head");
+    guest::check(
+        "ipv6_persistence_groups_a_64",
+        first.starts_with('a')
+            && same64.iter().all(|n| *n == first)
+            && other64.starts_with('a')
+            && other64 != first
+            && lnx.contains("persistent 60 mask 64"),
+        &format!(
+            "c::2 -> {first}, c::3 and c::2 -> {same64:?}, c:1::2 -> {other64}; {}",
+            lnx.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+    );
+    let again = da.reconcile(&a);
+    check_report("ipv6_persistence_reads_back", again.changes == 0, &again);
+}
