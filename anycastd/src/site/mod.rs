@@ -947,3 +947,5 @@ fn order(mut effects: Vec<Effect>) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ipv6;

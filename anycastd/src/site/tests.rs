@@ -14,13 +14,13 @@ use crate::dataplane::DataplaneError;
 use crate::layout::VipId;
 use crate::status::{PeerState, ServerState, VipState};
 
-const T0: Time = Time(1_800_000_000_000);
+pub(super) const T0: Time = Time(1_800_000_000_000);
 
-fn at(secs: u64) -> Time {
+pub(super) fn at(secs: u64) -> Time {
     T0.plus(Duration::from_secs(secs))
 }
 
-fn config() -> crate::config::SiteConfig {
+pub(super) fn config() -> crate::config::SiteConfig {
     let mut c = crate::config::load(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../configs/idc1.toml"
@@ -37,12 +37,12 @@ const RS1: &str = "web/tcp80/10.101.5.11:80";
 const RS2: &str = "web/tcp80/10.101.5.12:80";
 
 /// What the driver does with an input: its urgent effects, then the settled rest.
-fn then_settle(site: &mut Site, t: Time, mut urgent: Vec<Effect>) -> Vec<Effect> {
+pub(super) fn then_settle(site: &mut Site, t: Time, mut urgent: Vec<Effect>) -> Vec<Effect> {
     urgent.extend(site.settle(t));
     urgent
 }
 
-fn probe(site: &mut Site, server: &str, t: Time, outcome: ProbeOutcome) -> Vec<Effect> {
+pub(super) fn probe(site: &mut Site, server: &str, t: Time, outcome: ProbeOutcome) -> Vec<Effect> {
     let e = site.on_health(HealthEvent {
         server: ServerId::new(server),
         at: t,
@@ -57,12 +57,16 @@ fn tick(site: &mut Site, t: Time) -> Vec<Effect> {
     then_settle(site, t, e)
 }
 
-fn reconciled(site: &mut Site, t: Time, r: Result<usize, DataplaneError>) -> Vec<Effect> {
+pub(super) fn reconciled(
+    site: &mut Site,
+    t: Time,
+    r: Result<usize, DataplaneError>,
+) -> Vec<Effect> {
     let e = site.on_reconciled(t, r);
     then_settle(site, t, e)
 }
 
-fn sample(site: &mut Site, t: Time, s: &[tf::ServiceStats]) -> Vec<Effect> {
+pub(super) fn sample(site: &mut Site, t: Time, s: &[tf::ServiceStats]) -> Vec<Effect> {
     site.on_stats(t, s);
     site.settle(t)
 }
@@ -245,7 +249,7 @@ fn withdraw_all_at_shutdown() {
     assert_eq!(site.withdraw_all(at(6)), vec![]);
 }
 
-fn report(load: f64, seq: u64, ts: Time) -> LoadReport {
+pub(super) fn report(load: f64, seq: u64, ts: Time) -> LoadReport {
     LoadReport {
         version: 1,
         sender: SiteId::new("idc2"),
@@ -261,7 +265,7 @@ fn report(load: f64, seq: u64, ts: Time) -> LoadReport {
     }
 }
 
-fn deliver(
+pub(super) fn deliver(
     site: &mut Site,
     r: &LoadReport,
     key: &[u8],
@@ -272,7 +276,7 @@ fn deliver(
     (r, site.settle(now))
 }
 
-fn key() -> Vec<u8> {
+pub(super) fn key() -> Vec<u8> {
     config().peers[0].key.clone()
 }
 
@@ -761,7 +765,7 @@ fn a_disabled_server_stays_out_across_a_reload_and_a_restart() {
 }
 
 /// The split's requests in `e`'s data-plane update.
-fn split_update(e: &[Effect]) -> &[tf::Request] {
+pub(super) fn split_update(e: &[Effect]) -> &[tf::Request] {
     match e.iter().find(|e| matches!(e, Effect::Apply(_))) {
         Some(Effect::Apply(r)) => r,
         _ => panic!("no update in {e:?}"),

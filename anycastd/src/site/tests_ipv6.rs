@@ -1,0 +1,157 @@
+//! A dual-stack site core: one spill rule and one share per peer for both families,
+//! the load over both, the IPv6 service's share on its ip6ip6 peer destination.
+
+use std::path::Path;
+use std::time::Duration;
+
+use geo_balancer::health::ProbeOutcome;
+use tunnel_forwarder as tf;
+
+use super::tests::{T0, at, deliver, key, probe, reconciled, report, sample};
+use super::{Effect, Site};
+
+const SERVERS: [&str; 4] = [
+    "web/tcp80/10.101.5.11:80",
+    "web/tcp80/10.101.5.12:80",
+    "web6/tcp80/[2001:db8:5::11]:80",
+    "web6/tcp80/[2001:db8:5::12]:80",
+];
+
+/// idc1.toml made dual-stack (as anycastd/tests/config_ipv6.rs does), the split on.
+fn dual_stack() -> crate::config::SiteConfig {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let text =
+        text.replacen(
+            "address = \"10.101.1.2\"",
+            "address = \"10.101.1.2\"\naddress_v6 = \"2001:db8:1::2\"",
+            1,
+        )
+        .replacen(
+            "tunnel_endpoint = \"10.101.2.2\"",
+            "tunnel_endpoint = \"10.101.2.2\"\ntunnel_endpoint_v6 = \"2001:db8:2::2\"",
+            1,
+        ) + r#"
+[[vip]]
+name = "web6"
+prefix = "2001:db8:4::/48"
+address = "2001:db8:4::1"
+
+[[vip.service]]
+protocol = "tcp"
+port = 80
+
+[[vip.service.real_server]]
+address = "2001:db8:5::11"
+capacity = 100
+
+[[vip.service.real_server]]
+address = "2001:db8:5::12"
+capacity = 100
+"#;
+    let mut c = crate::config::parse_str(path, &text).unwrap();
+    c.exchange.interval = Duration::from_secs(2);
+    c
+}
+
+/// IPVS stats: `v4` and `v6` active connections on each local server of each VIP.
+fn stats(v4: u32, v6: u32) -> Vec<tf::ServiceStats> {
+    let dest = |addr: &str, fwd, active| tf::DestStats {
+        addr: addr.parse().unwrap(),
+        port: 80,
+        forward: Some(fwd),
+        weight: 1,
+        active,
+        inactive: 0,
+        persistent: 0,
+        counters: tf::Counters::default(),
+    };
+    let svc = |vip: &str, dests| tf::ServiceStats {
+        key: tf::ServiceKey::Addr {
+            protocol: tf::Protocol::Tcp,
+            addr: vip.parse().unwrap(),
+            port: 80,
+        },
+        counters: tf::Counters::default(),
+        dests,
+    };
+    use tf::Forward::{DirectRoute, Tunnel};
+    vec![
+        svc(
+            "10.101.4.1",
+            vec![
+                dest("10.101.5.11", DirectRoute, v4),
+                dest("10.101.5.12", DirectRoute, v4),
+                dest("10.101.2.2", Tunnel, 0),
+            ],
+        ),
+        svc(
+            "2001:db8:4::1",
+            vec![
+                dest("2001:db8:5::11", DirectRoute, v6),
+                dest("2001:db8:5::12", DirectRoute, v6),
+                dest("2001:db8:2::2", Tunnel, 0),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn one_rule_for_both_families_the_ipv6_share_goes_over_ip6ip6() {
+    let (mut site, first) = Site::new(dual_stack(), T0).unwrap();
+    let Some(Effect::Reconcile(d)) = first.first() else {
+        panic!("{first:?}");
+    };
+    // The desired state: the ip6ip6 device and the IPv6 service's peer.
+    assert_eq!(
+        d.tunnel6.as_ref().map(|t| t.local.to_string()).as_deref(),
+        Some("2001:db8:1::2")
+    );
+    assert_eq!(
+        d.vips[1].services[0].peers[0].addr.to_string(),
+        "2001:db8:2::2"
+    );
+    reconciled(&mut site, T0, Ok(9));
+    for rs in SERVERS {
+        probe(&mut site, rs, T0, ProbeOutcome::Success);
+        probe(&mut site, rs, at(2), ProbeOutcome::Success);
+    }
+    deliver(&mut site, &report(0.3, 1, at(3)), &key(), at(3))
+        .0
+        .unwrap();
+    // IPv4 alone: 2 x 115 over the 400 of both families' servers, 0.575: no spill.
+    let e = sample(&mut site, at(4), &stats(115, 0));
+    let st = site.status(at(4), &[]);
+    assert!(
+        st.local_load.is_some_and(|l| (l - 0.575).abs() < 1e-6),
+        "{:?} {e:?}",
+        st.local_load
+    );
+    assert!(st.spill.iter().all(|s| s.share == 0.0), "{:?}", st.spill);
+    // Both: 460 over 400, 1.15: the one rule spills, and the same step places the
+    // IPv6 service's share on its ip6ip6 peer destination (the split carries IPv4).
+    let e = sample(&mut site, at(6), &stats(115, 115));
+    let st = site.status(at(6), &[]);
+    assert!(st.spill[0].share > 0.0, "{:?}", st.spill);
+    assert_eq!(st.spill[0].families, ["ipv4", "ipv6"]);
+    let peer6: std::net::IpAddr = "2001:db8:2::2".parse().unwrap();
+    let v6_step = e.iter().any(|e| match e {
+        Effect::Apply(r) => r.iter().any(|r| {
+            matches!(r, tf::Request::SetDest(tf::ServiceKey::Addr { addr, .. }, d)
+                if addr.is_ipv6() && d.addr == peer6 && d.weight > 0)
+        }),
+        Effect::Reconcile(d) => d.vips[1].services[0].peers[0].weight > 0,
+        _ => false,
+    });
+    assert!(v6_step, "{e:?}");
+    // Nothing IPv4 is ever aimed at an IPv6 address, nor the reverse.
+    for e in &e {
+        if let Effect::Apply(r) = e {
+            for r in r {
+                if let tf::Request::SetDest(k, d) = r {
+                    assert_eq!(k.is_ipv6(), d.addr.is_ipv6(), "{r:?}");
+                }
+            }
+        }
+    }
+}
