@@ -15,7 +15,7 @@ fn configs_dir_file() -> &'static Path {
 }
 
 /// An IPv6 VIP with a DR, a NAT and a TUN real server, persistent.
-const WEB6: &str = r#"
+const WEB6_MIXED: &str = r#"
 [[vip]]
 name = "web6"
 prefix = "2001:db8:4::/48"
@@ -43,20 +43,48 @@ method = "tun"
 capacity = 100
 "#;
 
-/// idc1.toml made dual-stack: this director's and the peer's IPv6 addresses, and
-/// the IPv6 VIP.
+const EXAMPLE: &str = include_str!("../../configs/idc1-dual-stack.toml");
+
+/// configs/idc1-dual-stack.toml with its IPv6 VIP replaced by `WEB6_MIXED` (every
+/// forwarding method, persistence).
 fn dual_stack() -> String {
-    let t = GOOD.replacen(
-        "address = \"10.101.1.2\"",
-        "address = \"10.101.1.2\"\naddress_v6 = \"2001:db8:1::2\"",
-        1,
-    );
-    let t = t.replacen(
-        "tunnel_endpoint = \"10.101.2.2\"",
-        "tunnel_endpoint = \"10.101.2.2\"\ntunnel_endpoint_v6 = \"2001:db8:2::2\"",
-        1,
-    );
-    t + WEB6
+    let site = EXAMPLE
+        .split("# The IPv6 VIP:")
+        .next()
+        .expect("the example's IPv6 VIP");
+    format!("{}{WEB6_MIXED}", site.trim_end())
+}
+
+/// The dual-stack example is idc1.toml plus the IPv6 plane: nothing else differs.
+#[test]
+fn the_dual_stack_example_is_idc1_plus_ipv6() {
+    let extra: Vec<&str> = EXAMPLE
+        .lines()
+        .filter(|l| !GOOD.lines().any(|g| g == *l))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .collect();
+    for l in &extra {
+        assert!(
+            l.contains("_v6")
+                || l.contains("tunnel6_device")
+                || l.contains("2001:db8:")
+                || l.starts_with("name = \"web6\"")
+                || l.starts_with("scheduler = ")
+                || l.starts_with("protocol = ")
+                || l.starts_with("port = ")
+                || l.starts_with("method = ")
+                || l.starts_with("capacity = ")
+                || l.starts_with("min_up = ")
+                || l.starts_with("hold_down = "),
+            "`{l}` is in idc1-dual-stack.toml but not idc1.toml"
+        );
+    }
+    for f in ["idc1-dual-stack.toml", "idc2-dual-stack.toml"] {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs")).join(f);
+        let cfg = anycastd::config::load(&path).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(cfg.vips.len(), 2, "{f}");
+        assert!(cfg.site.address_v6.is_some() && cfg.peers[0].tunnel_endpoint_v6.is_some());
+    }
 }
 
 fn load(text: &str) -> SiteConfig {
@@ -167,7 +195,7 @@ fn the_ipv6_vip_spills_over_ip6ip6_and_the_ipv4_one_over_ipip() {
 
 #[test]
 fn an_ipv6_vip_without_an_ipv6_tunnel_path_is_refused_with_its_line() {
-    let text = GOOD.to_string() + WEB6;
+    let text = GOOD.to_string() + WEB6_MIXED;
     let p = refused(&text);
     let vip_line = line_of(&text, "address = \"2001:db8:4::1\"");
     let peer_line = line_of(&text, "[[peer]]");
@@ -185,7 +213,11 @@ fn an_ipv6_vip_without_an_ipv6_tunnel_path_is_refused_with_its_line() {
         "{p:#?}"
     );
     // This site's address alone is not enough: the peer needs one too.
-    let text = dual_stack().replacen("tunnel_endpoint_v6 = \"2001:db8:2::2\"\n", "", 1);
+    let text: String = dual_stack()
+        .lines()
+        .filter(|l| !l.starts_with("tunnel_endpoint_v6"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let p = refused(&text);
     assert_eq!(p.len(), 1, "{p:#?}");
     assert!(
@@ -196,7 +228,11 @@ fn an_ipv6_vip_without_an_ipv6_tunnel_path_is_refused_with_its_line() {
     let start = text.find("[[peer]]").unwrap();
     let end = text.find("[[vip]]").unwrap();
     let alone = format!("{}{}", &text[..start], &text[end..]);
-    let alone = alone.replacen("address_v6 = \"2001:db8:1::2\"\n", "", 1);
+    let alone: String = alone
+        .lines()
+        .filter(|l| !l.starts_with("address_v6"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let cfg = load(&alone);
     assert!(
         mapping::desired_state(&cfg, &Layout::new(&cfg), &[])
@@ -245,8 +281,8 @@ fn bad_ipv6_addresses_and_persistence_prefixes_are_refused_with_their_lines() {
             "persistence_prefix_v6 on an IPv4 VIP",
         ),
         (
-            "tunnel_device = \"anycast0\"",
-            "tunnel_device = \"anycast0\"\ntunnel6_device = \"anycast0\"",
+            "tunnel6_device = \"anycast6\"",
+            "tunnel6_device = \"anycast0\"",
             "tunnel6_device `anycast0` is also the tunnel_device",
         ),
         (

@@ -49,7 +49,8 @@ pub enum Role {
     Router { asn: u32, router_id: &'static str },
     /// A client network's FRR router that also runs the test client.
     Client { asn: u32, router_id: &'static str },
-    /// An LVS director running anycastd for `site` (config `configs/<site>.toml`).
+    /// An LVS director running anycastd for `site` (config `configs/<site>.toml`; in
+    /// containerlab `configs/<site>-dual-stack.toml`, which adds the IPv6 plane).
     Director {
         site: &'static str,
         lan: &'static str,
@@ -435,7 +436,7 @@ pub fn clab_yaml() -> String {
                 }
                 let _ = writeln!(
                     y,
-                    "        - sh -c 'anycastd --config /etc/anycastd/{site}.toml >/var/log/anycastd.log 2>&1 &'"
+                    "        - sh -c 'anycastd --config /etc/anycastd/{site}-dual-stack.toml >/var/log/anycastd.log 2>&1 &'"
                 );
             }
             Role::Server { .. } => {
@@ -565,17 +566,28 @@ mod tests {
                 Some(b'5') => "idc1",
                 _ => "idc2",
             };
-            let cfg = std::fs::read_to_string(root.join(format!("configs/{site}.toml"))).unwrap();
-            let addr = format!("10.101.{}.{}", &n.name[2..3], &n.name[3..]);
-            let block = cfg
-                .split("[[vip.service.real_server]]")
-                .find(|b| b.contains(&format!("address = \"{addr}\"")))
-                .unwrap_or_else(|| panic!("{addr} not in {site}.toml"));
-            assert!(
-                block.contains(&format!("method = \"{}\"", method.as_str())),
-                "{site}.toml: {addr} is not `{}` as the lab runs it",
-                method.as_str()
-            );
+            let v4 = format!("10.101.{}.{}", &n.name[2..3], &n.name[3..]);
+            let v6 = crate::seed6::v6_host(&v4, 24).unwrap();
+            for (file, addrs) in [
+                (format!("{site}.toml"), vec![v4.clone()]),
+                (
+                    format!("{site}-dual-stack.toml"),
+                    vec![v4.clone(), v6.clone()],
+                ),
+            ] {
+                let cfg = std::fs::read_to_string(root.join("configs").join(&file)).unwrap();
+                for addr in addrs {
+                    let block = cfg
+                        .split("[[vip.service.real_server]]")
+                        .find(|b| b.contains(&format!("address = \"{addr}\"")))
+                        .unwrap_or_else(|| panic!("{addr} not in {file}"));
+                    assert!(
+                        block.contains(&format!("method = \"{}\"", method.as_str())),
+                        "{file}: {addr} is not `{}` as the lab runs it",
+                        method.as_str()
+                    );
+                }
+            }
         }
     }
 

@@ -17,39 +17,13 @@ const SERVERS: [&str; 4] = [
     "web6/tcp80/[2001:db8:5::12]:80",
 ];
 
-/// idc1.toml made dual-stack (as anycastd/tests/config_ipv6.rs does), the split on.
+/// configs/idc1-dual-stack.toml, the split on.
 fn dual_stack() -> crate::config::SiteConfig {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"));
-    let text = std::fs::read_to_string(path).unwrap();
-    let text =
-        text.replacen(
-            "address = \"10.101.1.2\"",
-            "address = \"10.101.1.2\"\naddress_v6 = \"2001:db8:1::2\"",
-            1,
-        )
-        .replacen(
-            "tunnel_endpoint = \"10.101.2.2\"",
-            "tunnel_endpoint = \"10.101.2.2\"\ntunnel_endpoint_v6 = \"2001:db8:2::2\"",
-            1,
-        ) + r#"
-[[vip]]
-name = "web6"
-prefix = "2001:db8:4::/48"
-address = "2001:db8:4::1"
-
-[[vip.service]]
-protocol = "tcp"
-port = 80
-
-[[vip.service.real_server]]
-address = "2001:db8:5::11"
-capacity = 100
-
-[[vip.service.real_server]]
-address = "2001:db8:5::12"
-capacity = 100
-"#;
-    let mut c = crate::config::parse_str(path, &text).unwrap();
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/idc1-dual-stack.toml"
+    ));
+    let mut c = crate::config::load(path).unwrap();
     c.exchange.interval = Duration::from_secs(2);
     c
 }

@@ -14,75 +14,11 @@ pub fn vip6() -> SocketAddr {
     SocketAddr::new(VIP6.parse().expect("VIP6"), 80)
 }
 
-/// The lab's copy of `site`'s config made dual-stack: this director's and the
-/// peer's IPv6 addresses (the uplinks' twins) and VIP6 over the site's real
-/// servers by their IPv6 addresses and the same method; then `edits` on the
-/// whole file (both families' servers).
+/// The lab's copy of `site`'s dual-stack config (`configs/<site>-dual-stack.toml`:
+/// this director's and the peer's IPv6 addresses, VIP6 over the site's real servers
+/// by their IPv6 addresses and the same method), with `edits` on the whole file.
 pub fn dual_stack_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let path = lab_config(site, &[]);
-    let (me, me6, peer, peer6, net, method) = match site {
-        "idc1" => (
-            "10.101.1.2",
-            "2001:db8:1::2",
-            "10.101.2.2",
-            "2001:db8:2::2",
-            "5",
-            "dr",
-        ),
-        _ => (
-            "10.101.2.2",
-            "2001:db8:2::2",
-            "10.101.1.2",
-            "2001:db8:1::2",
-            "6",
-            "tun",
-        ),
-    };
-    let mut text = std::fs::read_to_string(&path).expect("lab config");
-    text = text
-        .replacen(
-            &format!("address = \"{me}\""),
-            &format!("address = \"{me}\"\naddress_v6 = \"{me6}\""),
-            1,
-        )
-        .replacen(
-            &format!("tunnel_endpoint = \"{peer}\""),
-            &format!("tunnel_endpoint = \"{peer}\"\ntunnel_endpoint_v6 = \"{peer6}\""),
-            1,
-        );
-    text.push_str(&format!(
-        r#"
-[[vip]]
-name = "web6"
-prefix = "{VIP6_PREFIX}"
-address = "{VIP6}"
-hold_down = "2s"
-
-[[vip.service]]
-protocol = "tcp"
-port = 80
-scheduler = "wlc"
-
-[[vip.service.real_server]]
-address = "2001:db8:{net}::11"
-method = "{method}"
-capacity = 100
-
-[[vip.service.real_server]]
-address = "2001:db8:{net}::12"
-method = "{method}"
-capacity = 100
-"#
-    ));
-    for (from, to) in edits {
-        assert!(
-            text.contains(from),
-            "dual_stack_config: `{from}` not in {site}"
-        );
-        text = text.replace(from, to);
-    }
-    std::fs::write(&path, text).expect("write config");
-    path
+    lab_config(&format!("{site}-dual-stack"), edits)
 }
 
 /// `ns`'s best path to the IPv6 VIP prefix, as its AS path.
