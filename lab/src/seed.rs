@@ -367,7 +367,7 @@ fn required(
 
 /// The topology for the lab kernel: namespaces, links, addresses, the directors'
 /// server bridges, each real server set up for its method, and FRR on the routers
-/// and clients.
+/// and clients. Boot it with [`crate::seed6::MODULES`] added (the IPv6 plane).
 /// anycastd and the real servers' services are started by the scenario.
 pub fn topology() -> Topology {
     let mut t = Topology::new();

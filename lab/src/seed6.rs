@@ -15,6 +15,10 @@
 //! BGP, RFC 4760): IPv6 prefixes go with the IPv6 address of the interface as next
 //! hop. The digits read as hex in IPv6; they are labels, not arithmetic.
 
+/// Modules the IPv6 plane needs beyond the lab's defaults: a lab booting the seed
+/// topology adds them (`Lab::extra_modules`).
+pub const MODULES: &[&str] = &["ipv6", "ip6_tunnel"];
+
 /// The IPv6 VIP prefix both sites announce.
 pub const VIP6_PREFIX: &str = "2001:db8:4::/48";
 /// The IPv6 VIP.

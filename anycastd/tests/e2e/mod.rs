@@ -32,8 +32,8 @@ pub fn run_seed_lab(test: &str, needs: &[Need], lab: Lab) {
     }
     let out = lab
         .topology(seed::topology())
-        // The seed's IPv6 plane (seed6): IPv6 and the ip6ip6 tunnel.
-        .extra_modules(&["ipv6", "ip6_tunnel"])
+        // The seed's IPv6 plane: IPv6 and the ip6ip6 tunnel.
+        .extra_modules(anycast_lab::seed6::MODULES)
         .guest_test(test)
         .mem_mb(1024)
         .run()
