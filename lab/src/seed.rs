@@ -287,7 +287,7 @@ pub fn frr_conf(name: &str) -> Option<String> {
 }
 
 /// Shell commands that set up a non-FRR node beyond its link addresses.
-fn host_setup(n: &Node) -> Vec<String> {
+pub(crate) fn host_setup(n: &Node) -> Vec<String> {
     match n.role {
         Role::Director { lan, .. } => {
             let mut v = vec!["ip link add br0 type bridge".to_string()];
@@ -589,40 +589,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn the_ipv6_plane_twins_every_address_and_carries_both_families() {
-        let c = frr_conf("r31").unwrap();
-        assert!(c.contains(
-            "interface eth3\n ip address 10.101.3.1/29\n ipv6 address 2001:db8:3::1/64\n"
-        ));
-        assert!(c.contains(" address-family ipv6 unicast\n  redistribute connected\n"));
-        assert!(c.contains("  neighbor 10.101.13.1 activate\n"));
-        // iBGP next-hop-self in both families.
-        assert_eq!(
-            c.matches("  neighbor 10.101.33.2 next-hop-self\n").count(),
-            2
-        );
-        let lb1 = host_setup(node("lb1").unwrap());
-        assert!(lb1.contains(&"ip -6 addr add 2001:db8:5::1/64 dev br0 nodad".to_string()));
-        assert!(lb1.contains(&"ip -6 route add default via 2001:db8:1::1".to_string()));
-        let dr = host_setup(node("rs511").unwrap());
-        assert!(dr.contains(&"ip addr add 2001:db8:4::1/128 dev lo".to_string()));
-        assert!(dr.contains(&"ip -6 route replace default via 2001:db8:5::1".to_string()));
-        let tun = host_setup(node("rs612").unwrap());
-        assert!(tun.contains(&"ip addr add 2001:db8:4::1/128 dev ip6tnl0".to_string()));
-        let shell = topology().to_shell();
-        assert!(
-            shell.contains("ip -6 addr add 2001:db8:3:8::10/64 dev eth1 nodad"),
-            "{shell}"
-        );
-        let y = clab_yaml();
-        assert!(y.contains("      ipv6: [\"2001:db8:13::1/64\", \"2001:db8:13::2/64\"]"));
-        // A real server's link: the bridge port has no address, the server has both.
-        assert!(y.contains(
-            "      ipv4: [\"\", \"10.101.5.11/24\"]\n      ipv6: [\"\", \"2001:db8:5::11/64\"]"
-        ));
-        assert_eq!(crate::seed6::VIP6_PREFIX, "2001:db8:4::/48");
     }
 }

@@ -47,6 +47,7 @@ pub fn v6_host(v4: &str, len: u8) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seed::{clab_yaml, frr_conf, host_setup, node, topology};
 
     #[test]
     fn twins_repeat_the_papers_digits_and_keep_subnets_apart() {
@@ -69,5 +70,40 @@ mod tests {
         for s in ["2001:db8:3:8::10", "2001:db8:13::1"] {
             s.parse::<std::net::Ipv6Addr>().unwrap();
         }
+    }
+
+    #[test]
+    fn the_ipv6_plane_twins_every_address_and_carries_both_families() {
+        let c = frr_conf("r31").unwrap();
+        assert!(c.contains(
+            "interface eth3\n ip address 10.101.3.1/29\n ipv6 address 2001:db8:3::1/64\n"
+        ));
+        assert!(c.contains(" address-family ipv6 unicast\n  redistribute connected\n"));
+        assert!(c.contains("  neighbor 10.101.13.1 activate\n"));
+        // iBGP next-hop-self in both families.
+        assert_eq!(
+            c.matches("  neighbor 10.101.33.2 next-hop-self\n").count(),
+            2
+        );
+        let lb1 = host_setup(node("lb1").unwrap());
+        assert!(lb1.contains(&"ip -6 addr add 2001:db8:5::1/64 dev br0 nodad".to_string()));
+        assert!(lb1.contains(&"ip -6 route add default via 2001:db8:1::1".to_string()));
+        let dr = host_setup(node("rs511").unwrap());
+        assert!(dr.contains(&"ip addr add 2001:db8:4::1/128 dev lo".to_string()));
+        assert!(dr.contains(&"ip -6 route replace default via 2001:db8:5::1".to_string()));
+        let tun = host_setup(node("rs612").unwrap());
+        assert!(tun.contains(&"ip addr add 2001:db8:4::1/128 dev ip6tnl0".to_string()));
+        let shell = topology().to_shell();
+        assert!(
+            shell.contains("ip -6 addr add 2001:db8:3:8::10/64 dev eth1 nodad"),
+            "{shell}"
+        );
+        let y = clab_yaml();
+        assert!(y.contains("      ipv6: [\"2001:db8:13::1/64\", \"2001:db8:13::2/64\"]"));
+        // A real server's link: the bridge port has no address, the server has both.
+        assert!(y.contains(
+            "      ipv4: [\"\", \"10.101.5.11/24\"]\n      ipv6: [\"\", \"2001:db8:5::11/64\"]"
+        ));
+        assert_eq!(VIP6_PREFIX, "2001:db8:4::/48");
     }
 }
