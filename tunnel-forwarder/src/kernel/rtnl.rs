@@ -1,5 +1,6 @@
 //! rtnetlink messages for links (dummy, ipip, ip6tnl), addresses and the ingress
-//! qdisc; the u32 filters (loop guard, spill split) are in [`filter`]. Numbers from include/uapi/linux/{rtnetlink,if_link,
+//! qdisc; the u32 filters (loop guard, spill split) are in `filter`
+//! (kernel/rtnl/filter.rs). Numbers from include/uapi/linux/{rtnetlink,if_link,
 //! if_addr,if_tunnel,pkt_sched,pkt_cls}.h and tc_act/tc_skbedit.h.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
