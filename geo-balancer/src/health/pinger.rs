@@ -85,13 +85,6 @@ impl Pinger {
         slot.as_ref().ok_or_else(|| io::Error::other("no socket"))
     }
 
-    /// Sends one echo request; an error means it did not leave.
-    pub fn send(&mut self, addr: IpAddr, seq: u16) -> io::Result<()> {
-        let mut failed = Vec::new();
-        self.send_many(&[(addr, seq)], &mut failed);
-        failed.pop().map_or(Ok(()), |(_, _, e)| Err(e))
-    }
-
     /// Sends echo requests (address, sequence number), as few system calls as it
     /// takes; each one that did not leave is pushed to `failed` with its error.
     pub fn send_many(

@@ -1,10 +1,9 @@
 //! The checker: one task drives the [`Schedule`] of every real server of a site (one
 //! timer, one ICMP socket per family read when the timer fires, the full checks as
-//! short-lived tasks), plus one
-//! idle task per fast-detect connection ([`watch_idle`]), which sends its hard
-//! failure to the owner itself and then tells the schedule. It sends [`HealthEvent`]s on
-//! one bounded channel to the task that owns the health state. Dropping the handle
-//! stops them all.
+//! short-lived tasks), plus one idle task per fast-detect connection
+//! ([`watch_idle`]), which sends its hard failure to the owner itself and then tells
+//! the schedule. It sends [`HealthEvent`]s on one bounded channel to the task that
+//! owns the health state. Dropping the handle stops them all.
 
 use std::collections::HashMap;
 
@@ -121,19 +120,7 @@ async fn drive(
         // Echo requests due together leave together, after the rest.
         echoes.clear();
         for a in actions {
-            if let Action::Echo { addr, seq } = a {
-                echoes.push((addr, seq));
-            } else if !act(
-                a,
-                start.elapsed(),
-                &mut sched,
-                &mut pinger,
-                &mut fulls,
-                &http,
-                &tx,
-            )
-            .await
-            {
+            if !act(a, &sched, &mut echoes, &mut fulls, &http, &tx).await {
                 return;
             }
         }
@@ -163,13 +150,12 @@ fn received(
     out
 }
 
-/// Carries out one action (the driver batches the echo requests of a wake; one that
-/// comes alone is sent alone); false when the owner is gone.
+/// Carries out one action (an echo request joins the wake's batch, `echoes`); false
+/// when the owner is gone.
 async fn act(
     a: Action,
-    now: std::time::Duration,
-    sched: &mut Schedule,
-    pinger: &mut Pinger,
+    sched: &Schedule,
+    echoes: &mut Vec<(std::net::IpAddr, u16)>,
     fulls: &mut JoinSet<(usize, ProbeOutcome)>,
     http: &reqwest::Client,
     tx: &mpsc::Sender<HealthEvent>,
@@ -181,11 +167,7 @@ async fn act(
                 fulls.spawn(async move { (server, probe(&cfg, &http).await) });
             }
         }
-        Action::Echo { addr, seq } => {
-            if let Err(e) = pinger.send(addr, seq) {
-                return unsent(addr, seq, e, now, sched, tx).await;
-            }
-        }
+        Action::Echo { addr, seq } => echoes.push((addr, seq)),
         Action::Report { .. } => return report(a, sched, tx).await,
     }
     true
