@@ -152,9 +152,11 @@ fn netns_link_up_reconnects_bgp_at_once() {
     // Without the nudge the next attempt came 0.2-1.1 s after the carrier (ARP
     // retried every second for a connect pending in the dead link; 6 of 14 runs above
     // 650 ms); with it 0.15-0.3 s, FRR's own processing most of that, and twice in 20
-    // runs 1.0-1.1 s (with the other test beside it: the first SYN or SYN-ACK lost
-    // while the upstream's end was still coming up, one TCP retransmission). The log
-    // line below says the nudge happened.
+    // runs 1.0-1.1 s, once 2.7 s (with the other test beside it: the first SYN or
+    // SYN-ACK lost while the upstream's end was still coming up, waiting for TCP's
+    // retransmission at 1 s and 3 s). Since then a connect after the nudge is
+    // dropped and tried again after half a second, three times. The log line below
+    // says the nudge happened.
     assert!(
         took.iter().all(|d| *d < Duration::from_millis(1500)),
         "{took:?}\n{}",

@@ -15,7 +15,8 @@
 //! The RFC 4271 §8 transitions come from rustbgpd-fsm; this type adds what the
 //! FSM leaves to the embedder: automatic restart with exponential backoff and
 //! jitter after the FSM falls to Idle (cut short by `ConnectNow` when the embedder
-//! knows the path is back), the RFC 9687 send hold timer, the
+//! knows the path is back; the next three connects then hang at most half a second
+//! each), the RFC 9687 send hold timer, the
 //! Adj-RIB-Out (sent in full on Established and on ROUTE-REFRESH, RFC 2918 §4),
 //! RFC 7606 dispositions of received UPDATEs, loop detection, max-prefix, and the
 //! RFC 4271 §6.8 collision decision (the driver holds the competing connection;
@@ -155,10 +156,21 @@ pub(crate) struct Session {
     hold_off_next: Option<Duration>,
     /// The IdleHold timer runs a max-prefix hold-off, not a backoff.
     holding_off: bool,
+    /// Connect attempts left that wait `FAST_CONNECT_RETRY`, not ConnectRetry: set
+    /// by `ConnectNow` (the path just came back; a lost SYN or SYN-ACK is the likely
+    /// failure, and TCP's own retransmission waits a second, then three).
+    fast_retries: u8,
     rng: StdRng,
     counters: Counters,
     last_error: Option<String>,
 }
+
+/// How long a connect after `ConnectNow` may hang before it is dropped and tried
+/// again: the neighbor is a hop or two away, so a handshake not done in half a second
+/// lost a packet while the path was coming up.
+const FAST_CONNECT_RETRY: Duration = Duration::from_millis(500);
+/// Connect attempts after `ConnectNow` that wait `FAST_CONNECT_RETRY`.
+const FAST_RETRIES: u8 = 3;
 
 impl Session {
     /// A session in Idle; `seed` drives the jitter (fixed in tests).
@@ -180,6 +192,7 @@ impl Session {
             failures: 0,
             hold_off_next: None,
             holding_off: false,
+            fast_retries: 0,
             rng: StdRng::seed_from_u64(seed),
             counters: Counters::default(),
             last_error: None,
@@ -281,6 +294,7 @@ impl Session {
                 match self.fsm.state() {
                     SessionState::Idle => {
                         self.failures = 0;
+                        self.fast_retries = FAST_RETRIES;
                         out.push(Output::Cancel(Timer::IdleHold));
                         self.fsm_event(Event::ManualStart, &mut out);
                     }
@@ -288,6 +302,7 @@ impl Session {
                     // drops a pending attempt and initiates a new TCP connection.
                     SessionState::Connect | SessionState::Active => {
                         self.failures = 0;
+                        self.fast_retries = FAST_RETRIES;
                         self.fsm_event(Event::ConnectRetryTimerExpires, &mut out);
                     }
                     _ => {}
@@ -301,6 +316,7 @@ impl Session {
                 ) && !self.connected
                 {
                     self.connected = true;
+                    self.fast_retries = 0;
                     self.inbound = inbound;
                     self.local_addr = Some(local);
                     self.rbuf.clear();
@@ -732,6 +748,10 @@ impl Session {
                         .max(self.cfg.idle_hold_max);
                     // RFC 4271 §10: jitter ConnectRetry to 75-100 % of its value.
                     d = d.min(cap).mul_f64(self.rng.random_range(0.75..=1.0));
+                    if self.fast_retries > 0 {
+                        self.fast_retries -= 1;
+                        d = d.min(FAST_CONNECT_RETRY);
+                    }
                 }
                 out.push(Output::Arm(timer, d));
             }

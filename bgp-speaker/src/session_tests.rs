@@ -516,6 +516,39 @@ fn connect_now_retries_a_pending_or_failed_connect_at_once() {
 }
 
 #[test]
+fn connects_after_connect_now_hang_half_a_second_three_times() {
+    let mut s = Session::new(cfg(), 1);
+    s.handle(Input::Start);
+    s.handle(Input::ConnectFailed);
+    let out = s.handle(Input::ConnectNow);
+    assert_eq!(
+        armed(&out, Timer::ConnectRetry),
+        Some(Duration::from_millis(500))
+    );
+    // A SYN or SYN-ACK lost: the pending connect is dropped and tried again, twice
+    // more at half a second, then at ConnectRetry.
+    for fast in [true, true, false] {
+        let out = s.handle(Input::Expired(Timer::ConnectRetry));
+        assert!(out.contains(&Output::Connect), "{out:?}");
+        let d = armed(&out, Timer::ConnectRetry).unwrap();
+        assert_eq!(d == Duration::from_millis(500), fast, "{d:?}");
+        assert_eq!(s.state(), PeerState::Connect);
+    }
+    // A connection ends the fast retries.
+    let mut s = Session::new(cfg(), 1);
+    s.handle(Input::Start);
+    s.handle(Input::ConnectNow);
+    s.handle(Input::Connected {
+        local: "10.200.0.1".parse().unwrap(),
+    });
+    s.handle(Input::Data(msg(3, &[6, 5])));
+    let out = s.handle(Input::Expired(Timer::IdleHold));
+    assert!(out.contains(&Output::Connect), "{out:?}");
+    let d = armed(&out, Timer::ConnectRetry).unwrap();
+    assert!(d > Duration::from_millis(500), "{d:?}");
+}
+
+#[test]
 fn connect_now_leaves_a_connection_a_stop_and_a_hold_off_alone() {
     let mut s = open_sent(cfg());
     assert!(s.handle(Input::ConnectNow).is_empty());
