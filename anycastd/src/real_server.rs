@@ -19,6 +19,13 @@
 //!                                          ip6_tunnel module, ip6tnl0 up with the VIP on it
 //!                                          (no rp_filter, no ARP in IPv6), 40 bytes of MTU
 //! ```
+//!
+//! IPv6 and MTU (decision 0013): ip6ip6 adds 40 bytes, IPVS answers an IPv6 packet
+//! that no longer fits with Packet Too Big (it has no IPv6 `pmtu_disc = 0`), and a
+//! client whose network drops ICMPv6 never learns. So every IPv6 real server behind
+//! a tunnel (a `tun` server, and any server of a site that receives spilled
+//! connections) advertises a smaller MSS on its default route (`advmss`): the
+//! client's segments then fit both tunnels.
 
 use std::net::IpAddr;
 
@@ -58,11 +65,38 @@ pub struct Step {
 /// IPIP's outer header: a tunnelled packet is this much bigger.
 pub const IPIP_OVERHEAD: u32 = 20;
 
+/// ip6ip6's outer header.
+pub const IP6IP6_OVERHEAD: u32 = 40;
+
+/// IPv6 and TCP headers: an IPv6 segment's MSS is its packet's size less this.
+pub const IPV6_TCP_HEADERS: u32 = 60;
+
+/// The MSS an IPv6 real server advertises behind ip6ip6 on a path of `mtu` bytes
+/// (1400 at 1500); `None` when a client's full-size segment (1440, from a 1500-byte
+/// network) fits anyway.
+pub fn ipv6_tunnel_mss(mtu: u32) -> Option<u32> {
+    let mss = mtu.saturating_sub(IP6IP6_OVERHEAD + IPV6_TCP_HEADERS);
+    (mss < 1500 - IPV6_TCP_HEADERS).then_some(mss)
+}
+
+/// Whether an IPv6 server reached by `method` sits behind a tunnel: always for
+/// `tun` (ip6ip6 from the director), for the others when the site has peers (their
+/// spilled connections came through ip6ip6 from the peer's director).
+pub fn behind_tunnel(method: Forwarding, site_has_peers: bool) -> bool {
+    method == Forwarding::Tun || site_has_peers
+}
+
 /// What a real server reached by `method` needs, for `vip`, whose default route goes
 /// through `gateway` (`None`: written as `GATEWAY`). IPv6 VIPs have no ARP and no
 /// rp_filter; IPVS tunnels IPv6 in IPv6 (ip6ip6), which the module's catch-all
-/// device `ip6tnl0` decapsulates.
-pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step> {
+/// device `ip6tnl0` decapsulates. `mss6`: for an IPv6 VIP, the MSS the default route
+/// advertises (`advmss`; [`ipv6_tunnel_mss`]), `None` to leave it to Packet Too Big.
+pub fn setup(
+    method: Forwarding,
+    vip: IpAddr,
+    gateway: Option<&str>,
+    mss6: Option<u32>,
+) -> Vec<Step> {
     let gw = gateway.unwrap_or("GATEWAY");
     let (len, v4) = match vip {
         IpAddr::V4(_) => (32, true),
@@ -86,8 +120,19 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
             ),
         ]
     };
+    // An IPv6 server's default route, with the smaller MSS when asked for.
+    let default6 = |why| match mss6 {
+        Some(m) if !v4 => step(
+            format!("{route} replace default via {gw} advmss {m}"),
+            "ip6ip6 adds 40 bytes on the way in and the director answers a packet that no longer fits with Packet Too Big, which a client that drops ICMPv6 never sees: a smaller MSS keeps its segments within the MTU (decision 0013)",
+        ),
+        _ => step(format!("{route} replace default via {gw}"), why),
+    };
     let mut v = Vec::new();
     match method {
+        Forwarding::Nat if !v4 => v.push(default6(
+            "replies must pass the director, which rewrites their source back to the VIP",
+        )),
         Forwarding::Nat => {
             v.push(step(
                 format!("{route} replace default via {gw}"),
@@ -101,11 +146,15 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
             ));
             if v4 {
                 v.extend(arp());
+                v.push(step(
+                    format!("{route} replace default via {gw}"),
+                    "replies go straight to the client with the VIP as source (through the director only if it has accept_local=1)",
+                ));
+            } else {
+                v.push(default6(
+                    "replies go straight to the client with the VIP as source",
+                ));
             }
-            v.push(step(
-                format!("{route} replace default via {gw}"),
-                "replies go straight to the client with the VIP as source (through the director only if it has accept_local=1)",
-            ));
         }
         Forwarding::Tun if !v4 => {
             v.push(step(
@@ -120,17 +169,9 @@ pub fn setup(method: Forwarding, vip: IpAddr, gateway: Option<&str>) -> Vec<Step
                 format!("ip addr add {vip}/{len} dev ip6tnl0"),
                 "the inner packet is addressed to the VIP: it must be local",
             ));
-            v.push(step(
-                format!("{route} replace default via {gw}"),
-                "replies go straight to the client with the VIP as source",
+            v.push(default6(
+                "replies go straight to the client with the VIP as source (the client then depends on Packet Too Big: ipv6_mss_clamp = false)",
             ));
-            v.push(Step {
-                optional: true,
-                ..step(
-                    format!("{route} replace default via {gw} advmss 1400"),
-                    "ip6ip6 adds 40 bytes between director and server: a 40-byte smaller MSS keeps a client's full-size segment within the MTU (IPv6 routers never fragment; the director answers Packet Too Big otherwise)",
-                )
-            });
         }
         Forwarding::Tun => {
             v.push(step(
@@ -182,6 +223,7 @@ mod tests {
             Forwarding::Dr,
             "10.101.4.1".parse().unwrap(),
             Some("10.101.5.1"),
+            None,
         );
         let c: Vec<&str> = s.iter().map(|s| s.command.as_str()).collect();
         assert_eq!(
@@ -197,7 +239,7 @@ mod tests {
 
     #[test]
     fn tun_needs_ipip_tunl0_rp_filter_off_and_a_smaller_mss() {
-        let s = setup(Forwarding::Tun, "10.101.4.1".parse().unwrap(), None);
+        let s = setup(Forwarding::Tun, "10.101.4.1".parse().unwrap(), None, None);
         let c: Vec<&str> = s.iter().map(|s| s.command.as_str()).collect();
         assert!(c.contains(&"modprobe ipip"));
         assert!(c.contains(&"ip addr add 10.101.4.1/32 dev tunl0"));
@@ -219,7 +261,9 @@ mod tests {
             .and_then(|s| s.split("\n## ").next())
             .unwrap_or_default();
         for m in [Forwarding::Nat, Forwarding::Dr, Forwarding::Tun] {
-            for step in setup(m, "10.101.4.1".parse().unwrap(), None) {
+            let mut steps = setup(m, "10.101.4.1".parse().unwrap(), None, None);
+            steps.extend(setup(m, "2001:db8:4::1".parse().unwrap(), None, Some(1400)));
+            for step in steps {
                 assert!(
                     section.contains(&step.command),
                     "docs/operations.md, Real servers: `{}` ({}) missing",
@@ -231,7 +275,16 @@ mod tests {
         // And nothing in the section's code blocks that the list lacks.
         let all: Vec<String> = [Forwarding::Nat, Forwarding::Dr, Forwarding::Tun]
             .iter()
-            .flat_map(|m| setup(*m, "10.101.4.1".parse().unwrap(), None))
+            .flat_map(|m| {
+                let mut v = setup(*m, "10.101.4.1".parse().unwrap(), None, None);
+                v.extend(setup(
+                    *m,
+                    "2001:db8:4::1".parse().unwrap(),
+                    None,
+                    Some(1400),
+                ));
+                v
+            })
             .map(|s| s.command)
             .collect();
         for block in section.split("```").skip(1).step_by(2) {
@@ -247,7 +300,12 @@ mod tests {
 
     #[test]
     fn ipv6_tun_is_ip6ip6_on_ip6tnl0() {
-        let s = setup(Forwarding::Tun, "2001:db8:4::1".parse().unwrap(), None);
+        let s = setup(
+            Forwarding::Tun,
+            "2001:db8:4::1".parse().unwrap(),
+            None,
+            None,
+        );
         let c: Vec<&str> = s.iter().map(|s| s.command.as_str()).collect();
         assert_eq!(
             &c[..3],
@@ -265,8 +323,44 @@ mod tests {
 
     #[test]
     fn ipv6_has_no_arp_sysctls() {
-        let s = setup(Forwarding::Dr, "2001:db8::1".parse().unwrap(), None);
+        let s = setup(Forwarding::Dr, "2001:db8::1".parse().unwrap(), None, None);
         assert_eq!(s[0].command, "ip addr add 2001:db8::1/128 dev lo");
         assert!(s.iter().all(|s| !s.command.contains("arp")));
+    }
+
+    #[test]
+    fn ipv6_servers_behind_a_tunnel_advertise_a_smaller_mss() {
+        assert_eq!(ipv6_tunnel_mss(1500), Some(1400));
+        assert_eq!(ipv6_tunnel_mss(1520), Some(1420));
+        assert_eq!(ipv6_tunnel_mss(1540), None);
+        assert!(behind_tunnel(Forwarding::Tun, false));
+        assert!(behind_tunnel(Forwarding::Nat, true));
+        assert!(!behind_tunnel(Forwarding::Dr, false));
+        let vip6: IpAddr = "2001:db8:4::1".parse().unwrap();
+        for m in [Forwarding::Nat, Forwarding::Dr, Forwarding::Tun] {
+            let s = setup(m, vip6, Some("2001:db8:6::1"), Some(1400));
+            let routes: Vec<&str> = s
+                .iter()
+                .map(|s| s.command.as_str())
+                .filter(|c| c.contains("default"))
+                .collect();
+            assert_eq!(
+                routes,
+                ["ip -6 route replace default via 2001:db8:6::1 advmss 1400"],
+                "{m:?}"
+            );
+            assert!(s.iter().all(|s| !s.optional));
+            // Switched off: the plain route, the client left to Packet Too Big.
+            let off = setup(m, vip6, Some("2001:db8:6::1"), None);
+            assert!(off.iter().all(|s| !s.command.contains("advmss")));
+        }
+        // IPv4 keeps its own story (the director fragments, decision 0007).
+        let v4 = setup(
+            Forwarding::Dr,
+            "10.101.4.1".parse().unwrap(),
+            None,
+            Some(1400),
+        );
+        assert!(v4.iter().all(|s| !s.command.contains("advmss")));
     }
 }

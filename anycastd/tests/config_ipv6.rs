@@ -61,7 +61,7 @@ fn the_dual_stack_example_is_idc1_plus_ipv6() {
     let extra: Vec<&str> = EXAMPLE
         .lines()
         .filter(|l| !GOOD.lines().any(|g| g == *l))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && !l.starts_with('['))
         .collect();
     for l in &extra {
         assert!(

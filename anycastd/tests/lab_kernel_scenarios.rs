@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anycast_lab::Need;
 use anycast_lab::uml::{Lab, guest};
 use anycastd::status::{PeerState, SessionState, Status};
+use e2e::pmtu::*;
 use e2e::*;
 
 /// Five connections per real server, ten per site.
@@ -682,8 +683,6 @@ fn partition_in_guest(
 // 20-byte IPIP header at lb1, so a full-size segment from c31 no longer fits. Each
 // `tunnel_pmtu` setting gets a boot of its own, set in the config the sites start with.
 
-const MIB: usize = 1 << 20;
-
 /// `tunnel_pmtu = "discover"` (IPVS's `pmtu_disc=1`, the kernel's default): the
 /// mechanism switched off.
 const DISCOVER: &[(&str, &str)] = &[
@@ -691,39 +690,9 @@ const DISCOVER: &[(&str, &str)] = &[
     ("[site]\n", "[site]\ntunnel_pmtu = \"discover\"\n"),
 ];
 
-/// c31's INPUT chain: ICMP "fragmentation needed" from the VIP, the same from any
-/// other source, then every other ICMP, each rule counting what it drops (the
-/// client's own network filtering ICMP, as many enterprise and mobile ones do).
-const DROP_ICMP: &str = "iptables-legacy -A INPUT -s 10.101.4.1 -p icmp --icmp-type fragmentation-needed -j DROP && \
-     iptables-legacy -A INPUT -p icmp --icmp-type fragmentation-needed -j DROP && \
-     iptables-legacy -A INPUT -p icmp -j DROP";
-
-/// The same first two rules letting ICMP through, counting only.
-const COUNT_ICMP: &str = "iptables-legacy -A INPUT -s 10.101.4.1 -p icmp --icmp-type fragmentation-needed -j ACCEPT && \
-     iptables-legacy -A INPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT";
-
 /// Packets matched by rule `n` (1-based) of c31's INPUT chain.
 fn c31_rule_packets(n: usize) -> u64 {
-    guest::sh_in("c31", "iptables-legacy -L INPUT -vnx")
-        .lines()
-        .skip(2)
-        .nth(n - 1)
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// 1 MiB up and 1 MiB down on `c`, each within `limit`, checked as `step`.
-fn check_bulk(step: &str, c: Option<&mut BulkConn>, limit: Duration) -> bool {
-    let Some(c) = c else {
-        return guest::check(step, false, "no such connection could be opened");
-    };
-    let up = c.upload(MIB, limit);
-    let down = c.download(MIB, limit);
-    guest::check(
-        step,
-        up.is_ok() && down.is_ok(),
-        &format!("served by {}: up {up:?}, down {down:?}", c.server),
-    )
+    rule_packets("c31", "iptables-legacy", n)
 }
 
 /// Checks that both directors hold `pmtu_disc = want` and c31's and lb1's uplinks

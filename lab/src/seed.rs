@@ -30,7 +30,7 @@
 use std::fmt::Write as _;
 
 use crate::real_server::{self, Forwarding};
-use crate::seed6::{VIP6, v6_host, v6_of};
+use crate::seed6::{server_setup6, v6_host, v6_of};
 use crate::uml::Topology;
 
 /// The VIP prefix both sites announce.
@@ -331,7 +331,7 @@ pub(crate) fn host_setup(n: &Node) -> Vec<String> {
 }
 
 /// What the lab sets on a real server reached by `method` through the director at
-/// `gateway`: [`real_server::setup`]'s required steps (the MTU is left to the
+/// `gateway`: [`real_server::setup`]'s required steps (IPv4's MTU is left to the
 /// director, which fragments: issue 19's scenarios depend on it), after
 /// `rp_filter=0` as on every lab node. A test that moves a server to another method
 /// applies this too (IPv4 only: a server it plugs in has no IPv6 address).
@@ -340,26 +340,17 @@ pub fn server_setup(method: Forwarding, gateway: &str) -> Vec<String> {
         .parse()
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     std::iter::once("sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string())
-        .chain(required(method, vip, gateway))
+        .chain(required(method, vip, gateway, None))
         .collect()
 }
 
-/// The same for the IPv6 VIP: the seed's servers have the IPv6 twin of their
-/// address, on a /64 whose gateway is the twin of `gateway` (a /24).
-pub fn server_setup6(method: Forwarding, gateway: &str) -> Vec<String> {
-    let vip6 = VIP6
-        .parse()
-        .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
-    let gateway6 = v6_host(gateway, 24).unwrap_or_default();
-    required(method, vip6, &gateway6).collect()
-}
-
-fn required(
+pub(crate) fn required(
     method: Forwarding,
     vip: std::net::IpAddr,
     gateway: &str,
+    mss6: Option<u32>,
 ) -> impl Iterator<Item = String> {
-    real_server::setup(method, vip, Some(gateway))
+    real_server::setup(method, vip, Some(gateway), mss6)
         .into_iter()
         .filter(|s| !s.optional)
         .map(|s| s.command)
@@ -552,7 +543,12 @@ mod tests {
         let tun = host_setup(node("rs612").unwrap());
         assert!(tun.contains(&"ip addr add 10.101.4.1/32 dev tunl0".to_string()));
         assert!(tun.contains(&"sysctl -qw net.ipv4.conf.tunl0.rp_filter=0".to_string()));
-        assert!(tun.iter().all(|c| !c.contains("advmss")));
+        // IPv4: the director fragments (decision 0007); IPv6: the clamp (0013).
+        let advmss: Vec<&String> = tun.iter().filter(|c| c.contains("advmss")).collect();
+        assert_eq!(
+            advmss,
+            ["ip -6 route replace default via 2001:db8:6::1 advmss 1400"]
+        );
     }
 
     #[test]

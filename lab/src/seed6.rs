@@ -44,6 +44,27 @@ pub fn v6_host(v4: &str, len: u8) -> Option<String> {
     })
 }
 
+/// [`crate::seed::server_setup`] for the IPv6 VIP: the seed's servers have the IPv6 twin of their
+/// address, on a /64 whose gateway is the twin of `gateway` (a /24). Both seed sites
+/// have a peer, so every IPv6 server advertises the smaller MSS of the configs'
+/// defaults (`ipv6_mss_clamp`, decision 0013); `mss6 = None` is the switch off.
+pub fn server_setup6_with(
+    method: crate::real_server::Forwarding,
+    gateway: &str,
+    mss6: Option<u32>,
+) -> Vec<String> {
+    let vip6 = VIP6
+        .parse()
+        .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+    let gateway6 = v6_host(gateway, 24).unwrap_or_default();
+    crate::seed::required(method, vip6, &gateway6, mss6).collect()
+}
+
+/// [`server_setup6_with`] as the seed's configs have it: the clamp on, path MTU 1500.
+pub fn server_setup6(method: crate::real_server::Forwarding, gateway: &str) -> Vec<String> {
+    server_setup6_with(method, gateway, crate::real_server::ipv6_tunnel_mss(1500))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,7 +111,9 @@ mod tests {
         assert!(lb1.contains(&"ip -6 route add default via 2001:db8:1::1".to_string()));
         let dr = host_setup(node("rs511").unwrap());
         assert!(dr.contains(&"ip addr add 2001:db8:4::1/128 dev lo".to_string()));
-        assert!(dr.contains(&"ip -6 route replace default via 2001:db8:5::1".to_string()));
+        assert!(
+            dr.contains(&"ip -6 route replace default via 2001:db8:5::1 advmss 1400".to_string())
+        );
         let tun = host_setup(node("rs612").unwrap());
         assert!(tun.contains(&"ip addr add 2001:db8:4::1/128 dev ip6tnl0".to_string()));
         let shell = topology().to_shell();

@@ -55,7 +55,36 @@ pub struct Site {
     pub dataplane: bool,
     /// What a spilled packet too big for the path once tunnelled becomes (decision 0007).
     pub tunnel_pmtu: TunnelPmtu,
+    /// IPv6 real servers behind ip6ip6 advertise a smaller MSS (decision 0013).
+    pub ipv6_mss_clamp: bool,
+    /// The IPv6 MTU of the paths ip6ip6 takes: to the peers' directors and to this
+    /// site's TUN servers (1500 by default; 1320 ..= 65535).
+    pub ipv6_path_mtu: u32,
 }
+
+impl Site {
+    /// The MSS an IPv6 real server reached by `method` advertises for the VIP's
+    /// connections (decision 0013): `None` when the clamp is off, when the server
+    /// is behind no tunnel (a DR or NAT server of a site without peers), or when a
+    /// full-size segment fits the path anyway (`ipv6_path_mtu` >= 1540).
+    pub fn ipv6_mss(&self, method: Method, has_peers: bool) -> Option<u32> {
+        use crate::real_server::{Forwarding, behind_tunnel, ipv6_tunnel_mss};
+        let f = match method {
+            Method::Nat => Forwarding::Nat,
+            Method::Dr => Forwarding::Dr,
+            Method::Tun => Forwarding::Tun,
+        };
+        if !self.ipv6_mss_clamp || !behind_tunnel(f, has_peers) {
+            return None;
+        }
+        ipv6_tunnel_mss(self.ipv6_path_mtu)
+    }
+}
+
+/// The smallest `ipv6_path_mtu`: IPv6's minimum MTU (1280) inside ip6ip6's 40 bytes.
+pub const MIN_IPV6_PATH_MTU: u32 = 1320;
+/// The largest: no device takes a bigger (non-jumbogram) IPv6 packet.
+pub const MAX_IPV6_PATH_MTU: u32 = 65535;
 
 /// `[site] tunnel_pmtu`: IPVS's `net.ipv4.vs.pmtu_disc` while this site tunnels
 /// anything (decision 0007).

@@ -54,6 +54,12 @@ pub struct RawSite {
     /// `fragment` or `discover`: IPVS's `pmtu_disc` for spilled packets.
     #[serde(default)]
     pub tunnel_pmtu: Option<Spanned<String>>,
+    /// IPv6 real servers behind a tunnel advertise a smaller MSS (decision 0013).
+    #[serde(default)]
+    pub ipv6_mss_clamp: Option<Spanned<bool>>,
+    /// The IPv6 MTU of the paths ip6ip6 takes (to peer directors, to TUN servers).
+    #[serde(default)]
+    pub ipv6_path_mtu: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,7 @@ use anycast_lab::{Need, require, seed};
 
 pub const VIP: &str = "10.101.4.1:80";
 
+pub mod pmtu;
 pub mod v6;
 
 /// The host side of a test in the seed topology: without the lab kernel, root, FRR's
@@ -569,7 +570,11 @@ pub struct BulkConn {
 impl BulkConn {
     /// Connects from `ns` to the VIP and asks who serves it (2 s each).
     pub fn open(ns: &str) -> std::io::Result<BulkConn> {
-        let addr = vip();
+        BulkConn::open_at(ns, vip())
+    }
+
+    /// [`BulkConn::open`] to `addr` (the IPv6 VIP, say).
+    pub fn open_at(ns: &str, addr: SocketAddr) -> std::io::Result<BulkConn> {
         let s = guest::in_netns(ns, move || {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         })?;
@@ -728,9 +733,19 @@ impl BulkConn {
 /// served by a real server whose name starts with `prefix`; the others are returned
 /// open too (they count as load).
 pub fn bulk_served_by(ns: &str, prefix: &str, max: usize) -> (Option<BulkConn>, Vec<BulkConn>) {
+    bulk_served_by_at(ns, vip(), prefix, max)
+}
+
+/// [`bulk_served_by`] to `addr`.
+pub fn bulk_served_by_at(
+    ns: &str,
+    addr: SocketAddr,
+    prefix: &str,
+    max: usize,
+) -> (Option<BulkConn>, Vec<BulkConn>) {
     let mut others = Vec::new();
     for _ in 0..max {
-        match BulkConn::open(ns) {
+        match BulkConn::open_at(ns, addr) {
             Ok(c) if c.server.starts_with(prefix) => return (Some(c), others),
             Ok(c) => others.push(c),
             Err(_) => {}

@@ -75,7 +75,26 @@ impl Validator<'_> {
             },
             dataplane: r.dataplane.as_ref().is_none_or(|d| *d.get_ref()),
             tunnel_pmtu: self.tunnel_pmtu(r.tunnel_pmtu.as_ref()),
+            ipv6_mss_clamp: r.ipv6_mss_clamp.as_ref().is_none_or(|c| *c.get_ref()),
+            ipv6_path_mtu: self.ipv6_path_mtu(r.ipv6_path_mtu.as_ref()),
         }
+    }
+
+    fn ipv6_path_mtu(&mut self, v: Option<&Spanned<i64>>) -> u32 {
+        const DEFAULT: u32 = 1500;
+        let Some(v) = v else {
+            return DEFAULT;
+        };
+        let n = *v.get_ref();
+        let why = if n < i64::from(MIN_IPV6_PATH_MTU) {
+            "below IPv6's minimum: ip6ip6 needs 1280 bytes for the packet it carries plus 40 of its own (1320)"
+        } else if n > i64::from(MAX_IPV6_PATH_MTU) {
+            "above any device's MTU (65535)"
+        } else {
+            return u32::try_from(n).unwrap_or(DEFAULT);
+        };
+        self.problem(v.span(), format!("ipv6_path_mtu {n} cannot work: {why}"));
+        DEFAULT
     }
 
     fn tunnel_pmtu(&mut self, v: Option<&Spanned<String>>) -> TunnelPmtu {
