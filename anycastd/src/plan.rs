@@ -478,6 +478,39 @@ pub fn warnings(cfg: &SiteConfig, connected: &[ipnet::IpNet]) -> Vec<Warning> {
     out
 }
 
+/// `ipv6_path_mtu` against the MTU of the device that holds this director's
+/// `address_v6` on this host (`mtu_of` looks it up: name and MTU, `None` when the
+/// address is not here, as when the file is checked away from its director). A
+/// path MTU above it cannot work: the clamp would leave segments too big for the
+/// director's own link. The problem names the key's line (`[site]`'s when the
+/// default is what is too big).
+pub fn path_mtu_problem(
+    cfg: &SiteConfig,
+    mtu_of: impl Fn(std::net::Ipv6Addr) -> Option<(String, u32)>,
+) -> Option<Warning> {
+    let v6 = cfg.site.address_v6?;
+    let (dev, mtu) = mtu_of(v6)?;
+    (cfg.site.ipv6_mss_clamp && cfg.site.ipv6_path_mtu > mtu).then(|| Warning {
+        line: cfg.site.ipv6_path_mtu_line,
+        server: v6.into(),
+        reason: format!(
+            "ipv6_path_mtu {} cannot work: above the MTU of {dev} ({mtu}), the device holding address_v6 {v6}; set it to {mtu} or less",
+            cfg.site.ipv6_path_mtu
+        ),
+    })
+}
+
+/// The device holding `addr` on this host and its MTU (getifaddrs and
+/// /sys/class/net/DEV/mtu); `None` when no device here has it.
+pub fn ipv6_device_mtu(addr: std::net::Ipv6Addr) -> Option<(String, u32)> {
+    let dev = nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let a = ifa.address?;
+        (a.as_sockaddr_in6()?.ip() == addr).then_some(ifa.interface_name)
+    })?;
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu")).ok()?;
+    Some((dev, mtu.trim().parse().ok()?))
+}
+
 /// The networks this host has an address in (`ip addr`; host routes such as a VIP
 /// on lo and loopback left out): what [`warnings`] checks DR servers against. Reads
 /// the interface list; changes nothing.

@@ -126,3 +126,48 @@ fn anycastd_check_shows_the_clamp_in_the_plan() {
         "{nat}"
     );
 }
+
+#[test]
+fn a_path_mtu_above_the_directors_ipv6_device_is_refused_with_its_line() {
+    use anycastd::plan::path_mtu_problem;
+    let text = with("ipv6_path_mtu = 9000");
+    let line = text
+        .lines()
+        .position(|l| l == "ipv6_path_mtu = 9000")
+        .unwrap()
+        + 1;
+    let cfg = parse_str(file(), &text).unwrap();
+    let here = |a: std::net::Ipv6Addr| {
+        (a.to_string() == "2001:db8:2::2").then(|| ("eth1".to_string(), 1500))
+    };
+    let p = path_mtu_problem(&cfg, here).expect("refused");
+    assert_eq!(p.line, line);
+    assert!(
+        p.reason.starts_with(
+            "ipv6_path_mtu 9000 cannot work: above the MTU of eth1 (1500), the device holding address_v6 2001:db8:2::2"
+        ),
+        "{}",
+        p.reason
+    );
+    // A jumbo device takes it; away from the director nothing is known; the
+    // default fits a 1500 device; with the clamp off the value is not used.
+    let jumbo = |_| Some(("eth1".to_string(), 9000));
+    assert!(path_mtu_problem(&cfg, jumbo).is_none());
+    assert!(path_mtu_problem(&cfg, |_| None).is_none());
+    let default = parse_str(file(), EXAMPLE).unwrap();
+    assert!(path_mtu_problem(&default, here).is_none());
+    let small = |_| Some(("eth1".to_string(), 1400));
+    let p = path_mtu_problem(&default, small).expect("1500 above a 1400 device");
+    assert_eq!(
+        p.line,
+        EXAMPLE.lines().position(|l| l == "[site]").unwrap() + 1,
+        "{}",
+        p.reason
+    );
+    let off = parse_str(
+        file(),
+        &with("ipv6_mss_clamp = false\nipv6_path_mtu = 9000"),
+    )
+    .unwrap();
+    assert!(path_mtu_problem(&off, here).is_none());
+}

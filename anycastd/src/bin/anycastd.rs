@@ -52,6 +52,17 @@ fn main() -> ExitCode {
         if !quiet {
             print!("{}", anycastd::plan::render(&cfg));
         }
+        // A path MTU above the director's own IPv6 device cannot work: refused, where
+        // the device is on this host.
+        if let Some(p) = anycastd::plan::path_mtu_problem(&cfg, anycastd::plan::ipv6_device_mtu) {
+            eprintln!(
+                "anycastd: config refused:\n{}:{}: {}",
+                cli.config.display(),
+                p.line,
+                p.reason
+            );
+            return ExitCode::from(1);
+        }
         // Warnings, not refusals: the file may be checked away from its director.
         match anycastd::plan::connected_networks() {
             Ok(nets) => {

@@ -60,6 +60,9 @@ pub struct Site {
     /// The IPv6 MTU of the paths ip6ip6 takes: to the peers' directors and to this
     /// site's TUN servers (1500 by default; 1320 ..= 65535).
     pub ipv6_path_mtu: u32,
+    /// Line of `ipv6_path_mtu` in the file (of `[site]` when not given): `check` refuses a
+    /// value above the MTU of this director's IPv6 device with it.
+    pub ipv6_path_mtu_line: usize,
 }
 
 impl Site {

@@ -77,6 +77,7 @@ impl Validator<'_> {
             tunnel_pmtu: self.tunnel_pmtu(r.tunnel_pmtu.as_ref()),
             ipv6_mss_clamp: r.ipv6_mss_clamp.as_ref().is_none_or(|c| *c.get_ref()),
             ipv6_path_mtu: self.ipv6_path_mtu(r.ipv6_path_mtu.as_ref()),
+            ipv6_path_mtu_line: self.line(&r.ipv6_path_mtu.as_ref().map_or(s.span(), |v| v.span())),
         }
     }
 
