@@ -1,13 +1,13 @@
 //! Issue 19 for both families in one boot of the seed topology with its IPv6 plane
-//! (every link a veth at MTU 1500; IDC1 by DR, IDC2 by TUN, both dual-stack). While
-//! IDC1 spills to IDC2, with ICMP dropped in the clients' own networks: 1 MiB up
-//! and 1 MiB down on spilled and on local connections, IPv4 (lb1 fragments, lb2
-//! reassembles: decision 0007) and IPv6 (the real servers behind ip6ip6 advertise
-//! MSS 1400: decision 0013), local IPv6 connections by DR, NAT (rs511's IPv6 entry)
-//! and TUN (c32 to IDC2). Then the control: the IPv6 clamp switched off on IDC2's
-//! servers, a spilled IPv6 upload stalls. Then what the clamp costs with ICMP
-//! allowed (MEASURE lines). Last, c31's connections closed, IDC2 spills to IDC1:
-//! c32's spilled connections to a DR and a NAT server, both families.
+//! (every link a veth at MTU 1500; IDC1 by DR with rs511 by NAT, IDC2 by TUN, both
+//! dual-stack). While IDC1 spills to IDC2, with ICMP dropped in the clients' own
+//! networks: 1 MiB up and 1 MiB down on spilled and on local connections, IPv4 (lb1
+//! fragments, lb2 reassembles: decision 0007) and IPv6 (the real servers behind
+//! ip6ip6 advertise MSS 1400: decision 0013), local ones by DR and NAT in both
+//! families and by TUN in IPv6 (c32 to IDC2). Then the control: the IPv6 clamp
+//! switched off on IDC2's servers, a spilled IPv6 upload stalls. Then what the clamp
+//! costs with ICMP allowed (MEASURE lines). Last, c31's connections closed, IDC2
+//! spills to IDC1: c32's spilled connections to a DR and a NAT server, both families.
 
 mod e2e;
 
@@ -25,10 +25,14 @@ use e2e::*;
 /// Five connections per real server and family's entry: 20 per site.
 const SMALL: &[(&str, &str)] = &[("capacity = 100", "capacity = 5")];
 
-/// IDC1 as SMALL, with rs511's IPv6 entry forwarded by NAT: IDC1's IPv6 service
+/// IDC1 as SMALL, with rs511 forwarded by NAT in both families: each IDC1 service
 /// then has a DR (rs512) and a NAT (rs511) server, IDC2's two TUN servers.
 const IDC1: &[(&str, &str)] = &[
     ("capacity = 100", "capacity = 5"),
+    (
+        "address = \"10.101.5.11\"\nmethod = \"dr\"",
+        "address = \"10.101.5.11\"\nmethod = \"nat\"",
+    ),
     (
         "address = \"2001:db8:5::11\"\nmethod = \"dr\"",
         "address = \"2001:db8:5::11\"\nmethod = \"nat\"",
@@ -159,13 +163,15 @@ fn from_c31(lb1: &Anycastd) {
 
     let limit = Duration::from_secs(30);
     let (mut s4, _o1) = bulk_served_by("c31", "rs6", 40);
-    let (mut l4, _o2) = bulk_served_by("c31", "rs5", 20);
+    let (mut l4, _o2) = bulk_served_by("c31", "rs512", 20);
+    let (mut m4, _o9) = bulk_served_by("c31", "rs511", 20);
     let (mut s6, _o3) = bulk6_served_by("c31", "rs6", 40);
     let (mut l6, _o4) = bulk6_served_by("c31", "rs512", 20);
     let (mut n6, _o8) = bulk6_served_by("c31", "rs511", 20);
     let (mut t6, _o5) = bulk6_served_by("c32", "rs6", 10);
     check_bulk("ipv4_spilled_1mib_up_and_down", s4.as_mut(), limit);
-    check_bulk("ipv4_local_1mib_up_and_down", l4.as_mut(), limit);
+    check_bulk("ipv4_local_dr_1mib_up_and_down", l4.as_mut(), limit);
+    check_bulk("ipv4_local_nat_1mib_up_and_down", m4.as_mut(), limit);
     check_bulk("ipv6_spilled_to_tun_1mib_up_and_down", s6.as_mut(), limit);
     check_bulk("ipv6_local_dr_1mib_up_and_down", l6.as_mut(), limit);
     check_bulk("ipv6_local_nat_1mib_up_and_down", n6.as_mut(), limit);
@@ -177,7 +183,7 @@ fn from_c31(lb1: &Anycastd) {
         a + b + c + d == 0,
         &format!("Packet Too Big dropped at c31: {a} from the VIP, {b} other; at c32: {c}, {d}"),
     );
-    drop((s4, l4, s6, l6, n6, t6));
+    drop((s4, l4, m4, s6, l6, n6, t6));
 
     // The control: IDC2's servers without the clamp (ipv6_mss_clamp = false).
     // Downloads and short requests are fine; a spilled upload stalls on the
@@ -236,10 +242,12 @@ fn from_c31(lb1: &Anycastd) {
 fn from_c32(lb2: &Anycastd) {
     let _load = overload(lb2, "c32", "idc1");
     let limit = Duration::from_secs(30);
-    let (mut s4, _o1) = bulk_served_by("c32", "rs5", 40);
+    let (mut s4, _o1) = bulk_served_by("c32", "rs512", 60);
+    let (mut n4, _o4) = bulk_served_by("c32", "rs511", 60);
     let (mut dr, _o2) = bulk6_served_by("c32", "rs512", 60);
     let (mut nat, _o3) = bulk6_served_by("c32", "rs511", 60);
     check_bulk("ipv4_spilled_to_dr_1mib_up_and_down", s4.as_mut(), limit);
+    check_bulk("ipv4_spilled_to_nat_1mib_up_and_down", n4.as_mut(), limit);
     check_bulk("ipv6_spilled_to_dr_1mib_up_and_down", dr.as_mut(), limit);
     check_bulk("ipv6_spilled_to_nat_1mib_up_and_down", nat.as_mut(), limit);
     let (a, b) = ptb("c32");
