@@ -12,9 +12,12 @@
 //! - Links: the tunnel and dummy devices of the target; never deleted (an operator
 //!   may route through them), only created and brought up.
 //!
+//! - IPVS sync daemons: both roles when the target has any sync setting
+//!   ([`crate::sync`]); none otherwise.
+//!
 //! Order: links and sysctls, addresses, services and destinations (new and changed),
-//! the fwmark services before the tc filters that feed them, stale filters, then
-//! removals of destinations, services and addresses.
+//! the fwmark services before the tc filters that feed them, stale filters, sync
+//! daemons, then removals of destinations, services and addresses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -78,6 +81,8 @@ pub struct Observed {
     pub sysctls: BTreeMap<String, Option<String>>,
     /// Ingress and filters (all chains) of the split's client devices.
     pub split_devices: BTreeMap<String, DeviceTc>,
+    /// The running IPVS sync daemons (read only when the target manages them).
+    pub sync: Vec<crate::sync::SyncDaemon>,
 }
 
 /// The target cannot be reached without touching something that is not ours.
@@ -299,6 +304,7 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
     if let Some(t) = &target.split {
         crate::split::diff(t, target.filter_prio, obs, &mut out)?;
     }
+    out.extend(crate::sync::diff(target.sync.as_deref(), &obs.sync));
 
     out.extend(removals);
     for key in obs.services.keys() {

@@ -390,6 +390,9 @@ pub struct DesiredState {
     /// header is added (`net.ipv4.vs.pmtu_disc`), managed while any tunnel
     /// destination exists; `None` leaves the sysctl as it is.
     pub tunnel_pmtu: Option<TunnelPmtu>,
+    /// IPVS connection sync with the site's other directors ([`crate::sync`]);
+    /// `None` leaves the sync daemons to the operator.
+    pub sync: Option<Vec<crate::sync::SyncDaemon>>,
 }
 
 /// `net.ipv4.vs.pmtu_disc`: what IPVS does when a packet it sends through a tunnel
@@ -439,6 +442,7 @@ impl Default for DesiredState {
             ip_forward: true,
             split: None,
             tunnel_pmtu: None,
+            sync: None,
         }
     }
 }
@@ -494,6 +498,8 @@ pub struct Target {
     pub sysctls: BTreeMap<String, String>,
     /// The split's filters on the client devices.
     pub split: Option<SplitTarget>,
+    /// The sync daemons, when they are ours.
+    pub sync: Option<Vec<crate::sync::SyncDaemon>>,
 }
 
 impl DesiredState {
@@ -503,8 +509,12 @@ impl DesiredState {
             filter_prio: self.filter_prio,
             tunnel: self.tunnel.clone(),
             tunnel6: self.tunnel6.clone(),
+            sync: self.sync.clone(),
             ..Target::default()
         };
+        if let Some(sync) = &self.sync {
+            crate::sync::check(sync)?;
+        }
         crate::tunnel6::check_names(self)?;
         if let Some(tun) = &self.tunnel {
             check_ifname(&tun.name)?;
