@@ -390,9 +390,9 @@ pub struct DesiredState {
     /// header is added (`net.ipv4.vs.pmtu_disc`), managed while any tunnel
     /// destination exists; `None` leaves the sysctl as it is.
     pub tunnel_pmtu: Option<TunnelPmtu>,
-    /// IPVS connection sync with the site's other directors ([`crate::sync`]);
-    /// `None` leaves the sync daemons to the operator.
-    pub sync: Option<Vec<crate::sync::SyncDaemon>>,
+    /// IPVS connection sync with the site's other directors ([`crate::sync`]):
+    /// the sync daemons wanted, at most one per role; empty for none.
+    pub sync: Vec<crate::sync::SyncDaemon>,
 }
 
 /// `net.ipv4.vs.pmtu_disc`: what IPVS does when a packet it sends through a tunnel
@@ -442,7 +442,7 @@ impl Default for DesiredState {
             ip_forward: true,
             split: None,
             tunnel_pmtu: None,
-            sync: None,
+            sync: Vec::new(),
         }
     }
 }
@@ -498,8 +498,8 @@ pub struct Target {
     pub sysctls: BTreeMap<String, String>,
     /// The split's filters on the client devices.
     pub split: Option<SplitTarget>,
-    /// The sync daemons, when they are ours.
-    pub sync: Option<Vec<crate::sync::SyncDaemon>>,
+    /// The sync daemons wanted.
+    pub sync: Vec<crate::sync::SyncDaemon>,
 }
 
 impl DesiredState {
@@ -512,9 +512,7 @@ impl DesiredState {
             sync: self.sync.clone(),
             ..Target::default()
         };
-        if let Some(sync) = &self.sync {
-            crate::sync::check(sync)?;
-        }
+        crate::sync::check(&self.sync)?;
         crate::tunnel6::check_names(self)?;
         if let Some(tun) = &self.tunnel {
             check_ifname(&tun.name)?;

@@ -9,12 +9,13 @@
 //! connection there and keeps its real server. The kernel allows one daemon of
 //! each role per network namespace.
 //!
-//! Ownership: with [`crate::DesiredState::sync`] `None` the daemons are the
-//! operator's and left alone; with `Some(daemons)` both roles are ours: a role
-//! that is not wanted is stopped, one that differs is stopped and started again
-//! (the kernel cannot change a running daemon). Stopping a daemon keeps the
-//! connections it synced: they expire by their own timeouts.
+//! Ownership, as for services: a wanted role is ours (one that runs with other
+//! settings is stopped and started again: the kernel cannot change a running
+//! daemon); a role not wanted is stopped only if the ledger says we started it, so
+//! an operator's own daemon is left alone. Stopping a daemon keeps the connections
+//! it synced: they expire by their own timeouts.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::error::ConfigError;
@@ -158,13 +159,15 @@ pub fn check(daemons: &[SyncDaemon]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The requests that make the running daemons `running` into `want` (`None`: not
-/// managed, nothing to do). Stops come first: a changed daemon is stopped, then
-/// started with its new settings.
-pub fn diff(want: Option<&[SyncDaemon]>, running: &[SyncDaemon]) -> Vec<Request> {
-    let Some(want) = want else {
-        return Vec::new();
-    };
+/// The requests that make the running daemons `running` into `want`. A role not
+/// wanted is stopped only when `owned` says an earlier reconcile started it (the
+/// ledger); a wanted role that runs with other settings is stopped, then started
+/// again. Stops come first.
+pub fn diff(
+    want: &[SyncDaemon],
+    running: &[SyncDaemon],
+    owned: &BTreeSet<SyncRole>,
+) -> Vec<Request> {
     let mut stops = Vec::new();
     let mut starts = Vec::new();
     for role in [SyncRole::Master, SyncRole::Backup] {
@@ -178,12 +181,26 @@ pub fn diff(want: Option<&[SyncDaemon]>, running: &[SyncDaemon]) -> Vec<Request>
                 }
                 starts.push(Request::NewSyncDaemon(w.clone()));
             }
-            (None, Some(_)) => stops.push(Request::DelSyncDaemon(role)),
-            (None, None) => {}
+            (None, Some(_)) if owned.contains(&role) => stops.push(Request::DelSyncDaemon(role)),
+            (None, _) => {}
         }
     }
     stops.extend(starts);
     stops
+}
+
+/// The ledger line of a role we started (`sync master`).
+pub fn ledger_line(role: SyncRole) -> String {
+    format!("sync {}", role.as_str())
+}
+
+/// A role of a ledger line; `None` for any other line.
+pub fn parse_ledger_line(line: &str) -> Option<SyncRole> {
+    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["sync", "master"] => Some(SyncRole::Master),
+        ["sync", "backup"] => Some(SyncRole::Backup),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -208,16 +225,24 @@ mod tests {
         }
     }
 
+    fn none() -> BTreeSet<SyncRole> {
+        BTreeSet::new()
+    }
+
+    fn all() -> BTreeSet<SyncRole> {
+        [SyncRole::Master, SyncRole::Backup].into_iter().collect()
+    }
+
     #[test]
-    fn unmanaged_sync_is_left_alone() {
+    fn an_operators_daemons_are_left_alone() {
         let running: Vec<_> = both("eth1", 7).iter().map(reported).collect();
-        assert!(diff(None, &running).is_empty());
+        assert!(diff(&[], &running, &none()).is_empty());
     }
 
     #[test]
     fn missing_daemons_are_started_and_running_ones_kept() {
         let want = both("eth1", 7);
-        let reqs = diff(Some(&want), &[]);
+        let reqs = diff(&want, &[], &none());
         assert_eq!(
             reqs,
             vec![
@@ -227,14 +252,14 @@ mod tests {
         );
         // The kernel's defaults filled in: the same daemons, nothing to do.
         let running: Vec<_> = want.iter().map(reported).collect();
-        assert!(diff(Some(&want), &running).is_empty());
+        assert!(diff(&want, &running, &all()).is_empty());
     }
 
     #[test]
     fn a_changed_daemon_is_stopped_then_started() {
         let running: Vec<_> = both("eth1", 7).iter().map(reported).collect();
         let want = both("eth1", 8);
-        let reqs = diff(Some(&want), &running);
+        let reqs = diff(&want, &running, &all());
         assert_eq!(
             reqs,
             vec![
@@ -247,7 +272,7 @@ mod tests {
         // A port asked for that differs from the running one.
         let mut want = both("eth1", 7);
         want[1].port = Some(8849);
-        let reqs = diff(Some(&want), &running);
+        let reqs = diff(&want, &running, &all());
         assert_eq!(
             reqs,
             vec![
@@ -258,20 +283,30 @@ mod tests {
     }
 
     #[test]
-    fn a_role_not_wanted_is_stopped() {
+    fn a_role_not_wanted_is_stopped_when_it_is_ours() {
         let running: Vec<_> = both("eth1", 7).iter().map(reported).collect();
         let want = vec![SyncDaemon::new(SyncRole::Backup, "eth1", 7)];
         assert_eq!(
-            diff(Some(&want), &running),
+            diff(&want, &running, &all()),
             vec![Request::DelSyncDaemon(SyncRole::Master)]
         );
+        assert!(diff(&want, &running, &none()).is_empty());
         assert_eq!(
-            diff(Some(&[]), &running),
+            diff(&[], &running, &all()),
             vec![
                 Request::DelSyncDaemon(SyncRole::Master),
                 Request::DelSyncDaemon(SyncRole::Backup)
             ]
         );
+    }
+
+    #[test]
+    fn ledger_lines_read_back() {
+        for role in [SyncRole::Master, SyncRole::Backup] {
+            assert_eq!(parse_ledger_line(&ledger_line(role)), Some(role));
+        }
+        assert_eq!(parse_ledger_line("sync primary"), None);
+        assert_eq!(parse_ledger_line("tcp 10.0.0.1 80"), None);
     }
 
     #[test]

@@ -65,14 +65,14 @@ fn director_state(sync: bool) -> DesiredState {
                 tunnel_in: None,
             }],
         }],
-        sync: Some(if sync {
+        sync: if sync {
             vec![
                 SyncDaemon::new(SyncRole::Master, "sync0", SYNC_ID),
                 SyncDaemon::new(SyncRole::Backup, "sync0", SYNC_ID),
             ]
         } else {
             vec![]
-        }),
+        },
         ..DesiredState::default()
     }
 }

@@ -304,9 +304,7 @@ impl Kernel {
                 obs.split_devices.insert(dev.clone(), tc);
             }
         }
-        if target.sync.is_some() {
-            obs.sync = self.sync_daemons()?;
-        }
+        obs.sync = self.sync_daemons()?;
         for key in target.sysctls.keys() {
             let v = std::fs::read_to_string(format!("/proc/sys/{key}")).ok();
             obs.sysctls
