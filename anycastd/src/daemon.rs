@@ -53,6 +53,31 @@ pub enum StartError {
     Signals(std::io::Error),
     #[error("BFD: {0}")]
     Bfd(#[from] bfd::task::Error),
+    #[error("{file}:{line}: {reason}")]
+    Host {
+        file: String,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// Refuses a config this host cannot run (`host::problems`); logs its warnings.
+fn check_host(path: &Path, cfg: &SiteConfig) -> Result<(), StartError> {
+    if !cfg.site.dataplane {
+        return Ok(());
+    }
+    let names = crate::host::interfaces().unwrap_or_default();
+    if let Some((line, reason)) = crate::host::problems(cfg, &names).into_iter().next() {
+        return Err(StartError::Host {
+            file: path.display().to_string(),
+            line,
+            reason,
+        });
+    }
+    for (line, reason) in crate::host::sync_warnings(cfg) {
+        tracing::warn!(file = %path.display(), line, %reason, "scheduler not consistent across directors");
+    }
+    Ok(())
 }
 
 struct Daemon {
@@ -151,6 +176,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     // Without a data plane nothing ever arrives on this channel; its sender lives
     // until the daemon ends.
     let (_idle_tx, idle_rx) = mpsc::channel(1);
+    check_host(config_path, &cfg)?;
     let (worker, mut dp_rx) = if cfg.site.dataplane {
         let (w, rx) = Worker::start(ledger(&cfg))?;
         (Some(w), rx)
@@ -661,6 +687,11 @@ impl Daemon {
         };
         if &new == self.site.config() {
             tracing::info!("reload: config unchanged");
+            return;
+        }
+        if let Err(e) = check_host(&self.config_path, &new) {
+            tracing::error!(error = %e, "reload refused: the running config stays in force");
+            self.site.count_reload(false);
             return;
         }
         let bgp_changed = new.bgp != self.site.config().bgp;

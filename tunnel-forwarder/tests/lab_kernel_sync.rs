@@ -109,11 +109,16 @@ fn move_a_connection(label: &str, sync: bool) -> String {
         &first,
     );
     if sync {
+        let t0 = std::time::Instant::now();
         let seen = guest::wait_for(Duration::from_secs(8), d2_knows_the_connection);
         guest::check(
             &format!("{label}_d2_learned_the_connection"),
             seen.is_some(),
-            &guest::sh_in("d2", "ipvsadm -Lnc; ipvsadm -L --daemon"),
+            &format!(
+                "after {} ms: {}",
+                t0.elapsed().as_millis(),
+                guest::sh_in("d2", "ipvsadm -Lnc; ipvsadm -L --daemon")
+            ),
         );
     }
     route_vip_to("10.2.0.2");
