@@ -97,6 +97,8 @@ struct Daemon {
     reports: ReportClient,
     /// Peers whose last report could not be delivered (warned once, then debug).
     unreachable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The last reading of the sync daemons, for the status.
+    sync: crate::sync_status::Cache,
 }
 
 /// The slow full read of the kernel that corrects drift made behind our back: at most
@@ -246,6 +248,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         http: geo_balancer::health::probe::http_client(),
         reports: ReportClient::new(Duration::from_secs(5)),
         unreachable: Default::default(),
+        sync: Default::default(),
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
@@ -405,9 +408,13 @@ impl Daemon {
     }
 
     /// The site's status with the BGP sessions and their BFD sessions.
-    async fn status(&self, now: Time) -> crate::status::Status {
+    async fn status(&mut self, now: Time) -> crate::status::Status {
         let sessions = self.speaker.status().await;
         let mut st = self.site.status(now, &sessions);
+        st.sync = self
+            .sync
+            .get(self.site.config(), self.worker.as_ref())
+            .await;
         if let Some(link) = &self.bfd {
             let bfd = link.status().await;
             for s in &mut st.sessions {

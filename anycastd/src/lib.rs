@@ -28,4 +28,5 @@ pub mod plan;
 pub mod real_server;
 pub mod site;
 pub mod status;
+pub mod sync_status;
 pub mod systemd;

@@ -151,6 +151,24 @@ impl Forwarder {
         self.kernel.stats()
     }
 
+    /// The running sync daemons and the connections by origin (reads
+    /// /proc/net/ip_vs_conn_sync: one line per connection, so callers keep its rate
+    /// low on a busy director).
+    pub fn sync_status(&mut self) -> Result<crate::sync::SyncStatus, Error> {
+        let daemons = self.kernel.sync_daemons()?;
+        let text =
+            std::fs::read_to_string("/proc/net/ip_vs_conn_sync").map_err(|e| Error::Proc {
+                path: "/proc/net/ip_vs_conn_sync",
+                source: e,
+            })?;
+        let (local, synced) = crate::sync::count_origins(&text);
+        Ok(crate::sync::SyncStatus {
+            daemons,
+            local,
+            synced,
+        })
+    }
+
     /// Received and sent packets of a link, `None` if it does not exist.
     pub fn link_packets(&mut self, name: &str) -> Result<Option<[u64; 2]>, Error> {
         self.kernel.link_packets(name)

@@ -50,4 +50,4 @@ pub use model::{
 pub use request::Request;
 pub use split::{SHARE_UNITS, Split};
 pub use stats::{Counters, DestStats, ServiceStats};
-pub use sync::{SyncDaemon, SyncRole};
+pub use sync::{SyncDaemon, SyncRole, SyncStatus};

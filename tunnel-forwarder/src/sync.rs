@@ -203,6 +203,32 @@ pub fn parse_ledger_line(line: &str) -> Option<SyncRole> {
     }
 }
 
+/// The running sync daemons and the connections of the director by origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub daemons: Vec<SyncDaemon>,
+    /// Connections this director scheduled (`LOCAL` in /proc/net/ip_vs_conn_sync).
+    pub local: u64,
+    /// Connections the backup daemon learned from the site's other directors (`SYNC`).
+    pub synced: u64,
+}
+
+/// Counts the `LOCAL` and `SYNC` entries of /proc/net/ip_vs_conn_sync (the origin
+/// is the second-last column; the header and anything else are skipped).
+pub fn count_origins(text: &str) -> (u64, u64) {
+    let (mut local, mut synced) = (0, 0);
+    for line in text.lines() {
+        let mut cols = line.split_whitespace().rev();
+        let _expires = cols.next();
+        match cols.next() {
+            Some("LOCAL") => local += 1,
+            Some("SYNC") => synced += 1,
+            _ => {}
+        }
+    }
+    (local, synced)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +324,18 @@ mod tests {
                 Request::DelSyncDaemon(SyncRole::Backup)
             ]
         );
+    }
+
+    #[test]
+    fn origins_are_counted_from_the_proc_table() {
+        let text = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires
+TCP 0A000002 8EA0 0A090901 0050 10.3.0.2 0050 ESTABLISHED LOCAL      897
+TCP 0A000002 8EA2 0A090901 0050 10.3.0.2 0050 ESTABLISHED SYNC       899
+TCP 2001:0db8:0000:0000:0000:0000:0000:0002 8EA4 2001:0db8:0004:0000:0000:0000:0000:0001 0050 2001:db8:3::2 0050 FIN_WAIT    SYNC        60
+garbage
+";
+        assert_eq!(count_origins(text), (1, 2));
+        assert_eq!(count_origins(""), (0, 0));
     }
 
     #[test]
