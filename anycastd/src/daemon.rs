@@ -53,6 +53,31 @@ pub enum StartError {
     Signals(std::io::Error),
     #[error("BFD: {0}")]
     Bfd(#[from] bfd::task::Error),
+    #[error("{file}:{line}: {reason}")]
+    Host {
+        file: String,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// Refuses a config this host cannot run (`host::problems`); logs its warnings.
+fn check_host(path: &Path, cfg: &SiteConfig) -> Result<(), StartError> {
+    if !cfg.site.dataplane {
+        return Ok(());
+    }
+    let names = crate::host::interfaces().unwrap_or_default();
+    if let Some((line, reason)) = crate::host::problems(cfg, &names).into_iter().next() {
+        return Err(StartError::Host {
+            file: path.display().to_string(),
+            line,
+            reason,
+        });
+    }
+    for (line, reason) in crate::host::sync_warnings(cfg) {
+        tracing::warn!(file = %path.display(), line, %reason, "scheduler not consistent across directors");
+    }
+    Ok(())
 }
 
 struct Daemon {
@@ -72,6 +97,8 @@ struct Daemon {
     reports: ReportClient,
     /// Peers whose last report could not be delivered (warned once, then debug).
     unreachable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The last reading of the sync daemons, for the status.
+    sync: crate::sync_status::Cache,
 }
 
 /// The slow full read of the kernel that corrects drift made behind our back: at most
@@ -151,6 +178,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     // Without a data plane nothing ever arrives on this channel; its sender lives
     // until the daemon ends.
     let (_idle_tx, idle_rx) = mpsc::channel(1);
+    check_host(config_path, &cfg)?;
     let (worker, mut dp_rx) = if cfg.site.dataplane {
         let (w, rx) = Worker::start(ledger(&cfg))?;
         (Some(w), rx)
@@ -220,6 +248,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         http: geo_balancer::health::probe::http_client(),
         reports: ReportClient::new(Duration::from_secs(5)),
         unreachable: Default::default(),
+        sync: Default::default(),
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
@@ -379,9 +408,13 @@ impl Daemon {
     }
 
     /// The site's status with the BGP sessions and their BFD sessions.
-    async fn status(&self, now: Time) -> crate::status::Status {
+    async fn status(&mut self, now: Time) -> crate::status::Status {
         let sessions = self.speaker.status().await;
         let mut st = self.site.status(now, &sessions);
+        st.sync = self
+            .sync
+            .get(self.site.config(), self.worker.as_ref())
+            .await;
         if let Some(link) = &self.bfd {
             let bfd = link.status().await;
             for s in &mut st.sessions {
@@ -661,6 +694,11 @@ impl Daemon {
         };
         if &new == self.site.config() {
             tracing::info!("reload: config unchanged");
+            return;
+        }
+        if let Err(e) = check_host(&self.config_path, &new) {
+            tracing::error!(error = %e, "reload refused: the running config stays in force");
+            self.site.count_reload(false);
             return;
         }
         let bgp_changed = new.bgp != self.site.config().bgp;

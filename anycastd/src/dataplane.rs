@@ -35,6 +35,9 @@ pub enum Request {
     /// Apply these requests as they are (weight changes the site core computed).
     Apply(Vec<tf::Request>),
     Stats,
+    /// The sync daemons and connection origins, answered on the channel directly
+    /// (for the status, not the site core).
+    Sync(tokio::sync::oneshot::Sender<Result<tf::SyncStatus, String>>),
 }
 
 /// A result from the worker, with the time the work took.
@@ -91,6 +94,10 @@ impl Worker {
                         }
                         Request::Stats => {
                             Outcome::Stats(fwd.stats().map_err(Into::into), t0.elapsed())
+                        }
+                        Request::Sync(reply) => {
+                            let _ = reply.send(fwd.sync_status().map_err(|e| e.to_string()));
+                            continue;
                         }
                     };
                     if out_tx.blocking_send(out).is_err() {

@@ -387,8 +387,30 @@ pub fn desired_state(
             config::TunnelPmtu::Fragment => tf::model::TunnelPmtu::Fragment,
             config::TunnelPmtu::Discover => tf::model::TunnelPmtu::Discover,
         }),
+        sync: sync(cfg),
         ..tf::DesiredState::default()
     }
+}
+
+/// `[sync]` as the sync daemons to run: both roles unless the config names one.
+pub fn sync(cfg: &SiteConfig) -> Vec<tf::SyncDaemon> {
+    let Some(s) = &cfg.sync else {
+        return Vec::new();
+    };
+    let roles: &[tf::SyncRole] = match s.roles {
+        config::SyncRoles::Both => &[tf::SyncRole::Master, tf::SyncRole::Backup],
+        config::SyncRoles::Master => &[tf::SyncRole::Master],
+        config::SyncRoles::Backup => &[tf::SyncRole::Backup],
+    };
+    roles
+        .iter()
+        .map(|&role| tf::SyncDaemon {
+            group: s.group,
+            port: s.port,
+            ttl: s.ttl,
+            ..tf::SyncDaemon::new(role, &s.interface, s.syncid)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -438,6 +460,35 @@ mod tests {
             ch.validate().unwrap();
         }
         desired_state(&c, &Layout::new(&c), &[]).compile().unwrap();
+    }
+
+    #[test]
+    fn sync_runs_both_roles_unless_one_is_named() {
+        let mut c = cfg();
+        assert!(sync(&c).is_empty());
+        c.sync = Some(config::Sync {
+            interface: "eth1".into(),
+            syncid: 7,
+            roles: config::SyncRoles::Both,
+            group: Some("239.0.0.81".parse().unwrap()),
+            port: None,
+            ttl: Some(2),
+            line: 1,
+        });
+        let both = desired_state(&c, &Layout::new(&c), &[]).sync;
+        assert_eq!(
+            both.iter().map(|d| d.role).collect::<Vec<_>>(),
+            [tf::SyncRole::Master, tf::SyncRole::Backup]
+        );
+        assert!(both.iter().all(|d| d.syncid == 7
+            && d.interface == "eth1"
+            && d.ttl == Some(2)
+            && d.group == Some("239.0.0.81".parse().unwrap())));
+        if let Some(s) = c.sync.as_mut() {
+            s.roles = config::SyncRoles::Backup;
+        }
+        let roles: Vec<_> = sync(&c).iter().map(|d| d.role).collect();
+        assert_eq!(roles, [tf::SyncRole::Backup]);
     }
 
     #[test]

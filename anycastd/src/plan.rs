@@ -209,6 +209,13 @@ pub fn render(cfg: &SiteConfig) -> String {
                     );
                 }
             }
+            for daemon in &target.sync {
+                let _ = writeln!(
+                    o,
+                    "  {}   (connection sync with the site's other directors)",
+                    tf::Request::NewSyncDaemon(daemon.clone()).command()
+                );
+            }
             for m in &target.marks {
                 let device = if m.dst.is_ipv6() {
                     d.tunnel6.as_ref().map(|t| t.name.clone())

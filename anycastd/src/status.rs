@@ -18,6 +18,24 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     pub spill: Vec<SpillStatus>,
     pub dataplane: DataplaneStatus,
+    /// IPVS connection sync with the site's other directors; `None` without `[sync]`.
+    #[serde(default)]
+    pub sync: Option<SyncStatus>,
+}
+
+/// The kernel's sync daemons on this director and its connections by origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// Roles running, `master` and/or `backup`.
+    pub roles: Vec<String>,
+    pub interface: String,
+    pub syncid: u8,
+    /// Connections this director scheduled.
+    pub local_conns: u64,
+    /// Connections learned from the site's other directors.
+    pub synced_conns: u64,
+    /// Why the kernel could not be read, if it could not.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

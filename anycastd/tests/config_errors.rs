@@ -462,41 +462,44 @@ fn checks_that_would_open_too_many_connections_are_refused_with_the_rate() {
     );
 }
 
-#[test]
-fn check_warns_with_the_line_of_a_dr_server_off_the_directors_networks() {
-    // 203.0.113.0/24 (TEST-NET-3) is on no interface of a test machine.
+/// Runs `anycastd check` on the good file with `edit` applied (key files made
+/// absolute, the file in a temp dir): exit code, stdout, stderr and the file's path.
+fn check(name: &str, edit: impl FnOnce(String) -> String) -> (Option<i32>, String, String, String) {
     let bin = env!("CARGO_BIN_EXE_anycastd");
-    let dir = std::env::temp_dir().join(format!("anycastd-dr-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("anycastd-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/keys/idc1-idc2.key");
-    let text = GOOD
-        .replacen("address = \"10.101.5.11\"", "address = \"203.0.113.77\"", 1)
-        .replace(
-            "key_file = \"keys/idc1-idc2.key\"",
-            &format!("key_file = \"{}\"", key.display()),
-        );
-    let file = dir.join("far.toml");
+    let text = edit(GOOD.replace(
+        "key_file = \"keys/idc1-idc2.key\"",
+        &format!("key_file = \"{}\"", key.display()),
+    ));
+    let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, &text).unwrap();
     let out = std::process::Command::new(bin)
         .args(["check", "--config"])
         .arg(&file)
         .output()
         .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(
+    (
         out.status.code(),
-        Some(0),
-        "a warning, not a refusal: {stderr}"
-    );
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        file.display().to_string(),
+    )
+}
+
+#[test]
+fn check_warns_with_the_line_of_a_dr_server_off_the_directors_networks() {
+    // 203.0.113.0/24 (TEST-NET-3) is on no interface of a test machine.
+    let (code, stdout, stderr, file) = check("dr", |t| {
+        t.replacen("address = \"10.101.5.11\"", "address = \"203.0.113.77\"", 1)
+    });
+    assert_eq!(code, Some(0), "a warning, not a refusal: {stderr}");
     let line = line_of("[[vip.service.real_server]]");
     assert!(
         stderr.contains(&format!(
-            "{}:{line}: warning: real server 203.0.113.77 (method dr) is not on a network directly connected to this director",
-            file.display()
+            "{file}:{line}: warning: real server 203.0.113.77 (method dr) is not on a network directly connected to this director"
         )),
         "{stderr}"
     );
@@ -505,5 +508,39 @@ fn check_warns_with_the_line_of_a_dr_server_off_the_directors_networks() {
         stdout.contains("203.0.113.77, 10.101.5.12 (dr, VIP 10.101.4.1):")
             && stdout.contains("ip addr add 10.101.4.1/32 dev lo"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn check_refuses_a_sync_interface_this_host_lacks_and_plans_the_daemons() {
+    let lines = GOOD.lines().count();
+    let (code, _, stderr, file) = check("sync-missing", |t| {
+        format!("{t}\n[sync]\ninterface = \"nosuch0\"\nsyncid = 7\n")
+    });
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:{}: sync interface `nosuch0` does not exist on this host",
+            lines + 3
+        )),
+        "{stderr}"
+    );
+    // `lo` exists everywhere: the plan starts both daemons, and the site's `wlc`
+    // services are warned about.
+    let (code, stdout, stderr, _) = check("sync-lo", |t| {
+        format!("{t}\n[sync]\ninterface = \"lo\"\nsyncid = 7\nport = 8849\n")
+    });
+    assert_eq!(code, Some(0), "{stderr}");
+    for role in ["master", "backup"] {
+        assert!(
+            stdout.contains(&format!(
+                "ipvsadm --start-daemon {role} --mcast-interface lo --syncid 7 --mcast-port 8849"
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stderr.contains("uses `wlc` with [sync]") && stderr.contains("`mh` or `sh`"),
+        "{stderr}"
     );
 }

@@ -12,9 +12,12 @@
 //! - Links: the tunnel and dummy devices of the target; never deleted (an operator
 //!   may route through them), only created and brought up.
 //!
+//! - IPVS sync daemons: the roles the target wants, plus those in `owned`
+//!   ([`crate::sync`]); an operator's daemon of a role we do not want stays.
+//!
 //! Order: links and sysctls, addresses, services and destinations (new and changed),
-//! the fwmark services before the tc filters that feed them, stale filters, then
-//! removals of destinations, services and addresses.
+//! the fwmark services before the tc filters that feed them, stale filters, sync
+//! daemons, then removals of destinations, services and addresses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -78,6 +81,8 @@ pub struct Observed {
     pub sysctls: BTreeMap<String, Option<String>>,
     /// Ingress and filters (all chains) of the split's client devices.
     pub split_devices: BTreeMap<String, DeviceTc>,
+    /// The running IPVS sync daemons.
+    pub sync: Vec<crate::sync::SyncDaemon>,
 }
 
 /// The target cannot be reached without touching something that is not ours.
@@ -112,6 +117,8 @@ pub enum Conflict {
 pub struct Owned {
     pub services: BTreeSet<ServiceKey>,
     pub addrs: BTreeSet<AddrSpec>,
+    /// The sync daemon roles we started.
+    pub sync: BTreeSet<crate::sync::SyncRole>,
 }
 
 impl Owned {
@@ -133,6 +140,7 @@ impl Owned {
         Owned {
             services: target.services.keys().copied().collect(),
             addrs,
+            sync: target.sync.iter().map(|d| d.role).collect(),
         }
     }
 
@@ -141,6 +149,7 @@ impl Owned {
     pub fn claiming(&self, target: &Target, requests: &[Request]) -> Owned {
         let mut o = self.clone();
         o.services.extend(target.services.keys().copied());
+        o.sync.extend(target.sync.iter().map(|d| d.role));
         for r in requests {
             if let Request::NewAddr(a) = r {
                 o.addrs.insert(a.clone());
@@ -299,6 +308,7 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
     if let Some(t) = &target.split {
         crate::split::diff(t, target.filter_prio, obs, &mut out)?;
     }
+    out.extend(crate::sync::diff(&target.sync, &obs.sync, &owned.sync));
 
     out.extend(removals);
     for key in obs.services.keys() {

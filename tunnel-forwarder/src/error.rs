@@ -48,6 +48,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A /proc table could not be read.
+    #[error("reading {path}: {source}")]
+    Proc {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// The ownership ledger file could not be read or written.
     #[error("ledger {path}: {source}")]
     Ledger {

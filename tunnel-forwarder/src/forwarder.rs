@@ -151,6 +151,24 @@ impl Forwarder {
         self.kernel.stats()
     }
 
+    /// The running sync daemons and the connections by origin (reads
+    /// /proc/net/ip_vs_conn_sync: one line per connection, so callers keep its rate
+    /// low on a busy director).
+    pub fn sync_status(&mut self) -> Result<crate::sync::SyncStatus, Error> {
+        let daemons = self.kernel.sync_daemons()?;
+        let text =
+            std::fs::read_to_string("/proc/net/ip_vs_conn_sync").map_err(|e| Error::Proc {
+                path: "/proc/net/ip_vs_conn_sync",
+                source: e,
+            })?;
+        let (local, synced) = crate::sync::count_origins(&text);
+        Ok(crate::sync::SyncStatus {
+            daemons,
+            local,
+            synced,
+        })
+    }
+
     /// Received and sent packets of a link, `None` if it does not exist.
     pub fn link_packets(&mut self, name: &str) -> Result<Option<[u64; 2]>, Error> {
         self.kernel.link_packets(name)
@@ -221,6 +239,10 @@ fn load_ledger(path: &Path) -> Result<Owned, Error> {
         Ok(s) => Ok(Owned {
             services: s.lines().filter_map(parse_ledger_line).collect(),
             addrs: s.lines().filter_map(parse_addr_line).collect(),
+            sync: s
+                .lines()
+                .filter_map(crate::sync::parse_ledger_line)
+                .collect(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Owned::default()),
         Err(e) => Err(Error::Ledger {
@@ -240,6 +262,10 @@ fn save_ledger(path: &Path, owned: &Owned) -> Result<(), Error> {
     }
     for a in &owned.addrs {
         s.push_str(&addr_line(a));
+        s.push('\n');
+    }
+    for r in &owned.sync {
+        s.push_str(&crate::sync::ledger_line(*r));
         s.push('\n');
     }
     let tmp = path.with_extension("tmp");
@@ -314,6 +340,7 @@ mod tests {
             }]
             .into_iter()
             .collect(),
+            sync: [crate::sync::SyncRole::Backup].into_iter().collect(),
         };
         save_ledger(&path, &owned).unwrap();
         assert_eq!(load_ledger(&path).unwrap(), owned);
@@ -321,7 +348,10 @@ mod tests {
         text.push_str("garbage line\nudp 10.0.0.2 53\naddr lo nonsense\n");
         std::fs::write(&path, text).unwrap();
         let back = load_ledger(&path).unwrap();
-        assert_eq!((back.services.len(), back.addrs.len()), (3, 1));
+        assert_eq!(
+            (back.services.len(), back.addrs.len(), back.sync.len()),
+            (3, 1, 1)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -35,6 +35,7 @@ pub mod netlink;
 pub mod request;
 pub mod split;
 pub mod stats;
+pub mod sync;
 pub mod tunnel6;
 pub mod update;
 
@@ -49,3 +50,4 @@ pub use model::{
 pub use request::Request;
 pub use split::{SHARE_UNITS, Split};
 pub use stats::{Counters, DestStats, ServiceStats};
+pub use sync::{SyncDaemon, SyncRole, SyncStatus};

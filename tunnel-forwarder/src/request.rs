@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::{AddrSpec, Dest, MarkRule, ServiceConfig, ServiceKey, SockFmt};
 use crate::split::{SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass};
+use crate::sync::{SyncDaemon, SyncRole};
 
 /// One change to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,11 @@ pub enum Request {
     FlushChain { device: String, chain: u32 },
     /// `sysctl -w KEY=VALUE` (a write to /proc/sys; not netlink).
     Sysctl { key: String, value: String },
+    /// `ipvsadm --start-daemon ROLE --mcast-interface IF --syncid N ...`
+    /// (IPVS_CMD_NEW_DAEMON).
+    NewSyncDaemon(SyncDaemon),
+    /// `ipvsadm --stop-daemon ROLE` (IPVS_CMD_DEL_DAEMON).
+    DelSyncDaemon(SyncRole),
 }
 
 impl Request {
@@ -174,6 +180,8 @@ impl Request {
             Request::Sysctl { key, value } => {
                 format!("sysctl -w {}={value}", key.replace('/', "."))
             }
+            Request::NewSyncDaemon(d) => format!("ipvsadm {}", d.ipvsadm_args()),
+            Request::DelSyncDaemon(role) => format!("ipvsadm --stop-daemon {}", role.as_str()),
         }
     }
 
@@ -187,6 +195,8 @@ impl Request {
                 | Request::NewDest(..)
                 | Request::SetDest(..)
                 | Request::DelDest(..)
+                | Request::NewSyncDaemon(..)
+                | Request::DelSyncDaemon(..)
         )
     }
 }

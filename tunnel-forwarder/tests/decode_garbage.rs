@@ -5,10 +5,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use tunnel_forwarder::kernel::{ipvs, rtnl};
+use tunnel_forwarder::kernel::{ipvs, ipvs_daemon, rtnl};
 use tunnel_forwarder::netlink::wire::{self, MsgBuf};
 use tunnel_forwarder::split::{SeqBlock, SplitClass};
-use tunnel_forwarder::{Dest, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey};
+use tunnel_forwarder::{
+    Dest, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey, SyncDaemon, SyncRole,
+};
 
 /// Feeds `bytes` to every decoder, as the kernel reader would.
 pub fn decode_all(bytes: &[u8]) {
@@ -16,6 +18,7 @@ pub fn decode_all(bytes: &[u8]) {
         let _ = ipvs::decode_service(m.payload);
         let _ = ipvs::decode_dest(m.payload, libc::AF_INET as u16);
         let _ = ipvs::decode_dest(m.payload, libc::AF_INET6 as u16);
+        let _ = ipvs_daemon::decode(m.payload);
         let _ = rtnl::decode_link(&m);
         let _ = rtnl::decode_addr(&m);
         let _ = rtnl::decode_filter(&m);
@@ -45,6 +48,14 @@ fn samples() -> Vec<Vec<u8>> {
     ipvs::begin(&mut b, 0x1c, ipvs::CMD_NEW_DEST, 0, 2);
     ipvs::service_key(&mut b, &key);
     ipvs::dest(&mut b, &d.addr, d.port, Some(&d));
+    b.end();
+    out.push(b.as_bytes().to_vec());
+    let mut b = MsgBuf::new();
+    ipvs::begin(&mut b, 0x1c, ipvs_daemon::CMD_NEW_DAEMON, 0, 3);
+    let mut daemon = SyncDaemon::new(SyncRole::Backup, "eth1", 7);
+    daemon.group = Some("ff02::81".parse().unwrap());
+    daemon.port = Some(8849);
+    ipvs_daemon::daemon(&mut b, &daemon);
     b.end();
     out.push(b.as_bytes().to_vec());
     let mut b = MsgBuf::new();

@@ -93,6 +93,7 @@ fn owned(d: &DesiredState) -> Owned {
     Owned {
         services: d.compile().unwrap().services.keys().copied().collect(),
         addrs: BTreeSet::new(),
+        sync: BTreeSet::new(),
     }
 }
 

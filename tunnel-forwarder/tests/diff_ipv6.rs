@@ -242,6 +242,7 @@ fn removing_the_ipv6_guard_deletes_its_filter_on_the_ip6ip6_device() {
     let owned = Owned {
         services: with.compile().unwrap().services.keys().copied().collect(),
         addrs: BTreeSet::new(),
+        sync: BTreeSet::new(),
     };
     let reqs = diff(&without.compile().unwrap(), &obs, &owned).unwrap();
     assert!(

@@ -14,7 +14,8 @@ use tunnel_forwarder::model::ServiceSpec;
 use tunnel_forwarder::split::{SHARE_PRIO, SPLIT_CHAIN, SplitRule};
 use tunnel_forwarder::{
     DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
-    ServiceKey, Split, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
+    ServiceKey, Split, SyncDaemon, SyncRole, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice,
+    VipService, diff,
 };
 
 struct Rng(u64);
@@ -114,9 +115,22 @@ fn random_state(rng: &mut Rng) -> DesiredState {
             })
             .collect(),
     });
+    // Sync daemons: unmanaged, none, or some of each role with a random id/port.
+    // Sync daemons: a random set of roles, each with a random id and port.
+    let mut sync = Vec::new();
+    for role in [SyncRole::Master, SyncRole::Backup] {
+        if rng.chance(50) {
+            let id = 1 + rng.below(2) as u8;
+            sync.push(SyncDaemon {
+                port: rng.chance(30).then_some(8849),
+                ..SyncDaemon::new(role, "eth1", id)
+            });
+        }
+    }
     DesiredState {
         vips,
         split,
+        sync,
         tunnel: Some(TunnelDevice {
             name: "acip0".into(),
             local: ME,
@@ -182,6 +196,22 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 );
             }
             Request::LinkUp(n) => obs.links.get_mut(n).expect("ENODEV").up = true,
+            Request::NewSyncDaemon(d) => {
+                assert!(!obs.sync.iter().any(|o| o.role == d.role), "EEXIST {r}");
+                // The kernel fills in its defaults.
+                obs.sync.push(SyncDaemon {
+                    group: d.group.or(Some("224.0.0.81".parse().unwrap())),
+                    port: d.port.or(Some(8848)),
+                    ttl: d.ttl.or(Some(1)),
+                    maxlen: d.maxlen.or(Some(1472)),
+                    ..d.clone()
+                });
+            }
+            Request::DelSyncDaemon(role) => {
+                let before = obs.sync.len();
+                obs.sync.retain(|o| o.role != *role);
+                assert!(obs.sync.len() < before, "ESRCH {r}");
+            }
             Request::NewAddr(a) => {
                 assert!(obs.links.contains_key(&a.device), "ENODEV {r}");
                 obs.addrs.push(ObservedAddr {
@@ -394,6 +424,7 @@ fn random_transitions_converge_in_one_step_and_spare_the_operator() {
         .unwrap();
         let reqs = diff(&t, &obs, &owned).unwrap();
         apply(&mut obs, &reqs, &mut handle);
+        assert!(obs.sync.is_empty(), "seed {seed}: our sync daemons stop");
         assert_eq!(
             obs.services.keys().collect::<Vec<_>>(),
             vec![&op],
@@ -423,6 +454,8 @@ fn random_transitions_converge_in_one_step_and_spare_the_operator() {
         "NewMarkFilter",
         "DelFilter",
         "Sysctl",
+        "NewSyncDaemon",
+        "DelSyncDaemon",
     ] {
         assert!(
             seen.get(k).copied().unwrap_or(0) > 0,
@@ -452,5 +485,7 @@ fn kind(r: &Request) -> &'static str {
         Request::NewShareFilter { .. } => "NewShareFilter",
         Request::FlushChain { .. } => "FlushChain",
         Request::Sysctl { .. } => "Sysctl",
+        Request::NewSyncDaemon(..) => "NewSyncDaemon",
+        Request::DelSyncDaemon(..) => "DelSyncDaemon",
     }
 }

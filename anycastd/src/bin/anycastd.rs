@@ -63,6 +63,21 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(1);
         }
+        // What this host lacks refuses the config (the daemon would refuse it too).
+        if cfg.site.dataplane {
+            let names = anycastd::host::interfaces().unwrap_or_default();
+            let problems = anycastd::host::problems(&cfg, &names);
+            for (line, reason) in &problems {
+                eprintln!("{}:{line}: {reason}", cli.config.display());
+            }
+            if !problems.is_empty() {
+                eprintln!("anycastd: config refused on this host");
+                return ExitCode::from(1);
+            }
+        }
+        for (line, reason) in anycastd::host::sync_warnings(&cfg) {
+            eprintln!("{}:{line}: warning: {reason}", cli.config.display());
+        }
         // Warnings, not refusals: the file may be checked away from its director.
         match anycastd::plan::connected_networks() {
             Ok(nets) => {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use validate::CONSISTENT_SCHEDULERS;
 pub(crate) use validate::check_token_file;
 pub use validate::parse_str;
 
@@ -30,6 +31,48 @@ pub struct SiteConfig {
     pub peers: Vec<PeerSite>,
     pub vips: Vec<Vip>,
     pub log: Log,
+    /// IPVS connection sync with the site's other directors (`[sync]`, issue 15).
+    pub sync: Option<Sync>,
+}
+
+/// `[sync]`: the kernel's IPVS sync daemons on this director. Every director of a
+/// site runs both roles on the sync interface with the site's sync id, so a
+/// connection the routers move to another director (ECMP after a failure) finds its
+/// entry there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sync {
+    pub interface: String,
+    pub syncid: u8,
+    pub roles: SyncRoles,
+    /// Multicast group; `None`: the kernel's 224.0.0.81.
+    pub group: Option<IpAddr>,
+    /// UDP port; `None`: the kernel's 8848.
+    pub port: Option<u16>,
+    /// Multicast TTL; `None`: the kernel's 1 (the directors share a link).
+    pub ttl: Option<u8>,
+    /// Line of `interface` in the file (for `check`'s host problems).
+    pub line: usize,
+}
+
+/// `[sync] roles`: which sync daemons this director runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRoles {
+    /// Sends its connections and takes the others' (the default).
+    Both,
+    /// Sends only (the seed's primary director).
+    Master,
+    /// Takes only (the seed's backup director).
+    Backup,
+}
+
+impl SyncRoles {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRoles::Both => "both",
+            SyncRoles::Master => "master",
+            SyncRoles::Backup => "backup",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

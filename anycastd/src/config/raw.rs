@@ -22,6 +22,24 @@ pub struct RawConfig {
     pub vips: Vec<Spanned<RawVip>>,
     #[serde(default)]
     pub log: Option<Spanned<RawLog>>,
+    #[serde(default)]
+    pub sync: Option<Spanned<RawSync>>,
+}
+
+/// `[sync]`: IPVS connection sync with the site's other directors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub interface: Spanned<String>,
+    pub syncid: Spanned<i64>,
+    #[serde(default)]
+    pub roles: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub ttl: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

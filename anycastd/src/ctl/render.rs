@@ -202,7 +202,29 @@ pub fn status(s: &Status) -> String {
             &rows,
         ));
     }
+    if let Some(sync) = &s.sync {
+        out.push_str(&sync_line(sync));
+    }
     out
+}
+
+/// `sync master+backup on eth1 (id 7): ...`, or why it could not be read.
+fn sync_line(s: &crate::status::SyncStatus) -> String {
+    let roles = if s.roles.is_empty() {
+        "NOT RUNNING".to_string()
+    } else {
+        s.roles.join("+")
+    };
+    match &s.error {
+        Some(e) => format!(
+            "sync {roles} on {} (id {}): cannot read the kernel: {e}\n",
+            s.interface, s.syncid
+        ),
+        None => format!(
+            "sync {roles} on {} (id {}): {} connections scheduled here, {} synced from the site's other directors\n",
+            s.interface, s.syncid, s.local_conns, s.synced_conns
+        ),
+    }
 }
 
 /// A status snapshot for tests of everything that renders one.
@@ -336,6 +358,14 @@ pub(crate) mod tests_support {
                 last_changes: 0,
                 last_error: None,
             },
+            sync: Some(crate::status::SyncStatus {
+                roles: vec!["master".into(), "backup".into()],
+                interface: "eth1".into(),
+                syncid: 7,
+                local_conns: 1200,
+                synced_conns: 830,
+                error: None,
+            }),
         }
     }
 }
@@ -356,6 +386,7 @@ mod tests {
             "idc2       0.62         41s  known  no",
             "idc2       0.62         41s  known  no                   0  ipip 10.101.2.2, ip6ip6 2001:db8:2::2",
             "idc2        20%  IPv4+IPv6  13:58:00    local 1.14 > 1.10 and idc2 0.62 < 0.70 (report 41s old)",
+            "sync master+backup on eth1 (id 7): 1200 connections scheduled here, 830 synced from the site's other directors",
         ] {
             assert!(screen.contains(want), "missing `{want}` in\n{screen}");
         }

@@ -135,6 +135,7 @@ impl Site {
                 last_changes: self.dataplane.last_changes,
                 last_error: self.dataplane.last_error.clone(),
             },
+            sync: None,
         }
     }
 

@@ -21,6 +21,11 @@ pub mod v6;
 /// boots `lab` (1 GB) with the seed topology, re-executing `test` inside, prints the
 /// report and asserts that every check passed.
 pub fn run_seed_lab(test: &str, needs: &[Need], lab: Lab) {
+    run_lab(test, needs, lab, seed::topology());
+}
+
+/// [`run_seed_lab`] with another topology (the seed's, extended by the test).
+pub fn run_lab(test: &str, needs: &[Need], lab: Lab, topology: anycast_lab::uml::Topology) {
     let mut all = vec![
         Need::LabKernel,
         Need::Root,
@@ -32,7 +37,7 @@ pub fn run_seed_lab(test: &str, needs: &[Need], lab: Lab) {
         return;
     }
     let out = lab
-        .topology(seed::topology())
+        .topology(topology)
         // The seed's IPv6 plane: IPv6 and the ip6ip6 tunnel.
         .extra_modules(anycast_lab::seed6::MODULES)
         .guest_test(test)

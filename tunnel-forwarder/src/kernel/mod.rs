@@ -3,6 +3,7 @@
 //! sysctls as /proc/sys files.
 
 pub mod ipvs;
+pub mod ipvs_daemon;
 pub mod rtnl;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,6 +125,31 @@ impl Kernel {
                 .map_err(|e| Error::from_sock("reading IPVS destinations", e))?;
             out.push((s, dests));
         }
+        Ok(out)
+    }
+
+    /// The running IPVS sync daemons (`ipvsadm -L --daemon`).
+    pub fn sync_daemons(&mut self) -> Result<Vec<crate::sync::SyncDaemon>, Error> {
+        let fam = self.ipvs;
+        let mut out = Vec::new();
+        self.genl
+            .dump(
+                |seq, b| {
+                    ipvs::begin(
+                        b,
+                        fam,
+                        ipvs_daemon::CMD_GET_DAEMON,
+                        wire::NLM_F_REQUEST | wire::NLM_F_DUMP,
+                        seq,
+                    );
+                    b.end();
+                },
+                |m| {
+                    out.extend(ipvs_daemon::decode(m.payload)?);
+                    Ok(())
+                },
+            )
+            .map_err(|e| Error::from_sock("reading IPVS sync daemons (ipvsadm -L --daemon)", e))?;
         Ok(out)
     }
 
@@ -278,6 +304,7 @@ impl Kernel {
                 obs.split_devices.insert(dev.clone(), tc);
             }
         }
+        obs.sync = self.sync_daemons()?;
         for key in target.sysctls.keys() {
             let v = std::fs::read_to_string(format!("/proc/sys/{key}")).ok();
             obs.sysctls
@@ -462,6 +489,14 @@ fn encode_ipvs(b: &mut MsgBuf, fam: u16, seq: u32, r: &Request) {
             ipvs::begin(b, fam, ipvs::CMD_DEL_DEST, flags, seq);
             ipvs::service_key(b, k);
             ipvs::dest(b, a, *p, None);
+        }
+        Request::NewSyncDaemon(d) => {
+            ipvs::begin(b, fam, ipvs_daemon::CMD_NEW_DAEMON, flags, seq);
+            ipvs_daemon::daemon(b, d);
+        }
+        Request::DelSyncDaemon(role) => {
+            ipvs::begin(b, fam, ipvs_daemon::CMD_DEL_DAEMON, flags, seq);
+            ipvs_daemon::role_only(b, *role);
         }
         _ => unreachable!("only IPVS requests are encoded here"),
     }

@@ -16,9 +16,11 @@ use super::*;
 mod bgp;
 mod family;
 mod site;
+mod sync;
 mod vips;
 
 pub(crate) use site::check_token_file;
+pub use sync::CONSISTENT_SCHEDULERS;
 
 const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
@@ -158,6 +160,7 @@ impl Validator<'_> {
         let vips = self.vips(&raw.vips);
         self.families(&raw, &site);
         let log = self.log(raw.log.as_ref());
+        let sync = raw.sync.as_ref().map(|s| self.sync(s, site.dataplane));
         if !site.dataplane
             && let Some(p) = raw.peers.first()
         {
@@ -178,6 +181,7 @@ impl Validator<'_> {
             peers,
             vips,
             log,
+            sync,
         }
     }
 

@@ -1,0 +1,61 @@
+//! What a valid config needs of the host it runs on, checked by `anycastd check`
+//! and at start: problems refuse the config with their line, warnings are printed
+//! (or logged) and the config runs.
+
+use crate::config::SiteConfig;
+
+/// What makes a valid config unusable on this host, by line: the sync interface
+/// missing (`interfaces`: the names this host has). `anycastd check` and the daemon
+/// refuse the config with them (a reload too).
+pub fn problems(cfg: &SiteConfig, interfaces: &[String]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    if let Some(s) = &cfg.sync
+        && !interfaces.contains(&s.interface)
+    {
+        out.push((
+            s.line,
+            format!(
+                "sync interface `{}` does not exist on this host (its interfaces: {})",
+                s.interface,
+                interfaces.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// The interface names of this host (`/sys/class/net`).
+pub fn interfaces() -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// With `[sync]`, services whose scheduler is not consistent: a flow moved to
+/// another director before its connection was synced is scheduled afresh there, and
+/// only `mh` or `sh` pick the same real server on every director.
+pub fn sync_warnings(cfg: &SiteConfig) -> Vec<(usize, String)> {
+    let Some(sync) = &cfg.sync else {
+        return Vec::new();
+    };
+    let consistent = crate::config::CONSISTENT_SCHEDULERS;
+    cfg.vips
+        .iter()
+        .flat_map(|v| v.services.iter().map(move |s| (v, s)))
+        .filter(|(_, s)| !consistent.contains(&s.scheduler.as_str()))
+        .map(|(v, s)| {
+            (
+                sync.line,
+                format!(
+                    "service {} port {} uses `{}` with [sync]: a connection moved to another director before it was synced is scheduled again there, maybe to another real server; `mh` or `sh` send it to the same one",
+                    v.prefix.addr(),
+                    s.port,
+                    s.scheduler
+                ),
+            )
+        })
+        .collect()
+}
