@@ -16,6 +16,7 @@ use crate::demand::{self, Burst, LIFETIME_PHASES};
 use crate::measures::Measures;
 use crate::network::Network;
 use crate::topology::{self, SiteSpec};
+use crate::trace::{Recorder, Trace};
 
 /// 00:00 UTC on the simulated day.
 const T0_S: u64 = 1_764_028_800;
@@ -112,6 +113,12 @@ fn server_id(ids: &[SiteId], i: usize) -> ServerId {
 
 /// Runs one simulated day (or `hours`) and returns its measures.
 pub fn run(cfg: &Config) -> Result<Measures, SimError> {
+    run_traced(cfg).map(|(m, _)| m)
+}
+
+/// Runs one simulated day (or `hours`) and returns its measures and the series the
+/// plots are drawn from.
+pub fn run_traced(cfg: &Config) -> Result<(Measures, Trace), SimError> {
     if !(0.0..=1.0).contains(&cfg.loss) {
         return Err(SimError::Param(format!("loss {} not in 0..=1", cfg.loss)));
     }
@@ -143,7 +150,6 @@ pub fn run(cfg: &Config) -> Result<Measures, SimError> {
     let n = specs.len();
     let ids: Vec<SiteId> = specs.iter().map(|s| SiteId::new(&s.name)).collect();
     let nearest = topology::nearest_order(&specs);
-    let spill_cfg = SpillConfig::default();
     let interval = ExchangeConfig::new(ids[0].clone()).interval;
     let mut net = Network::new(cfg.loss, interval.as_secs());
     let mut nodes: Vec<Node> = (0..n)
@@ -167,6 +173,8 @@ pub fn run(cfg: &Config) -> Result<Measures, SimError> {
     let mut loads: Vec<Option<SiteLoad>> = vec![None; n];
     let mut tot = vec![0.0f64; n * n];
     let server_ids: Vec<ServerId> = (0..n).map(|i| server_id(&ids, i)).collect();
+    let mut rec = Recorder::new(&specs);
+    let mut herded = vec![false; n];
 
     for sec in 0..run_s {
         let now = Time::from_secs(T0_S + sec);
@@ -300,12 +308,16 @@ pub fn run(cfg: &Config) -> Result<Measures, SimError> {
             &loads,
             &nodes,
             &mut in_peak,
-            &spill_cfg,
+            &mut herded,
         );
+        rec.second(sec, &specs, &tot, &loads, &herded);
     }
     m.reports_sent = net.sent;
     m.reports_lost = net.lost;
-    Ok(m)
+    let trace = rec.finish(run_s);
+    m.herded_longest_s = trace.herds.iter().map(|e| e.len_s()).max().unwrap_or(0);
+    m.herd_events = trace.herds.len() as u64;
+    Ok((m, trace))
 }
 
 fn decide(nd: &mut Node, i: usize, ids: &[SiteId], now: Time, load: SiteLoad, m: &mut Measures) {
@@ -370,10 +382,14 @@ fn measure(
     loads: &[Option<SiteLoad>],
     nodes: &[Node],
     in_peak: &mut [bool],
-    spill_cfg: &SpillConfig,
+    herded: &mut [bool],
 ) {
+    // Peaks and the start band are read against the paper's thresholds, as every site
+    // uses them.
+    let spill_cfg = SpillConfig::default();
     let n = specs.len();
     let mut any_over = false;
+    herded.iter_mut().for_each(|h| *h = false);
     for j in 0..n {
         let Some(load) = loads[j] else {
             in_peak[j] = false;
@@ -389,8 +405,12 @@ fn measure(
         if served > 1.0 {
             any_over = true;
             m.over_site_s += 1;
+            if served > spill_cfg.start_local {
+                m.over_start_site_s += 1;
+            }
             m.overload_load_s += served - 1.0;
             if served - tunnelled_in / cap <= 1.0 {
+                herded[j] = true;
                 m.herded_site_s += 1;
                 m.herded_load_s += served - 1.0;
                 m.herded_peak = m.herded_peak.max(served);

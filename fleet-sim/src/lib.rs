@@ -16,15 +16,20 @@
 //!                    site_load -> ReportScheduler::poll -> sign -> Network (loss, delay)
 //!                    Network -> PeerTable::receive -> SpillEngine::decide -> weights::plan
 //!                    Measures (overload, herding, oscillation, forwarded twice, share away)
+//!                    Recorder -> Trace (region loads, flows, herding episodes) -> plots (SVG)
+//!  both days' Measures -> targets::check (issue 18's targets, PASS/FAIL)
 //! ```
 
 pub mod demand;
 pub mod fleet;
 pub mod measures;
 pub mod network;
+pub mod plots;
+pub mod targets;
 pub mod topology;
+pub mod trace;
 
-pub use fleet::{Config, run};
+pub use fleet::{Config, run, run_traced};
 pub use measures::{Measures, table};
 
 /// Why a run could not be made.

@@ -14,6 +14,9 @@ pub struct Measures {
     pub any_over_s: u64,
     /// Site-seconds above 1.0.
     pub over_site_s: u64,
+    /// Site-seconds above 1.1 (the paper's start threshold: between 1.0 and 1.1 its
+    /// rule starts nothing).
+    pub over_start_site_s: u64,
     /// Total overload: the integral of (served load - 1.0) over sites above 1.0, in
     /// load-seconds (1 load-second = one site's full capacity for one second).
     pub overload_load_s: f64,
@@ -26,6 +29,10 @@ pub struct Measures {
     pub herded_load_s: f64,
     /// Highest served load of a site while herded.
     pub herded_peak: f64,
+    /// Herding episodes (a site herded for consecutive seconds).
+    pub herd_events: u64,
+    /// The longest herding episode, seconds.
+    pub herded_longest_s: u64,
     /// Peaks: episodes of a site's own demand (director load) above 1.1, each ending
     /// when it falls to 1.0 or below.
     pub peaks: u64,
@@ -121,6 +128,11 @@ pub fn table(without: &Measures, with: Option<&Measures>) -> String {
             secs(with.over_site_s),
         ),
         (
+            "site-time above 1.1",
+            secs(without.over_start_site_s),
+            secs(with.over_start_site_s),
+        ),
+        (
             "total overload (load-seconds)",
             format!("{:.0}", without.overload_load_s),
             format!("{:.0}", with.overload_load_s),
@@ -144,6 +156,15 @@ pub fn table(without: &Measures, with: Option<&Measures>) -> String {
             "herded peak load",
             format!("{:.2}", without.herded_peak),
             format!("{:.2}", with.herded_peak),
+        ),
+        (
+            "herding episodes / longest",
+            format!(
+                "{} / {}",
+                without.herd_events,
+                secs(without.herded_longest_s)
+            ),
+            format!("{} / {}", with.herd_events, secs(with.herded_longest_s)),
         ),
         (
             "peaks (own demand > 1.1)",

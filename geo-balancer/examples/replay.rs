@@ -26,6 +26,7 @@ fn main() {
                     spilling_to_us: false,
                     age: Duration::from_secs(41),
                     seq: 41,
+                    other_spillers: 0,
                 }),
             }],
         };

@@ -3,6 +3,10 @@
 //! report is accepted; forged, replayed, stale, future, oversize, garbage, unknown-sender,
 //! misaddressed and header-less reports are rejected with their reason and change nothing.
 
+mod common;
+
+use common::report;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,22 +78,6 @@ async fn site_b() -> (String, Table) {
         let _ = axum::serve(l, app).await;
     });
     (format!("http://{addr}{REPORT_PATH}"), table)
-}
-
-fn report(seq: u64, timestamp: u64, load: f64) -> LoadReport {
-    LoadReport {
-        version: 1,
-        sender: SiteId::new("site-a"),
-        receiver: SiteId::new("site-b"),
-        seq,
-        timestamp,
-        load: Some(load),
-        director_load: Some(load),
-        capacity: 2000,
-        active: (load * 2000.0) as u64,
-        spilling_to: vec![],
-        spill_share: 0.0,
-    }
 }
 
 fn signed(r: &LoadReport, key: &[u8]) -> SignedReport {
@@ -164,11 +152,11 @@ async fn valid_accepted_and_every_bad_report_rejected_without_state_change() {
     )
     .await;
 
-    // Stale and from the future (skew 30 s).
+    // Stale (older than one period plus the 30 s skew) and from the future (beyond the skew).
     expect_reject(
         &client,
         &url,
-        &signed(&report(102, now - 60_000, 0.3), KEY_AB),
+        &signed(&report(102, now - 200_000, 0.3), KEY_AB),
         400,
         "stale",
     )

@@ -100,6 +100,7 @@ impl World {
                     spilling_to_us: r.spilling_to.contains(&i),
                     age: Duration::from_secs(10),
                     seq: 1,
+                    other_spillers: 0,
                 }),
             })
             .collect();
@@ -179,6 +180,7 @@ proptest! {
                     spilling_to_us: *back,
                     age: Duration::from_secs(5),
                     seq: 1,
+                    other_spillers: 0,
                 }),
             })
             .collect();
@@ -215,7 +217,7 @@ proptest! {
         for (k, (local, peer)) in loads.into_iter().enumerate() {
             let views = [PeerView {
                 site: SiteId::new("p"),
-                facts: Some(PeerFacts { load: peer, capacity: 100_000, spilling_to_us: false, age: Duration::ZERO, seq: 1 }),
+                facts: Some(PeerFacts { load: peer, capacity: 100_000, spilling_to_us: false, age: Duration::ZERO, seq: 1, other_spillers: 0 }),
             }];
             let d = e.decide(Time::from_secs(1_000_000 + 60 * k as u64), LocalView { load: local, capacity: 1000 }, &views);
             prop_assert!(d.total_share >= 0.0 && d.total_share <= cfg.max_share + 1e-9);
@@ -348,6 +350,7 @@ proptest! {
                             spilling_to_us: back,
                             age: Duration::from_millis(1500),
                             seq: 3,
+                            other_spillers: 0,
                         }),
                     })
                     .collect(),

@@ -26,6 +26,7 @@ fn peer(name: &str, load: f64) -> PeerView {
             spilling_to_us: false,
             age: Duration::from_secs(41),
             seq: 7,
+            other_spillers: 0,
         }),
     }
 }
@@ -372,6 +373,7 @@ fn explanation_reads_like_the_cli() {
             spilling_to_us: false,
             age: Duration::from_secs(41),
             seq: 3,
+            other_spillers: 0,
         }),
     }];
     let d = e.decide(T0, local(1.14), &b);

@@ -1,19 +1,32 @@
-//! `fleet-sim [--sites N] [--seed S] [--loss P] [--hours H] [--max-skew S] [--no-spill] [--three-site-day]`
+//! `fleet-sim [--sites N] [--seed S] [--loss P] [--hours H] [--max-skew S] [--no-spill]
+//! [--three-site-day] [--plots DIR]`
 //!
-//! Runs the day without spill and with it and prints both side by side; with
-//! `--no-spill`, only the day without.
+//! Runs the day without spill and with it, prints both side by side and each of issue
+//! 18's targets as PASS or FAIL; with `--no-spill`, only the day without. `--plots DIR`
+//! writes the SVG plots there.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use fleet_sim::{Config, table};
+use fleet_sim::{Config, table, targets};
+
+/// The report period every site uses (`ExchangeConfig::new`).
+const PERIOD_S: u64 = 120;
 
 const USAGE: &str = "usage: fleet-sim [--sites N] [--seed S] [--loss P] [--hours H] [--bursts B] \
-                     [--outages O] [--max-skew SECONDS] [--no-spill] [--three-site-day]";
+                     [--outages O] [--max-skew SECONDS] [--no-spill] [--three-site-day] [--plots DIR]";
 
-fn parse(args: &[String]) -> Result<(Config, bool), String> {
+struct Args {
+    cfg: Config,
+    no_spill: bool,
+    plots: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
     let mut cfg = Config::default();
     let mut no_spill = false;
+    let mut plots = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -51,18 +64,27 @@ fn parse(args: &[String]) -> Result<(Config, bool), String> {
                 let v = value(a)?;
                 cfg.max_clock_skew_s = v.parse().map_err(|_| bad(a, &v))?
             }
+            "--plots" => plots = Some(PathBuf::from(value(a)?)),
             "--no-spill" => no_spill = true,
             "--three-site-day" => cfg.three_site_day = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok((cfg, no_spill))
+    Ok(Args {
+        cfg,
+        no_spill,
+        plots,
+    })
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cfg, no_spill) = match parse(&args) {
+    let Args {
+        cfg,
+        no_spill,
+        plots,
+    } = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -70,7 +92,7 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    let without = fleet_sim::run(&Config {
+    let without = fleet_sim::run_traced(&Config {
         spill: false,
         ..cfg.clone()
     });
@@ -78,7 +100,7 @@ fn main() -> ExitCode {
     let with = if no_spill {
         Ok(None)
     } else {
-        fleet_sim::run(&Config {
+        fleet_sim::run_traced(&Config {
             spill: true,
             ..cfg.clone()
         })
@@ -86,7 +108,8 @@ fn main() -> ExitCode {
     };
     let with_wall = started.elapsed() - without_wall;
     match (without, with) {
-        (Ok(a), Ok(b)) => {
+        (Ok((a, trace_a)), Ok(b)) => {
+            let (b, trace_b) = b.map_or((None, None), |(m, t)| (Some(m), Some(t)));
             let sites = if cfg.three_site_day { 3 } else { cfg.sites };
             println!(
                 "{sites} sites, {} h from 00:00 UTC, seed {}, report loss {:.0}%",
@@ -97,11 +120,35 @@ fn main() -> ExitCode {
             println!();
             print!("{}", table(&a, b.as_ref()));
             println!();
+            if let Some(b) = &b {
+                let min_cut = if cfg.three_site_day { 0.9 } else { 0.8 };
+                println!("targets (issue 18):");
+                print!(
+                    "{}",
+                    targets::render(&targets::check(&a, b, min_cut, PERIOD_S))
+                );
+                println!();
+            }
             println!(
                 "wall time: {:.1}s without spill, {:.1}s with spill",
                 without_wall.as_secs_f64(),
                 with_wall.as_secs_f64()
             );
+            if let Some(dir) = plots {
+                let empty = fleet_sim::trace::Trace::default();
+                let with = trace_b.as_ref().unwrap_or(&empty);
+                match fleet_sim::plots::write_all(&dir, &trace_a, with, PERIOD_S) {
+                    Ok(files) => {
+                        for f in files {
+                            println!("wrote {}", f.display());
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("fleet-sim: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             ExitCode::SUCCESS
         }
         (Err(e), _) | (_, Err(e)) => {

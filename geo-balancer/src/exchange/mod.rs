@@ -51,7 +51,9 @@ pub struct ExchangeConfig {
     pub jitter: f64,
     /// A peer with no valid report for this many periods is unknown.
     pub stale_after_periods: u32,
-    /// Reports stamped further than this from our clock (either way) are refused.
+    /// How far a sender's clock may be from ours: reports stamped further ahead are
+    /// refused, and reports older than one `interval` plus this are refused as stale
+    /// ([`ExchangeConfig::max_age`]).
     pub max_clock_skew: Duration,
     /// Largest body accepted.
     pub max_body: usize,
@@ -76,6 +78,12 @@ impl ExchangeConfig {
     /// How long a peer stays known after its last valid report.
     pub fn stale_after(&self) -> Duration {
         self.interval.saturating_mul(self.stale_after_periods)
+    }
+
+    /// The oldest report accepted: one report period (a report may be delayed that long
+    /// on its way) plus `max_clock_skew`. Replays are refused by `seq`, not by age.
+    pub fn max_age(&self) -> Duration {
+        self.interval.saturating_add(self.max_clock_skew)
     }
 
     /// Rejects values that cannot work.

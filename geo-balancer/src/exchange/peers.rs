@@ -83,7 +83,8 @@ pub enum Reject {
         /// The last accepted seq.
         last: u64,
     },
-    /// Timestamp older than the allowed skew.
+    /// Timestamp older than one report period plus the allowed skew
+    /// ([`ExchangeConfig::max_age`]).
     #[error("stale: report from {sender} is {age_ms} ms old")]
     Stale {
         /// The sender.
@@ -363,7 +364,7 @@ impl PeerTable {
                 let changed = match &peer.last {
                     None => true,
                     Some((old, at)) => {
-                        now.since(*at) > stale_after
+                        now.since(as_of(old, *at)) > stale_after
                             || old.spilling_to != report.spilling_to
                             || band(old.load_value()) != band(report.load_value())
                     }
@@ -462,9 +463,12 @@ impl PeerTable {
                 last,
             });
         }
+        // Age and skew are separate bounds: a report may spend up to one period on the
+        // way (late but authentic, and `seq` already refused any replay), but no sender
+        // clock may run ahead of ours by more than the skew.
         let stamped = Time(report.timestamp);
         let skew = self.cfg.max_clock_skew;
-        if now.since(stamped) > skew {
+        if now.since(stamped) > self.cfg.max_age() {
             return Err(Reject::Stale {
                 sender,
                 age_ms: now.since(stamped).as_millis() as u64,
@@ -480,20 +484,37 @@ impl PeerTable {
     }
 
     /// Every peer as the spill rule sees it: unknown when it has no valid report within
-    /// `stale_after_periods` periods.
+    /// `stale_after_periods` periods. A report's age counts from the moment it speaks for
+    /// (its timestamp, or when it arrived if the sender's clock runs ahead), so a report
+    /// that arrived late is as old as it is.
     pub fn views(&self, now: Time) -> Vec<PeerView> {
         let stale_after = self.cfg.stale_after();
+        // How many known peers report spilling to each site (a sender's own name in
+        // its list is ignored).
+        let mut spilled_to: BTreeMap<&SiteId, u32> = BTreeMap::new();
+        for (site, p) in &self.peers {
+            let Some((r, at)) = p.last.as_ref() else {
+                continue;
+            };
+            if now.since(as_of(r, *at)) <= stale_after {
+                for to in r.spilling_to.iter().filter(|t| *t != site) {
+                    *spilled_to.entry(to).or_insert(0) += 1;
+                }
+            }
+        }
         self.peers
             .iter()
             .map(|(site, p)| {
+                let others = spilled_to.get(site).copied().unwrap_or(0);
                 let facts = p.last.as_ref().and_then(|(r, at)| {
-                    let age = now.since(*at);
+                    let age = now.since(as_of(r, *at));
                     (age <= stale_after).then(|| PeerFacts {
                         load: r.load_value(),
                         capacity: r.capacity,
                         spilling_to_us: r.spilling_to.contains(&self.cfg.local),
                         age,
                         seq: r.seq,
+                        other_spillers: others,
                     })
                 });
                 PeerView {
@@ -510,7 +531,7 @@ impl PeerTable {
         self.peers
             .iter()
             .map(|(site, p)| {
-                let age = p.last.as_ref().map(|(_, at)| now.since(*at));
+                let age = p.last.as_ref().map(|(r, at)| now.since(as_of(r, *at)));
                 PeerStatus {
                     site: site.clone(),
                     known: age.is_some_and(|a| a <= stale_after),
@@ -529,11 +550,21 @@ impl PeerTable {
         let stale_after = self.cfg.stale_after();
         self.peers
             .values()
-            .filter_map(|p| p.last.as_ref().map(|(_, at)| at.plus(stale_after)))
+            .filter_map(|p| {
+                p.last
+                    .as_ref()
+                    .map(|(r, at)| as_of(r, *at).plus(stale_after))
+            })
             .filter(|t| *t >= now)
             .min()
             .map(|t| t.plus(Duration::from_millis(1)))
     }
+}
+
+/// The moment a report speaks for: its timestamp, but never later than its arrival (a
+/// sender whose clock runs ahead does not make its report look younger).
+fn as_of(report: &LoadReport, received: Time) -> Time {
+    Time(report.timestamp).min(received)
 }
 
 /// Coarse position of a load relative to the default thresholds, to tell "changed".

@@ -35,6 +35,10 @@ pub struct PeerFacts {
     pub age: Duration,
     /// Sequence number of that report.
     pub seq: u64,
+    /// How many other known peers report spilling to this one: they share its room
+    /// with us (0 in inputs recorded before this field existed).
+    #[serde(default)]
+    pub other_spillers: u32,
 }
 
 /// A peer as the decision sees it: known (with facts) or unknown.

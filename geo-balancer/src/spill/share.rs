@@ -17,8 +17,14 @@ pub(crate) fn sanitize(v: f64) -> f64 {
 
 /// How much of our new connections a peer can take before it reaches start_remote,
 /// as a share of our demand. Equal capacities are assumed when either is unknown.
+///
+/// The room is shared: when other sites report spilling to the same peer, each of us
+/// claims an equal part of its free capacity (issue 18: fifty sites seeing one idle
+/// peer must not all claim all of it). With one spiller, as on a small fleet, this is
+/// the whole room.
 pub(crate) fn room(cfg: &SpillConfig, local: LocalView, local_load: f64, f: &PeerFacts) -> f64 {
-    let free = (cfg.start_remote - sanitize(f.load)).max(0.0);
+    let claimants = 1.0 + f64::from(f.other_spillers);
+    let free = (cfg.start_remote - sanitize(f.load)).max(0.0) / claimants;
     if !local_load.is_finite() || local_load <= 0.0 {
         return 1.0;
     }
