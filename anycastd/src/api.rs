@@ -84,7 +84,7 @@ impl ControllerHandle {
         ControllerHandle { tx }
     }
 
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, Response> {

@@ -53,6 +53,8 @@ pub enum StartError {
     Signals(std::io::Error),
     #[error("BFD: {0}")]
     Bfd(#[from] bfd::task::Error),
+    #[error("monitor: {0}")]
+    Monitor(#[from] crate::monitor::MonitorError),
 }
 
 struct Daemon {
@@ -185,6 +187,9 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
             let _ = stop.wait_for(|s| *s).await;
         }),
     );
+    if let Some(m) = &cfg.monitor {
+        crate::monitor::start(m, handle.clone(), stop_rx.clone()).await?;
+    }
     if !cfg.peers.is_empty() {
         let l = tokio::net::TcpListener::bind(cfg.exchange.listen)
             .await
@@ -538,11 +543,11 @@ impl Daemon {
             Command::Metrics(tx) => {
                 let st = self.status(now).await;
                 let bfd = self.bfd.as_ref().map(BfdLink::packets);
-                let _ = tx.send(crate::metrics::render(
-                    &st,
-                    self.site.counters(),
-                    bfd.as_ref(),
-                ));
+                let mut text = crate::metrics::render(&st, self.site.counters(), bfd.as_ref());
+                if self.site.config().monitor.is_some() {
+                    text.push_str(&crate::monitor::counters::metrics_text());
+                }
+                let _ = tx.send(text);
             }
             Command::Why(vip, tx) => {
                 let _ = tx.send(self.site.why(&vip));

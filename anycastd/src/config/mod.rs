@@ -6,6 +6,7 @@
 //! so nothing from it can be half-applied. See docs/configuration.md for every key.
 
 pub mod duration;
+pub mod monitor;
 mod raw;
 mod validate;
 
@@ -30,6 +31,8 @@ pub struct SiteConfig {
     pub peers: Vec<PeerSite>,
     pub vips: Vec<Vip>,
     pub log: Log,
+    /// `[monitor]`: the browser monitor, when configured.
+    pub monitor: Option<monitor::Monitor>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
