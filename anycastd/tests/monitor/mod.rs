@@ -15,6 +15,48 @@ pub const HOST: &str = "monitor.test";
 pub const VIEWER: (&str, &str) = ("ann", "viewer-password-1");
 pub const OPERATOR: (&str, &str) = ("op", "operator-password-2");
 
+/// A fresh `dir` with `monitor.crt` (self-signed for [`HOST`]) and `monitor.key`
+/// (mode 0600); the certificate's PEM.
+pub fn write_tls_files(dir: &std::path::Path) -> String {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
+    let cert_pem = ck.cert.pem();
+    std::fs::write(dir.join("monitor.crt"), &cert_pem).unwrap();
+    super::host::write_private(&dir.join("monitor.key"), &ck.signing_key.serialize_pem());
+    cert_pem
+}
+
+/// `[monitor]` on `listen` with the files of [`write_tls_files`] in `certs`, and the
+/// users [`VIEWER`] and [`OPERATOR`].
+pub fn monitor_tables(listen: &str, certs: &std::path::Path, session_idle: &str) -> String {
+    let hash = |pw: &str| anycastd::monitor::password::hash(pw).unwrap();
+    format!(
+        r#"[monitor]
+listen = "{listen}"
+cert_file = "{crt}"
+key_file = "{key}"
+session_idle = "{session_idle}"
+
+[[monitor.user]]
+name = "{vn}"
+role = "viewer"
+password_hash = "{vh}"
+
+[[monitor.user]]
+name = "{on}"
+role = "operator"
+password_hash = "{oh}"
+"#,
+        crt = certs.join("monitor.crt").display(),
+        key = certs.join("monitor.key").display(),
+        vn = VIEWER.0,
+        vh = hash(VIEWER.1),
+        on = OPERATOR.0,
+        oh = hash(OPERATOR.1),
+    )
+}
+
 /// A daemon with its monitor, and the certificate the client trusts.
 pub struct Site {
     pub daemon: Daemon,
@@ -34,40 +76,12 @@ impl Site {
     pub fn start(test: &str, servers: &[SocketAddr], session_idle: &str) -> Site {
         let certs =
             std::env::temp_dir().join(format!("anycastd-{test}-certs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&certs);
-        std::fs::create_dir_all(&certs).unwrap();
-        let ck = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
-        let cert_pem = ck.cert.pem();
-        std::fs::write(certs.join("monitor.crt"), &cert_pem).unwrap();
-        super::host::write_private(&certs.join("monitor.key"), &ck.signing_key.serialize_pem());
-        let hash = |pw: &str| anycastd::monitor::password::hash(pw).unwrap();
+        let cert_pem = write_tls_files(&certs);
         let port = free_port();
         // The [monitor] table follows the [api] lines the helper writes.
         let lines = format!(
-            r#"token_file = "api.token"
-
-[monitor]
-listen = "127.0.0.1:{port}"
-cert_file = "{crt}"
-key_file = "{key}"
-session_idle = "{session_idle}"
-
-[[monitor.user]]
-name = "{vn}"
-role = "viewer"
-password_hash = "{vh}"
-
-[[monitor.user]]
-name = "{on}"
-role = "operator"
-password_hash = "{oh}"
-"#,
-            crt = certs.join("monitor.crt").display(),
-            key = certs.join("monitor.key").display(),
-            vn = VIEWER.0,
-            vh = hash(VIEWER.1),
-            on = OPERATOR.0,
-            oh = hash(OPERATOR.1),
+            "token_file = \"api.token\"\n\n{}",
+            monitor_tables(&format!("127.0.0.1:{port}"), &certs, session_idle)
         );
         let daemon = Daemon::start_with(test, Api::Tcp, &lines, servers);
         Site {

@@ -272,7 +272,7 @@ function renderFleet(st) {
 
 // ---- charts: tiny hand-written SVG line charts over the last hour ----
 const PALETTE = ["#58a6ff", "#3fb950", "#d29922", "#bc8cff", "#f778ba", "#39c5cf"];
-function chart(title, series, maxY, threshold) {
+function chart(title, series, maxY, fmtY, threshold) {
   const W = 600, H = 110, P = 4;
   const now = status ? status.now : Date.now() / 1000, t0 = now - 3600;
   const x = (t) => P + ((t - t0) / 3600) * (W - 2 * P);
@@ -280,6 +280,8 @@ function chart(title, series, maxY, threshold) {
   const svg = h("svg:svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
   for (const g of [0.25, 0.5, 0.75]) svg.append(h("svg:line", { class: "grid-line", x1: 0, x2: W, y1: y(maxY * g), y2: y(maxY * g) }));
   if (threshold !== undefined) svg.append(h("svg:line", { class: "threshold", x1: 0, x2: W, y1: y(threshold), y2: y(threshold) }));
+  svg.append(h("svg:text", { x: P, y: 11 }, fmtY(maxY)));
+  svg.append(h("svg:text", { x: P, y: H - P - 2 }, "-60 min"));
   const legend = h("span", { class: "legend" });
   series.forEach((s, i) => {
     const colour = PALETTE[i % PALETTE.length];
@@ -290,6 +292,9 @@ function chart(title, series, maxY, threshold) {
       pen = true;
     }
     if (d) svg.append(h("svg:path", { d, fill: "none", stroke: colour, "stroke-width": 2, "vector-effect": "non-scaling-stroke" }));
+    // The newest point as a dot: visible from the first sample on.
+    const lastPt = s.points.filter(([, v]) => v !== null && v !== undefined).pop();
+    if (lastPt) svg.append(h("svg:circle", { cx: x(lastPt[0]), cy: y(lastPt[1]), r: 3, fill: colour }));
     const last = s.points.length ? s.points[s.points.length - 1][1] : null;
     const label = h("span", {}, "● " + s.name + " " + (last === null || last === undefined ? "-" : s.fmt(last)));
     label.style.color = colour;
@@ -306,8 +311,8 @@ function renderCharts(st) {
   const maxLoad = Math.max(1.5, ...loads.flatMap((s) => s.points.map(([, v]) => v || 0)));
   const spills = peers.map((p) => ({ name: "to " + p, fmt: pct, points: pts((s) => s.spill[p] || 0) }));
   $("charts").replaceChildren(
-    chart("Load (this site and peers; dashed: 1.1)", loads, Math.ceil(maxLoad * 2) / 2, 1.1),
-    chart("Spilled share of new connections", spills.length ? spills : [{ name: "no peers", fmt: pct, points: [] }], 1));
+    chart("Load (this site and peers; dashed: 1.1)", loads, Math.ceil(maxLoad * 2) / 2, (v) => v.toFixed(1), 1.1),
+    chart("Spilled share of new connections", spills.length ? spills : [{ name: "no peers", fmt: pct, points: [] }], 1, pct));
 }
 
 // ---- boot: an existing session goes straight to the dashboard ----
