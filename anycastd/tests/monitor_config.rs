@@ -104,3 +104,34 @@ fn bad_users_and_missing_tls_files_are_refused_each_at_its_line() {
     assert_eq!(at("password_hash"), Some(8), "{e}");
     assert_eq!(at("not a loopback"), None, "TLS was asked for: {e}");
 }
+
+#[test]
+fn hash_password_prints_a_hash_the_config_takes() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pass\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        anycastd::monitor::password::verify(&hash, "s3cret pass"),
+        "{hash}"
+    );
+    assert!(!anycastd::monitor::password::verify(&hash, "s3cret pass\n"));
+    let cfg = parse(&format!(
+        "[monitor]\nlisten = \"127.0.0.1:8443\"\n[[monitor.user]]\nname = \"op\"\nrole = \"operator\"\npassword_hash = \"{hash}\"\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.monitor.unwrap().users[0].password_hash, hash);
+}

@@ -246,7 +246,7 @@ async fn monitor_https_sessions_csrf_roles_and_refusals() {
         .await
         .unwrap();
     let count = |reason: &str| -> u64 {
-        let key = format!("anycastd_monitor_refused_total{{reason=\"{reason}\"}} ");
+        let key = format!("anycast_monitor_refused_total{{reason=\"{reason}\"}} ");
         metrics
             .lines()
             .find_map(|l| l.strip_prefix(&key))

@@ -1,5 +1,5 @@
 //! Refused monitor requests: counted per kind (exposed on `/metrics` as
-//! `anycastd_monitor_refused_total{reason}`) and logged once per burst: the first of
+//! `anycast_monitor_refused_total{reason}`) and logged once per burst: the first of
 //! a kind logs at once, the rest within [`BURST`] are only counted, and the next line
 //! says how many were not logged.
 
@@ -106,11 +106,11 @@ pub fn counts() -> Vec<(Refusal, u64)> {
 /// The counters in the Prometheus text format (appended to `/metrics`).
 pub fn metrics_text() -> String {
     let mut s = String::from(
-        "# HELP anycastd_monitor_refused_total Requests the browser monitor refused, by reason.\n# TYPE anycastd_monitor_refused_total counter\n",
+        "# HELP anycast_monitor_refused_total Requests the browser monitor refused, by reason.\n# TYPE anycast_monitor_refused_total counter\n",
     );
     for (r, n) in counts() {
         s.push_str(&format!(
-            "anycastd_monitor_refused_total{{reason=\"{}\"}} {n}\n",
+            "anycast_monitor_refused_total{{reason=\"{}\"}} {n}\n",
             r.as_str()
         ));
     }
