@@ -28,7 +28,6 @@ use super::session::{Lookup, Session};
 use super::tls::Client;
 use crate::api::{Command, ServerCommand};
 use crate::config::monitor::Role;
-use crate::site::ServerError;
 
 /// Largest request body; a larger one is refused with 413 before it is read whole.
 pub const MAX_BODY: usize = 4 * 1024;
@@ -79,9 +78,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         ))
 }
 
-fn json_error(code: StatusCode, msg: &str) -> Response {
-    (code, axum::Json(serde_json::json!({ "error": msg }))).into_response()
-}
+use crate::api::error as json_error;
 
 fn refuse(r: Refusal, remote: &SocketAddr, path: &str, code: StatusCode, msg: &str) -> Response {
     refused(r, &remote.ip().to_string(), path, msg);
@@ -568,15 +565,7 @@ async fn server_change(
             axum::Json(reply).into_response()
         }
         Ok(Err(e)) => {
-            let code = match e {
-                ServerError::WouldWithdraw { .. } => StatusCode::CONFLICT,
-                ServerError::BadAddress(_) | ServerError::Ambiguous { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
-                ServerError::UnknownVip(_) | ServerError::UnknownServer { .. } => {
-                    StatusCode::NOT_FOUND
-                }
-            };
+            let code = crate::api::server_error_status(&e);
             audit(&session.user, &what, &remote, &format!("refused: {e}"));
             json_error(code, &e.to_string())
         }
