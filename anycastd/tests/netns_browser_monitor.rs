@@ -147,8 +147,13 @@ async fn drive(c: &Client, up: &str, shots: &std::path::Path, mut victim: Proc) 
 
     // A real server killed: the page shows it down, live, without a reload.
     c.execute("window.notReloaded = true", vec![]).await?;
+    let killed = std::time::Instant::now();
     victim.kill();
     shows(c, "tr[data-server='10.210.1.11:8080']", "down").await?;
+    println!(
+        "real server killed -> shown down in the page: {:?}",
+        killed.elapsed()
+    );
     shows(c, "#summary", "1/2 servers up").await?;
     let same = c
         .execute("return window.notReloaded === true", vec![])
@@ -156,7 +161,13 @@ async fn drive(c: &Client, up: &str, shots: &std::path::Path, mut victim: Proc) 
     if same != Value::Bool(true) {
         return Err("the page was reloaded".into());
     }
+    c.execute(
+        "document.getElementById('servers').scrollIntoView()",
+        vec![],
+    )
+    .await?;
     shot(c, shots, "real-server-down").await?;
+    c.execute("window.scrollTo(0, 0)", vec![]).await?;
 
     // An operator: a forged CSRF token is refused, nothing changes.
     c.find(Locator::Id("logout")).await?.click().await?;
@@ -181,10 +192,15 @@ async fn drive(c: &Client, up: &str, shots: &std::path::Path, mut victim: Proc) 
         return Err("withdrawn before the confirmation".into());
     }
     c.find(Locator::Id("confirm-ok")).await?.click().await?;
+    let confirmed = std::time::Instant::now();
     until("FRR to lose the route", STEP, || async {
         Ok(!has_route(up))
     })
     .await?;
+    println!(
+        "drain confirmed -> route gone from FRR (shutdown_wait 500ms): {:?}",
+        confirmed.elapsed()
+    );
     shows(c, "tr[data-vip='web']", "drained").await?;
     shot(c, shots, "drained-operator-1280x800").await?;
 
