@@ -668,6 +668,9 @@ impl Daemon {
             tracing::info!("reload: config unchanged");
             return;
         }
+        if new.monitor != self.site.config().monitor {
+            tracing::warn!("reload: [monitor] changed; it takes effect at the next start");
+        }
         let bgp_changed = new.bgp != self.site.config().bgp;
         let load_urls = |c: &SiteConfig| -> Vec<Option<String>> {
             c.vips

@@ -56,6 +56,11 @@ fn a_loopback_monitor_with_a_user_loads_with_its_defaults() {
         hash()
     ))
     .unwrap();
+    let plan = anycastd::plan::render(&cfg);
+    assert!(
+        plan.contains("Monitor on http://127.0.0.1:8443/ for op (operator)"),
+        "{plan}"
+    );
     let m = cfg.monitor.unwrap();
     assert!(m.tls.is_none());
     assert_eq!(m.users[0].role, Role::Operator);
