@@ -120,8 +120,9 @@ pub async fn start(
     Ok(addr)
 }
 
-/// The feed task: the controller's status each [`FEED_EVERY`], pushed to the live
-/// pages when it changed (the clock fields aside), sampled into the history.
+/// The feed task: the controller's status each [`FEED_EVERY`] while a page is open
+/// (each `history::SAMPLE_EVERY` seconds otherwise), pushed to the live pages when it
+/// changed (the clock fields aside), sampled into the history.
 async fn feed(
     shared: Arc<Shared>,
     tx: watch::Sender<Option<Arc<FeedEvent>>>,
@@ -130,11 +131,20 @@ async fn feed(
     let mut tick = tokio::time::interval(FEED_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Status> = None;
+    let mut asked: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        // No page open (the only receiver is the handlers' own): ask only as often as
+        // the history samples.
+        let idle = tx.receiver_count() <= 1;
+        let sample_every = Duration::from_secs(history::SAMPLE_EVERY);
+        if idle && asked.is_some_and(|t| t.elapsed() < sample_every) {
+            continue;
+        }
+        asked = Some(tokio::time::Instant::now());
         let Ok(st) = shared.handle.ask(Command::Status).await else {
             continue;
         };
