@@ -83,6 +83,21 @@ async fn monitor_https_sessions_csrf_roles_and_refusals() {
     let (code, body) = get(&site, "/api/status", "").await;
     assert_eq!(code, 401, "{body}");
 
+    // A login that a cross-site form could send (not JSON) is refused before any check.
+    let r = site
+        .client()
+        .post(site.url("/api/login"))
+        .header("content-type", "text/plain")
+        .body(format!(
+            "{{\"user\":\"{}\",\"password\":\"{}\"}}",
+            OPERATOR.0, OPERATOR.1
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.headers().get("set-cookie").is_none());
+
     // A wrong password, an unknown user: the same answer.
     let (code, body) = site
         .login(OPERATOR.0, "not-the-password")

@@ -259,9 +259,26 @@ fn decoy_hash() -> &'static str {
 async fn login(
     State(s): Shr,
     ConnectInfo(Client(remote)): Remote,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     const PATH: &str = "/api/login";
+    // A cross-site form cannot send this type without the browser asking first (CORS),
+    // so no other site can log a browser in under an account of its choosing.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        let msg = "the login takes Content-Type: application/json";
+        return refuse(
+            Refusal::BadRequest,
+            &remote,
+            PATH,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            msg,
+        );
+    }
     let body = match body_or_refuse(body, &remote, PATH) {
         Ok(b) => b,
         Err(r) => return r,
