@@ -306,3 +306,47 @@ async fn monitor_https_sessions_csrf_roles_and_refusals() {
         .count();
     assert_eq!(csrf_lines, 1, "{log}");
 }
+
+/// A client that completes the TLS handshake and then sends nothing is closed once the
+/// header deadline (10 s) passes, while the monitor keeps answering others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_closes_a_connection_that_sends_no_request() {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::rustls;
+
+    let port = free_ports::<1>()[0];
+    let server = RealServer::on(port).unwrap().addr;
+    let site = Site::start("monitor-silent", &[server], "30m");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(site.cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(site.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(monitor::HOST).unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    let opened = std::time::Instant::now();
+    // Meanwhile the page is served to others.
+    let page = site.client().get(site.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(60), tls.read(&mut buf)).await;
+    let closed_after = opened.elapsed();
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the silent connection was not closed: {read:?}"
+    );
+    assert!(
+        closed_after >= Duration::from_secs(9),
+        "closed after {closed_after:?}"
+    );
+    println!("a connection that sent nothing was closed after {closed_after:?}");
+}

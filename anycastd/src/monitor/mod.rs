@@ -4,7 +4,7 @@
 //! controller as a [`crate::api::Command`], like `anycastctl`'s.
 //!
 //! ```text
-//!  browser ──TLS──> TlsListener ──> routes (session, CSRF, role) ──Command──> controller
+//!  browser ──TLS──> tls::serve ──> routes (session, CSRF, role) ──Command──> controller
 //!                                     │ GET /api/events (SSE)
 //!                                     └── watch <── feed task: Status each second,
 //!                                                   pushed when it changed; History
@@ -94,24 +94,19 @@ pub async fn start(
         tls: tls.is_some(),
     });
     tokio::spawn(feed(shared.clone(), feed_tx, stop.clone()));
-    let app = routes::router(shared).into_make_service_with_connect_info::<tls::Client>();
-    let mut stop_serving = stop;
-    let shutdown = async move {
-        let _ = stop_serving.wait_for(|s| *s).await;
-    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{addr}/"), users = cfg.users.len(), "monitor listening");
+    let app = routes::router(shared);
     match tls {
         Some(config) => {
-            let l = tls::TlsListener::new(tcp, config).map_err(|source| MonitorError::Listen {
-                addr: cfg.listen,
-                source,
-            })?;
-            tokio::spawn(async move {
-                let _ = axum::serve(l, app).with_graceful_shutdown(shutdown).await;
-            });
+            tokio::spawn(tls::serve(tcp, config, app, stop));
         }
         None => {
+            let mut stop = stop;
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let app = app.into_make_service_with_connect_info::<tls::Client>();
             tokio::spawn(async move {
                 let _ = axum::serve(tcp, app).with_graceful_shutdown(shutdown).await;
             });

@@ -1,7 +1,7 @@
 //! The monitor's TLS: rustls (ring) with the certificate chain and key from the
-//! config's files, and an [`axum::serve::Listener`] whose connections arrive already
-//! through the handshake. Handshakes run in their own tasks with a deadline, so a
-//! client that stalls in one never holds up the others.
+//! config's files, and the accept loop that serves the routes over it with hyper:
+//! each connection in its own task, handshakes and request headers with deadlines,
+//! a bounded number of connections, so a client that stalls never holds up the others.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
 use tokio_rustls::rustls;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::monitor::MonitorTls;
 
@@ -30,8 +28,10 @@ pub enum TlsError {
 
 /// A handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes under way at once; more connections wait in the kernel's backlog.
-const MAX_HANDSHAKES: usize = 64;
+/// Connections open at once (handshakes included); more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// A request's headers must arrive within this long.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rustls server config for `tls` (HTTP/1.1 only).
 pub fn server_config(tls: &MonitorTls) -> Result<rustls::ServerConfig, TlsError> {
@@ -62,91 +62,70 @@ pub fn server_config(tls: &MonitorTls) -> Result<rustls::ServerConfig, TlsError>
     Ok(config)
 }
 
-/// Connections after their TLS handshake, for `axum::serve`.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    accept_task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: rustls::ServerConfig) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let (tx, rx) = mpsc::channel(16);
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-        let accept_task = tokio::spawn(async move {
-            loop {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
+/// Serves `app` over TLS on `tcp` until `stop` turns true. Each connection holds one of
+/// `MAX_CONNECTIONS` slots from its accept to its close (handshake included), and a
+/// request's headers must arrive within `HEADER_TIMEOUT` (hyper's timer), so a
+/// client that opens connections and sends nothing cannot pile them up.
+pub async fn serve(
+    tcp: TcpListener,
+    config: rustls::ServerConfig,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let accepted = tokio::select! {
+            a = tcp.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, remote) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and the like: wait a little rather than spin.
+                tracing::warn!(error = %e, "monitor: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let _slot = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "monitor: TLS handshake failed");
                     return;
-                };
-                let (stream, remote) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // EMFILE and the like: wait a little rather than spin.
-                        tracing::warn!(error = %e, "monitor: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                    match hs.await {
-                        Ok(Ok(tls)) => {
-                            drop(permit);
-                            let _ = tx.send((tls, remote)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%remote, error = %e, "monitor: TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%remote, "monitor: TLS handshake timed out"),
-                    }
-                });
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, "monitor: TLS handshake timed out");
+                    return;
+                }
+            };
+            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(Client(remote))));
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%remote, error = %e, "monitor: connection ended with an error");
             }
         });
-        Ok(TlsListener {
-            rx,
-            local,
-            accept_task,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task ended (the runtime is going down): never resolve.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }
 
 /// The client's address, as the handlers see it over either listener.
 #[derive(Debug, Clone, Copy)]
 pub struct Client(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for Client
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Client(*s.remote_addr())
-    }
-}
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
     for Client
