@@ -3,7 +3,8 @@
 # FRR routers and two anycastd sites (IDC1 forwards to its real servers by VS/DR,
 # IDC2 by VS/TUN), walking through convergence, the DR site serving, one real server
 # taken out by the operator and back, a site failure and spill-over, with
-# `anycastctl status` between the steps. Installs what is
+# `anycastctl status` between the steps. Then the browser monitor of a site on this
+# host (scripts/monitor-demo.sh: its URL and logins). Installs what is
 # missing, builds, runs; about two minutes after the build on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +12,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "== building (release)"
 cargo build --release --locked -p anycastd -p anycast-lab
-exec target/release/seed-demo target/release
+target/release/seed-demo target/release
+scripts/monitor-demo.sh target/release

@@ -2,12 +2,13 @@
 # Installs what the tests, the lab and the demo need on a fresh Debian 12 machine:
 # real BGP peers (FRR, BIRD, GoBGP, ExaBGP), the user-mode-Linux lab kernel with IPVS
 # and IPIP modules, ipvsadm/iproute2/iptables for looking, keepalived (benchmark 5's
-# side by side), and cargo tools.
+# side by side), chromium and chromedriver (the browser monitor's tests), and cargo tools.
 # Idempotent: installs only what is missing. Needs root for apt-get.
 set -euo pipefail
 
 PKGS=(frr bird2 gobgpd exabgp user-mode-linux kmod ipvsadm iproute2 iptables python3-jsonschema python3-yaml
-      curl python3 procps iputils-ping tcpdump systemd man-db adduser keepalived)
+      curl python3 procps iputils-ping tcpdump systemd man-db adduser keepalived
+      chromium chromium-driver)
 
 missing=()
 for p in "${PKGS[@]}"; do

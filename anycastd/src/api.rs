@@ -84,7 +84,7 @@ impl ControllerHandle {
         ControllerHandle { tx }
     }
 
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, Response> {
@@ -246,19 +246,17 @@ async fn server_change(
     };
     match h.ask(|tx| Command::Server(cmd, tx)).await {
         Ok(Ok(r)) => axum::Json(r).into_response(),
-        Ok(Err(e)) => {
-            let code = match e {
-                ServerError::WouldWithdraw { .. } => StatusCode::CONFLICT,
-                ServerError::BadAddress(_) | ServerError::Ambiguous { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
-                ServerError::UnknownVip(_) | ServerError::UnknownServer { .. } => {
-                    StatusCode::NOT_FOUND
-                }
-            };
-            error(code, &e.to_string())
-        }
+        Ok(Err(e)) => error(server_error_status(&e), &e.to_string()),
         Err(r) => r,
+    }
+}
+
+/// The HTTP status of a refused real-server change (the local API's and the monitor's).
+pub(crate) fn server_error_status(e: &ServerError) -> StatusCode {
+    match e {
+        ServerError::WouldWithdraw { .. } => StatusCode::CONFLICT,
+        ServerError::BadAddress(_) | ServerError::Ambiguous { .. } => StatusCode::BAD_REQUEST,
+        ServerError::UnknownVip(_) | ServerError::UnknownServer { .. } => StatusCode::NOT_FOUND,
     }
 }
 

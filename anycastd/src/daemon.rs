@@ -59,6 +59,8 @@ pub enum StartError {
         line: usize,
         reason: String,
     },
+    #[error("monitor: {0}")]
+    Monitor(#[from] crate::monitor::MonitorError),
 }
 
 /// Refuses a config this host cannot run (`host::problems`); logs its warnings.
@@ -213,6 +215,9 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
             let _ = stop.wait_for(|s| *s).await;
         }),
     );
+    if let Some(m) = &cfg.monitor {
+        crate::monitor::start(m, handle.clone(), stop_rx.clone()).await?;
+    }
     if !cfg.peers.is_empty() {
         let l = tokio::net::TcpListener::bind(cfg.exchange.listen)
             .await
@@ -571,11 +576,11 @@ impl Daemon {
             Command::Metrics(tx) => {
                 let st = self.status(now).await;
                 let bfd = self.bfd.as_ref().map(BfdLink::packets);
-                let _ = tx.send(crate::metrics::render(
-                    &st,
-                    self.site.counters(),
-                    bfd.as_ref(),
-                ));
+                let mut text = crate::metrics::render(&st, self.site.counters(), bfd.as_ref());
+                if self.site.config().monitor.is_some() {
+                    text.push_str(&crate::monitor::counters::metrics_text());
+                }
+                let _ = tx.send(text);
             }
             Command::Why(vip, tx) => {
                 let _ = tx.send(self.site.why(&vip));
@@ -700,6 +705,9 @@ impl Daemon {
             tracing::error!(error = %e, "reload refused: the running config stays in force");
             self.site.count_reload(false);
             return;
+        }
+        if new.monitor != self.site.config().monitor {
+            tracing::warn!("reload: [monitor] changed; it takes effect at the next start");
         }
         let bgp_changed = new.bgp != self.site.config().bgp;
         let load_urls = |c: &SiteConfig| -> Vec<Option<String>> {

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod links;
 pub mod mapping;
 pub mod metrics;
+pub mod monitor;
 pub mod plan;
 pub mod real_server;
 pub mod site;

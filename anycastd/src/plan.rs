@@ -345,6 +345,20 @@ pub fn render(cfg: &SiteConfig) -> String {
         );
     }
     let _ = writeln!(o, "\n{}", crate::auth::describe(&cfg.api).trim_end());
+    if let Some(m) = &cfg.monitor {
+        let users: Vec<String> = m
+            .users
+            .iter()
+            .map(|u| format!("{} ({})", u.name, u.role.as_str()))
+            .collect();
+        let scheme = if m.tls.is_some() { "https" } else { "http" };
+        let _ = writeln!(
+            o,
+            "\nMonitor on {scheme}://{}/ for {}",
+            m.listen,
+            users.join(", ")
+        );
+    }
     let _ = writeln!(o, "\nState in {}", cfg.site.state_dir.display());
     o
 }

@@ -187,6 +187,12 @@ pub struct PeerStatus {
     /// `ip6ip6 2001:db8:2::2`.
     #[serde(default)]
     pub tunnels: Vec<String>,
+    /// The sites its last fresh report says it spills to, and the share of its new
+    /// connections it sends away (the monitor's fleet arrows).
+    #[serde(default)]
+    pub spilling_to: Vec<String>,
+    #[serde(default)]
+    pub spill_share: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

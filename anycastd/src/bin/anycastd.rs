@@ -39,8 +39,38 @@ fn init_logs(cfg: &config::SiteConfig) {
     }
 }
 
+/// `anycastd hash-password`: one line from stdin (the terminal's echo is the
+/// caller's business: `read -rs PW; echo "$PW" | anycastd hash-password`), its hash on
+/// stdout.
+fn hash_password() -> ExitCode {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprint!("password (echoed; pipe it in to avoid that): ");
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("anycastd: cannot read the password: {e}");
+        return ExitCode::from(1);
+    }
+    let pw = line.strip_suffix('\n').unwrap_or(&line);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    match anycastd::monitor::password::hash(pw) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("anycastd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        return hash_password();
+    }
     let cfg = match config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {

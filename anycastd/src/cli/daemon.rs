@@ -45,4 +45,7 @@ pub enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Read a password on stdin (one line) and print its argon2id hash, for a
+    /// `[[monitor.user]]` password_hash.
+    HashPassword,
 }

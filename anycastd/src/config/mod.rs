@@ -6,6 +6,7 @@
 //! so nothing from it can be half-applied. See docs/configuration.md for every key.
 
 pub mod duration;
+pub mod monitor;
 mod raw;
 mod validate;
 
@@ -33,6 +34,8 @@ pub struct SiteConfig {
     pub log: Log,
     /// IPVS connection sync with the site's other directors (`[sync]`, issue 15).
     pub sync: Option<Sync>,
+    /// `[monitor]`: the browser monitor, when configured.
+    pub monitor: Option<monitor::Monitor>,
 }
 
 /// `[sync]`: the kernel's IPVS sync daemons on this director. Every director of a

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub log: Option<Spanned<RawLog>>,
     #[serde(default)]
     pub sync: Option<Spanned<RawSync>>,
+    #[serde(default)]
+    pub monitor: Option<Spanned<super::monitor::RawMonitor>>,
 }
 
 /// `[sync]`: IPVS connection sync with the site's other directors.

@@ -344,6 +344,8 @@ pub(crate) mod tests_support {
                 spilling_to_us: false,
                 rejected_reports: 0,
                 tunnels: vec!["ipip 10.101.2.2".into(), "ip6ip6 2001:db8:2::2".into()],
+                spilling_to: vec![],
+                spill_share: 0.0,
             }],
             spill: vec![SpillStatus {
                 peer: "idc2".into(),

@@ -116,6 +116,14 @@ impl Site {
                             .is_some_and(|r| r.spilling_to.iter().any(|s| s.as_str() == me)),
                     rejected_reports: rejected,
                     tunnels: self.tunnels_to(p.site.as_str()),
+                    spilling_to: match (&p.last_report, p.known) {
+                        (Some(r), true) => r.spilling_to.iter().map(|s| s.to_string()).collect(),
+                        _ => Vec::new(),
+                    },
+                    spill_share: match (&p.last_report, p.known) {
+                        (Some(r), true) => r.spill_share,
+                        _ => 0.0,
+                    },
                 }
             })
             .collect();

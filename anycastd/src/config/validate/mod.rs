@@ -15,6 +15,7 @@ use super::*;
 
 mod bgp;
 mod family;
+mod monitor;
 mod site;
 mod sync;
 mod vips;
@@ -161,6 +162,7 @@ impl Validator<'_> {
         self.families(&raw, &site);
         let log = self.log(raw.log.as_ref());
         let sync = raw.sync.as_ref().map(|s| self.sync(s, site.dataplane));
+        let monitor = self.monitor(raw.monitor.as_ref());
         if !site.dataplane
             && let Some(p) = raw.peers.first()
         {
@@ -182,6 +184,7 @@ impl Validator<'_> {
             vips,
             log,
             sync,
+            monitor,
         }
     }
 
