@@ -162,7 +162,7 @@ async fn status(State(h): State<ControllerHandle>) -> Response {
 
 async fn metrics(State(h): State<ControllerHandle>) -> Response {
     match h.ask(Command::Metrics).await {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(r) => r,
     }
 }

@@ -72,6 +72,9 @@ struct Daemon {
     reports: ReportClient,
     /// Peers whose last report could not be delivered (warned once, then debug).
     unreachable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Where the site's events go (`[notify]`), if anywhere.
+    notifier: Option<crate::notify::Notifier>,
+    latency: crate::metrics::Latency,
 }
 
 /// The slow full read of the kernel that corrects drift made behind our back: at most
@@ -220,6 +223,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         http: geo_balancer::health::probe::http_client(),
         reports: ReportClient::new(Duration::from_secs(5)),
         unreachable: Default::default(),
+        notifier: crate::notify::Notifier::start(&cfg.site.name, &cfg.notify),
+        latency: Default::default(),
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
@@ -259,14 +264,17 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         tokio::select! {
             biased;
             Some(ev) = health_rx.recv() => {
+                d.latency.verdict();
                 let e = d.site.on_health(ev);
                 d.execute(e).await;
                 // A burst (many servers behind one switch): every verdict first.
                 for _ in 0..HEALTH_BURST {
                     let Ok(ev) = health_rx.try_recv() else { break };
+                    d.latency.verdict();
                     let e = d.site.on_health(ev);
                     d.execute(e).await;
                 }
+                d.latency.verdict_done();
             }
             // One datagram per half watchdog period, ahead of all but the health events.
             () = sd.watchdog_due() => sd.watchdog(),
@@ -275,12 +283,14 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 match out {
                     dataplane::Outcome::Reconciled(r, took) => {
                         drift_every = (took * READ_SPACING).clamp(DRIFT_MIN, DRIFT_MAX);
+                        d.latency.answered("reconcile", took);
                         let e = d.site.on_reconciled(now, r);
                         d.execute(e).await;
                         sd.reconciled();
                     }
                     dataplane::Outcome::Applied(r, took) => {
                         tracing::debug!(took_us = took.as_micros() as u64, "weights applied");
+                        d.latency.answered("apply", took);
                         d.site.on_applied(now, r);
                     }
                     dataplane::Outcome::Stats(Ok(s), took) => {
@@ -328,6 +338,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         }
         let e = d.site.settle(Time::now());
         d.execute(e).await;
+        d.latency.settled();
+        d.notify();
     };
     sd.stopping();
     d.graceful_stop(signal_name, &mut health_rx, &mut sigterm, &mut sigint)
@@ -369,6 +381,17 @@ async fn link_next(links: &mut Option<mpsc::Receiver<String>>) -> Option<String>
 impl Daemon {
     /// A link's carrier came up: every BGP session that is down connects now instead
     /// of at the end of its backoff (a no-op for one with a connection).
+    /// Hands the site's recorded state changes to the notifier (after the urgent
+    /// effects are written).
+    fn notify(&mut self) {
+        let events = self.site.take_events();
+        if let Some(n) = &self.notifier {
+            for ev in events {
+                n.send(ev);
+            }
+        }
+    }
+
     async fn link_up(&self, link: &str) {
         tracing::info!(%link, "link up: BGP sessions that are down connect now");
         for p in self.speaker.peers() {
@@ -436,6 +459,8 @@ impl Daemon {
                     let prefix = self.site.config().vips[vip.index()].prefix;
                     // On the wire before anything else, including the log line.
                     let r = self.speaker.withdraw(prefix).await;
+                    self.latency
+                        .withdrawn(&self.site.config().vips[vip.index()].name);
                     tracing::warn!(vip = %self.site.config().vips[vip.index()].name, %prefix, "withdraw");
                     if let Err(e) = r {
                         tracing::error!(error = %e, "withdraw failed");
@@ -473,11 +498,13 @@ impl Daemon {
                 Effect::Reconcile(desired) => {
                     if let Some(w) = &self.worker {
                         w.send(dataplane::Request::Reconcile(desired));
+                        self.latency.to_worker();
                     }
                 }
                 Effect::Apply(requests) => {
                     if let Some(w) = &self.worker {
                         w.send(dataplane::Request::Apply(requests));
+                        self.latency.to_worker();
                     }
                 }
                 Effect::SendReports(round) => self.send_reports(round),
@@ -538,11 +565,14 @@ impl Daemon {
             Command::Metrics(tx) => {
                 let st = self.status(now).await;
                 let bfd = self.bfd.as_ref().map(BfdLink::packets);
-                let _ = tx.send(crate::metrics::render(
-                    &st,
-                    self.site.counters(),
-                    bfd.as_ref(),
-                ));
+                let notify = self.notifier.as_ref().map(crate::notify::Notifier::stats);
+                let _ = tx.send(crate::metrics::render(&crate::metrics::Scrape {
+                    status: &st,
+                    counters: self.site.counters(),
+                    bfd: bfd.as_ref(),
+                    latency: Some(&self.latency),
+                    notify: notify.as_ref(),
+                }));
             }
             Command::Why(vip, tx) => {
                 let _ = tx.send(self.site.why(&vip));
@@ -643,6 +673,9 @@ impl Daemon {
                     header(SIGNATURE_HEADER),
                     &incoming.body,
                 );
+                if r.is_ok() {
+                    self.latency.report_accepted();
+                }
                 let _ = tx.send(r);
             }
         }
@@ -746,6 +779,7 @@ impl Daemon {
         }
         let e = self.site.withdraw_all(Time::now());
         self.execute(e).await;
+        self.notify();
         self.speaker
             .shutdown(&format!("anycastd stopping ({signal_name})"))
             .await;

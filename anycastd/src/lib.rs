@@ -23,6 +23,7 @@ pub mod limits;
 pub mod links;
 pub mod mapping;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod real_server;
 pub mod site;

@@ -6,6 +6,7 @@
 //! so nothing from it can be half-applied. See docs/configuration.md for every key.
 
 pub mod duration;
+pub mod notify;
 mod raw;
 mod validate;
 
@@ -30,6 +31,7 @@ pub struct SiteConfig {
     pub peers: Vec<PeerSite>,
     pub vips: Vec<Vip>,
     pub log: Log,
+    pub notify: notify::Notify,
 }
 
 #[derive(Debug, Clone, PartialEq)]

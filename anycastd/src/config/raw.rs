@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub vips: Vec<Spanned<RawVip>>,
     #[serde(default)]
     pub log: Option<Spanned<RawLog>>,
+    #[serde(default)]
+    pub notify: Option<Spanned<super::notify::RawNotify>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,7 @@
 //! The driver writes urgent effects before it calls `settle`: nothing delays the
 //! withdraw of a VIP that cannot serve, not even the data-plane bookkeeping.
 
+mod events;
 mod reload;
 mod servers;
 mod view;
@@ -173,6 +174,10 @@ pub struct Site {
     tunnels: Vec<TunnelSample>,
     counters: Counters,
     dirty: Dirty,
+    /// State changes for the notifier, until the driver takes them.
+    events: Vec<crate::notify::Event>,
+    /// Peers whose reports were fresh at the last look (for peer lost/back events).
+    known_peers: BTreeSet<String>,
 }
 
 /// A refused construction: a library refused what the config maps to.
@@ -303,6 +308,8 @@ impl Site {
             load: site_load(&[], &[]),
             tunnels: Vec::new(),
             counters: Counters::default(),
+            events: Vec::new(),
+            known_peers: BTreeSet::new(),
             // The first report goes out at start; the spill rule first runs on the
             // first input (a decision now would only start its ramp at zero).
             dirty: Dirty {
@@ -396,6 +403,7 @@ impl Site {
         now: Time,
     ) -> Vec<Effect> {
         let (at, is_up) = (self.servers[i].at, self.servers[i].health.is_up());
+        let was_failed = self.servers[i].failed;
         // A server that fails after being up leaves IPVS (its connections expire);
         // one disabled or never checked stays at weight 0 (its connections finish).
         match (t.from, t.to) {
@@ -417,6 +425,7 @@ impl Site {
             .health_transitions
             .entry((t.server.to_string(), t.to.to_string()))
             .or_default() += 1;
+        self.note_server(t, was_failed);
         self.track_share(at.svc);
         // Healthy capacity changed, so did the load: the spill decision follows in
         // the same settle as the weights (a site whose servers just came up must not
@@ -606,7 +615,7 @@ impl Site {
                 if v.drain_timer.is_some_and(|t| now >= t) {
                     v.drain_timer = None;
                     let outs = v.announcer.timer_expired(now);
-                    effects.extend(self.announcer_outputs(vip, outs));
+                    effects.extend(self.announcer_outputs(now, vip, outs));
                 }
                 let v = &self.vips[vip.index()];
                 for t in [v.hold_timer, v.drain_timer].into_iter().flatten() {
@@ -781,7 +790,7 @@ impl Site {
         now: Time,
         vip: Option<&str>,
     ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
-        self.each_vip(vip, |a| a.drain(now))
+        self.each_vip(now, vip, |a| a.drain(now))
     }
 
     /// Undo a drain.
@@ -790,7 +799,7 @@ impl Site {
         now: Time,
         vip: Option<&str>,
     ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
-        self.each_vip(vip, |a| a.undrain(now))
+        self.each_vip(now, vip, |a| a.undrain(now))
     }
 
     /// Withdraw everything still announced (the end of a graceful shutdown).
@@ -798,7 +807,7 @@ impl Site {
         let mut effects = Vec::new();
         for vip in self.layout.vips() {
             let outs = self.vips[vip.index()].announcer.stop(now);
-            effects.extend(self.announcer_outputs(vip, outs));
+            effects.extend(self.announcer_outputs(now, vip, outs));
         }
         effects
     }
@@ -822,6 +831,7 @@ impl Site {
 
     fn each_vip(
         &mut self,
+        now: Time,
         vip: Option<&str>,
         mut f: impl FnMut(&mut Announcer) -> Vec<announce::Output>,
     ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
@@ -832,7 +842,7 @@ impl Site {
         let mut effects = Vec::new();
         for &vip in &picked {
             let outs = f(&mut self.vips[vip.index()].announcer);
-            effects.extend(self.announcer_outputs(vip, outs));
+            effects.extend(self.announcer_outputs(now, vip, outs));
         }
         let names = picked
             .iter()
@@ -856,6 +866,8 @@ impl Site {
         for ev in &d.events {
             tracing::info!(event = ?ev, "spill decision changed");
         }
+        self.note_spill(now, &d.events);
+        self.note_peers(now);
         self.decision = Some(d);
     }
 
@@ -902,13 +914,18 @@ impl Site {
             };
             let ok = servable.ok;
             let outs = self.vips[vip.index()].announcer.set_servable(now, servable);
-            effects.extend(self.announcer_outputs(vip, outs));
+            effects.extend(self.announcer_outputs(now, vip, outs));
             tracing::info!(vip = %self.cfg.vips[vip.index()].name, servable = ok, "VIP servability changed");
         }
         effects
     }
 
-    fn announcer_outputs(&mut self, vip: VipId, outs: Vec<announce::Output>) -> Vec<Effect> {
+    fn announcer_outputs(
+        &mut self,
+        now: Time,
+        vip: VipId,
+        outs: Vec<announce::Output>,
+    ) -> Vec<Effect> {
         let mut effects = Vec::new();
         for o in outs {
             match o {
@@ -916,9 +933,18 @@ impl Site {
                     effects.push(Effect::Announce {
                         vip,
                         graceful_shutdown,
-                    })
+                    });
+                    let kind = if graceful_shutdown {
+                        crate::notify::Kind::VipDraining
+                    } else {
+                        crate::notify::Kind::VipAnnounced
+                    };
+                    self.note_vip(now, vip, kind);
                 }
-                announce::Output::Withdraw => effects.push(Effect::Withdraw { vip }),
+                announce::Output::Withdraw => {
+                    effects.push(Effect::Withdraw { vip });
+                    self.note_vip(now, vip, crate::notify::Kind::VipWithdrawn);
+                }
                 announce::Output::ArmTimer(t) => {
                     self.vips[vip.index()].drain_timer = Some(t);
                     self.arm_vip_timer(t);

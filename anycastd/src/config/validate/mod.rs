@@ -15,6 +15,7 @@ use super::*;
 
 mod bgp;
 mod family;
+mod notify;
 mod site;
 mod vips;
 
@@ -158,6 +159,7 @@ impl Validator<'_> {
         let vips = self.vips(&raw.vips);
         self.families(&raw, &site);
         let log = self.log(raw.log.as_ref());
+        let notify = self.notify(raw.notify.as_ref());
         if !site.dataplane
             && let Some(p) = raw.peers.first()
         {
@@ -178,6 +180,7 @@ impl Validator<'_> {
             peers,
             vips,
             log,
+            notify,
         }
     }
 
