@@ -92,7 +92,14 @@ impl Notifier {
         };
         let outbox = Outbox::new(site.to_string(), policy, sinks.len());
         let (tx, rx) = mpsc::channel(cfg.queue.max(16));
-        let stats = Arc::new(Mutex::new(Stats::default()));
+        let stats = Arc::new(Mutex::new(Stats {
+            sinks: sinks
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (s.label(n), SinkStats::default()))
+                .collect(),
+            refused: 0,
+        }));
         let refused = Arc::new(AtomicU64::new(0));
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)

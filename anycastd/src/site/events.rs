@@ -20,15 +20,27 @@ impl Site {
     }
 
     fn record(&mut self, ev: Event) {
+        self.record_at(self.events.len(), ev);
+    }
+
+    /// Records `ev` at position `at`: a cause before the effects it had.
+    fn record_at(&mut self, at: usize, ev: Event) {
         if self.events.len() < MAX_PENDING {
-            self.events.push(ev);
+            self.events.insert(at.min(self.events.len()), ev);
         }
+    }
+
+    /// Where the next event goes (see `Site::note_server`).
+    pub(super) fn events_mark(&self) -> usize {
+        self.events.len()
     }
 
     /// A real server's health transition: out of service after being up (failed or
     /// disabled), or back (not the first verdict of a server just configured: every
     /// server starts down until checked). `was_failed`: it had failed after being up.
-    pub(super) fn note_server(&mut self, t: &Transition, was_failed: bool) {
+    /// Recorded at `mark` (taken before its VIP's effects were computed), so that a
+    /// server's event comes before the VIP change it caused.
+    pub(super) fn note_server(&mut self, mark: usize, t: &Transition, was_failed: bool) {
         let kind = match (t.from, t.to) {
             (HealthState::Up, HealthState::Down | HealthState::Disabled) => Kind::ServerDown,
             (HealthState::Down, HealthState::Up) if was_failed => Kind::ServerUp,
@@ -39,7 +51,7 @@ impl Site {
         let mut ev = Event::new(kind, format!("server {server}"), t.reason.clone(), t.at);
         ev.vip = server.split('/').next().map(str::to_string);
         ev.server = Some(server);
-        self.record(ev);
+        self.record_at(mark, ev);
     }
 
     /// The VIP's announcer made a BGP change: announced, announced for draining, or

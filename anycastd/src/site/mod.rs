@@ -418,6 +418,7 @@ impl Site {
             _ => {}
         }
         // The withdraw (or announce) first; the log line and the counter after it.
+        let mark = self.events_mark();
         let effects = self.servability(now, at.vip);
         tracing::info!(server = %t.server, from = %t.from, to = %t.to, reason = %t.reason, "real server health changed");
         *self
@@ -425,7 +426,7 @@ impl Site {
             .health_transitions
             .entry((t.server.to_string(), t.to.to_string()))
             .or_default() += 1;
-        self.note_server(t, was_failed);
+        self.note_server(mark, t, was_failed);
         self.track_share(at.svc);
         // Healthy capacity changed, so did the load: the spill decision follows in
         // the same settle as the weights (a site whose servers just came up must not
@@ -973,5 +974,7 @@ fn order(mut effects: Vec<Effect>) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_events;
 #[cfg(test)]
 mod tests_ipv6;
