@@ -5,19 +5,18 @@
 //! notice that coalesced both steps. The daemon's /metrics counts the deliveries and
 //! passes `promtool check metrics`.
 
-use std::io::Write;
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anycast_lab::netns::{Netns, veth, wait_until};
-use anycast_lab::peers::Frr;
+use anycast_lab::netns::{Netns, wait_until};
 use anycast_lab::uml::guest::{in_netns, spawn_in_netns};
 use anycast_lab::{Need, require};
 use serde_json::Value;
 
 mod netns;
-use netns::{Daemon, SiteToml, api_get, server};
+use netns::{Daemon, SiteToml, Solo, api_get, server};
 
 const TOKEN: &str = "notify-test-token-0123456789";
 
@@ -79,6 +78,16 @@ fn find(seen: &Seen, kind: &str) -> Option<(Instant, Value)> {
         .cloned()
 }
 
+/// The first notice of `kind`, waited for (at most `limit`); panics with what came and
+/// the daemon's log.
+fn wait_notice(seen: &Seen, kind: &str, limit: Duration, daemon: &Daemon) -> (Instant, Value) {
+    wait_until(limit, Duration::from_millis(20), || {
+        find(seen, kind).is_some()
+    });
+    find(seen, kind)
+        .unwrap_or_else(|| panic!("no {kind} notice: {:?}\n{}", notices(seen), daemon.logs()))
+}
+
 #[test]
 fn netns_notify_server_killed_and_vip_drained_reach_the_webhook() {
     if !require(
@@ -92,20 +101,12 @@ fn netns_notify_server_killed_and_vip_drained_reach_the_webhook() {
     ) {
         return;
     }
-    let up = Netns::create("acnup").unwrap();
-    let site = Netns::create("acnsite").unwrap();
-    veth(&up, &["10.200.0.1/24"], &site, &["10.200.0.2/24"]).unwrap();
-    site.ip(&["link", "set", "lo", "up"]).unwrap();
-    for a in ["10.200.1.11/32", "10.200.1.12/32"] {
-        site.ip(&["addr", "add", a, "dev", "lo"]).unwrap();
-    }
-    let _frr = Frr::start(
-        &up,
-        "router bgp 65001\n bgp router-id 10.200.0.1\n no bgp ebgp-requires-policy\n \
-         neighbor 10.200.0.2 remote-as 65005\n neighbor 10.200.0.2 timers connect 1\n",
-        true,
-    )
-    .unwrap();
+    // FRR is dropped first (the last binding), then the namespaces.
+    let Solo {
+        up,
+        site,
+        frr: _frr,
+    } = Solo::start("acnup", "acnsite");
     let mut rs = [server(&site, "10.200.1.11"), server(&site, "10.200.1.12")];
     let seen: Seen = Arc::default();
     let (port, stop) = receiver(&site, seen.clone());
@@ -148,32 +149,13 @@ fn netns_notify_server_killed_and_vip_drained_reach_the_webhook() {
         "the VIP prefix never reached FRR\n{}",
         daemon.logs()
     );
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(20), || find(
-            &seen,
-            "vip_announced"
-        )
-        .is_some()),
-        "no vip_announced notice: {:?}\n{}",
-        notices(&seen),
-        daemon.logs()
-    );
+    let _announced = wait_notice(&seen, "vip_announced", Duration::from_secs(10), &daemon);
 
     // A real server dies: one notice, after the coalescing window.
     std::thread::sleep(Duration::from_millis(500));
     let killed = Instant::now();
     rs[0].kill();
-    assert!(
-        wait_until(Duration::from_secs(15), Duration::from_millis(20), || find(
-            &seen,
-            "server_down"
-        )
-        .is_some()),
-        "no server_down notice: {:?}\n{}",
-        notices(&seen),
-        daemon.logs()
-    );
-    let (at, down) = find(&seen, "server_down").unwrap();
+    let (at, down) = wait_notice(&seen, "server_down", Duration::from_secs(15), &daemon);
     println!(
         "real server killed -> server_down notice received in {:?} (2 s of it the coalescing window)",
         at - killed
@@ -204,17 +186,7 @@ fn netns_notify_server_killed_and_vip_drained_reach_the_webhook() {
         "FRR kept the route of the drained VIP\n{}",
         daemon.logs()
     );
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(20), || find(
-            &seen,
-            "vip_withdrawn"
-        )
-        .is_some()),
-        "no vip_withdrawn notice: {:?}\n{}",
-        notices(&seen),
-        daemon.logs()
-    );
-    let (_, w) = find(&seen, "vip_withdrawn").unwrap();
+    let (_, w) = wait_notice(&seen, "vip_withdrawn", Duration::from_secs(10), &daemon);
     assert_eq!(w["count"], 2, "{w}");
     assert_eq!(
         w["history"],
@@ -240,26 +212,9 @@ fn netns_notify_server_killed_and_vip_drained_reach_the_webhook() {
             metrics.body
         );
     }
-    let mut check = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.body.as_bytes())
-        .unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = anycast_lab::promtool::check_metrics(&metrics.body) {
+        panic!("{e}\n{}", metrics.body);
+    }
     let _ = stop.send(());
     drop(rs);
     drop(daemon);

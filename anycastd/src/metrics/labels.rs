@@ -25,28 +25,3 @@ label_set! {
     KindL { kind }
     SinkL { sink }
 }
-
-/// What a family's label set must be.
-pub trait Set:
-    prometheus_client::encoding::EncodeLabelSet
-    + Clone
-    + std::hash::Hash
-    + Eq
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<T> Set for T where
-    T: prometheus_client::encoding::EncodeLabelSet
-        + Clone
-        + std::hash::Hash
-        + Eq
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static
-{
-}

@@ -73,31 +73,25 @@ type FGauge = Gauge<f64, AtomicU64>;
 /// A registry being filled; each method registers one family and returns it.
 struct Reg(Registry);
 
+type G<L> = Family<L, Gauge>;
+type Fg<L> = Family<L, FGauge>;
+type C<L> = Family<L, Counter>;
+
 impl Reg {
-    fn add<M: Metric + Clone>(&mut self, name: &str, help: &str, m: M) -> M {
+    /// Registers a new `M` as `name` and returns it (clones share their values).
+    /// Counters are named without `_total`: the encoder appends it.
+    fn add<M: Metric + Clone + Default>(&mut self, name: &str, help: &str) -> M {
+        let m = M::default();
         self.0.register(name, help, m.clone());
         m
     }
 
-    fn gauges<L: labels::Set>(&mut self, name: &str, help: &str) -> Family<L, Gauge> {
-        self.add(name, help, Family::default())
-    }
-
-    fn fgauges<L: labels::Set>(&mut self, name: &str, help: &str) -> Family<L, FGauge> {
-        self.add(name, help, Family::default())
-    }
-
-    /// `name` without `_total`: the encoder appends it to counters.
-    fn counters<L: labels::Set>(&mut self, name: &str, help: &str) -> Family<L, Counter> {
-        self.add(name, help, Family::default())
-    }
-
     fn counter(&mut self, name: &str, help: &str, v: u64) {
-        self.add(name, help, Counter::<u64>::default()).inc_by(v);
+        self.add::<Counter>(name, help).inc_by(v);
     }
 
     fn gauge(&mut self, name: &str, help: &str, v: i64) {
-        self.add(name, help, Gauge::<i64>::default()).set(v);
+        self.add::<Gauge>(name, help).set(v);
     }
 }
 
@@ -113,7 +107,7 @@ fn s(v: &str) -> String {
 pub fn render(x: &Scrape<'_>) -> String {
     let mut r = Reg(Registry::default());
     let st = x.status;
-    r.gauges::<SiteL>(
+    r.add::<G<SiteL>>(
         "anycast_up",
         "1 while the daemon runs; labels name the site",
     )
@@ -145,11 +139,11 @@ pub fn render(x: &Scrape<'_>) -> String {
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 fn vips(r: &mut Reg, st: &Status) {
-    let announced = r.gauges::<VipPrefix>(
+    let announced = r.add::<G<VipPrefix>>(
         "anycast_vip_announced",
         "1 when the VIP prefix is announced (draining counts as announced)",
     );
-    let state = r.gauges::<VipStateL>("anycast_vip_state", "1 for the VIP's current state");
+    let state = r.add::<G<VipStateL>>("anycast_vip_state", "1 for the VIP's current state");
     for v in &st.vips {
         let on = matches!(v.state, VipState::Announced | VipState::Draining);
         announced
@@ -175,31 +169,31 @@ fn vips(r: &mut Reg, st: &Status) {
 }
 
 fn sessions(r: &mut Reg, st: &Status) {
-    let state = r.gauges::<NeighborStateL>(
+    let state = r.add::<G<NeighborStateL>>(
         "anycast_bgp_session_state",
         "1 for the session's current FSM state",
     );
-    let est = r.gauges::<NeighborL>(
+    let est = r.add::<G<NeighborL>>(
         "anycast_bgp_session_established",
         "1 while the session is Established",
     );
-    let sent = r.gauges::<NeighborL>(
+    let sent = r.add::<G<NeighborL>>(
         "anycast_bgp_prefixes_sent",
         "prefixes currently advertised to the neighbor",
     );
-    let recv = r.gauges::<NeighborL>(
+    let recv = r.add::<G<NeighborL>>(
         "anycast_bgp_prefixes_received",
         "prefixes the neighbor advertised to us (discarded)",
     );
-    let bfd_up = r.gauges::<NeighborL>(
+    let bfd_up = r.add::<G<NeighborL>>(
         "anycast_bfd_session_up",
         "1 while the BFD session toward the neighbor is Up",
     );
-    let bfd_det = r.fgauges::<NeighborL>(
+    let bfd_det = r.add::<Fg<NeighborL>>(
         "anycast_bfd_detection_time_seconds",
         "negotiated BFD detection time (0 before the neighbor's first packet)",
     );
-    let bfd_hold = r.gauges::<NeighborL>(
+    let bfd_hold = r.add::<G<NeighborL>>(
         "anycast_bfd_holds_bgp_down",
         "1 while the BGP session is held down because BFD went down",
     );
@@ -240,7 +234,7 @@ fn bfd_packets(r: &mut Reg, p: &BfdPackets) {
         "BFD control packets sent, every session",
         p.sent,
     );
-    let dropped = r.counters::<ReasonL>(
+    let dropped = r.add::<C<ReasonL>>(
         "anycast_bfd_packets_dropped",
         "BFD control packets dropped: malformed, TTL not 255, from no configured neighbor (unknown), refused by the session (discarded)",
     );
@@ -257,11 +251,11 @@ fn bfd_packets(r: &mut Reg, p: &BfdPackets) {
 }
 
 fn servers(r: &mut Reg, st: &Status, c: &Counters) {
-    let up = r.gauges::<ServerL>(
+    let up = r.add::<G<ServerL>>(
         "anycast_real_server_up",
         "1 when the real server passes its health checks",
     );
-    let conns = r.gauges::<ServerL>(
+    let conns = r.add::<G<ServerL>>(
         "anycast_real_server_active_connections",
         "active connections from IPVS",
     );
@@ -274,7 +268,7 @@ fn servers(r: &mut Reg, st: &Status, c: &Counters) {
         up.get_or_create(&l).set(b(x.state == ServerState::Up));
         conns.get_or_create(&l).set(x.active_conns as i64);
     }
-    let tr = r.counters::<TransitionL>(
+    let tr = r.add::<C<TransitionL>>(
         "anycast_health_transitions",
         "real server health state changes",
     );
@@ -288,7 +282,7 @@ fn servers(r: &mut Reg, st: &Status, c: &Counters) {
 }
 
 fn peers(r: &mut Reg, st: &Status, c: &Counters) {
-    r.fgauges::<SiteL>(
+    r.add::<Fg<SiteL>>(
         "anycast_local_load",
         "active connections over healthy capacity; +Inf with no healthy capacity",
     )
@@ -296,12 +290,12 @@ fn peers(r: &mut Reg, st: &Status, c: &Counters) {
         site: st.site.clone(),
     })
     .set(st.local_load.unwrap_or(f64::INFINITY));
-    let load = r.fgauges::<PeerL>("anycast_peer_load", "last load a peer site reported");
-    let age = r.gauges::<PeerL>(
+    let load = r.add::<Fg<PeerL>>("anycast_peer_load", "last load a peer site reported");
+    let age = r.add::<G<PeerL>>(
         "anycast_peer_report_age_seconds",
         "age of the peer's last valid report",
     );
-    let known = r.gauges::<PeerL>(
+    let known = r.add::<G<PeerL>>(
         "anycast_peer_known",
         "1 while the peer's reports are fresh enough to spill to it",
     );
@@ -317,11 +311,11 @@ fn peers(r: &mut Reg, st: &Status, c: &Counters) {
         }
         known.get_or_create(&l).set(b(p.state == PeerState::Known));
     }
-    let acc = r.counters::<PeerL>("anycast_reports_accepted", "valid load reports received");
+    let acc = r.add::<C<PeerL>>("anycast_reports_accepted", "valid load reports received");
     for (peer, n) in &c.accepted_reports {
         acc.get_or_create(&PeerL { peer: peer.clone() }).inc_by(*n);
     }
-    let rej = r.counters::<PeerReasonL>(
+    let rej = r.add::<C<PeerReasonL>>(
         "anycast_reports_rejected",
         "load reports refused (forged, replayed, stale, oversize, malformed)",
     );
@@ -332,7 +326,7 @@ fn peers(r: &mut Reg, st: &Status, c: &Counters) {
         })
         .inc_by(*n);
     }
-    let share = r.fgauges::<PeerL>(
+    let share = r.add::<Fg<PeerL>>(
         "anycast_spill_share",
         "share of new connections sent to a peer site",
     );
@@ -346,7 +340,7 @@ fn peers(r: &mut Reg, st: &Status, c: &Counters) {
 }
 
 fn dataplane(r: &mut Reg, st: &Status, c: &Counters) {
-    let ann = r.counters::<VipKindL>(
+    let ann = r.add::<C<VipKindL>>(
         "anycast_announcements",
         "announce and withdraw requests given to the BGP speaker",
     );
@@ -401,8 +395,8 @@ fn notify(r: &mut Reg, n: &crate::notify::Stats) {
             "notices dropped from a full queue, per sink",
         ),
     ]
-    .map(|(name, help)| r.counters::<SinkL>(name, help));
-    let queued = r.gauges::<SinkL>("anycast_notify_queued", "notices waiting, per sink");
+    .map(|(name, help)| r.add::<C<SinkL>>(name, help));
+    let queued = r.add::<G<SinkL>>("anycast_notify_queued", "notices waiting, per sink");
     for (sink, x) in &n.sinks {
         let l = SinkL { sink: sink.clone() };
         for (f, v) in fams
