@@ -697,6 +697,7 @@ impl Daemon {
             return;
         }
         let bgp_changed = new.bgp != self.site.config().bgp;
+        let notify_changed = new.notify != self.site.config().notify;
         let load_urls = |c: &SiteConfig| -> Vec<Option<String>> {
             c.vips
                 .iter()
@@ -739,6 +740,11 @@ impl Daemon {
         }
         if checks_changed {
             self.spawn_checkers();
+        }
+        if notify_changed {
+            // The old notifier gets its few seconds to deliver what it holds.
+            let cfg = self.site.config();
+            self.notifier = crate::notify::Notifier::start(&cfg.site.name, &cfg.notify);
         }
         self.site.count_reload(true);
         tracing::info!("reload: new config in force");
