@@ -9,67 +9,30 @@
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anycast_lab::netns::{Netns, wait_until};
-use anycast_lab::uml::guest::{in_netns, spawn_in_netns};
+use anycast_lab::uml::guest::in_netns;
 use anycast_lab::{Need, require};
 use serde_json::Value;
 
+mod hook;
 mod netns;
+use hook::{Seen, notices};
 use netns::{Daemon, SiteToml, Solo, api_get, server};
 
 const TOKEN: &str = "notify-test-token-0123456789";
 
-type Seen = Arc<Mutex<Vec<(Instant, Value)>>>;
-
 /// A webhook receiver on 127.0.0.1 in `ns`: its port, and the sender that stops it.
 fn receiver(ns: &Netns, seen: Seen) -> (u16, tokio::sync::oneshot::Sender<()>) {
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    spawn_in_netns(ns.name(), move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            port_tx.send(l.local_addr().unwrap().port()).unwrap();
-            let app = axum::Router::new().route(
-                "/hook",
-                axum::routing::post(move |body: axum::body::Bytes| {
-                    let seen = seen.clone();
-                    async move {
-                        let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        seen.lock().unwrap().push((Instant::now(), v));
-                        axum::http::StatusCode::NO_CONTENT
-                    }
-                }),
-            );
-            let _ = axum::serve(l, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
-    });
-    let port = port_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("receiver port");
-    (port, stop_tx)
+    let l = in_netns(ns.name(), || std::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = l.local_addr().unwrap().port();
+    (port, hook::serve(l, seen))
 }
 
 fn has_route(up: &Netns) -> bool {
     netns::has_route(up, "10.202.4.0/24")
-}
-
-fn notices(seen: &Seen) -> Vec<Value> {
-    seen.lock()
-        .unwrap()
-        .iter()
-        .map(|(_, v)| v.clone())
-        .collect()
 }
 
 /// The first notice `f` accepts, waited for (at most `limit`); panics with what came
