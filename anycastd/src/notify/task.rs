@@ -1,6 +1,7 @@
 //! The notifier's thin driver: feeds the [`Outbox`] events and results, sleeps until
 //! the deadline it asks for, and carries out its deliveries (a POST, or the command).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,7 +105,10 @@ impl Notifier {
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .build()
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot build the webhook client with its timeout; using the default client");
+                reqwest::Client::new()
+            });
         let t = Task {
             outbox,
             sinks: Arc::new(sinks),
@@ -140,10 +144,14 @@ struct Task {
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
         let mut running: JoinSet<(usize, bool)> = JoinSet::new();
+        // Which sink each delivery serves, should one end without its answer.
+        let mut sink_of: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut stop_at: Option<tokio::time::Instant> = None;
         loop {
             for d in self.outbox.poll(Time::now()) {
-                running.spawn(deliver(self.http.clone(), self.sinks.clone(), d));
+                let sink = d.sink;
+                let h = running.spawn(deliver(self.http.clone(), self.sinks.clone(), d));
+                sink_of.insert(h.id(), sink);
             }
             self.publish();
             if stop_at.is_some_and(|t| tokio::time::Instant::now() >= t)
@@ -167,7 +175,17 @@ impl Task {
                         stop_at = Some(tokio::time::Instant::now() + FLUSH_FOR);
                     }
                 },
-                Some(Ok((sink, ok))) = running.join_next() => self.outbox.done(Time::now(), sink, ok),
+                Some(r) = running.join_next_with_id() => {
+                    let (id, sink, ok) = match r {
+                        Ok((id, (sink, ok))) => (id, sink, ok),
+                        Err(e) => {
+                            tracing::error!(error = %e, "a notice delivery ended without an answer; counted as failed");
+                            (e.id(), sink_of.get(&e.id()).copied().unwrap_or(usize::MAX), false)
+                        }
+                    };
+                    sink_of.remove(&id);
+                    self.outbox.done(Time::now(), sink, ok);
+                }
                 () = sleep_opt(wake) => {}
             }
         }
