@@ -207,7 +207,14 @@ fn netns_notify_server_killed_and_vip_drained_reach_the_webhook() {
         &daemon,
         |_| notices_of(&seen, "vip_announced") == 2,
     );
-    assert_eq!(notices_of(&seen, "server_up"), 2, "{:?}", notices(&seen));
+    // Each server's own notice (the second may come after the VIP's).
+    wait_notice(
+        &seen,
+        "second server_up",
+        Duration::from_secs(10),
+        &daemon,
+        |_| notices_of(&seen, "server_up") == 2,
+    );
 
     // Drain: GRACEFUL_SHUTDOWN, then withdrawn 500 ms later: one notice of both.
     let r = in_netns(site.name(), || {
