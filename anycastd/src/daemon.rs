@@ -379,8 +379,6 @@ async fn link_next(links: &mut Option<mpsc::Receiver<String>>) -> Option<String>
 }
 
 impl Daemon {
-    /// A link's carrier came up: every BGP session that is down connects now instead
-    /// of at the end of its backoff (a no-op for one with a connection).
     /// Hands the site's recorded state changes to the notifier (after the urgent
     /// effects are written).
     fn notify(&mut self) {
@@ -392,6 +390,8 @@ impl Daemon {
         }
     }
 
+    /// A link's carrier came up: every BGP session that is down connects now instead
+    /// of at the end of its backoff (a no-op for one with a connection).
     async fn link_up(&self, link: &str) {
         tracing::info!(%link, "link up: BGP sessions that are down connect now");
         for p in self.speaker.peers() {

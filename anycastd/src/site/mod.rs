@@ -22,6 +22,11 @@
 //! ```
 //! The driver writes urgent effects before it calls `settle`: nothing delays the
 //! withdraw of a VIP that cannot serve, not even the data-plane bookkeeping.
+//!
+//! Each change it makes (a VIP announced, draining or withdrawn, a real server down or
+//! back, a peer lost or back, spill started or stopped) is also recorded as a
+//! notification event (`events.rs`), which the driver takes after the urgent effects
+//! with [`Site::take_events`] (decision 0011).
 
 mod events;
 mod reload;
@@ -174,10 +179,8 @@ pub struct Site {
     tunnels: Vec<TunnelSample>,
     counters: Counters,
     dirty: Dirty,
-    /// State changes for the notifier, until the driver takes them.
-    events: Vec<crate::notify::Event>,
-    /// Peers whose reports were fresh at the last look (for peer lost/back events).
-    known_peers: BTreeSet<String>,
+    /// Notification events until the driver takes them, and what they depend on.
+    notes: events::Notes,
 }
 
 /// A refused construction: a library refused what the config maps to.
@@ -308,8 +311,7 @@ impl Site {
             load: site_load(&[], &[]),
             tunnels: Vec::new(),
             counters: Counters::default(),
-            events: Vec::new(),
-            known_peers: BTreeSet::new(),
+            notes: events::Notes::default(),
             // The first report goes out at start; the spill rule first runs on the
             // first input (a decision now would only start its ramp at zero).
             dirty: Dirty {
@@ -403,7 +405,6 @@ impl Site {
         now: Time,
     ) -> Vec<Effect> {
         let (at, is_up) = (self.servers[i].at, self.servers[i].health.is_up());
-        let was_failed = self.servers[i].failed;
         // A server that fails after being up leaves IPVS (its connections expire);
         // one disabled or never checked stays at weight 0 (its connections finish).
         match (t.from, t.to) {
@@ -426,7 +427,7 @@ impl Site {
             .health_transitions
             .entry((t.server.to_string(), t.to.to_string()))
             .or_default() += 1;
-        self.note_server(mark, t, was_failed);
+        self.note_server(mark, t);
         self.track_share(at.svc);
         // Healthy capacity changed, so did the load: the spill decision follows in
         // the same settle as the weights (a site whose servers just came up must not

@@ -93,3 +93,27 @@ fn a_peer_back_spill_started_then_the_peer_lost_and_the_spill_stopped() {
     );
     assert!(kinds(&site.take_events()).contains(&(Kind::PeerBack, "peer idc2")));
 }
+
+#[test]
+fn a_server_disabled_is_down_and_enabled_is_up_once_its_checks_pass() {
+    let mut site = serving();
+    site.take_events();
+    site.set_server(at(3), "web", "10.101.5.11", false, false, "test")
+        .unwrap();
+    assert_eq!(
+        kinds(&site.take_events()),
+        [(Kind::ServerDown, "server web/tcp80/10.101.5.11:80")]
+    );
+    // Enabled while its checks have not passed again: down, then up on the checks.
+    site.set_server(at(4), "web", "10.101.5.11", true, false, "test")
+        .unwrap();
+    let enabled = site.take_events();
+    for t in [5, 6] {
+        probe(&mut site, RS1, at(t), ProbeOutcome::Success);
+    }
+    let up: Vec<_> = enabled.into_iter().chain(site.take_events()).collect();
+    assert_eq!(
+        kinds(&up),
+        [(Kind::ServerUp, "server web/tcp80/10.101.5.11:80")]
+    );
+}
