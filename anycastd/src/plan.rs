@@ -338,6 +338,7 @@ pub fn render(cfg: &SiteConfig) -> String {
         );
     }
     let _ = writeln!(o, "\n{}", crate::auth::describe(&cfg.api).trim_end());
+    let _ = writeln!(o, "\n{}", crate::notify::describe(&cfg.notify));
     let _ = writeln!(o, "\nState in {}", cfg.site.state_dir.display());
     o
 }

@@ -25,6 +25,9 @@ pub use task::{Notifier, Stats};
 use geo_balancer::Time;
 use serde::Serialize;
 
+use crate::config::duration::show;
+use crate::config::notify::Notify;
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,5 +102,61 @@ impl Event {
             reason,
             at_ms: at.as_millis(),
         }
+    }
+}
+
+/// `anycastd check`'s lines for `[notify]`. Webhooks by scheme and host only: the rest
+/// of a URL may be a secret.
+pub fn describe(n: &Notify) -> String {
+    if !n.enabled() {
+        return "Notifications: none ([notify] names no webhook or command)".to_string();
+    }
+    let mut o = String::from("Notifications");
+    for (i, url) in n.webhooks.iter().enumerate() {
+        let shown = reqwest::Url::parse(url)
+            .map(|u| format!("{}://{}/...", u.scheme(), u.host_str().unwrap_or("?")))
+            .unwrap_or_default();
+        o.push_str(&format!(
+            "\n  webhook{i}: POST JSON to {shown} (timeout {})",
+            show(n.timeout)
+        ));
+    }
+    if let Some(c) = &n.command {
+        o.push_str(&format!(
+            "\n  command: {} {} (notice on stdin, no shell, killed after {})",
+            c.program.display(),
+            c.args.join(" "),
+            show(c.timeout)
+        ));
+    }
+    o.push_str(&format!(
+        "\n  coalesce {} per subject, queue {} per sink (oldest dropped), retry after {} doubling to {}, {} tries",
+        show(n.coalesce),
+        n.queue,
+        show(n.retry_initial),
+        show(n.retry_max),
+        n.attempts
+    ));
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_hides_all_but_the_host_of_a_webhook() {
+        let n = Notify {
+            webhooks: vec!["https://hooks.example.net/T0/B1/secret-token".into()],
+            ..Notify::default()
+        };
+        let d = describe(&n);
+        assert!(
+            d.contains("webhook0: POST JSON to https://hooks.example.net/... (timeout 5s)"),
+            "{d}"
+        );
+        assert!(!d.contains("secret"), "{d}");
+        assert!(d.contains("coalesce 10s per subject, queue 256 per sink (oldest dropped), retry after 1s doubling to 5m, 10 tries"), "{d}");
+        assert!(describe(&Notify::default()).starts_with("Notifications: none"));
     }
 }
