@@ -1,7 +1,8 @@
 //! What a `/metrics` scrape costs as the site grows: configs/idc1.toml's VIP cloned to
 //! N VIPs of one service and 4 real servers each, all up, with counters in every
-//! family; the time to render the exposition from the status snapshot
-//! (prometheus-client, text format 0.0.4), its series and its size.
+//! family. `core ms`: the part on the controller task (the status snapshot and the
+//! counters' copy); `render ms`: the exposition from it (prometheus-client, text format
+//! 0.0.4), which the API does on a blocking thread; the series and the size.
 //!
 //! Prints numbers only. `cargo run --release -p anycastd --example metrics_scale [N...]`
 //! (default 10 100 1000 10000)
@@ -9,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anycastd::mapping;
-use anycastd::metrics::{Latency, Scrape, render};
+use anycastd::metrics::{Latency, Snapshot};
 use anycastd::site::Site;
 use geo_balancer::Time;
 use geo_balancer::health::ProbeOutcome;
@@ -31,8 +32,8 @@ fn main() {
         sizes
     };
     println!(
-        "{:>9} {:>8} {:>8} {:>10} {:>11}",
-        "services", "servers", "series", "bytes", "scrape ms"
+        "{:>9} {:>8} {:>8} {:>10} {:>8} {:>10}",
+        "services", "servers", "series", "bytes", "core ms", "render ms"
     );
     for n in sizes {
         let cfg = scaled(n);
@@ -57,25 +58,29 @@ fn main() {
         site.settle(t);
         site.on_stats(t, &stats(&cfg, 7));
         site.settle(t);
-        let status = site.status(t, &[]);
-        let latency = Latency::default();
-        let scrape = Scrape {
-            status: &status,
-            counters: site.counters(),
+        let reps = (20_000 / n).clamp(3, 200) as u32;
+        let snap = || Snapshot {
+            status: site.status(t, &[]),
+            counters: site.counters().clone(),
             bfd: None,
-            latency: Some(&latency),
+            latency: Latency::default(),
             notify: None,
         };
-        let text = render(&scrape);
-        let reps = (20_000 / n).clamp(3, 200) as u32;
         let start = Instant::now();
         for _ in 0..reps {
-            std::hint::black_box(render(&scrape));
+            std::hint::black_box(snap());
+        }
+        let core = start.elapsed().as_secs_f64() * 1000.0 / f64::from(reps);
+        let s = snap();
+        let text = s.render();
+        let start = Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(s.render());
         }
         let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(reps);
         let series = text.lines().filter(|l| !l.starts_with('#')).count();
         println!(
-            "{n:>9} {:>8} {series:>8} {:>10} {ms:>11.2}",
+            "{n:>9} {:>8} {series:>8} {:>10} {core:>8.2} {ms:>10.2}",
             ids.len(),
             text.len()
         );

@@ -565,13 +565,12 @@ impl Daemon {
             Command::Metrics(tx) => {
                 let st = self.status(now).await;
                 let bfd = self.bfd.as_ref().map(BfdLink::packets);
-                let notify = self.notifier.as_ref().map(crate::notify::Notifier::stats);
-                let _ = tx.send(crate::metrics::render(&crate::metrics::Scrape {
-                    status: &st,
-                    counters: self.site.counters(),
-                    bfd: bfd.as_ref(),
-                    latency: Some(&self.latency),
-                    notify: notify.as_ref(),
+                let _ = tx.send(Box::new(crate::metrics::Snapshot {
+                    status: st,
+                    counters: self.site.counters().clone(),
+                    bfd,
+                    latency: self.latency.clone(),
+                    notify: self.notifier.as_ref().map(crate::notify::Notifier::stats),
                 }));
             }
             Command::Why(vip, tx) => {

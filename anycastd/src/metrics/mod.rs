@@ -68,6 +68,30 @@ pub struct Scrape<'a> {
     pub notify: Option<&'a crate::notify::Stats>,
 }
 
+/// What a scrape shows, owned: the controller task takes it (a status snapshot and
+/// clones), the API renders it on a blocking thread, so that rendering a large site's
+/// exposition never holds up the core.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub status: Status,
+    pub counters: Counters,
+    pub bfd: Option<BfdPackets>,
+    pub latency: Latency,
+    pub notify: Option<crate::notify::Stats>,
+}
+
+impl Snapshot {
+    pub fn render(&self) -> String {
+        render(&Scrape {
+            status: &self.status,
+            counters: &self.counters,
+            bfd: self.bfd.as_ref(),
+            latency: Some(&self.latency),
+            notify: self.notify.as_ref(),
+        })
+    }
+}
+
 type FGauge = Gauge<f64, AtomicU64>;
 
 /// A registry being filled; each method registers one family and returns it.
