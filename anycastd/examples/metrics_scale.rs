@@ -9,11 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use anycastd::mapping;
 use anycastd::metrics::{Latency, Snapshot};
-use anycastd::site::Site;
 use geo_balancer::Time;
-use geo_balancer::health::ProbeOutcome;
 
 #[path = "scale/mod.rs"]
 mod scale;
@@ -22,34 +19,14 @@ use scale::{event, refused, scaled, stats};
 const T0: Time = Time(1_800_000_000_000);
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![10, 100, 1000, 10_000]
-    } else {
-        sizes
-    };
+    let sizes = scale::sizes();
     println!(
         "{:>9} {:>8} {:>8} {:>10} {:>8} {:>10}",
         "services", "servers", "series", "bytes", "core ms", "render ms"
     );
     for n in sizes {
         let cfg = scaled(n);
-        let ids: Vec<_> = mapping::servers(&cfg)
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
-        let (mut site, _) = Site::new(cfg.clone(), T0).expect("site");
-        site.on_reconciled(T0, Ok(0));
-        for t in [0, 200] {
-            let t = T0.plus(Duration::from_millis(t));
-            for id in &ids {
-                site.on_health(event(id, t, ProbeOutcome::Success));
-            }
-            site.settle(t);
-        }
+        let (mut site, ids) = scale::serving(&cfg, T0);
         // One server of each VIP down once: every VIP has a transition series.
         let t = T0.plus(Duration::from_millis(400));
         for id in ids.iter().step_by(4) {
