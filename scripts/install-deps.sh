@@ -2,11 +2,12 @@
 # Installs what the tests, the lab and the demo need on a fresh Debian 12 machine:
 # real BGP peers (FRR, BIRD, GoBGP, ExaBGP), the user-mode-Linux lab kernel with IPVS
 # and IPIP modules, ipvsadm/iproute2/iptables for looking, keepalived (benchmark 5's
-# side by side), chromium and chromedriver (the browser monitor's tests), and cargo tools.
+# side by side), chromium and chromedriver (the browser monitor's tests), promtool
+# (package prometheus: the alert rules and the metrics are checked with it), and cargo tools.
 # Idempotent: installs only what is missing. Needs root for apt-get.
 set -euo pipefail
 
-PKGS=(frr bird2 gobgpd exabgp user-mode-linux kmod ipvsadm iproute2 iptables python3-jsonschema python3-yaml
+PKGS=(frr bird2 gobgpd exabgp user-mode-linux kmod ipvsadm iproute2 iptables python3-jsonschema python3-yaml prometheus
       curl python3 procps iputils-ping tcpdump systemd man-db adduser keepalived
       chromium chromium-driver)
 
@@ -29,7 +30,7 @@ fi
 # FRR, BIRD and GoBGP get started per test inside namespaces; the packaged system
 # services would only get in the way (and hold the default sockets).
 if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  for s in frr bird gobgpd exabgp keepalived; do systemctl disable --now "$s" >/dev/null 2>&1 || true; done
+  for s in frr bird gobgpd exabgp keepalived prometheus; do systemctl disable --now "$s" >/dev/null 2>&1 || true; done
 fi
 
 # Make the UML kernel's modules visible to modprobe inside the guest (it sees the

@@ -18,8 +18,6 @@
 
 use std::time::{Duration, Instant};
 
-use anycastd::mapping;
-use anycastd::site::Site;
 use geo_balancer::Time;
 use geo_balancer::health::ProbeOutcome;
 
@@ -33,27 +31,12 @@ fn at(ms: u64) -> Time {
     T0.plus(Duration::from_millis(ms))
 }
 
-fn up(site: &mut Site, ids: &[geo_balancer::ServerId], t: Time) {
-    for id in ids {
-        site.on_health(event(id, t, ProbeOutcome::Success));
-    }
-    site.settle(t);
-}
-
 fn per_call(reps: u64, start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0 / reps as f64
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![10, 100, 1000, 10_000]
-    } else {
-        sizes
-    };
+    let sizes = scale::sizes();
     println!(
         "{:>9} {:>8} {:>9} {:>11} {:>9} {:>16} {:>10} {:>12} {:>9}",
         "services",
@@ -68,15 +51,8 @@ fn main() {
     );
     for n in sizes {
         let cfg = scaled(n);
-        let ids: Vec<_> = mapping::servers(&cfg)
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
         let quiet = stats(&cfg, 7);
-        let (mut site, _) = Site::new(cfg.clone(), T0).expect("site");
-        site.on_reconciled(T0, Ok(0));
-        up(&mut site, &ids, at(0));
-        up(&mut site, &ids, at(200));
+        let (mut site, ids) = scale::serving(&cfg, T0);
         site.on_stats(at(300), &quiet);
         site.settle(at(300));
         let reps = (200_000 / n).clamp(20, 20_000) as u64;

@@ -36,7 +36,7 @@ pub struct IncomingReport {
 #[derive(Debug)]
 pub enum Command {
     Status(oneshot::Sender<Status>),
-    Metrics(oneshot::Sender<String>),
+    Metrics(oneshot::Sender<Box<crate::metrics::Snapshot>>),
     Why(String, oneshot::Sender<Result<WhyReply, UnknownVip>>),
     Drain(
         Option<String>,
@@ -162,7 +162,16 @@ async fn status(State(h): State<ControllerHandle>) -> Response {
 
 async fn metrics(State(h): State<ControllerHandle>) -> Response {
     match h.ask(Command::Metrics).await {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        // Rendered off the controller task: thousands of series take milliseconds.
+        Ok(snap) => match tokio::task::spawn_blocking(move || snap.render()).await {
+            Ok(text) => {
+                ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+            }
+            Err(_) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rendering the metrics failed",
+            ),
+        },
         Err(r) => r,
     }
 }

@@ -101,6 +101,9 @@ struct Daemon {
     unreachable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The last reading of the sync daemons, for the status.
     sync: crate::sync_status::Cache,
+    /// Where the site's events go (`[notify]`), if anywhere.
+    notifier: Option<crate::notify::Notifier>,
+    latency: crate::metrics::Latency,
 }
 
 /// The slow full read of the kernel that corrects drift made behind our back: at most
@@ -254,6 +257,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         reports: ReportClient::new(Duration::from_secs(5)),
         unreachable: Default::default(),
         sync: Default::default(),
+        notifier: crate::notify::Notifier::start(&cfg.site.name, &cfg.notify),
+        latency: Default::default(),
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
@@ -293,14 +298,17 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         tokio::select! {
             biased;
             Some(ev) = health_rx.recv() => {
+                d.latency.verdict();
                 let e = d.site.on_health(ev);
                 d.execute(e).await;
                 // A burst (many servers behind one switch): every verdict first.
                 for _ in 0..HEALTH_BURST {
                     let Ok(ev) = health_rx.try_recv() else { break };
+                    d.latency.verdict();
                     let e = d.site.on_health(ev);
                     d.execute(e).await;
                 }
+                d.latency.verdict_done();
             }
             // One datagram per half watchdog period, ahead of all but the health events.
             () = sd.watchdog_due() => sd.watchdog(),
@@ -309,12 +317,14 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 match out {
                     dataplane::Outcome::Reconciled(r, took) => {
                         drift_every = (took * READ_SPACING).clamp(DRIFT_MIN, DRIFT_MAX);
+                        d.latency.answered("reconcile", took);
                         let e = d.site.on_reconciled(now, r);
                         d.execute(e).await;
                         sd.reconciled();
                     }
                     dataplane::Outcome::Applied(r, took) => {
                         tracing::debug!(took_us = took.as_micros() as u64, "weights applied");
+                        d.latency.answered("apply", took);
                         d.site.on_applied(now, r);
                     }
                     dataplane::Outcome::Stats(Ok(s), took) => {
@@ -362,6 +372,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         }
         let e = d.site.settle(Time::now());
         d.execute(e).await;
+        d.latency.settled();
+        d.notify();
     };
     sd.stopping();
     d.graceful_stop(signal_name, &mut health_rx, &mut sigterm, &mut sigint)
@@ -401,6 +413,17 @@ async fn link_next(links: &mut Option<mpsc::Receiver<String>>) -> Option<String>
 }
 
 impl Daemon {
+    /// Hands the site's recorded state changes to the notifier (after the urgent
+    /// effects are written).
+    fn notify(&mut self) {
+        let events = self.site.take_events();
+        if let Some(n) = &self.notifier {
+            for ev in events {
+                n.send(ev);
+            }
+        }
+    }
+
     /// A link's carrier came up: every BGP session that is down connects now instead
     /// of at the end of its backoff (a no-op for one with a connection).
     async fn link_up(&self, link: &str) {
@@ -474,6 +497,8 @@ impl Daemon {
                     let prefix = self.site.config().vips[vip.index()].prefix;
                     // On the wire before anything else, including the log line.
                     let r = self.speaker.withdraw(prefix).await;
+                    self.latency
+                        .withdrawn(&self.site.config().vips[vip.index()].name);
                     tracing::warn!(vip = %self.site.config().vips[vip.index()].name, %prefix, "withdraw");
                     if let Err(e) = r {
                         tracing::error!(error = %e, "withdraw failed");
@@ -511,11 +536,13 @@ impl Daemon {
                 Effect::Reconcile(desired) => {
                     if let Some(w) = &self.worker {
                         w.send(dataplane::Request::Reconcile(desired));
+                        self.latency.to_worker();
                     }
                 }
                 Effect::Apply(requests) => {
                     if let Some(w) = &self.worker {
                         w.send(dataplane::Request::Apply(requests));
+                        self.latency.to_worker();
                     }
                 }
                 Effect::SendReports(round) => self.send_reports(round),
@@ -576,11 +603,19 @@ impl Daemon {
             Command::Metrics(tx) => {
                 let st = self.status(now).await;
                 let bfd = self.bfd.as_ref().map(BfdLink::packets);
-                let mut text = crate::metrics::render(&st, self.site.counters(), bfd.as_ref());
-                if self.site.config().monitor.is_some() {
-                    text.push_str(&crate::monitor::counters::metrics_text());
-                }
-                let _ = tx.send(text);
+                let _ = tx.send(Box::new(crate::metrics::Snapshot {
+                    status: st,
+                    counters: self.site.counters().clone(),
+                    bfd,
+                    latency: self.latency.clone(),
+                    notify: self.notifier.as_ref().map(crate::notify::Notifier::stats),
+                    monitor: self
+                        .site
+                        .config()
+                        .monitor
+                        .is_some()
+                        .then(crate::monitor::counters::counts),
+                }));
             }
             Command::Why(vip, tx) => {
                 let _ = tx.send(self.site.why(&vip));
@@ -681,6 +716,9 @@ impl Daemon {
                     header(SIGNATURE_HEADER),
                     &incoming.body,
                 );
+                if r.is_ok() {
+                    self.latency.report_accepted();
+                }
                 let _ = tx.send(r);
             }
         }
@@ -710,6 +748,7 @@ impl Daemon {
             tracing::warn!("reload: [monitor] changed; it takes effect at the next start");
         }
         let bgp_changed = new.bgp != self.site.config().bgp;
+        let notify_changed = new.notify != self.site.config().notify;
         let load_urls = |c: &SiteConfig| -> Vec<Option<String>> {
             c.vips
                 .iter()
@@ -753,6 +792,11 @@ impl Daemon {
         if checks_changed {
             self.spawn_checkers();
         }
+        if notify_changed {
+            // The old notifier gets its few seconds to deliver what it holds.
+            let cfg = self.site.config();
+            self.notifier = crate::notify::Notifier::start(&cfg.site.name, &cfg.notify);
+        }
         self.site.count_reload(true);
         tracing::info!("reload: new config in force");
         warn_real_servers(&self.config_path, self.site.config());
@@ -792,6 +836,7 @@ impl Daemon {
         }
         let e = self.site.withdraw_all(Time::now());
         self.execute(e).await;
+        self.notify();
         self.speaker
             .shutdown(&format!("anycastd stopping ({signal_name})"))
             .await;

@@ -25,6 +25,7 @@ pub mod links;
 pub mod mapping;
 pub mod metrics;
 pub mod monitor;
+pub mod notify;
 pub mod plan;
 pub mod real_server;
 pub mod site;

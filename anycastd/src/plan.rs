@@ -359,6 +359,7 @@ pub fn render(cfg: &SiteConfig) -> String {
             users.join(", ")
         );
     }
+    let _ = writeln!(o, "\n{}", crate::notify::describe(&cfg.notify));
     let _ = writeln!(o, "\nState in {}", cfg.site.state_dir.display());
     o
 }

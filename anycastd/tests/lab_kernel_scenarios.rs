@@ -418,6 +418,16 @@ fn spill_in_guest(
         s.spill.iter().all(|p| p.share == 0.0)
     });
     println!("scenario 4 took {:?}", t0.elapsed());
+    // The decision and apply latencies of this run (docs/operations.md, Metrics).
+    println!(
+        "lb1 latencies:\n{}",
+        lb1.metrics(&[
+            "anycast_report_apply_latency_seconds_sum",
+            "anycast_report_apply_latency_seconds_count",
+            "anycast_dataplane_duration_seconds_sum",
+            "anycast_dataplane_duration_seconds_count",
+        ])
+    );
     println!("lb1 log:\n{}", lb1.log());
 }
 

@@ -6,12 +6,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anycast_lab::netns::{Netns, veth, wait_until};
-use anycast_lab::peers::Frr;
+use anycast_lab::netns::{Netns, wait_until};
 use anycast_lab::{Need, require};
 
 mod netns;
-use netns::{Daemon, SiteToml, api_get, server};
+use netns::{Daemon, SiteToml, Solo, api_get, server};
 
 fn has_route(up: &Netns) -> bool {
     netns::has_route(up, "10.201.4.0/24")
@@ -29,19 +28,12 @@ fn netns_bgp_only_announce_withdraw_recover_stop() {
     ) {
         return;
     }
-    let up = Netns::create("acup").unwrap();
-    let site = Netns::create("acsite").unwrap();
-    veth(&up, &["10.200.0.1/24"], &site, &["10.200.0.2/24"]).unwrap();
-    for a in ["10.200.1.11/32", "10.200.1.12/32"] {
-        site.ip(&["addr", "add", a, "dev", "lo"]).unwrap();
-    }
-    let _frr = Frr::start(
-        &up,
-        "router bgp 65001\n bgp router-id 10.200.0.1\n no bgp ebgp-requires-policy\n \
-         neighbor 10.200.0.2 remote-as 65005\n neighbor 10.200.0.2 timers connect 1\n",
-        true,
-    )
-    .unwrap();
+    // FRR is dropped first (the last binding), then the namespaces.
+    let Solo {
+        up,
+        site,
+        frr: _frr,
+    } = Solo::start("acup", "acsite");
     let mut rs = [server(&site, "10.200.1.11"), server(&site, "10.200.1.12")];
 
     let mut daemon = Daemon::start(

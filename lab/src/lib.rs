@@ -17,6 +17,8 @@ pub mod bgp_capture;
 pub mod netns;
 /// Real BGP peers (FRR, BIRD, GoBGP) started inside a namespace.
 pub mod peers;
+/// Prometheus's `promtool` on an exposition text (the real checker, not a mock).
+pub mod promtool;
 /// What a real server needs per forwarding method: the file `anycastd check` uses,
 /// included here so that the lab applies the same list.
 #[path = "../../anycastd/src/real_server.rs"]

@@ -128,3 +128,34 @@ pub fn stats(cfg: &SiteConfig, active: u32) -> Vec<tf::ServiceStats> {
         })
         .collect()
 }
+
+/// The sizes given on the command line, or 10, 100, 1000 and 10,000.
+pub fn sizes() -> Vec<usize> {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        vec![10, 100, 1000, 10_000]
+    } else {
+        sizes
+    }
+}
+
+/// The core for `cfg` with its data plane in place and every server up (two passing
+/// checks, at `t0` and 200 ms later); and the servers' ids.
+pub fn serving(cfg: &SiteConfig, t0: Time) -> (Site, Vec<ServerId>) {
+    let ids: Vec<ServerId> = anycastd::mapping::servers(cfg)
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let (mut site, _) = Site::new(cfg.clone(), t0).expect("site");
+    site.on_reconciled(t0, Ok(0));
+    for t in [t0, t0.plus(std::time::Duration::from_millis(200))] {
+        for id in &ids {
+            site.on_health(event(id, t, ProbeOutcome::Success));
+        }
+        site.settle(t);
+    }
+    (site, ids)
+}

@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod monitor;
+pub mod notify;
 mod raw;
 mod validate;
 
@@ -36,6 +37,7 @@ pub struct SiteConfig {
     pub sync: Option<Sync>,
     /// `[monitor]`: the browser monitor, when configured.
     pub monitor: Option<monitor::Monitor>,
+    pub notify: notify::Notify,
 }
 
 /// `[sync]`: the kernel's IPVS sync daemons on this director. Every director of a

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub sync: Option<Spanned<RawSync>>,
     #[serde(default)]
     pub monitor: Option<Spanned<super::monitor::RawMonitor>>,
+    #[serde(default)]
+    pub notify: Option<Spanned<super::notify::RawNotify>>,
 }
 
 /// `[sync]`: IPVS connection sync with the site's other directors.

@@ -103,20 +103,6 @@ pub fn counts() -> Vec<(Refusal, u64)> {
         .collect()
 }
 
-/// The counters in the Prometheus text format (appended to `/metrics`).
-pub fn metrics_text() -> String {
-    let mut s = String::from(
-        "# HELP anycast_monitor_refused_total Requests the browser monitor refused, by reason.\n# TYPE anycast_monitor_refused_total counter\n",
-    );
-    for (r, n) in counts() {
-        s.push_str(&format!(
-            "anycast_monitor_refused_total{{reason=\"{}\"}} {n}\n",
-            r.as_str()
-        ));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,16 +122,5 @@ mod tests {
         assert_eq!(b.note(Refusal::NotFound, t0), Some(0));
         assert_eq!(b.note(Refusal::Csrf, t0 + BURST), Some(50));
         assert_eq!(b.note(Refusal::Csrf, t0 + BURST * 3), Some(0));
-    }
-
-    #[test]
-    fn the_metrics_text_has_every_reason() {
-        let text = metrics_text();
-        for r in Refusal::ALL {
-            assert!(
-                text.contains(&format!("reason=\"{}\"", r.as_str())),
-                "{text}"
-            );
-        }
     }
 }

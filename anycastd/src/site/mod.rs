@@ -22,7 +22,13 @@
 //! ```
 //! The driver writes urgent effects before it calls `settle`: nothing delays the
 //! withdraw of a VIP that cannot serve, not even the data-plane bookkeeping.
+//!
+//! Each change it makes (a VIP announced, draining or withdrawn, a real server down or
+//! back, a peer lost or back, spill started or stopped) is also recorded as a
+//! notification event (`events.rs`), which the driver takes after the urgent effects
+//! with [`Site::take_events`] (decision 0011).
 
+mod events;
 mod reload;
 mod servers;
 mod view;
@@ -173,6 +179,8 @@ pub struct Site {
     tunnels: Vec<TunnelSample>,
     counters: Counters,
     dirty: Dirty,
+    /// Notification events until the driver takes them, and what they depend on.
+    notes: events::Notes,
 }
 
 /// A refused construction: a library refused what the config maps to.
@@ -303,6 +311,7 @@ impl Site {
             load: site_load(&[], &[]),
             tunnels: Vec::new(),
             counters: Counters::default(),
+            notes: events::Notes::default(),
             // The first report goes out at start; the spill rule first runs on the
             // first input (a decision now would only start its ramp at zero).
             dirty: Dirty {
@@ -410,6 +419,7 @@ impl Site {
             _ => {}
         }
         // The withdraw (or announce) first; the log line and the counter after it.
+        let mark = self.events_mark();
         let effects = self.servability(now, at.vip);
         tracing::info!(server = %t.server, from = %t.from, to = %t.to, reason = %t.reason, "real server health changed");
         *self
@@ -417,6 +427,7 @@ impl Site {
             .health_transitions
             .entry((t.server.to_string(), t.to.to_string()))
             .or_default() += 1;
+        self.note_server(mark, t);
         self.track_share(at.svc);
         // Healthy capacity changed, so did the load: the spill decision follows in
         // the same settle as the weights (a site whose servers just came up must not
@@ -606,7 +617,7 @@ impl Site {
                 if v.drain_timer.is_some_and(|t| now >= t) {
                     v.drain_timer = None;
                     let outs = v.announcer.timer_expired(now);
-                    effects.extend(self.announcer_outputs(vip, outs));
+                    effects.extend(self.announcer_outputs(now, vip, outs));
                 }
                 let v = &self.vips[vip.index()];
                 for t in [v.hold_timer, v.drain_timer].into_iter().flatten() {
@@ -781,7 +792,7 @@ impl Site {
         now: Time,
         vip: Option<&str>,
     ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
-        self.each_vip(vip, |a| a.drain(now))
+        self.each_vip(now, vip, |a| a.drain(now))
     }
 
     /// Undo a drain.
@@ -790,7 +801,7 @@ impl Site {
         now: Time,
         vip: Option<&str>,
     ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
-        self.each_vip(vip, |a| a.undrain(now))
+        self.each_vip(now, vip, |a| a.undrain(now))
     }
 
     /// Withdraw everything still announced (the end of a graceful shutdown).
@@ -798,7 +809,7 @@ impl Site {
         let mut effects = Vec::new();
         for vip in self.layout.vips() {
             let outs = self.vips[vip.index()].announcer.stop(now);
-            effects.extend(self.announcer_outputs(vip, outs));
+            effects.extend(self.announcer_outputs(now, vip, outs));
         }
         effects
     }
@@ -822,6 +833,7 @@ impl Site {
 
     fn each_vip(
         &mut self,
+        now: Time,
         vip: Option<&str>,
         mut f: impl FnMut(&mut Announcer) -> Vec<announce::Output>,
     ) -> Result<(Vec<String>, Vec<Effect>), UnknownVip> {
@@ -832,7 +844,7 @@ impl Site {
         let mut effects = Vec::new();
         for &vip in &picked {
             let outs = f(&mut self.vips[vip.index()].announcer);
-            effects.extend(self.announcer_outputs(vip, outs));
+            effects.extend(self.announcer_outputs(now, vip, outs));
         }
         let names = picked
             .iter()
@@ -856,6 +868,8 @@ impl Site {
         for ev in &d.events {
             tracing::info!(event = ?ev, "spill decision changed");
         }
+        self.note_spill(now, &d.events);
+        self.note_peers(now);
         self.decision = Some(d);
     }
 
@@ -902,13 +916,18 @@ impl Site {
             };
             let ok = servable.ok;
             let outs = self.vips[vip.index()].announcer.set_servable(now, servable);
-            effects.extend(self.announcer_outputs(vip, outs));
+            effects.extend(self.announcer_outputs(now, vip, outs));
             tracing::info!(vip = %self.cfg.vips[vip.index()].name, servable = ok, "VIP servability changed");
         }
         effects
     }
 
-    fn announcer_outputs(&mut self, vip: VipId, outs: Vec<announce::Output>) -> Vec<Effect> {
+    fn announcer_outputs(
+        &mut self,
+        now: Time,
+        vip: VipId,
+        outs: Vec<announce::Output>,
+    ) -> Vec<Effect> {
         let mut effects = Vec::new();
         for o in outs {
             match o {
@@ -916,9 +935,18 @@ impl Site {
                     effects.push(Effect::Announce {
                         vip,
                         graceful_shutdown,
-                    })
+                    });
+                    let kind = if graceful_shutdown {
+                        crate::notify::Kind::VipDraining
+                    } else {
+                        crate::notify::Kind::VipAnnounced
+                    };
+                    self.note_vip(now, vip, kind);
                 }
-                announce::Output::Withdraw => effects.push(Effect::Withdraw { vip }),
+                announce::Output::Withdraw => {
+                    effects.push(Effect::Withdraw { vip });
+                    self.note_vip(now, vip, crate::notify::Kind::VipWithdrawn);
+                }
                 announce::Output::ArmTimer(t) => {
                     self.vips[vip.index()].drain_timer = Some(t);
                     self.arm_vip_timer(t);
@@ -947,5 +975,7 @@ fn order(mut effects: Vec<Effect>) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_events;
 #[cfg(test)]
 mod tests_ipv6;

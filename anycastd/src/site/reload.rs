@@ -86,6 +86,7 @@ impl Site {
         next.dataplane = self.dataplane.clone();
         next.retry_at = self.retry_at;
         next.counters = self.counters.clone();
+        next.notes = std::mem::take(&mut self.notes);
         next.started = self.started;
         *self = next;
         // Servers kept their verdicts: each VIP's servability follows from them now,

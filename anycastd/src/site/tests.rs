@@ -33,8 +33,8 @@ pub(super) fn config() -> crate::config::SiteConfig {
     c
 }
 
-const RS1: &str = "web/tcp80/10.101.5.11:80";
-const RS2: &str = "web/tcp80/10.101.5.12:80";
+pub(super) const RS1: &str = "web/tcp80/10.101.5.11:80";
+pub(super) const RS2: &str = "web/tcp80/10.101.5.12:80";
 
 /// What the driver does with an input: its urgent effects, then the settled rest.
 pub(super) fn then_settle(site: &mut Site, t: Time, mut urgent: Vec<Effect>) -> Vec<Effect> {
@@ -52,7 +52,7 @@ pub(super) fn probe(site: &mut Site, server: &str, t: Time, outcome: ProbeOutcom
     then_settle(site, t, e)
 }
 
-fn tick(site: &mut Site, t: Time) -> Vec<Effect> {
+pub(super) fn tick(site: &mut Site, t: Time) -> Vec<Effect> {
     let e = site.on_timer(t);
     then_settle(site, t, e)
 }
@@ -80,14 +80,14 @@ fn ip_vs_missing() -> DataplaneError {
 
 const WEB: VipId = VipId(0);
 
-fn refused() -> ProbeOutcome {
+pub(super) fn refused() -> ProbeOutcome {
     ProbeOutcome::HardFailure(ProbeError::Refused {
         addr: "10.101.5.11:80".parse().unwrap(),
     })
 }
 
 /// A site with the data plane in place and both servers up (rise 2).
-fn serving() -> Site {
+pub(super) fn serving() -> Site {
     let (mut site, first) = Site::new(config(), T0).unwrap();
     assert!(
         matches!(first.first(), Some(Effect::Reconcile(_))),
@@ -281,7 +281,7 @@ pub(super) fn key() -> Vec<u8> {
 }
 
 /// IPVS stats with `active` connections on each local server of the VIP.
-fn stats(active: u32, tunnelled: u32) -> Vec<tf::ServiceStats> {
+pub(super) fn stats(active: u32, tunnelled: u32) -> Vec<tf::ServiceStats> {
     let dest = |addr: &str, fwd, active| tf::DestStats {
         addr: addr.parse().unwrap(),
         port: 80,

@@ -328,6 +328,29 @@ pub fn served(ns: &str) -> String {
 // ---- Helpers of the spill and crash scenarios (lab_kernel_scenarios.rs). ----
 
 impl Anycastd {
+    /// The lines of its `/metrics` whose names start with one of `prefixes` (read
+    /// with its operator token); empty while the daemon does not answer.
+    pub fn metrics(&self, prefixes: &[&str]) -> String {
+        let site = self.config.file_stem().unwrap().to_string_lossy();
+        let token =
+            std::fs::read_to_string(self.config.with_file_name(format!("api-{site}.token")))
+                .unwrap_or_default();
+        let body = guest::in_netns(self.ns, move || {
+            anycastd::ctl::client::request_with_token(
+                &anycastd::config::ApiListen::Tcp("127.0.0.1:9180".parse().unwrap()),
+                "GET",
+                "/metrics",
+                token.trim().as_bytes(),
+            )
+        })
+        .map(|r| r.body)
+        .unwrap_or_default();
+        body.lines()
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// `anycastctl --json status`, parsed; `None` while the daemon does not answer.
     pub fn status(&self) -> Option<anycastd::status::Status> {
         let (code, out) = self.ctl("--json status");

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use anycast_lab::netns::{Netns, wait_until};
+use anycast_lab::netns::{Netns, veth, wait_until};
+use anycast_lab::peers::Frr;
 use anycast_lab::uml::guest::in_netns;
 
 /// A real server that keeps connections open until the client closes them, like an
@@ -199,4 +200,33 @@ pub fn status(ns: &Netns) -> anycastd::status::Status {
 pub fn has_route(up: &Netns, prefix: &str) -> bool {
     up.ip(&["route", "show", prefix])
         .is_ok_and(|r| r.contains("proto bgp"))
+}
+
+/// One site under one upstream: `up` runs FRR (AS 65001, 10.200.0.1, accepting the
+/// site at 10.200.0.2 as AS 65005, connect retry 1 s); `site` holds the real servers'
+/// addresses 10.200.1.11 and .12 on its loopback. The namespaces are named from the
+/// prefixes (`acup`, `acsite` ...). Dropped in field order: FRR first.
+pub struct Solo {
+    pub frr: Frr,
+    pub up: Netns,
+    pub site: Netns,
+}
+
+impl Solo {
+    pub fn start(up_prefix: &str, site_prefix: &str) -> Solo {
+        let up = Netns::create(up_prefix).unwrap();
+        let site = Netns::create(site_prefix).unwrap();
+        veth(&up, &["10.200.0.1/24"], &site, &["10.200.0.2/24"]).unwrap();
+        for a in ["10.200.1.11/32", "10.200.1.12/32"] {
+            site.ip(&["addr", "add", a, "dev", "lo"]).unwrap();
+        }
+        let frr = Frr::start(
+            &up,
+            "router bgp 65001\n bgp router-id 10.200.0.1\n no bgp ebgp-requires-policy\n \
+             neighbor 10.200.0.2 remote-as 65005\n neighbor 10.200.0.2 timers connect 1\n",
+            true,
+        )
+        .unwrap();
+        Solo { frr, up, site }
+    }
 }

@@ -16,6 +16,7 @@ use super::*;
 mod bgp;
 mod family;
 mod monitor;
+mod notify;
 mod site;
 mod sync;
 mod vips;
@@ -163,6 +164,7 @@ impl Validator<'_> {
         let log = self.log(raw.log.as_ref());
         let sync = raw.sync.as_ref().map(|s| self.sync(s, site.dataplane));
         let monitor = self.monitor(raw.monitor.as_ref());
+        let notify = self.notify(raw.notify.as_ref());
         if !site.dataplane
             && let Some(p) = raw.peers.first()
         {
@@ -185,6 +187,7 @@ impl Validator<'_> {
             log,
             sync,
             monitor,
+            notify,
         }
     }
 
