@@ -363,7 +363,19 @@ pub fn ctl_as(who: Option<(u32, u32)>, api: &str, args: &[&str]) -> (i32, String
         // std drops the supplementary groups when root changes uid.
         cmd.uid(uid).gid(gid);
     }
-    let out = cmd.output().expect("run anycastctl");
+    // A copy just written can be busy for a moment (ETXTBSY): a child forked by
+    // another thread of this process (the daemon's start) holds the write descriptor
+    // until its own exec. Bounded retries.
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.expect("run anycastctl"),
+        }
+    };
     if let Some((dir, _)) = copy {
         let _ = std::fs::remove_dir_all(dir);
     }
