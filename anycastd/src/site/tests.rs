@@ -147,6 +147,23 @@ fn losing_the_last_server_withdraws_first_thing() {
 }
 
 #[test]
+fn the_status_weight_is_each_servers_own_when_one_has_left_ipvs() {
+    let mut site = serving();
+    probe(&mut site, RS1, at(3), refused());
+    // RS1 failed and left the service: RS2 is now the list's first destination.
+    assert_eq!(site.desired.vips[0].services[0].local.len(), 1);
+    let st = site.status(at(3), &[]);
+    let weight = |addr: &str| {
+        st.real_servers
+            .iter()
+            .find(|r| r.address == addr)
+            .map(|r| r.weight)
+    };
+    assert_eq!(weight("10.101.5.11"), Some(0), "{:?}", st.real_servers);
+    assert!(weight("10.101.5.12") > Some(0), "{:?}", st.real_servers);
+}
+
+#[test]
 fn a_failed_server_leaves_ipvs_a_disabled_or_unchecked_one_stays_at_weight_0() {
     // Not checked yet: both in IPVS at weight 0 (a restart cuts no connection).
     let (site, _) = Site::new(config(), T0).unwrap();

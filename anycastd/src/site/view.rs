@@ -74,9 +74,12 @@ impl Site {
                     state: s.health.state().into(),
                     active_conns: s.active,
                     capacity: rs.capacity,
+                    // By address: a server that failed is absent from the list,
+                    // so positions no longer line up with the config's.
                     weight: self.desired.vips[s.at.vip.index()].services[s.at.port_index]
                         .local
-                        .get(s.at.server)
+                        .iter()
+                        .find(|d| d.addr == rs.address && d.port == rs.port)
                         .map_or(0, |d| d.weight),
                     disabled_by: s.disabled.as_ref().map(|d| d.by.clone()),
                     disabled_since: s.disabled.as_ref().map(|d| secs(d.at)),

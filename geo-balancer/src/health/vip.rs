@@ -143,7 +143,7 @@ impl VipHealth {
             let reason = if !data_plane_ready {
                 "data plane not in place".to_string()
             } else {
-                format!("{up} real servers up, {} needed", self.cfg.min_up)
+                format!("{} up, {} needed", real_servers(up), self.cfg.min_up)
             };
             self.reason = reason.clone();
             if self.announced {
@@ -162,7 +162,7 @@ impl VipHealth {
             return Vec::new();
         }
         if self.announced {
-            self.reason = format!("{up} real servers up (>= {})", self.cfg.min_up);
+            self.reason = format!("{} up (>= {})", real_servers(up), self.cfg.min_up);
             return Vec::new();
         }
         let since = *self.eligible_since.get_or_insert(now);
@@ -188,7 +188,7 @@ impl VipHealth {
             self.announced = true;
             self.ever_announced = true;
             let reason = if hold.is_zero() {
-                format!("{up} real servers up (>= {})", self.cfg.min_up)
+                format!("{} up (>= {})", real_servers(up), self.cfg.min_up)
             } else {
                 format!(
                     "servable for {} (hold-down {})",
@@ -203,6 +203,15 @@ impl VipHealth {
             self.reason = format!("servable, in hold-down until {due}");
             vec![VipOutput::ArmTimer(due)]
         }
+    }
+}
+
+/// `1 real server`, `2 real servers`.
+fn real_servers(n: usize) -> String {
+    if n == 1 {
+        "1 real server".to_string()
+    } else {
+        format!("{n} real servers")
     }
 }
 
