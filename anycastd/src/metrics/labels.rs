@@ -24,4 +24,6 @@ label_set! {
     VipL { vip }
     KindL { kind }
     SinkL { sink }
+    RoleL { role }
+    OriginL { origin }
 }

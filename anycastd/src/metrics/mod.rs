@@ -151,6 +151,9 @@ pub fn render(x: &Scrape<'_>) -> String {
     servers(&mut r, st, x.counters);
     peers(&mut r, st, x.counters);
     dataplane(&mut r, st, x.counters);
+    if let Some(y) = &st.sync {
+        sync(&mut r, y);
+    }
     if let Some(l) = x.latency {
         l.register(&mut r.0);
     }
@@ -377,6 +380,27 @@ fn peers(r: &mut Reg, st: &Status, c: &Counters) {
                 peer: x.peer.clone(),
             })
             .set(x.share);
+    }
+}
+
+/// `[sync]`: the daemons running and the director's connections by origin.
+fn sync(r: &mut Reg, y: &crate::status::SyncStatus) {
+    let up = r.add::<G<RoleL>>(
+        "anycast_sync_daemon_up",
+        "1 while the kernel's IPVS sync daemon of the role runs",
+    );
+    for role in ["master", "backup"] {
+        up.get_or_create(&RoleL { role: s(role) })
+            .set(b(y.roles.iter().any(|x| x == role)));
+    }
+    let conns = r.add::<G<OriginL>>(
+        "anycast_sync_connections",
+        "IPVS connections of this director by origin: scheduled here (local) or learned from the site's other directors (synced)",
+    );
+    for (origin, n) in [("local", y.local_conns), ("synced", y.synced_conns)] {
+        conns
+            .get_or_create(&OriginL { origin: s(origin) })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 

@@ -42,6 +42,9 @@ fn series_are_well_formed() {
         "# TYPE anycast_reports_rejected_total counter\n",
         // A histogram without labels is there before its first observation.
         "anycast_report_apply_latency_seconds_bucket{le=\"+Inf\"} 0\n",
+        // `[sync]`: the sample runs both daemons.
+        "anycast_sync_daemon_up{role=\"backup\"} 1\n",
+        "anycast_sync_connections{origin=\"synced\"} 830\n",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
