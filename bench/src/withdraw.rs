@@ -702,6 +702,37 @@ impl Lab {
             .map(|e| e.at().saturating_duration_since(t0)))
     }
 
+    /// Our end of the link to the upstream down for `down` (the carrier lost: a
+    /// cable, a switch port), then up: time from the carrier back to our route back
+    /// in the upstream's kernel table.
+    pub fn link_back(&mut self, down: Duration, limit: Duration) -> io::Result<Option<Duration>> {
+        let ifn = self.up_if.clone();
+        self.s.ip(&["link", "set", "dev", &ifn, "down"])?;
+        // The carrier's loss flushes the upstream's route without an RTM_DELROUTE.
+        let end = Instant::now() + Duration::from_secs(10);
+        while !self
+            ._u
+            .ip(&["route", "show", "10.101.4.0/24"])?
+            .trim()
+            .is_empty()
+        {
+            if Instant::now() > end {
+                return Err(io::Error::other(
+                    "the route stayed in FRR's table with the link down",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(down);
+        self.watch.drain();
+        let t0 = Instant::now();
+        self.s.ip(&["link", "set", "dev", &ifn, "up"])?;
+        Ok(self
+            .watch
+            .wait(limit, |e| matches!(e, Event::RouteAdd(_)))
+            .map(|e| e.at().saturating_duration_since(t0)))
+    }
+
     /// The speaker's PID (for footprint sampling).
     pub fn speaker_pid(&self) -> Option<u32> {
         self.speaker.as_ref().map(Proc::pid)

@@ -494,7 +494,8 @@ fn crash(args: &[String]) -> Res {
 }
 
 /// The way back: the upstream's BGP (FRR) killed, down 10 s or 60 s, started again;
-/// time from its start to our route back in its kernel table.
+/// time from its start to our route back in its kernel table. Then our link to it
+/// down as long and up again: time from the carrier back to the route back.
 fn wayback(args: &[String]) -> Res {
     let runs: usize = opt(args, "--runs")
         .and_then(|s| s.parse().ok())
@@ -508,24 +509,39 @@ fn wayback(args: &[String]) -> Res {
     let mut lines = Vec::new();
     for down in downs {
         let mut lab = Lab::start_with(Side::Anycastd { check: None }, &anycastd, Opts::default())?;
-        let mut took = Vec::new();
-        for _ in 0..runs {
-            match lab.upstream_restart(Duration::from_secs(down), Duration::from_secs(120))? {
-                Some(d) => took.push(d),
-                None => eprintln!("down {down} s: the route did not come back in 120 s"),
+        let d = Duration::from_secs(down);
+        let limit = Duration::from_secs(120);
+        for (what, link) in [
+            (
+                format!("upstream down {down} s -> route back after its restart"),
+                false,
+            ),
+            (
+                format!("link down {down} s -> route back after the carrier"),
+                true,
+            ),
+        ] {
+            let mut took = Vec::new();
+            for _ in 0..runs {
+                let back = if link {
+                    lab.link_back(d, limit)?
+                } else {
+                    lab.upstream_restart(d, limit)?
+                };
+                match back {
+                    Some(t) => took.push(t),
+                    None => eprintln!("{what}: not back in 120 s"),
+                }
             }
+            took.sort();
+            let ms: Vec<String> = took
+                .iter()
+                .map(|t| format!("{:.0}", t.as_secs_f64() * 1000.0))
+                .collect();
+            let line = format!("{what} (ms): {}", ms.join(" "));
+            eprintln!("{line}");
+            lines.push(line);
         }
-        took.sort();
-        let ms: Vec<String> = took
-            .iter()
-            .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
-            .collect();
-        let line = format!(
-            "upstream down {down} s -> route back after its restart (ms): {}",
-            ms.join(" ")
-        );
-        eprintln!("{line}");
-        lines.push(line);
     }
     println!("\nBenchmark 2b: the way back");
     for l in lines {
