@@ -43,6 +43,9 @@ fn topology() -> anycast_lab::uml::Topology {
         )
         .cmd("lb1", "ip link set dev eth8 master br0")
         .route("lb1b", "default via 10.101.7.1")
+        // As on lb1 (seed.rs): DR replies forwarded by this director carry the VIP,
+        // one of its own addresses, as source; without this they are martians.
+        .sysctl("lb1b", "net.ipv4.conf.all.accept_local", "1")
 }
 
 #[test]
