@@ -65,11 +65,8 @@ pub enum StartError {
 
 /// Refuses a config this host cannot run (`host::problems`); logs its warnings.
 fn check_host(path: &Path, cfg: &SiteConfig) -> Result<(), StartError> {
-    if !cfg.site.dataplane {
-        return Ok(());
-    }
-    let names = crate::host::interfaces().unwrap_or_default();
-    if let Some((line, reason)) = crate::host::problems(cfg, &names).into_iter().next() {
+    let host = crate::host::Facts::read(cfg);
+    if let Some((line, reason)) = crate::host::problems(cfg, &host).into_iter().next() {
         return Err(StartError::Host {
             file: path.display().to_string(),
             line,

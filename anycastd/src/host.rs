@@ -4,22 +4,49 @@
 
 use crate::config::SiteConfig;
 
+/// What [`problems`] needs to know of the host: read once by [`Facts::read`], or
+/// made up by a test.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The interface names of this host.
+    pub interfaces: Vec<String>,
+    /// The device holding the site's `address_v6` here and its MTU (`None`: the
+    /// address is not on this host, as when the file is checked away from its director).
+    pub ipv6_device: Option<(String, u32)>,
+}
+
+impl Facts {
+    /// Reads what `cfg` needs checked from this host.
+    pub fn read(cfg: &SiteConfig) -> Facts {
+        Facts {
+            interfaces: interfaces().unwrap_or_default(),
+            ipv6_device: cfg.site.address_v6.and_then(crate::plan::ipv6_device_mtu),
+        }
+    }
+}
+
 /// What makes a valid config unusable on this host, by line: the sync interface
-/// missing (`interfaces`: the names this host has). `anycastd check` and the daemon
-/// refuse the config with them (a reload too).
-pub fn problems(cfg: &SiteConfig, interfaces: &[String]) -> Vec<(usize, String)> {
+/// missing (with the data plane on), `ipv6_path_mtu` above the MTU of the device
+/// holding `address_v6`. `anycastd check` and the daemon refuse the config with them
+/// (at start and at reload).
+pub fn problems(cfg: &SiteConfig, host: &Facts) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     if let Some(s) = &cfg.sync
-        && !interfaces.contains(&s.interface)
+        && cfg.site.dataplane
+        && !host.interfaces.contains(&s.interface)
     {
         out.push((
             s.line,
             format!(
                 "sync interface `{}` does not exist on this host (its interfaces: {})",
                 s.interface,
-                interfaces.join(", ")
+                host.interfaces.join(", ")
             ),
         ));
+    }
+    let device = host.ipv6_device.clone();
+    if let Some(p) = crate::plan::path_mtu_problem(cfg, move |_| device.clone()) {
+        out.push((p.line, p.reason));
     }
     out
 }

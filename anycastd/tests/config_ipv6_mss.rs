@@ -171,3 +171,28 @@ fn a_path_mtu_above_the_directors_ipv6_device_is_refused_with_its_line() {
     .unwrap();
     assert!(path_mtu_problem(&off, here).is_none());
 }
+
+#[test]
+fn the_daemon_and_check_refuse_the_path_mtu_through_the_host_problems() {
+    let text = with("ipv6_path_mtu = 9000");
+    let line = text
+        .lines()
+        .position(|l| l == "ipv6_path_mtu = 9000")
+        .unwrap()
+        + 1;
+    let cfg = parse_str(file(), &text).unwrap();
+    let host = anycastd::host::Facts {
+        interfaces: vec!["eth1".into()],
+        ipv6_device: Some(("eth1".into(), 1500)),
+    };
+    let problems = anycastd::host::problems(&cfg, &host);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, line);
+    assert!(
+        problems[0].1.starts_with("ipv6_path_mtu 9000 cannot work"),
+        "{problems:?}"
+    );
+    // Away from the director (the address is not here) nothing is refused.
+    let away = anycastd::host::Facts::default();
+    assert!(anycastd::host::problems(&cfg, &away).is_empty());
+}

@@ -82,28 +82,15 @@ fn main() -> ExitCode {
         if !quiet {
             print!("{}", anycastd::plan::render(&cfg));
         }
-        // A path MTU above the director's own IPv6 device cannot work: refused, where
-        // the device is on this host.
-        if let Some(p) = anycastd::plan::path_mtu_problem(&cfg, anycastd::plan::ipv6_device_mtu) {
-            eprintln!(
-                "anycastd: config refused:\n{}:{}: {}",
-                cli.config.display(),
-                p.line,
-                p.reason
-            );
-            return ExitCode::from(1);
-        }
         // What this host lacks refuses the config (the daemon would refuse it too).
-        if cfg.site.dataplane {
-            let names = anycastd::host::interfaces().unwrap_or_default();
-            let problems = anycastd::host::problems(&cfg, &names);
-            for (line, reason) in &problems {
-                eprintln!("{}:{line}: {reason}", cli.config.display());
-            }
-            if !problems.is_empty() {
-                eprintln!("anycastd: config refused on this host");
-                return ExitCode::from(1);
-            }
+        let host = anycastd::host::Facts::read(&cfg);
+        let problems = anycastd::host::problems(&cfg, &host);
+        for (line, reason) in &problems {
+            eprintln!("{}:{line}: {reason}", cli.config.display());
+        }
+        if !problems.is_empty() {
+            eprintln!("anycastd: config refused on this host");
+            return ExitCode::from(1);
         }
         for (line, reason) in anycastd::host::sync_warnings(&cfg) {
             eprintln!("{}:{line}: warning: {reason}", cli.config.display());
