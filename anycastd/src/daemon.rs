@@ -764,6 +764,7 @@ impl Daemon {
                 return;
             }
         };
+        self.sync.clear();
         self.execute(effects).await;
         if bgp_changed {
             tracing::warn!("reload: BGP settings changed; restarting sessions");

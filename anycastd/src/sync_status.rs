@@ -15,19 +15,22 @@ pub const FRESH_FOR: Duration = Duration::from_secs(5);
 /// How long a status waits for a busy worker (a long reconcile) before saying so.
 const WAIT: Duration = Duration::from_millis(500);
 
-/// The last reading and when it was made.
+/// The last reading and when it was made (cleared at every reload).
 #[derive(Debug, Default)]
 pub struct Cache(Option<(Instant, SyncStatus)>);
 
 impl Cache {
+    /// Forgets the last reading: a reload may have changed `[sync]`.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
     /// The sync status for `cfg` (`None` without `[sync]` or without a data plane).
     pub async fn get(&mut self, cfg: &SiteConfig, worker: Option<&Worker>) -> Option<SyncStatus> {
         let sync = cfg.sync.as_ref()?;
         let worker = worker?;
         if let Some((at, s)) = &self.0
             && at.elapsed() < FRESH_FOR
-            && s.interface == sync.interface
-            && s.syncid == sync.syncid
         {
             return Some(s.clone());
         }
