@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod ingest;
+pub mod listener;
 pub mod stats;
 pub mod watch;
 pub mod withdraw;

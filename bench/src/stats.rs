@@ -160,6 +160,15 @@ impl Proc {
         }
     }
 
+    /// Sends a signal to this child's process group (one kill(2) for every member:
+    /// they die together rather than one after the other).
+    pub fn signal_group(&self, sig: libc::c_int) {
+        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: kill(2) on the group our own, not yet reaped child leads.
+            unsafe { libc::kill(-pid, sig) };
+        }
+    }
+
     /// True while it runs.
     pub fn alive(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(None))

@@ -18,9 +18,10 @@
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anycast_lab::netns::{Netns, veth, wait_until};
 use anycast_lab::peers::Frr;
@@ -124,6 +125,11 @@ pub struct Figures {
     /// The last server's FIN to the withdraw UPDATE, both kernel-stamped (kills only):
     /// the speaker's own share, without the time the killed process takes to die.
     pub gone: Vec<Duration>,
+    /// `kill()` to the last server's FIN on the wire (kills only): the servers' death.
+    pub died: Vec<Duration>,
+    /// `kill()` to the withdraw UPDATE's kernel stamp (kills only): `wire` without
+    /// the observer thread's wake-up.
+    pub stamped: Vec<Duration>,
     /// Runs where nothing came within the limit.
     pub missed: usize,
     /// Withdraws seen while nothing had failed (probe loss runs).
@@ -147,6 +153,14 @@ impl Figures {
                 "  server FIN -> wire {} (n={})",
                 show(&self.gone),
                 self.gone.len()
+            ));
+        }
+        if !self.stamped.is_empty() {
+            l.push_str(&format!(
+                "  kill -> last FIN {}  kill -> wire, kernel stamp {} (n={})",
+                show(&self.died),
+                show(&self.stamped),
+                self.stamped.len()
             ));
         }
         l
@@ -358,10 +372,14 @@ impl Lab {
             &RS
         };
         for a in addrs {
+            // One process group (the first server leads it), so one kill(2) kills
+            // every server at once.
+            let group = self.servers.first().map_or(0, |p| p.pid());
             let c = self
                 .r
                 .command(&exe.to_string_lossy())
                 .args(["listen", &format!("{a}:80")])
+                .process_group(i32::try_from(group).unwrap_or(0))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
@@ -427,8 +445,8 @@ impl Lab {
     fn fail(&mut self, how: Failure) -> io::Result<()> {
         match how {
             Failure::Kill => {
-                for p in &self.servers {
-                    p.signal(libc::SIGKILL);
+                if let Some(leader) = self.servers.first() {
+                    leader.signal_group(libc::SIGKILL);
                 }
                 Ok(())
             }
@@ -486,6 +504,7 @@ impl Lab {
             std::thread::sleep(self.settle + jitter(Duration::from_secs(1)));
             self.watch.drain();
             let t0 = Instant::now();
+            let t0_clock = SystemTime::now();
             self.fail(how)?;
             let wire = self.watch.wait(limit, |e| match e {
                 Event::Withdraw(..) => !med_mode,
@@ -512,6 +531,12 @@ impl Lab {
                 && let Ok(d) = upd.duration_since(fin)
             {
                 fig.gone.push(d);
+                if let (Ok(died), Ok(all)) =
+                    (fin.duration_since(t0_clock), upd.duration_since(t0_clock))
+                {
+                    fig.died.push(died);
+                    fig.stamped.push(all);
+                }
             }
             self.restore(how)?;
             let back = if med_mode {

@@ -1,8 +1,7 @@
 //! The benchmark runner (issue 8). `anycast-bench help` lists the subcommands;
 //! scripts/bench.sh runs them all.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -51,28 +50,10 @@ fn opt<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// A real server: accepts and holds connections until the peer closes; exits on its
-/// own after an hour at the latest. Blocks in `accept` (no polling: it sits beside the
-/// processes being measured).
+/// A real server (`anycast_bench::listener`): holds connections until the peer
+/// closes them; exits on its own after an hour at the latest.
 fn listen(addr: &str) -> Res {
-    let l = TcpListener::bind(addr)?;
-    std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(3600));
-        std::process::exit(0);
-    });
-    loop {
-        match l.accept() {
-            Ok((mut s, _)) => {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(3600)));
-                std::thread::spawn(move || {
-                    let mut b = [0u8; 512];
-                    while matches!(s.read(&mut b), Ok(n) if n > 0) {}
-                });
-            }
-            // Out of descriptors or the like: do not spin.
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
+    Ok(anycast_bench::listener::run(addr)?)
 }
 
 /// Exit 0 when any address accepts a TCP connection within 1 s (tried in parallel).
@@ -208,6 +189,14 @@ fn print_table(title: &str, rows: &[(String, Figures)]) {
             show(&f.kernel),
             show(&f.upstream)
         );
+        if !f.stamped.is_empty() {
+            println!(
+                "    server FIN -> wire {}  kill -> last FIN {}  kill -> wire, kernel stamp {}",
+                show(&f.gone),
+                show(&f.died),
+                show(&f.stamped)
+            );
+        }
     }
 }
 
