@@ -192,6 +192,11 @@ impl Session {
             self.next_tx = None;
         } else if self.next_tx.is_none() {
             self.next_tx = Some(now);
+        } else if self.next_tx.is_some_and(|t| t > now + self.tx_interval()) {
+            // The peer now wants packets sooner than the one armed (FRR leaves its
+            // slow 1 s RequiredMinRx for the configured one by a Poll once Up): a
+            // packet armed at the old interval would expire its detection time.
+            self.schedule_tx(now);
         }
         match (self.state, p.state) {
             (State::Down | State::Init | State::Up, State::AdminDown)

@@ -224,3 +224,61 @@ fn a_final_answers_every_poll_at_once() {
     );
     assert_eq!(s.state(), State::Init);
 }
+
+/// A packet as FRR's bfdd sends it: slow timers (1 s both ways) until Up, then a Poll
+/// carrying the configured ones.
+fn frr(state: State, your_discr: u32, ms: u32, poll: bool) -> ControlPacket {
+    ControlPacket {
+        diag: Diag::None,
+        state,
+        poll,
+        final_: false,
+        cpi: false,
+        demand: false,
+        detect_mult: 3,
+        my_discr: 0x9999,
+        your_discr,
+        desired_min_tx_us: ms * 1000,
+        required_min_rx_us: ms * 1000,
+        required_min_echo_rx_us: 0,
+    }
+}
+
+#[test]
+fn a_peer_leaving_its_slow_receive_interval_gets_the_next_packet_in_time() {
+    let mut now = Instant::now();
+    let mut a = Session::new(0x1111, fast(), now, 1);
+    a.on_packet(now, &frr(State::Down, 0, 1000, false)).unwrap();
+    assert_eq!(a.state(), State::Init);
+    now += Duration::from_millis(10);
+    a.on_packet(now, &frr(State::Up, 0x1111, 1000, false))
+        .unwrap();
+    assert_eq!(a.state(), State::Up);
+    // The peer still asks for a packet a second at most: the next one is that far.
+    assert!(a.next_deadline().unwrap() >= now + Duration::from_millis(750));
+    // Its Poll asks for 100 ms (and will expect our packets 3 x 100 ms apart once it
+    // has our Final): the packet armed at the slow interval is brought forward.
+    now += Duration::from_millis(5);
+    let out = a
+        .on_packet(now, &frr(State::Up, 0x1111, 100, true))
+        .unwrap();
+    assert!(out.iter().any(|o| matches!(o, Output::Send(p) if p.final_)));
+    let next = a.next_deadline().unwrap();
+    assert!(
+        next <= now + Duration::from_millis(100),
+        "next packet {:?} after the Poll",
+        next - now
+    );
+    // And it keeps that pace: three periodic packets within 300 ms.
+    let mut sent = 0;
+    let end = now + Duration::from_millis(300);
+    while let Some(t) = a.next_deadline().filter(|t| *t <= end) {
+        now = t;
+        sent += a
+            .on_timer(now)
+            .iter()
+            .filter(|o| matches!(o, Output::Send(_)))
+            .count();
+    }
+    assert!(sent >= 3, "{sent} packets in 300 ms");
+}
