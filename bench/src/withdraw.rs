@@ -134,6 +134,8 @@ pub struct Figures {
     pub missed: usize,
     /// Withdraws seen while nothing had failed (probe loss runs).
     pub false_withdraws: usize,
+    /// Crash runs where the route had left FRR's table again before the failure.
+    pub flaps: usize,
 }
 
 impl Figures {
@@ -169,9 +171,10 @@ impl Figures {
     /// `n=.. missed=..  kernel ..`: for failures seen only in the upstream's kernel.
     pub fn kernel_line(&self) -> String {
         format!(
-            "n={} missed={}  kernel {}",
+            "n={} missed={} flapped before the failure={}  kernel {}",
             self.kernel.len(),
             self.missed,
+            self.flaps,
             show(&self.kernel)
         )
     }
@@ -627,6 +630,31 @@ impl Lab {
         let ifn = self.up_if.clone();
         for i in 0..runs {
             std::thread::sleep(Duration::from_millis(500) + jitter(Duration::from_secs(1)));
+            // The route must be there when the failure starts: one that left again
+            // after its return (a flap) would make this run a miss. Counted, logged,
+            // and waited for.
+            if self
+                ._u
+                .ip(&["route", "show", "10.101.4.0/24"])?
+                .trim()
+                .is_empty()
+            {
+                fig.flaps += 1;
+                eprintln!(
+                    "    run {i}: the route left FRR's table again after its return; speaker log:\n{}",
+                    self.speaker_log()
+                );
+                if self
+                    .watch
+                    .wait(Duration::from_secs(90), |e| matches!(e, Event::RouteAdd(_)))
+                    .is_none()
+                {
+                    return Err(io::Error::other(format!(
+                        "crash run {i}: the route did not come back after a flap"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
             self.watch.drain();
             let t0 = Instant::now();
             match how {
