@@ -41,6 +41,8 @@ pub struct DirectorStatus {
     pub age: Option<Duration>,
     /// Its own served load (`None`: no healthy capacity, or never heard).
     pub load: Option<f64>,
+    /// Its own director load (served plus spilled out).
+    pub director_load: Option<f64>,
     /// Its own healthy capacity.
     pub capacity: u64,
     /// Its own active connections.
@@ -60,6 +62,7 @@ impl DirectorStatus {
             fresh,
             age,
             load: last.and_then(|r| r.load),
+            director_load: last.and_then(|r| r.director_load),
             capacity: last.map_or(0, |r| r.capacity),
             active: last.map_or(0, |r| r.active),
             config_digest: last.and_then(|r| r.config_digest.clone()),
