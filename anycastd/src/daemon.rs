@@ -221,7 +221,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     if let Some(m) = &cfg.monitor {
         crate::monitor::start(m, handle.clone(), stop_rx.clone()).await?;
     }
-    if !cfg.peers.is_empty() {
+    // Reports come from peer sites and from this site's other directors.
+    if !cfg.peers.is_empty() || !cfg.directors.others.is_empty() {
         let l = tokio::net::TcpListener::bind(cfg.exchange.listen)
             .await
             .map_err(|source| StartError::Listen {
