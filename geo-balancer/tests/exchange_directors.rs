@@ -104,6 +104,23 @@ fn a_stale_director_of_a_peer_site_drops_out() {
 }
 
 #[test]
+fn a_peer_director_gone_long_is_forgotten() {
+    let mut t = table();
+    deliver(&mut t, NOW, &from_a(None, 10, 500, 1000), KEY).expect("unnamed");
+    // The sender upgraded and names itself now, long after.
+    let later = NOW + 3_600_000;
+    let mut r = from_a(Some("lb1"), 11, 300, 1000);
+    r.timestamp = later;
+    deliver(&mut t, later, &r, KEY).expect("lb1");
+    let names: Vec<String> = t.status(Time(later))[0]
+        .directors
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    assert_eq!(names, ["lb1"]);
+}
+
+#[test]
 fn each_director_has_its_own_replay_window() {
     let mut t = table();
     deliver(&mut t, NOW, &from_a(Some("lb1"), 10, 500, 1000), KEY).expect("lb1");

@@ -243,6 +243,7 @@ impl PeerTable {
             Ok((sender, report)) => {
                 let seq = report.seq;
                 let stale_after = self.cfg.stale_after();
+                let forget_after = stale_after.max(self.cfg.max_age()) + self.cfg.max_clock_skew;
                 let local = sender == self.cfg.local;
                 let Some(peer) = self.entry_mut(&sender) else {
                     // check() only returns configured senders.
@@ -251,6 +252,13 @@ impl PeerTable {
                     });
                 };
                 let before = peer.combined(now, stale_after);
+                if !local {
+                    // A peer's director gone this long is forgotten (a renamed or
+                    // retired director must not fill the table); any report of it still
+                    // in flight is older than `max_age` and refused as stale.
+                    peer.directors
+                        .retain(|_, h| now.since(h.as_of()) <= forget_after);
+                }
                 let director = report.director_name().to_string();
                 tracing::debug!(peer = %sender, director, seq, load = ?report.load, "load report accepted");
                 let digest = report.config_digest.clone();
