@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bgp_speaker::Speaker;
-use geo_balancer::exchange::client::{ReportClient, sign_report};
+use geo_balancer::exchange::client::{ReportClient, SignedReport, sign_report};
 use geo_balancer::exchange::{SIGNATURE_HEADER, SITE_HEADER};
 use geo_balancer::health::{CheckerHandle, HealthEvent, spawn_checkers};
 use geo_balancer::{ServerId, Time};
@@ -218,7 +218,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     if let Some(m) = &cfg.monitor {
         crate::monitor::start(m, handle.clone(), stop_rx.clone()).await?;
     }
-    if !cfg.peers.is_empty() {
+    // Reports come from peer sites and from this site's other directors.
+    if !cfg.peers.is_empty() || !cfg.directors.others.is_empty() {
         let l = tokio::net::TcpListener::bind(cfg.exchange.listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -548,46 +549,56 @@ impl Daemon {
     }
 
     fn send_reports(&self, round: geo_balancer::exchange::ReportRound) {
+        let cfg = self.site.config();
         for r in round.reports {
-            let Some(peer) = self
-                .site
-                .config()
-                .peers
-                .iter()
-                .find(|p| p.name == r.receiver.as_str())
-            else {
-                continue;
-            };
-            let signed = match sign_report(&r, &peer.key) {
+            // A peer site, at its url; our own site: each other director (decision 0015).
+            let (key, targets): (&[u8], Vec<(String, String)>) =
+                if r.receiver.as_str() == cfg.site.name {
+                    let to = cfg.directors.others.iter();
+                    let to = to.map(|d| (format!("{}/{}", cfg.site.name, d.name), d.url.clone()));
+                    (&cfg.directors.key, to.collect())
+                } else if let Some(p) = cfg.peers.iter().find(|p| p.name == r.receiver.as_str()) {
+                    (&p.key, vec![(p.name.clone(), p.url.clone())])
+                } else {
+                    continue;
+                };
+            let signed = match sign_report(&r, key) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!(peer = %peer.name, error = %e, "cannot sign report");
+                    tracing::error!(peer = %r.receiver, error = %e, "cannot sign report");
                     continue;
                 }
             };
-            let (client, url, name) = (self.reports.clone(), peer.url.clone(), peer.name.clone());
-            let unreachable = self.unreachable.clone();
-            tokio::spawn(async move {
-                let result = client.send(&url, &signed).await;
-                let Ok(mut down) = unreachable.lock() else {
-                    return;
-                };
-                match result {
-                    Ok(()) => {
-                        if down.remove(&name) {
-                            tracing::info!(peer = %name, "load reports delivered again");
-                        }
-                        tracing::debug!(peer = %name, seq = r.seq, "load report sent");
-                    }
-                    Err(e) if down.insert(name.clone()) => {
-                        tracing::warn!(peer = %name, error = %e, "load report not delivered (further failures are logged at debug until one succeeds)");
-                    }
-                    Err(e) => {
-                        tracing::debug!(peer = %name, error = %e, "load report not delivered")
-                    }
-                }
-            });
+            for (name, url) in targets {
+                self.post_report(name, url, signed.clone(), r.seq);
+            }
         }
+    }
+
+    /// Posts one signed report; logs a receiver going unreachable and coming back once.
+    fn post_report(&self, name: String, url: String, signed: SignedReport, seq: u64) {
+        let client = self.reports.clone();
+        let unreachable = self.unreachable.clone();
+        tokio::spawn(async move {
+            let result = client.send(&url, &signed).await;
+            let Ok(mut down) = unreachable.lock() else {
+                return;
+            };
+            match result {
+                Ok(()) => {
+                    if down.remove(&name) {
+                        tracing::info!(peer = %name, "load reports delivered again");
+                    }
+                    tracing::debug!(peer = %name, seq, "load report sent");
+                }
+                Err(e) if down.insert(name.clone()) => {
+                    tracing::warn!(peer = %name, error = %e, "load report not delivered (further failures are logged at debug until one succeeds)");
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %name, error = %e, "load report not delivered")
+                }
+            }
+        });
     }
 
     async fn command(&mut self, cmd: Command) {

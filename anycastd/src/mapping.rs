@@ -211,6 +211,43 @@ pub fn exchange_config(cfg: &SiteConfig) -> ExchangeConfig {
     }
 }
 
+/// The digest of the site-wide part of the config (decision 0015): what every director
+/// of the site must agree on (VIPs with their services, real servers and checks; the
+/// spill thresholds; the exchange timing; the peer sites, keys left out), and not what
+/// is each director's own (its name, address, devices, BGP neighbors, the `[[director]]`
+/// list, sync interface). Config line numbers are zeroed, so two files that say the same
+/// thing in another order of sections still match. It hashes the validated config's
+/// text: directors running different anycastd versions may differ where a config type
+/// changed.
+pub fn config_digest(cfg: &SiteConfig) -> String {
+    let mut vips = cfg.vips.clone();
+    for rs in vips
+        .iter_mut()
+        .flat_map(|v| v.services.iter_mut())
+        .flat_map(|s| s.real_servers.iter_mut())
+    {
+        rs.line = 0;
+    }
+    let e = &cfg.exchange;
+    let peers: Vec<_> = cfg
+        .peers
+        .iter()
+        .map(|p| (&p.name, p.tunnel_endpoint, p.tunnel_endpoint_v6, &p.url))
+        .collect();
+    let text = format!(
+        "site={} vips={vips:?} spill={:?} exchange={:?} peers={peers:?}",
+        cfg.site.name,
+        cfg.spill,
+        (
+            e.interval,
+            e.jitter,
+            e.stale_after_periods,
+            e.max_clock_skew
+        ),
+    );
+    geo_balancer::exchange::auth::digest(text.as_bytes())
+}
+
 /// Peer sites with their keys, for the exchange.
 pub fn peer_keys(cfg: &SiteConfig) -> Vec<(SiteId, Vec<u8>)> {
     cfg.peers

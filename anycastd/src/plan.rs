@@ -293,6 +293,20 @@ pub fn render(cfg: &SiteConfig) -> String {
     }
 
     let _ = writeln!(o, "\nLoad exchange");
+    // Decision 0015: the digest every director of the site must report alike.
+    let _ = writeln!(
+        o,
+        "  director {} ; site config digest {}",
+        cfg.site.director,
+        mapping::config_digest(cfg)
+    );
+    for d in &cfg.directors.others {
+        let _ = writeln!(
+            o,
+            "  director {} at {} ({}), the site's figures shared",
+            d.name, d.url, d.address
+        );
+    }
     if cfg.peers.is_empty() {
         let _ = writeln!(o, "  no peer sites: this site never spills");
     } else {
@@ -598,6 +612,7 @@ mod tests {
             "match ip dst 10.101.4.1/32 match ip protocol 6 0xff match ip dport 80 0xffff action skbedit mark 1094909953   (loop guard)",
             "web/tcp80/10.101.5.11:80 (10.101.5.11:80): tcp connect every 200ms (timeout 200ms), rise 2 fall 3",
             "peer idc2 at http://10.101.2.2:9181/v1/report (IPv4 over IPIP to 10.101.2.2), HMAC-SHA256 key of 33 bytes",
+            "  director default ; site config digest ",
             "spill on (one rule and one share per site, both families; load counts both): start when local > 1.10 and peer < 0.70",
             "sysctl net.ipv4.vs.pmtu_disc=0   (tunnel_pmtu = \"fragment\"",
             "Real servers: what each DR and TUN server must have set",

@@ -21,6 +21,39 @@ pub struct Status {
     /// IPVS connection sync with the site's other directors; `None` without `[sync]`.
     #[serde(default)]
     pub sync: Option<SyncStatus>,
+    /// The site's directors (decision 0015); `None` for a site of one director.
+    #[serde(default)]
+    pub directors: Option<DirectorsStatus>,
+}
+
+/// This director and the site's others: `local_load` is the site's load, their sum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectorsStatus {
+    /// This director's name.
+    pub me: String,
+    /// This director's own load (served plus spilled out, over its healthy capacity).
+    pub own_load: Option<f64>,
+    /// The digest of the site-wide config, as in this director's reports.
+    pub config_digest: String,
+    /// The site's other directors, as configured.
+    pub others: Vec<DirectorView>,
+}
+
+/// Another director of this site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectorView {
+    pub name: String,
+    pub address: String,
+    /// `known` (up): a fresh report; `stale`: none within the stale time (counted as
+    /// down); `unknown`: never heard.
+    pub state: PeerState,
+    /// Its own load, from its last report.
+    pub load: Option<f64>,
+    pub report_age_s: Option<u64>,
+    /// Whether its config digest equals ours (`None`: never heard).
+    pub digest_match: Option<bool>,
+    /// Whether its figures are in the site load (fresh and the same digest).
+    pub counted: bool,
 }
 
 /// The kernel's sync daemons on this director and its connections by origin.

@@ -328,3 +328,48 @@ async fn key_rotation_accepts_both_keys_during_the_overlap() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_site_of_two_directors_reaches_its_peer_as_one_site() {
+    let (url, table) = site_b().await;
+    let client = ReportClient::new(Duration::from_secs(2));
+    let now = Time::now();
+    // Directors lb1 and lb1b of site-a, sharing two real servers of 1000 each.
+    for (name, active) in [("lb1", 600u64), ("lb1b", 400)] {
+        let cfg = ExchangeConfig::new(SiteId::new("site-a"));
+        let mut sched =
+            ReportScheduler::new(cfg, SpillConfig::default(), vec![SiteId::new("site-b")], 7)
+                .with_identity(name.into(), "ab12".into());
+        let served = active as f64 / 2000.0;
+        let state = LocalState {
+            load: SiteLoad {
+                served,
+                director: served,
+                healthy_capacity: 2000,
+                active_local: active,
+                active_spilled: 0,
+                up_servers: 2,
+            },
+            spilling_to: vec![],
+            spill_share: 0.0,
+        };
+        for r in &sched.poll(now, &state).expect("first round").reports {
+            client
+                .send(&url, &signed(r, KEY_AB))
+                .await
+                .expect("accepted");
+        }
+    }
+    let t = table.lock().expect("lock");
+    let a = t
+        .views(now)
+        .into_iter()
+        .find(|v| v.site.as_str() == "site-a")
+        .and_then(|v| v.facts)
+        .expect("known");
+    // One site: 1000 connections on the shared 2000.
+    assert_eq!((a.load, a.capacity), (0.5, 2000));
+    let st = t.status(now);
+    let names: Vec<&str> = st[0].directors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["lb1", "lb1b"]);
+}

@@ -86,6 +86,8 @@ fn report(from: &str, to: &str, seq: u64, spilling_to: &[&str]) -> LoadReport {
         active: 500,
         spilling_to: spilling_to.iter().map(|s| SiteId::new(*s)).collect(),
         spill_share: if spilling_to.is_empty() { 0.0 } else { 0.1 },
+        director: None,
+        config_digest: None,
     }
 }
 

@@ -89,6 +89,8 @@ pub fn deliver(site: &mut Site, cfg: &SiteConfig, load: f64, seq: u64, t: Time) 
         active: (load * capacity as f64) as u64,
         spilling_to: vec![],
         spill_share: 0.0,
+        director: None,
+        config_digest: None,
     };
     let signed = geo_balancer::exchange::client::sign_report(&r, &cfg.peers[0].key).expect("sign");
     site.on_report(

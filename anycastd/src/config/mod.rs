@@ -31,6 +31,9 @@ pub struct SiteConfig {
     pub spill: Spill,
     pub bgp: Bgp,
     pub peers: Vec<PeerSite>,
+    /// This site's other directors and the key they share (`[[director]]`,
+    /// decision 0015): empty for a site of one director.
+    pub directors: Directors,
     pub vips: Vec<Vip>,
     pub log: Log,
     /// IPVS connection sync with the site's other directors (`[sync]`, issue 15).
@@ -83,6 +86,9 @@ impl SyncRoles {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Site {
     pub name: String,
+    /// This director's name among the site's directors (`"default"` when not given;
+    /// required with `[[director]]` sections).
+    pub director: String,
     pub address: Ipv4Addr,
     /// This director's IPv6 address on a dual-stack site: the ip6ip6 endpoint peers
     /// spill IPv6 connections to, and the default IPv6 next hop.
@@ -311,6 +317,24 @@ impl Neighbor {
     }
 }
 
+/// This site's other directors (decision 0015).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Directors {
+    /// The key the site's directors sign their reports to each other with (empty
+    /// without other directors).
+    pub key: Vec<u8>,
+    pub others: Vec<Director>,
+}
+
+/// Another director of this site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Director {
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// Where it takes load reports.
+    pub url: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerSite {
     pub name: String,
@@ -365,6 +389,8 @@ pub const DEFAULT_PERSISTENCE_PREFIX_V6: u8 = 64;
 
 /// The default ip6ip6 device name.
 pub const DEFAULT_TUNNEL6_DEVICE: &str = "anycast6";
+/// `site.director` when not given: a site of one director needs no name.
+pub const DEFAULT_DIRECTOR: &str = "default";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {

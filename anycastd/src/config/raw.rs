@@ -18,6 +18,9 @@ pub struct RawConfig {
     pub bgp: Spanned<RawBgp>,
     #[serde(default, rename = "peer")]
     pub peers: Vec<Spanned<RawPeer>>,
+    /// `[[director]]`: this site's other directors (decision 0015).
+    #[serde(default, rename = "director")]
+    pub directors: Vec<Spanned<RawDirector>>,
     #[serde(default, rename = "vip")]
     pub vips: Vec<Spanned<RawVip>>,
     #[serde(default)]
@@ -46,10 +49,29 @@ pub struct RawSync {
     pub ttl: Option<Spanned<i64>>,
 }
 
+/// `[[director]]`: another director of this site.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirector {
+    pub name: Spanned<String>,
+    pub address: Spanned<String>,
+    /// Where it takes load reports (default: its address on our exchange port).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
     pub name: Spanned<String>,
+    /// This director's name among the site's directors (decision 0015).
+    #[serde(default)]
+    pub director: Option<Spanned<String>>,
+    /// The key the site's directors sign their reports to each other with.
+    #[serde(default)]
+    pub directors_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub directors_key_file: Option<Spanned<String>>,
     /// This director's address: the tunnel endpoint peers send to, and the default
     /// BGP router id and next hop.
     pub address: Spanned<String>,

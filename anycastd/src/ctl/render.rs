@@ -30,13 +30,24 @@ pub fn status(s: &Status) -> String {
         ),
         (None, None) => "dataplane not yet reconciled".to_string(),
     };
+    let local = match &s.directors {
+        Some(d) => format!(
+            "site load {} (director {} {})",
+            load(s.local_load),
+            d.me,
+            load(d.own_load)
+        ),
+        None => format!("local load {}", load(s.local_load)),
+    };
     out.push_str(&format!(
-        "site {}   up {}   local load {}   {}\n\n",
+        "site {}   up {}   {local}   {}\n\n",
         s.site,
         age(s.uptime_s),
-        load(s.local_load),
         dataplane
     ));
+    if let Some(d) = &s.directors {
+        out.push_str(&directors(d));
+    }
 
     let rows: Vec<Vec<String>> = s
         .vips
@@ -208,6 +219,52 @@ pub fn status(s: &Status) -> String {
     out
 }
 
+/// The site's directors (decision 0015): this one first, then the others as configured.
+fn directors(d: &crate::status::DirectorsStatus) -> String {
+    let mut rows = vec![vec![
+        format!("{} (this)", d.me),
+        "-".to_string(),
+        "known".to_string(),
+        load(d.own_load),
+        "-".to_string(),
+        d.config_digest.chars().take(12).collect(),
+        "yes".to_string(),
+    ]];
+    rows.extend(d.others.iter().map(|o| {
+        vec![
+            o.name.clone(),
+            o.address.clone(),
+            o.state.as_str().to_string(),
+            if o.state == PeerState::Unknown {
+                "?".to_string()
+            } else {
+                load(o.load)
+            },
+            o.report_age_s.map_or("never".to_string(), age),
+            match o.digest_match {
+                Some(true) => "same".to_string(),
+                Some(false) => "DIFFERENT".to_string(),
+                None => "-".to_string(),
+            },
+            if o.counted { "yes" } else { "no" }.to_string(),
+        ]
+    }));
+    let mut out = render(
+        &[
+            "DIRECTOR",
+            "ADDRESS",
+            "STATE",
+            ">LOAD",
+            ">REPORT AGE",
+            "CONFIG",
+            "IN SITE LOAD",
+        ],
+        &rows,
+    );
+    out.push('\n');
+    out
+}
+
 /// `sync master+backup on eth1 (id 7): ...`, or why it could not be read.
 fn sync_line(s: &crate::status::SyncStatus) -> String {
     let roles = if s.roles.is_empty() {
@@ -368,6 +425,31 @@ pub(crate) mod tests_support {
                 synced_conns: 830,
                 error: None,
             }),
+            directors: None,
+        }
+    }
+
+    /// [`sample`] on director `lb1` of a site with `lb1b` (counted) and `lb1c` (another
+    /// config digest).
+    pub fn with_directors() -> Status {
+        use crate::status::{DirectorView, DirectorsStatus};
+        let other = |name: &str, digest_match: bool| DirectorView {
+            name: name.into(),
+            address: "10.101.3.3".into(),
+            state: PeerState::Known,
+            load: Some(0.74),
+            report_age_s: Some(3),
+            digest_match: Some(digest_match),
+            counted: digest_match,
+        };
+        Status {
+            directors: Some(DirectorsStatus {
+                me: "lb1".into(),
+                own_load: Some(0.40),
+                config_digest: "9f86d081884c7d659a2feaa0c55ad015".into(),
+                others: vec![other("lb1b", true), other("lb1c", false)],
+            }),
+            ..sample()
         }
     }
 }
@@ -399,5 +481,19 @@ mod tests {
         let mut s = sample();
         s.spill.clear();
         assert!(status(&s).contains("spill: none (all new connections served locally)"));
+    }
+
+    #[test]
+    fn the_site_directors_show_next_to_the_site_load() {
+        let s = super::tests_support::with_directors();
+        let screen = status(&s);
+        for want in [
+            "site idc1   up 2h13m   site load 1.14 (director lb1 0.40)   dataplane ok",
+            "lb1 (this)  -           known  0.40           -  9f86d081884c  yes",
+            "lb1b        10.101.3.3  known  0.74          3s  same          yes",
+            "lb1c        10.101.3.3  known  0.74          3s  DIFFERENT     no",
+        ] {
+            assert!(screen.contains(want), "missing {want:?} in\n{screen}");
+        }
     }
 }

@@ -26,4 +26,5 @@ label_set! {
     SinkL { sink }
     RoleL { role }
     OriginL { origin }
+    DirectorL { director }
 }

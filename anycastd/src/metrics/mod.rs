@@ -154,6 +154,9 @@ pub fn render(x: &Scrape<'_>) -> String {
     if let Some(y) = &st.sync {
         sync(&mut r, y);
     }
+    if let Some(d) = &st.directors {
+        directors(&mut r, d);
+    }
     if let Some(l) = x.latency {
         l.register(&mut r.0);
     }
@@ -401,6 +404,41 @@ fn sync(r: &mut Reg, y: &crate::status::SyncStatus) {
         conns
             .get_or_create(&OriginL { origin: s(origin) })
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// The site's directors (decision 0015): this one and its siblings.
+fn directors(r: &mut Reg, d: &crate::status::DirectorsStatus) {
+    let load = r.add::<Fg<DirectorL>>(
+        "anycast_director_load",
+        "a director's own load (served plus spilled out over its healthy capacity; +Inf with none); anycast_local_load is the site's",
+    );
+    let up = r.add::<G<DirectorL>>(
+        "anycast_director_up",
+        "1 while the director's reports are fresh (this director: always)",
+    );
+    let same = r.add::<G<DirectorL>>(
+        "anycast_director_config_match",
+        "1 when the director reports the same site config digest as this one (0: its figures are left out of the site load)",
+    );
+    let me = DirectorL {
+        director: d.me.clone(),
+    };
+    load.get_or_create(&me)
+        .set(d.own_load.unwrap_or(f64::INFINITY));
+    up.get_or_create(&me).set(1);
+    same.get_or_create(&me).set(1);
+    for o in &d.others {
+        let l = DirectorL {
+            director: o.name.clone(),
+        };
+        if o.state != PeerState::Unknown {
+            load.get_or_create(&l).set(o.load.unwrap_or(f64::INFINITY));
+        }
+        up.get_or_create(&l).set(b(o.state == PeerState::Known));
+        if let Some(m) = o.digest_match {
+            same.get_or_create(&l).set(b(m));
+        }
     }
 }
 

@@ -56,6 +56,22 @@ fn series_are_well_formed() {
 }
 
 #[test]
+fn each_director_of_the_site_has_its_load_up_and_config_match() {
+    let st = crate::ctl::render::tests_support::with_directors();
+    let text = scrape(&st, &Counters::default(), None, None);
+    for want in [
+        "anycast_director_load{director=\"lb1\"} 0.4\n",
+        "anycast_director_load{director=\"lb1b\"} 0.74\n",
+        "anycast_director_up{director=\"lb1b\"} 1\n",
+        "anycast_director_config_match{director=\"lb1b\"} 1\n",
+        "anycast_director_config_match{director=\"lb1c\"} 0\n",
+        "anycast_local_load{site=\"idc1\"} 1.14\n",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
+
+#[test]
 fn no_healthy_capacity_is_infinite_load() {
     let mut s = sample();
     s.local_load = None;

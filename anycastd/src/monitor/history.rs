@@ -93,6 +93,7 @@ mod tests {
                 last_error: None,
             },
             sync: None,
+            directors: None,
         }
     }
 

@@ -40,7 +40,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 use geo_balancer::exchange::schedule::LocalState;
-use geo_balancer::exchange::{PeerTable, Reject, ReportScheduler};
+use geo_balancer::exchange::{PeerTable, Reject, ReportScheduler, directors};
 use geo_balancer::health::{
     HealthEvent, HealthState, ProbeOutcome, ProbeSource, ServerHealth, VipHealth, VipOutput,
 };
@@ -175,7 +175,12 @@ pub struct Site {
     retry_at: Option<Time>,
     /// The earliest VIP timer (hold-down or drain end); may be early, never late.
     vip_timer: Option<Time>,
+    /// The site's load: this director's figures plus its siblings' (decision 0015).
     load: SiteLoad,
+    /// This director's own figures (what its reports carry).
+    own_load: SiteLoad,
+    /// The digest of the site-wide config, as in our reports.
+    digest: String,
     tunnels: Vec<TunnelSample>,
     counters: Counters,
     dirty: Dirty,
@@ -234,7 +239,28 @@ impl Site {
             .name
             .bytes()
             .fold(now.as_millis(), |h, b| h.rotate_left(5) ^ u64::from(b));
-        let scheduler = ReportScheduler::new(exchange, spill_cfg.clone(), peers.sites(), seed);
+        let digest = mapping::config_digest(&cfg);
+        let mut receivers = peers.sites();
+        if !cfg.directors.others.is_empty() {
+            let names = cfg
+                .directors
+                .others
+                .iter()
+                .map(|d| d.name.clone())
+                .collect();
+            peers
+                .set_siblings(
+                    &cfg.site.director,
+                    names,
+                    cfg.directors.key.clone(),
+                    digest.clone(),
+                )
+                .map_err(SiteError::Exchange)?;
+            // Our own site: the other directors.
+            receivers.push(SiteId::new(cfg.site.name.clone()));
+        }
+        let scheduler = ReportScheduler::new(exchange, spill_cfg.clone(), receivers, seed)
+            .with_identity(cfg.site.director.clone(), digest.clone());
         let layout = Layout::new(&cfg);
         let mut servers = Vec::new();
         let mut index = HashMap::new();
@@ -309,6 +335,8 @@ impl Site {
             retry_at: None,
             vip_timer: None,
             load: site_load(&[], &[]),
+            own_load: site_load(&[], &[]),
+            digest,
             tunnels: Vec::new(),
             counters: Counters::default(),
             notes: events::Notes::default(),
@@ -566,11 +594,15 @@ impl Site {
                     .entry(acc.sender.to_string())
                     .or_default() += 1;
                 self.dirty.decide |= acc.changed;
+                // A sibling's figures are part of the site load.
+                self.dirty.load |= acc.sender.as_str() == self.cfg.site.name;
                 Ok(())
             }
             Err(rej) => {
                 let who = site_header
-                    .filter(|h| self.cfg.peers.iter().any(|p| p.name == *h))
+                    .filter(|h| {
+                        *h == self.cfg.site.name || self.cfg.peers.iter().any(|p| p.name == *h)
+                    })
                     .unwrap_or("unknown")
                     .to_string();
                 *self
@@ -625,8 +657,10 @@ impl Site {
                 }
             }
         }
-        // A peer we spill to may have gone stale: the rule stops it at once.
+        // A peer we spill to may have gone stale: the rule stops it at once. A sibling
+        // gone stale leaves the site load.
         self.dirty.decide = true;
+        self.dirty.load |= !self.cfg.directors.others.is_empty();
         self.dirty.report = true;
         order(effects)
     }
@@ -636,7 +670,8 @@ impl Site {
     pub fn settle(&mut self, now: Time) -> Vec<Effect> {
         let mut dirty = std::mem::take(&mut self.dirty);
         if dirty.load {
-            self.load = site_load(&self.samples(now), &self.tunnels);
+            self.own_load = site_load(&self.samples(now), &self.tunnels);
+            self.load = directors::site_load(&self.own_load, &self.peers.sibling_reports(now));
             dirty.decide = true;
             dirty.report = true;
         }
@@ -675,7 +710,7 @@ impl Site {
         }
         if dirty.report {
             let state = LocalState {
-                load: self.load,
+                load: self.own_load,
                 spilling_to: self
                     .decision
                     .as_ref()
@@ -975,6 +1010,8 @@ fn order(mut effects: Vec<Effect>) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_directors;
 #[cfg(test)]
 mod tests_events;
 #[cfg(test)]

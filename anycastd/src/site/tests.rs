@@ -279,6 +279,8 @@ pub(super) fn report(load: f64, seq: u64, ts: Time) -> LoadReport {
         active: (load * 200.0) as u64,
         spilling_to: vec![],
         spill_share: 0.0,
+        director: None,
+        config_digest: None,
     }
 }
 

@@ -7,8 +7,8 @@ use geo_balancer::time::human;
 
 use super::{Site, UnknownVip};
 use crate::status::{
-    DataplaneStatus, PeerState, PeerStatus, ServerStatus, SessionStatus, SpillStatus, Status,
-    VipState, VipStatus, WhyReply,
+    DataplaneStatus, DirectorView, DirectorsStatus, PeerState, PeerStatus, ServerStatus,
+    SessionStatus, SpillStatus, Status, VipState, VipStatus, WhyReply,
 };
 
 fn secs(t: Time) -> u64 {
@@ -147,7 +147,44 @@ impl Site {
                 last_error: self.dataplane.last_error.clone(),
             },
             sync: None,
+            directors: self.directors_status(now),
         }
+    }
+
+    /// This director and the site's others (decision 0015), for a site that has some.
+    fn directors_status(&self, now: Time) -> Option<DirectorsStatus> {
+        let others = &self.cfg.directors.others;
+        if others.is_empty() {
+            return None;
+        }
+        let heard = self.peers.siblings(now);
+        let others = others
+            .iter()
+            .map(|d| {
+                let h = heard.iter().find(|h| h.name == d.name);
+                let state = match h {
+                    Some(h) if h.fresh => PeerState::Known,
+                    Some(h) if h.age.is_some() => PeerState::Stale,
+                    _ => PeerState::Unknown,
+                };
+                DirectorView {
+                    name: d.name.clone(),
+                    address: d.address.to_string(),
+                    state,
+                    load: h.and_then(|h| h.director_load),
+                    report_age_s: h.and_then(|h| h.age).map(|a| a.as_secs()),
+                    digest_match: h.and_then(|h| h.digest_match),
+                    counted: state == PeerState::Known
+                        && h.is_some_and(|h| h.digest_match == Some(true)),
+                }
+            })
+            .collect();
+        Some(DirectorsStatus {
+            me: self.cfg.site.director.clone(),
+            own_load: finite(self.own_load.director),
+            config_digest: self.digest.clone(),
+            others,
+        })
     }
 
     fn vip_reason(&self, vi: usize) -> String {

@@ -151,10 +151,15 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `site` to `<tmp>/anycastd-<tag>-<pid>/site.toml` and starts anycastd on it in `ns`.
     pub fn start(ns: &Netns, tag: &str, site: &SiteToml<'_>) -> Daemon {
+        Daemon::with_config(ns, tag, |dir| site.render(dir))
+    }
+
+    /// Starts anycastd in `ns` on the config `render` writes for the state directory.
+    pub fn with_config(ns: &Netns, tag: &str, render: impl FnOnce(&Path) -> String) -> Daemon {
         let dir = std::env::temp_dir().join(format!("anycastd-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("state dir");
         let config = dir.join("site.toml");
-        std::fs::write(&config, site.render(&dir)).expect("config");
+        std::fs::write(&config, render(&dir)).expect("config");
         let log = std::fs::File::create(dir.join("anycastd.log")).expect("log");
         let proc = Proc(Some(
             ns.command(env!("CARGO_BIN_EXE_anycastd"))

@@ -34,6 +34,18 @@ pub fn sign(key: &[u8], body: &[u8]) -> String {
     out
 }
 
+/// The first 128 bits of SHA-256 over `bytes`, in hex: a config digest (decision 0015).
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(32);
+    for b in &hash[..16] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
 /// Verifies a `sha256=<hex>` header value in constant time.
 pub fn verify(key: &[u8], body: &[u8], header: &str) -> bool {
     let Some(hex) = header.trim().strip_prefix(SCHEME) else {

@@ -18,9 +18,12 @@
 
 pub mod auth;
 pub mod client;
+pub mod directors;
 pub mod peers;
+mod reject;
 pub mod report;
 pub mod schedule;
+mod siblings;
 
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use serde::Serialize;
 use crate::errors::ConfigError;
 use crate::ids::SiteId;
 
+pub use directors::DirectorStatus;
 pub use peers::{Accepted, PeerStatus, PeerTable, Reject, RejectKind};
 pub use report::LoadReport;
 pub use schedule::{LocalState, ReportRound, ReportScheduler, SendReason};

@@ -4,180 +4,27 @@
 //! size, headers, known sender, HMAC, JSON, sender/receiver fields, sequence, timestamp.
 //! Authentication comes before parsing so that unauthenticated bytes never reach the
 //! JSON parser beyond the size limit.
+//!
+//! A site may have several directors (decision 0015): each peer entry keeps the last
+//! report of each of its directors, with its own replay window, and the spill rule sees
+//! their sum ([`crate::exchange::directors::combine`]). This site's other directors
+//! (siblings, [`PeerTable::set_siblings`]) report under our own site name, signed with
+//! the directors' key; `siblings.rs` holds what only they have (the config digest).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
-use thiserror::Error;
 
 use crate::errors::ConfigError;
+use crate::exchange::directors::{self, DirectorStatus, MAX_DIRECTORS};
+pub use crate::exchange::reject::{Reject, RejectKind};
 use crate::exchange::report::LoadReport;
+use crate::exchange::siblings::Siblings;
 use crate::exchange::{ExchangeConfig, SIGNATURE_HEADER, SITE_HEADER, auth};
 use crate::ids::SiteId;
 use crate::spill::{PeerFacts, PeerView};
 use crate::time::Time;
-
-/// Why a report was refused. Every variant names the sender when it is known.
-#[derive(Debug, Clone, PartialEq, Error, Serialize)]
-#[serde(tag = "rejected", rename_all = "snake_case")]
-pub enum Reject {
-    /// Body longer than the limit.
-    #[error("oversize: {len} bytes > limit {limit}")]
-    Oversize {
-        /// Body length.
-        len: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// A required header is absent or not text.
-    #[error("missing header {header}")]
-    MissingHeader {
-        /// The header.
-        header: &'static str,
-    },
-    /// The site header names no configured peer.
-    #[error("unknown sender {sender:?}")]
-    UnknownSender {
-        /// The claimed sender (cut to 64 characters).
-        sender: String,
-    },
-    /// The HMAC does not match: forged, or the wrong key.
-    #[error("forged: bad signature from {sender}")]
-    Forged {
-        /// The claimed sender.
-        sender: SiteId,
-    },
-    /// Authenticated but not a valid report.
-    #[error("malformed report from {sender}: {reason}")]
-    Malformed {
-        /// The sender.
-        sender: SiteId,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The body's sender differs from the header's.
-    #[error("sender mismatch: header {header}, body {body}")]
-    SenderMismatch {
-        /// Header value.
-        header: SiteId,
-        /// Body value.
-        body: SiteId,
-    },
-    /// The report is addressed to another site.
-    #[error("report from {sender} is for {receiver}, not us")]
-    WrongReceiver {
-        /// The sender.
-        sender: SiteId,
-        /// Who it was for.
-        receiver: SiteId,
-    },
-    /// Sequence number not above the last accepted one.
-    #[error("replayed: seq {seq} from {sender} <= last accepted {last}")]
-    Replayed {
-        /// The sender.
-        sender: SiteId,
-        /// The report's seq.
-        seq: u64,
-        /// The last accepted seq.
-        last: u64,
-    },
-    /// Timestamp older than one report period plus the allowed skew
-    /// ([`ExchangeConfig::max_age`]).
-    #[error("stale: report from {sender} is {age_ms} ms old")]
-    Stale {
-        /// The sender.
-        sender: SiteId,
-        /// How old.
-        age_ms: u64,
-    },
-    /// Timestamp ahead of our clock by more than the allowed skew.
-    #[error("from the future: report from {sender} is {ahead_ms} ms ahead")]
-    FromFuture {
-        /// The sender.
-        sender: SiteId,
-        /// How far ahead.
-        ahead_ms: u64,
-    },
-}
-
-/// The class of a rejection, for counters (`geo_reports_rejected_total{reason=...}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectKind {
-    /// [`Reject::Oversize`].
-    Oversize,
-    /// [`Reject::MissingHeader`] and [`Reject::UnknownSender`].
-    Unauthenticated,
-    /// [`Reject::Forged`].
-    Forged,
-    /// [`Reject::Malformed`], [`Reject::SenderMismatch`], [`Reject::WrongReceiver`].
-    Malformed,
-    /// [`Reject::Replayed`].
-    Replayed,
-    /// [`Reject::Stale`] and [`Reject::FromFuture`].
-    Stale,
-}
-
-impl RejectKind {
-    /// Every kind, for exporting zero counters.
-    pub const ALL: [RejectKind; 6] = [
-        RejectKind::Oversize,
-        RejectKind::Unauthenticated,
-        RejectKind::Forged,
-        RejectKind::Malformed,
-        RejectKind::Replayed,
-        RejectKind::Stale,
-    ];
-
-    /// Label value for metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectKind::Oversize => "oversize",
-            RejectKind::Unauthenticated => "unauthenticated",
-            RejectKind::Forged => "forged",
-            RejectKind::Malformed => "malformed",
-            RejectKind::Replayed => "replayed",
-            RejectKind::Stale => "stale",
-        }
-    }
-}
-
-impl fmt::Display for RejectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Reject {
-    /// Its class.
-    pub fn kind(&self) -> RejectKind {
-        match self {
-            Reject::Oversize { .. } => RejectKind::Oversize,
-            Reject::MissingHeader { .. } | Reject::UnknownSender { .. } => {
-                RejectKind::Unauthenticated
-            }
-            Reject::Forged { .. } => RejectKind::Forged,
-            Reject::Malformed { .. }
-            | Reject::SenderMismatch { .. }
-            | Reject::WrongReceiver { .. } => RejectKind::Malformed,
-            Reject::Replayed { .. } => RejectKind::Replayed,
-            Reject::Stale { .. } | Reject::FromFuture { .. } => RejectKind::Stale,
-        }
-    }
-
-    /// The HTTP status the listener should answer with.
-    pub fn http_status(&self) -> u16 {
-        match self.kind() {
-            RejectKind::Oversize => 413,
-            RejectKind::Unauthenticated | RejectKind::Forged => 401,
-            RejectKind::Malformed => 400,
-            RejectKind::Replayed => 409,
-            RejectKind::Stale => 400,
-        }
-    }
-}
 
 /// A report that passed every check (already recorded).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -191,14 +38,60 @@ pub struct Accepted {
     pub changed: bool,
 }
 
+/// What one director of a site last said.
 #[derive(Debug, Clone)]
-struct Peer {
-    key: Vec<u8>,
+pub(crate) struct Heard {
+    /// Its last accepted seq (a site's directors number their reports each on its own).
+    pub(crate) last_seq: u64,
+    pub(crate) report: LoadReport,
+    pub(crate) at: Time,
+}
+
+impl Heard {
+    /// The moment it speaks for (see `as_of`).
+    pub(crate) fn as_of(&self) -> Time {
+        as_of(&self.report, self.at)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) key: Vec<u8>,
     /// A second key accepted during a key rotation.
-    next_key: Option<Vec<u8>>,
-    last_seq: Option<u64>,
-    last: Option<(LoadReport, Time)>,
-    accepted: u64,
+    pub(crate) next_key: Option<Vec<u8>>,
+    /// Each director's last report, by name (`""`: a sender that names none).
+    pub(crate) directors: BTreeMap<String, Heard>,
+    pub(crate) accepted: u64,
+}
+
+impl Peer {
+    pub(crate) fn new(key: Vec<u8>) -> Peer {
+        Peer {
+            key,
+            next_key: None,
+            directors: BTreeMap::new(),
+            accepted: 0,
+        }
+    }
+
+    /// The reports of its directors heard within `stale_after`.
+    fn fresh(&self, now: Time, stale_after: Duration) -> Vec<&LoadReport> {
+        self.directors
+            .values()
+            .filter(|h| now.since(h.as_of()) <= stale_after)
+            .map(|h| &h.report)
+            .collect()
+    }
+
+    /// The site as one report: its fresh directors summed.
+    fn combined(&self, now: Time, stale_after: Duration) -> Option<LoadReport> {
+        directors::combine(&self.fresh(now, stale_after))
+    }
+
+    /// When its freshest director spoke for.
+    fn newest(&self) -> Option<&Heard> {
+        self.directors.values().max_by_key(|h| h.as_of())
+    }
 }
 
 /// What the CLI shows of one peer.
@@ -216,13 +109,17 @@ pub struct PeerStatus {
     pub age: Option<Duration>,
     /// Reports accepted from it.
     pub accepted: u64,
+    /// Each of its directors that reported.
+    pub directors: Vec<DirectorStatus>,
 }
 
 /// Every configured peer, its key and its last valid report.
 #[derive(Debug, Clone)]
 pub struct PeerTable {
     cfg: ExchangeConfig,
-    peers: BTreeMap<SiteId, Peer>,
+    pub(crate) peers: BTreeMap<SiteId, Peer>,
+    /// This site's other directors, if it has any.
+    pub(crate) siblings: Option<Siblings>,
     rejected: BTreeMap<RejectKind, u64>,
     /// When each kind was last logged at warn (a flood of forged reports must not flood
     /// the logs: further ones within [`WARN_EVERY`] go to debug; the counter sees all).
@@ -251,25 +148,14 @@ impl PeerTable {
                     auth::MIN_KEY_LEN
                 )));
             }
-            if map
-                .insert(
-                    site.clone(),
-                    Peer {
-                        key,
-                        next_key: None,
-                        last_seq: None,
-                        last: None,
-                        accepted: 0,
-                    },
-                )
-                .is_some()
-            {
+            if map.insert(site.clone(), Peer::new(key)).is_some() {
                 return Err(ConfigError::Exchange(format!("peer {site} listed twice")));
             }
         }
         Ok(PeerTable {
             cfg,
             peers: map,
+            siblings: None,
             rejected: BTreeMap::new(),
             warned: BTreeMap::new(),
         })
@@ -287,7 +173,7 @@ impl PeerTable {
 
     /// The key shared with `peer` (the sender side signs with it).
     pub fn key(&self, peer: &SiteId) -> Option<&[u8]> {
-        self.peers.get(peer).map(|p| p.key.as_slice())
+        self.entry(peer).map(|p| p.key.as_slice())
     }
 
     /// Key rotation without a gap: also accept reports signed with `next` from `peer`
@@ -319,10 +205,12 @@ impl PeerTable {
     pub fn carry_over(&mut self, old: &PeerTable) {
         for (site, p) in &mut self.peers {
             if let Some(o) = old.peers.get(site) {
-                p.last_seq = o.last_seq;
-                p.last = o.last.clone();
+                p.directors = o.directors.clone();
                 p.accepted = o.accepted;
             }
+        }
+        if let (Some(new), Some(old)) = (&mut self.siblings, &old.siblings) {
+            new.carry_over(old);
         }
         self.rejected = old.rejected.clone();
         self.warned = old.warned.clone();
@@ -355,24 +243,47 @@ impl PeerTable {
             Ok((sender, report)) => {
                 let seq = report.seq;
                 let stale_after = self.cfg.stale_after();
-                let Some(peer) = self.peers.get_mut(&sender) else {
+                let forget_after = stale_after.max(self.cfg.max_age()) + self.cfg.max_clock_skew;
+                let local = sender == self.cfg.local;
+                let Some(peer) = self.entry_mut(&sender) else {
                     // check() only returns configured senders.
                     return Err(Reject::UnknownSender {
                         sender: sender.to_string(),
                     });
                 };
-                let changed = match &peer.last {
-                    None => true,
-                    Some((old, at)) => {
-                        now.since(as_of(old, *at)) > stale_after
-                            || old.spilling_to != report.spilling_to
-                            || band(old.load_value()) != band(report.load_value())
-                    }
-                };
-                tracing::debug!(peer = %sender, seq, load = ?report.load, "load report accepted");
-                peer.last_seq = Some(seq);
-                peer.last = Some((report, now));
+                let before = peer.combined(now, stale_after);
+                if !local {
+                    // A peer's director gone this long is forgotten (a renamed or
+                    // retired director must not fill the table); any report of it still
+                    // in flight is older than `max_age` and refused as stale.
+                    peer.directors
+                        .retain(|_, h| now.since(h.as_of()) <= forget_after);
+                }
+                let director = report.director_name().to_string();
+                tracing::debug!(peer = %sender, director, seq, load = ?report.load, "load report accepted");
+                let digest = report.config_digest.clone();
+                peer.directors.insert(
+                    director.clone(),
+                    Heard {
+                        last_seq: seq,
+                        report,
+                        at: now,
+                    },
+                );
                 peer.accepted = peer.accepted.saturating_add(1);
+                let after = peer.combined(now, stale_after);
+                let mut changed = match (&before, &after) {
+                    (Some(old), Some(new)) => {
+                        old.spilling_to != new.spilling_to
+                            || band(old.load_value()) != band(new.load_value())
+                    }
+                    _ => true,
+                };
+                if local && let Some(s) = &mut self.siblings {
+                    // Any sibling report moves the site load; a digest change is logged.
+                    s.heard(&director, digest.as_deref());
+                    changed = true;
+                }
                 Ok(Accepted {
                     sender,
                     seq,
@@ -421,7 +332,7 @@ impl PeerTable {
             header: SIGNATURE_HEADER,
         })?;
         let sender = SiteId::new(site);
-        let Some(peer) = self.peers.get(&sender) else {
+        let Some(peer) = self.entry(&sender) else {
             return Err(Reject::UnknownSender {
                 sender: site.chars().take(64).collect(),
             });
@@ -454,7 +365,25 @@ impl PeerTable {
                 receiver: report.receiver,
             });
         }
-        if let Some(last) = peer.last_seq
+        let director = report.director_name();
+        let known = peer.directors.contains_key(director);
+        if sender == self.cfg.local
+            && !self
+                .siblings
+                .as_ref()
+                .is_some_and(|s| s.is_sibling(director))
+        {
+            return Err(Reject::UnknownSender {
+                sender: format!("{sender}/{director}").chars().take(64).collect(),
+            });
+        }
+        if !known && peer.directors.len() >= MAX_DIRECTORS {
+            return Err(Reject::Malformed {
+                sender,
+                reason: format!("more than {MAX_DIRECTORS} directors"),
+            });
+        }
+        if let Some(last) = peer.directors.get(director).map(|h| h.last_seq)
             && report.seq <= last
         {
             return Err(Reject::Replayed {
@@ -489,36 +418,34 @@ impl PeerTable {
     /// that arrived late is as old as it is.
     pub fn views(&self, now: Time) -> Vec<PeerView> {
         let stale_after = self.cfg.stale_after();
+        let combined: Vec<(&SiteId, Option<LoadReport>)> = self
+            .peers
+            .iter()
+            .map(|(site, p)| (site, p.combined(now, stale_after)))
+            .collect();
         // How many known peers report spilling to each site (a sender's own name in
         // its list is ignored).
         let mut spilled_to: BTreeMap<&SiteId, u32> = BTreeMap::new();
-        for (site, p) in &self.peers {
-            let Some((r, at)) = p.last.as_ref() else {
-                continue;
-            };
-            if now.since(as_of(r, *at)) <= stale_after {
-                for to in r.spilling_to.iter().filter(|t| *t != site) {
-                    *spilled_to.entry(to).or_insert(0) += 1;
-                }
+        for (site, r) in &combined {
+            for to in r.iter().flat_map(|r| &r.spilling_to).filter(|t| t != site) {
+                *spilled_to.entry(to).or_insert(0) += 1;
             }
         }
-        self.peers
+        combined
             .iter()
-            .map(|(site, p)| {
+            .map(|(site, r)| {
                 let others = spilled_to.get(site).copied().unwrap_or(0);
-                let facts = p.last.as_ref().and_then(|(r, at)| {
-                    let age = now.since(as_of(r, *at));
-                    (age <= stale_after).then(|| PeerFacts {
-                        load: r.load_value(),
-                        capacity: r.capacity,
-                        spilling_to_us: r.spilling_to.contains(&self.cfg.local),
-                        age,
-                        seq: r.seq,
-                        other_spillers: others,
-                    })
+                let age = self.peers[*site].newest().map(|h| now.since(h.as_of()));
+                let facts = r.as_ref().map(|r| PeerFacts {
+                    load: r.load_value(),
+                    capacity: r.capacity,
+                    spilling_to_us: r.spilling_to.contains(&self.cfg.local),
+                    age: age.unwrap_or_default(),
+                    seq: r.seq,
+                    other_spillers: others,
                 });
                 PeerView {
-                    site: site.clone(),
+                    site: (*site).clone(),
                     facts,
                 }
             })
@@ -531,14 +458,22 @@ impl PeerTable {
         self.peers
             .iter()
             .map(|(site, p)| {
-                let age = p.last.as_ref().map(|(r, at)| now.since(as_of(r, *at)));
+                let newest = p.newest();
+                let age = newest.map(|h| now.since(h.as_of()));
+                let known = age.is_some_and(|a| a <= stale_after);
+                // Known: the fresh directors summed; stale: the last one heard.
+                let last_report = match known {
+                    true => p.combined(now, stale_after),
+                    false => newest.map(|h| h.report.clone()),
+                };
                 PeerStatus {
                     site: site.clone(),
-                    known: age.is_some_and(|a| a <= stale_after),
-                    last_report: p.last.as_ref().map(|(r, _)| r.clone()),
-                    received_at: p.last.as_ref().map(|(_, at)| *at),
+                    known,
+                    last_report,
+                    received_at: newest.map(|h| h.at),
                     age,
                     accepted: p.accepted,
+                    directors: director_statuses(p, now, stale_after),
                 }
             })
             .collect()
@@ -550,15 +485,39 @@ impl PeerTable {
         let stale_after = self.cfg.stale_after();
         self.peers
             .values()
-            .filter_map(|p| {
-                p.last
-                    .as_ref()
-                    .map(|(r, at)| as_of(r, *at).plus(stale_after))
-            })
+            .chain(self.siblings.as_ref().map(|s| &s.peer))
+            .flat_map(|p| p.directors.values())
+            .map(|h| h.as_of().plus(stale_after))
             .filter(|t| *t >= now)
             .min()
             .map(|t| t.plus(Duration::from_millis(1)))
     }
+
+    /// The entry of `site`: a peer, or our own (the siblings).
+    fn entry(&self, site: &SiteId) -> Option<&Peer> {
+        match &self.siblings {
+            Some(s) if *site == self.cfg.local => Some(&s.peer),
+            _ => self.peers.get(site),
+        }
+    }
+
+    fn entry_mut(&mut self, site: &SiteId) -> Option<&mut Peer> {
+        match &mut self.siblings {
+            Some(s) if *site == self.cfg.local => Some(&mut s.peer),
+            _ => self.peers.get_mut(site),
+        }
+    }
+}
+
+/// Each director of `p` for the CLI.
+pub(crate) fn director_statuses(p: &Peer, now: Time, stale_after: Duration) -> Vec<DirectorStatus> {
+    p.directors
+        .iter()
+        .map(|(name, h)| {
+            let age = now.since(h.as_of());
+            DirectorStatus::of(name, Some(&h.report), Some(age), age <= stale_after)
+        })
+        .collect()
 }
 
 /// The moment a report speaks for: its timestamp, but never later than its arrival (a

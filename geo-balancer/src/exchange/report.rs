@@ -3,11 +3,17 @@
 //! ```json
 //! {"version":1,"sender":"site-a","receiver":"site-b","seq":1764053000123,
 //!  "timestamp":1764053000123,"load":0.62,"director_load":0.62,"capacity":2000,
-//!  "active":1240,"spilling_to":[],"spill_share":0.0}
+//!  "active":1240,"spilling_to":[],"spill_share":0.0,"director":"lb1",
+//!  "config_digest":"9f86d081884c7d65"}
 //! ```
 //! `timestamp` is milliseconds since the Unix epoch on the sender's clock; `load` is the
 //! served load (null: the site cannot serve). `receiver` binds the report to one peer,
 //! so a report cannot be replayed to another site.
+//!
+//! `director` and `config_digest` (decision 0015) are additive: the version stays 1, a
+//! report without them is one unnamed director (`""`) of its site, and a receiver that
+//! predates them ignores them. The figures are the sending director's own; the
+//! receiver sums a site's directors ([`crate::exchange::directors`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +23,18 @@ use crate::ids::SiteId;
 pub const VERSION: u32 = 1;
 /// Most sites a report may list in `spilling_to`.
 pub const MAX_SPILLING_TO: usize = 64;
+/// Longest director name.
+pub const MAX_DIRECTOR_NAME: usize = 64;
+/// Longest config digest.
+pub const MAX_DIGEST: usize = 128;
+
+/// Whether `name` is a valid director name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub fn valid_director_name(name: &str) -> bool {
+    (1..=MAX_DIRECTOR_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 /// One load report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +61,13 @@ pub struct LoadReport {
     pub spilling_to: Vec<SiteId>,
     /// Share of its new connections it spills.
     pub spill_share: f64,
+    /// The sending director; `None` (an older sender): one unnamed director.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub director: Option<String>,
+    /// Digest of the sender's site-wide config: the site's other directors compare it
+    /// with their own; peer sites ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
 }
 
 impl LoadReport {
@@ -51,7 +76,13 @@ impl LoadReport {
         self.load.unwrap_or(f64::INFINITY)
     }
 
-    /// Checks values JSON alone cannot: version, finite non-negative loads, list size.
+    /// The sending director's name (`""` for a sender without one).
+    pub fn director_name(&self) -> &str {
+        self.director.as_deref().unwrap_or("")
+    }
+
+    /// Checks values JSON alone cannot: version, finite non-negative loads, list size,
+    /// director name and digest syntax.
     pub fn check(&self) -> Result<(), String> {
         if self.version != VERSION {
             return Err(format!("version {} (speaking {VERSION})", self.version));
@@ -70,6 +101,21 @@ impl LoadReport {
             return Err(format!(
                 "spilling_to lists {} sites",
                 self.spilling_to.len()
+            ));
+        }
+        if let Some(d) = &self.director
+            && !valid_director_name(d)
+        {
+            return Err(format!(
+                "director {:?} is not 1-{MAX_DIRECTOR_NAME} of A-Z a-z 0-9 . _ -",
+                d.chars().take(MAX_DIRECTOR_NAME).collect::<String>()
+            ));
+        }
+        if let Some(d) = &self.config_digest
+            && !(d.len() <= MAX_DIGEST && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!(
+                "config_digest is not up to {MAX_DIGEST} hex digits"
             ));
         }
         Ok(())

@@ -68,6 +68,9 @@ pub struct ReportScheduler {
     last_spilling: Vec<SiteId>,
     pending_threshold: bool,
     rng: u64,
+    /// This director's name and config digest (decision 0015), put in every report.
+    director: Option<String>,
+    config_digest: Option<String>,
 }
 
 impl ReportScheduler {
@@ -90,7 +93,17 @@ impl ReportScheduler {
             last_spilling: Vec::new(),
             pending_threshold: false,
             rng: seed | 1,
+            director: None,
+            config_digest: None,
         }
+    }
+
+    /// Names this director and its site-wide config digest in every report (decision
+    /// 0015). The receivers may include this site itself: its other directors.
+    pub fn with_identity(mut self, director: String, config_digest: String) -> ReportScheduler {
+        self.director = Some(director);
+        self.config_digest = Some(config_digest);
+        self
     }
 
     /// When [`ReportScheduler::poll`] should be called next (None: now).
@@ -151,6 +164,8 @@ impl ReportScheduler {
                 } else {
                     0.0
                 },
+                director: self.director.clone(),
+                config_digest: self.config_digest.clone(),
             })
             .collect();
         tracing::debug!(seq = self.seq, ?reason, "load report round due");

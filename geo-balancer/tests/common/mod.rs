@@ -17,5 +17,7 @@ pub fn report(seq: u64, timestamp: u64, load: f64) -> LoadReport {
         active: (load * 2000.0) as u64,
         spilling_to: vec![],
         spill_share: 0.0,
+        director: None,
+        config_digest: None,
     }
 }

@@ -268,14 +268,19 @@ impl Validator<'_> {
                 );
             }
             let key = self
-                .key(&name, "key", &r.key, &r.key_file)
+                .key(&format!("peer `{name}`"), "key", &r.key, &r.key_file)
                 .unwrap_or_else(|| {
                     if r.key.is_none() && r.key_file.is_none() {
                         self.problem(p.span(), format!("peer `{name}` has no key or key_file: load reports must be authenticated"));
                     }
                     Vec::new()
                 });
-            let next_key = self.key(&name, "next_key", &r.next_key, &r.next_key_file);
+            let next_key = self.key(
+                &format!("peer `{name}`"),
+                "next_key",
+                &r.next_key,
+                &r.next_key_file,
+            );
             out.push(PeerSite {
                 name,
                 tunnel_endpoint: endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -288,11 +293,11 @@ impl Validator<'_> {
         out
     }
 
-    /// A peer key given inline (`what`) or in a file (`what_file`, relative to the
+    /// A key (of a peer, of the site's directors) given inline (`what`) or in a file (`what_file`, relative to the
     /// config): `None` when neither is given or it is unusable (a problem is recorded).
-    fn key(
+    pub(super) fn key(
         &mut self,
-        peer: &str,
+        whose: &str,
         what: &str,
         inline: &Option<Spanned<String>>,
         file: &Option<Spanned<String>>,
@@ -334,7 +339,7 @@ impl Validator<'_> {
             self.problem(
                 span,
                 format!(
-                    "the {what} for peer `{peer}` is {} bytes; at least 16 are required",
+                    "the {what} for {whose} is {} bytes; at least 16 are required",
                     key.len()
                 ),
             );

@@ -14,6 +14,7 @@ use super::raw::*;
 use super::*;
 
 mod bgp;
+mod directors;
 mod family;
 mod monitor;
 mod notify;
@@ -159,6 +160,7 @@ impl Validator<'_> {
         let spill = self.spill(raw.spill.as_ref());
         let bgp = self.bgp(&raw.bgp, site.address);
         let peers = self.peers(&raw.peers, &site);
+        let directors = self.directors(&raw, &site, exchange.listen.port());
         let vips = self.vips(&raw.vips);
         self.families(&raw, &site);
         let log = self.log(raw.log.as_ref());
@@ -183,6 +185,7 @@ impl Validator<'_> {
             spill,
             bgp,
             peers,
+            directors,
             vips,
             log,
             sync,

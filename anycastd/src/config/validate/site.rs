@@ -46,6 +46,10 @@ impl Validator<'_> {
         }
         Site {
             name: self.name(&r.name, "site name"),
+            director: match &r.director {
+                Some(d) => self.name(d, "director name"),
+                None => DEFAULT_DIRECTOR.to_string(),
+            },
             address: self
                 .ipv4(&r.address, "site address")
                 .unwrap_or(Ipv4Addr::UNSPECIFIED),
