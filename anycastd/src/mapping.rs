@@ -266,7 +266,7 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             let weight = plan
                 .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
                 .map_or(0, |(_, w)| *w);
-            Some(tf::Peer { addr, weight })
+            Some(tf::Peer::ipip(addr, weight))
         })
         .collect();
     let tunnel_in = (!cfg.peers.is_empty()).then(|| tf::TunnelIn {
@@ -321,10 +321,7 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
             } else {
                 0
             };
-            tf::Peer {
-                addr: p.tunnel_endpoint.into(),
-                weight,
-            }
+            tf::Peer::ipip(p.tunnel_endpoint.into(), weight)
         })
         .collect();
     Some(tf::Split {
@@ -535,10 +532,7 @@ mod tests {
         );
         assert_eq!(
             svc.peers,
-            vec![tf::Peer {
-                addr: "10.101.2.2".parse().unwrap(),
-                weight: 0
-            }]
+            vec![tf::Peer::ipip("10.101.2.2".parse().unwrap(), 0)]
         );
         assert_eq!(
             svc.tunnel_in.as_ref().map(|t| t.mark),

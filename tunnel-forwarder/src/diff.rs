@@ -382,4 +382,5 @@ fn same_dest(have: &Dest, want: &Dest) -> bool {
         && have.weight == want.weight
         && have.upper == want.upper
         && have.lower == want.lower
+        && have.encap == want.encap
 }

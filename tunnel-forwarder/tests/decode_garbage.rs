@@ -9,7 +9,7 @@ use tunnel_forwarder::kernel::{ipvs, ipvs_daemon, rtnl};
 use tunnel_forwarder::netlink::wire::{self, MsgBuf};
 use tunnel_forwarder::split::{SeqBlock, SplitClass};
 use tunnel_forwarder::{
-    Dest, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey, SyncDaemon, SyncRole,
+    Dest, Encap, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey, SyncDaemon, SyncRole,
 };
 
 /// Feeds `bytes` to every decoder, as the kernel reader would.
@@ -48,6 +48,17 @@ fn samples() -> Vec<Vec<u8>> {
     ipvs::begin(&mut b, 0x1c, ipvs::CMD_NEW_DEST, 0, 2);
     ipvs::service_key(&mut b, &key);
     ipvs::dest(&mut b, &d.addr, d.port, Some(&d));
+    b.end();
+    out.push(b.as_bytes().to_vec());
+    // A GUE destination: the tunnel type, port and flags attributes.
+    let gue = d.with_encap(Encap::Gue {
+        port: 6080,
+        csum: true,
+    });
+    let mut b = MsgBuf::new();
+    ipvs::begin(&mut b, 0x1c, ipvs::CMD_NEW_DEST, 0, 2);
+    ipvs::service_key(&mut b, &key);
+    ipvs::dest(&mut b, &gue.addr, gue.port, Some(&gue));
     b.end();
     out.push(b.as_bytes().to_vec());
     let mut b = MsgBuf::new();

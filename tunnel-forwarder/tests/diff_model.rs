@@ -13,7 +13,7 @@ use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::model::ServiceSpec;
 use tunnel_forwarder::split::{SHARE_PRIO, SPLIT_CHAIN, SplitRule};
 use tunnel_forwarder::{
-    DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
+    DesiredState, Dest, Encap, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
     ServiceKey, Split, SyncDaemon, SyncRole, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice,
     VipService, diff,
 };
@@ -32,6 +32,20 @@ impl Rng {
     }
     fn chance(&mut self, pct: u64) -> bool {
         self.below(100) < pct
+    }
+}
+
+/// A peer's encapsulation: IPIP, GUE (two ports, with and without checksum), GRE.
+fn encap(rng: &mut Rng) -> Encap {
+    match rng.below(4) {
+        0 | 1 => Encap::Ipip,
+        2 => Encap::Gue {
+            port: [6080, 5555][rng.below(2) as usize],
+            csum: rng.chance(50),
+        },
+        _ => Encap::Gre {
+            csum: rng.chance(50),
+        },
     }
 }
 
@@ -78,6 +92,7 @@ fn random_state(rng: &mut Rng) -> DesiredState {
                         format!("2001:db8:{}::2", 2 + i).parse().unwrap()
                     },
                     weight: rng.below(5) as u32,
+                    encap: encap(rng),
                 })
                 .collect();
             let guard = rng.chance(60);
@@ -112,6 +127,7 @@ fn random_state(rng: &mut Rng) -> DesiredState {
             .map(|i| Peer {
                 addr: IpAddr::V4(Ipv4Addr::new(10, 2 + i as u8, 0, 2)),
                 weight: rng.below(5) as u32,
+                encap: encap(rng),
             })
             .collect(),
     });
