@@ -11,7 +11,7 @@ use geo_balancer::weights::{self, Plan};
 use geo_balancer::{ServerId, SiteId, SpillConfig};
 use tunnel_forwarder as tf;
 
-use crate::config::{self, Method, Neighbor, SiteConfig, Vip};
+use crate::config::{self, Method, Neighbor, PeerSite, PeerTunnel, SiteConfig, Vip};
 use crate::layout::{self, Layout, ServiceSlot, SvcId, VipId};
 
 /// Where a real server sits in the config: its VIP, its service, and its position
@@ -266,7 +266,7 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             let weight = plan
                 .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
                 .map_or(0, |(_, w)| *w);
-            Some(tf::Peer::ipip(addr, weight))
+            Some(peer(p, addr, weight))
         })
         .collect();
     let tunnel_in = (!cfg.peers.is_empty()).then(|| tf::TunnelIn {
@@ -297,6 +297,19 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
 }
 
 /// The site-wide spill split (decision 0006) for the spill decision's `shares`
+/// The tunnel destination of peer `p` at `addr`: its configured tunnel for IPv4
+/// (validation keeps GUE off IPv6), IPIP/ip6ip6 otherwise.
+fn peer(p: &PeerSite, addr: IpAddr, weight: u32) -> tf::Peer {
+    let encap = match p.tunnel {
+        PeerTunnel::Gue { port } if addr.is_ipv4() => tf::Encap::Gue { port, csum: false },
+        _ => tf::Encap::Ipip,
+    };
+    tf::Peer {
+        encap,
+        ..tf::Peer::ipip(addr, weight)
+    }
+}
+
 /// (peer, share of new connections): the total share split off on the client
 /// devices, and each peer's part of it as its weight in the split service. `None`
 /// without peers or without client devices.
@@ -321,7 +334,7 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
             } else {
                 0
             };
-            tf::Peer::ipip(p.tunnel_endpoint.into(), weight)
+            peer(p, p.tunnel_endpoint.into(), weight)
         })
         .collect();
     Some(tf::Split {

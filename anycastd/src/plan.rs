@@ -193,10 +193,13 @@ pub fn render(cfg: &SiteConfig) -> String {
                         Some(p) => format!(
                             "   (peer site {} over {}: weight set by the spill decision)",
                             p.name,
-                            if dest.addr.is_ipv6() {
-                                "ip6ip6"
-                            } else {
-                                "IPIP"
+                            match dest.encap {
+                                _ if dest.addr.is_ipv6() => "ip6ip6".to_string(),
+                                tunnel_forwarder::Encap::Ipip => "IPIP".to_string(),
+                                tunnel_forwarder::Encap::Gue { port, .. } => {
+                                    format!("GUE (udp port {port})")
+                                }
+                                tunnel_forwarder::Encap::Gre { .. } => "GRE".to_string(),
                             }
                         ),
                         None => String::new(),
@@ -208,6 +211,13 @@ pub fn render(cfg: &SiteConfig) -> String {
                         dest_args(dest)
                     );
                 }
+            }
+            for port in gue_ports(cfg) {
+                let _ = writeln!(
+                    o,
+                    "  ip fou add port {port} gue   (receiving GUE from peers, into the tunnel device: \
+                     NOT managed by anycastd yet, run it on every director; decision 0016)"
+                );
             }
             for daemon in &target.sync {
                 let _ = writeln!(
@@ -309,9 +319,13 @@ pub fn render(cfg: &SiteConfig) -> String {
             let v6 = p
                 .tunnel_endpoint_v6
                 .map_or(String::new(), |a| format!(", IPv6 over ip6ip6 to {a}"));
+            let how = match p.tunnel {
+                config::PeerTunnel::Ipip => "IPIP".to_string(),
+                config::PeerTunnel::Gue { port } => format!("GUE (udp port {port})"),
+            };
             let _ = writeln!(
                 o,
-                "  peer {} at {} (IPv4 over IPIP to {}{v6}), HMAC-SHA256 key of {} bytes",
+                "  peer {} at {} (IPv4 over {how} to {}{v6}), HMAC-SHA256 key of {} bytes",
                 p.name,
                 p.url,
                 p.tunnel_endpoint,
@@ -323,7 +337,7 @@ pub fn render(cfg: &SiteConfig) -> String {
             let how = if v.address.is_ipv6() {
                 "ip6ip6 to the peers' tunnel_endpoint_v6"
             } else {
-                "IPIP to the peers' tunnel_endpoint"
+                "IPIP (GUE to a peer with tunnel = \"gue\") to the peers' tunnel_endpoint"
             };
             let _ = writeln!(
                 o,
@@ -561,6 +575,18 @@ pub fn connected_networks() -> std::io::Result<Vec<ipnet::IpNet>> {
     Ok(nets)
 }
 
+/// The GUE ports this site's peer entries name: the tunnel between two sites is
+/// the same both ways, so this site listens on them too.
+fn gue_ports(cfg: &crate::config::SiteConfig) -> std::collections::BTreeSet<u16> {
+    cfg.peers
+        .iter()
+        .filter_map(|p| match p.tunnel {
+            crate::config::PeerTunnel::Gue { port } => Some(port),
+            crate::config::PeerTunnel::Ipip => None,
+        })
+        .collect()
+}
+
 fn dest_args(d: &tunnel_forwarder::Dest) -> String {
     let flag = match d.forward {
         tunnel_forwarder::Forward::Nat => "-m",
@@ -571,7 +597,7 @@ fn dest_args(d: &tunnel_forwarder::Dest) -> String {
         std::net::IpAddr::V4(a) => format!("{a}:{}", d.port),
         std::net::IpAddr::V6(a) => format!("[{a}]:{}", d.port),
     };
-    format!("-r {addr} {flag} -w {}", d.weight)
+    format!("-r {addr} {flag} -w {}{}", d.weight, d.encap.ipvsadm_args())
 }
 
 #[cfg(test)]

@@ -1,0 +1,149 @@
+//! A peer's `tunnel` and `gue_port` (issue 15, decision 0016): GUE gives the
+//! upstream's ECMP a port to hash on; what is refused (with its line) and what
+//! `anycastd check` shows.
+
+use std::path::Path;
+
+use anycastd::config::{PeerTunnel, SiteConfig, parse_str};
+use anycastd::layout::Layout;
+use anycastd::mapping;
+use tunnel_forwarder as tf;
+
+const GOOD: &str = include_str!("../../configs/idc1.toml");
+const ENDPOINT: &str = "tunnel_endpoint = \"10.101.2.2\"";
+
+fn configs_dir_file() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
+}
+
+/// idc1.toml with `lines` added to its peer idc2.
+fn with_peer(lines: &str) -> String {
+    GOOD.replace(ENDPOINT, &format!("{ENDPOINT}\n{lines}"))
+}
+
+fn load(text: &str) -> SiteConfig {
+    parse_str(configs_dir_file(), text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `text` refused: each problem as `LINE: reason`.
+fn refused(text: &str) -> Vec<String> {
+    match parse_str(configs_dir_file(), text) {
+        Ok(_) => panic!("accepted a bad file"),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.line, p.reason))
+            .collect(),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+/// The peer destinations of every service and of the split in `cfg`'s desired state.
+fn peer_encaps(cfg: &SiteConfig) -> Vec<tf::Encap> {
+    let d = mapping::desired_state(cfg, &Layout::new(cfg), &[]);
+    let mut out: Vec<tf::Encap> = d
+        .vips
+        .iter()
+        .flat_map(|v| &v.services)
+        .flat_map(|s| &s.peers)
+        .map(|p| p.encap)
+        .collect();
+    out.extend(d.split.iter().flat_map(|s| &s.peers).map(|p| p.encap));
+    out
+}
+
+#[test]
+fn ipip_is_the_default_and_gue_takes_its_port() {
+    let cfg = load(GOOD);
+    assert_eq!(cfg.peers[0].tunnel, PeerTunnel::Ipip);
+    assert!(peer_encaps(&cfg).iter().all(|e| *e == tf::Encap::Ipip));
+
+    let cfg = load(&with_peer("tunnel = \"gue\""));
+    assert_eq!(cfg.peers[0].tunnel, PeerTunnel::Gue { port: 6080 });
+    let encaps = peer_encaps(&cfg);
+    assert!(!encaps.is_empty());
+    assert!(encaps.iter().all(|e| *e
+        == tf::Encap::Gue {
+            port: 6080,
+            csum: false
+        }));
+
+    let cfg = load(&with_peer("tunnel = \"gue\"\ngue_port = 5555"));
+    assert_eq!(cfg.peers[0].tunnel, PeerTunnel::Gue { port: 5555 });
+}
+
+#[test]
+fn gre_unknown_tunnels_gue_over_ipv6_and_stray_ports_are_refused_with_their_lines() {
+    let text = with_peer("tunnel = \"gre\"");
+    let p = refused(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with(&format!(
+            "{}: tunnel = \"gre\" is not supported",
+            line_of(&text, "gre")
+        )),
+        "{p:?}"
+    );
+
+    let text = with_peer("tunnel = \"vxlan\"");
+    let p = refused(&text);
+    assert!(p[0].contains("tunnel `vxlan` is not one of"), "{p:?}");
+
+    let text = with_peer("gue_port = 6080");
+    let p = refused(&text);
+    assert_eq!(
+        p,
+        vec![format!(
+            "{}: gue_port needs tunnel = \"gue\"",
+            line_of(&text, "gue_port")
+        )]
+    );
+
+    let text = with_peer("tunnel = \"gue\"\ngue_port = 0");
+    let p = refused(&text);
+    assert_eq!(
+        p,
+        vec![format!(
+            "{}: gue_port 0 is no port",
+            line_of(&text, "gue_port")
+        )]
+    );
+
+    let text = with_peer("tunnel = \"gue\"\ntunnel_endpoint_v6 = \"2001:db8:2::2\"");
+    let p = refused(&text);
+    assert!(
+        p.iter().any(|l| l.starts_with(&format!(
+            "{}: tunnel = \"gue\" is IPv4 only",
+            line_of(&text, "\"gue\"")
+        ))),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn anycastd_check_shows_the_gue_destination_and_the_listener_it_needs() {
+    let dir = std::env::temp_dir().join(format!("anycastd-check-gue-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    let keys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/keys"));
+    std::fs::copy(keys.join("idc1-idc2.key"), dir.join("keys/idc1-idc2.key")).unwrap();
+    let file = dir.join("idc1.toml");
+    std::fs::write(&file, with_peer("tunnel = \"gue\"")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for want in [
+        "-r 10.101.2.2:80 -i -w 0 --tun-type gue --tun-port 6080 --tun-nocsum   (peer site idc2 over GUE (udp port 6080)",
+        "ip fou add port 6080 gue   (receiving GUE from peers",
+        "peer idc2 at http://10.101.2.2:9181/v1/report (IPv4 over GUE (udp port 6080) to 10.101.2.2)",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+}
