@@ -398,8 +398,24 @@ pub fn desired_state(
             config::TunnelPmtu::Discover => tf::model::TunnelPmtu::Discover,
         }),
         sync: sync(cfg),
+        gue_ports: gue_ports(cfg),
         ..tf::DesiredState::default()
     }
+}
+
+/// The GUE listeners: the ports this site's peer entries name. The tunnel between
+/// two sites is the same both ways, so a site that sends GUE to a peer on a port
+/// listens on it too (decision 0016).
+pub fn gue_ports(cfg: &SiteConfig) -> Vec<u16> {
+    let ports: std::collections::BTreeSet<u16> = cfg
+        .peers
+        .iter()
+        .filter_map(|p| match p.tunnel {
+            PeerTunnel::Gue { port } => Some(port),
+            PeerTunnel::Ipip => None,
+        })
+        .collect();
+    ports.into_iter().collect()
 }
 
 /// `[sync]` as the sync daemons to run: both roles unless the config names one.

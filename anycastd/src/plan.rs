@@ -212,11 +212,11 @@ pub fn render(cfg: &SiteConfig) -> String {
                     );
                 }
             }
-            for port in gue_ports(cfg) {
+            for port in &target.gue_ports {
                 let _ = writeln!(
                     o,
-                    "  ip fou add port {port} gue   (receiving GUE from peers, into the tunnel device: \
-                     NOT managed by anycastd yet, run it on every director; decision 0016)"
+                    "  ip fou add port {port} gue   (GUE from peers, decapsulated into {}; decision 0016)",
+                    cfg.site.tunnel_device
                 );
             }
             for daemon in &target.sync {
@@ -573,18 +573,6 @@ pub fn connected_networks() -> std::io::Result<Vec<ipnet::IpNet>> {
         nets.push(net);
     }
     Ok(nets)
-}
-
-/// The GUE ports this site's peer entries name: the tunnel between two sites is
-/// the same both ways, so this site listens on them too.
-fn gue_ports(cfg: &crate::config::SiteConfig) -> std::collections::BTreeSet<u16> {
-    cfg.peers
-        .iter()
-        .filter_map(|p| match p.tunnel {
-            crate::config::PeerTunnel::Gue { port } => Some(port),
-            crate::config::PeerTunnel::Ipip => None,
-        })
-        .collect()
 }
 
 fn dest_args(d: &tunnel_forwarder::Dest) -> String {

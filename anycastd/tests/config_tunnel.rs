@@ -71,8 +71,13 @@ fn ipip_is_the_default_and_gue_takes_its_port() {
             csum: false
         }));
 
+    let d = mapping::desired_state(&cfg, &Layout::new(&cfg), &[]);
+    assert_eq!(d.gue_ports, vec![6080]);
+
     let cfg = load(&with_peer("tunnel = \"gue\"\ngue_port = 5555"));
     assert_eq!(cfg.peers[0].tunnel, PeerTunnel::Gue { port: 5555 });
+    assert_eq!(mapping::gue_ports(&cfg), vec![5555]);
+    assert!(mapping::gue_ports(&load(GOOD)).is_empty());
 }
 
 #[test]
@@ -141,7 +146,7 @@ fn anycastd_check_shows_the_gue_destination_and_the_listener_it_needs() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     for want in [
         "-r 10.101.2.2:80 -i -w 0 --tun-type gue --tun-port 6080 --tun-nocsum   (peer site idc2 over GUE (udp port 6080)",
-        "ip fou add port 6080 gue   (receiving GUE from peers",
+        "ip fou add port 6080 gue   (GUE from peers, decapsulated into anycast0",
         "peer idc2 at http://10.101.2.2:9181/v1/report (IPv4 over GUE (udp port 6080) to 10.101.2.2)",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");

@@ -143,10 +143,16 @@ fn random_state(rng: &mut Rng) -> DesiredState {
             });
         }
     }
+    let gue_ports = match rng.below(3) {
+        0 => vec![],
+        1 => vec![6080],
+        _ => vec![6080, 5555],
+    };
     DesiredState {
         vips,
         split,
         sync,
+        gue_ports,
         tunnel: Some(TunnelDevice {
             name: "acip0".into(),
             local: ME,
@@ -212,6 +218,13 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 );
             }
             Request::LinkUp(n) => obs.links.get_mut(n).expect("ENODEV").up = true,
+            Request::NewGueListener(port) => {
+                assert!(!obs.fou.iter().any(|l| l.port == *port), "EEXIST {r}");
+                obs.fou.push(tunnel_forwarder::kernel::fou::Listener {
+                    port: *port,
+                    encap: tunnel_forwarder::kernel::fou::ENCAP_GUE,
+                });
+            }
             Request::NewSyncDaemon(d) => {
                 assert!(!obs.sync.iter().any(|o| o.role == d.role), "EEXIST {r}");
                 // The kernel fills in its defaults.
@@ -472,6 +485,7 @@ fn random_transitions_converge_in_one_step_and_spare_the_operator() {
         "Sysctl",
         "NewSyncDaemon",
         "DelSyncDaemon",
+        "NewGueListener",
     ] {
         assert!(
             seen.get(k).copied().unwrap_or(0) > 0,
@@ -503,5 +517,6 @@ fn kind(r: &Request) -> &'static str {
         Request::Sysctl { .. } => "Sysctl",
         Request::NewSyncDaemon(..) => "NewSyncDaemon",
         Request::DelSyncDaemon(..) => "DelSyncDaemon",
+        Request::NewGueListener(..) => "NewGueListener",
     }
 }

@@ -1,7 +1,8 @@
 //! GUE and GRE tunnel destinations in the lab kernel (issue 15): director d sends
 //! every connection for the VIP to peer p through IPVS's GUE, then its GRE,
-//! encapsulation; p decapsulates (a `fou` listener of type gue feeding the ipip
-//! fallback device `tunl0`, or the GRE fallback device `gre0`) and serves the
+//! encapsulation; p decapsulates (a `fou` listener of type gue feeding its IPIP
+//! device `acip0`, both desired state of p's own Forwarder, or the GRE fallback
+//! device `gre0`) and serves the
 //! connection from the VIP on its loopback, answering the client directly. The outer
 //! UDP source ports of GUE, captured on the router, differ from flow to flow: the
 //! entropy an upstream router's ECMP hashes on to spread spilled connections over
@@ -9,7 +10,7 @@
 //!
 //! ```text
 //!  client -- r -- d (IPVS: VIP:80 -> p, -i --tun-type gue|gre)
-//!            \--- p (fou port 6080 gue, tunl0, gre0; VIP on lo; serves VIP:80)
+//!            \--- p (fou port 6080 gue -> acip0, gre0; VIP on lo; serves VIP:80)
 //! ```
 
 mod common;
@@ -21,7 +22,8 @@ use std::time::Duration;
 use anycast_lab::uml::{Lab, Topology, guest};
 use common::Director;
 use tunnel_forwarder::{
-    DesiredState, Encap, Peer, Protocol, ServiceConfig, Vip, VipDevice, VipService,
+    DesiredState, Encap, Peer, Protocol, Request, ServiceConfig, TunnelDevice, Vip, VipDevice,
+    VipService,
 };
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 9, 9, 1);
@@ -44,12 +46,22 @@ fn topology() -> Topology {
         .route("p", "default via 10.2.0.1")
         .route("r", "10.9.9.1/32 via 10.1.0.2")
         .addr("p", "lo", "10.9.9.1/32")
-        .cmd("p", &format!("ip fou add port {GUE_PORT} gue"))
-        .cmd("p", "ip link set dev tunl0 up")
         .cmd("p", "ip link set dev gre0 up")
         .sysctl("p", "net.ipv4.conf.all.rp_filter", "0")
-        .sysctl("p", "net.ipv4.conf.tunl0.rp_filter", "0")
+        .sysctl("p", "net.ipv4.conf.default.rp_filter", "0")
         .sysctl("p", "net.ipv4.conf.gre0.rp_filter", "0")
+}
+
+/// p's receiving side: the IPIP device and the GUE listener feeding it.
+fn receiver() -> DesiredState {
+    DesiredState {
+        tunnel: Some(TunnelDevice {
+            name: "acip0".into(),
+            local: P,
+        }),
+        gue_ports: vec![GUE_PORT],
+        ..DesiredState::default()
+    }
 }
 
 /// d's service: VIP:80 with p as its only destination, through `encap`.
@@ -142,6 +154,17 @@ fn reconcile_twice(d: &Director, encap: Encap) {
 fn in_guest() {
     guest::tcp::serve("p", SocketAddr::new(IpAddr::V4(VIP), 80), "p");
     let d = Director::start("d");
+    let p = Director::start("p");
+    let r = p.reconcile(&receiver());
+    let again = p.reconcile(&receiver());
+    let fou = guest::sh_in("p", "ip fou show");
+    guest::check(
+        "receiver_gue_listener_created_once",
+        r.requests.contains(&Request::NewGueListener(GUE_PORT))
+            && again.requests.is_empty()
+            && fou.contains(&format!("port {GUE_PORT} gue")),
+        &format!("{:?}\n{:?}\n{fou}", r.requests, again.requests),
+    );
 
     // GUE: every connection delivered, the outer source ports spread.
     let gue = Encap::Gue {
@@ -168,11 +191,11 @@ fn in_guest() {
     });
     guest::check("tcpdump_listens", listening.is_some(), &pid);
     let served = served_by_p(FLOWS);
-    let tunl_rx = rx_packets("tunl0");
+    let tunl_rx = rx_packets("acip0");
     guest::check(
-        "gue_every_connection_served_by_p_through_tunl0",
+        "gue_every_connection_served_by_p_through_acip0",
         served == FLOWS && tunl_rx >= FLOWS as u64,
-        &format!("{served} of {FLOWS}, tunl0 received {tunl_rx} packets"),
+        &format!("{served} of {FLOWS}, acip0 received {tunl_rx} packets"),
     );
     std::thread::sleep(Duration::from_millis(500));
     let _ = guest::sh_in("r", &format!("kill {}", pid.trim()));

@@ -427,6 +427,10 @@ pub struct DesiredState {
     /// IPVS connection sync with the site's other directors ([`crate::sync`]):
     /// the sync daemons wanted, at most one per role; empty for none.
     pub sync: Vec<crate::sync::SyncDaemon>,
+    /// UDP ports of the GUE listeners (fou, type gue) that decapsulate what peers
+    /// send here with GUE into the IPIP device [`DesiredState::tunnel`]; created,
+    /// never removed (like the tunnel device).
+    pub gue_ports: Vec<u16>,
 }
 
 /// `net.ipv4.vs.pmtu_disc`: what IPVS does when a packet it sends through a tunnel
@@ -477,6 +481,7 @@ impl Default for DesiredState {
             split: None,
             tunnel_pmtu: None,
             sync: Vec::new(),
+            gue_ports: Vec::new(),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct Target {
     pub split: Option<SplitTarget>,
     /// The sync daemons wanted.
     pub sync: Vec<crate::sync::SyncDaemon>,
+    /// The GUE listeners wanted (UDP ports).
+    pub gue_ports: std::collections::BTreeSet<u16>,
 }
 
 impl DesiredState {
@@ -74,6 +76,17 @@ impl DesiredState {
             ..Target::default()
         };
         crate::sync::check(&self.sync)?;
+        for &port in &self.gue_ports {
+            if port == 0 {
+                return Err(ConfigError::new("GUE listener on port 0"));
+            }
+            if self.tunnel.is_none() {
+                return Err(ConfigError::new(format!(
+                    "GUE listener on port {port} needs the IPIP tunnel device (tunnel) it decapsulates into"
+                )));
+            }
+            t.gue_ports.insert(port);
+        }
         crate::tunnel6::check_names(self)?;
         if let Some(tun) = &self.tunnel {
             check_ifname(&tun.name)?;
