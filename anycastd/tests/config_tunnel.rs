@@ -2,43 +2,20 @@
 //! upstream's ECMP a port to hash on; what is refused (with its line) and what
 //! `anycastd check` shows.
 
-use std::path::Path;
+mod config_common;
 
-use anycastd::config::{PeerTunnel, SiteConfig, parse_str};
+use anycastd::config::{PeerTunnel, SiteConfig};
 use anycastd::layout::Layout;
 use anycastd::mapping;
+use config_common::{check, line_of, load, refused};
 use tunnel_forwarder as tf;
 
 const GOOD: &str = include_str!("../../configs/idc1.toml");
 const ENDPOINT: &str = "tunnel_endpoint = \"10.101.2.2\"";
 
-fn configs_dir_file() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
-}
-
 /// idc1.toml with `lines` added to its peer idc2.
 fn with_peer(lines: &str) -> String {
     GOOD.replace(ENDPOINT, &format!("{ENDPOINT}\n{lines}"))
-}
-
-fn load(text: &str) -> SiteConfig {
-    parse_str(configs_dir_file(), text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `text` refused: each problem as `LINE: reason`.
-fn refused(text: &str) -> Vec<String> {
-    match parse_str(configs_dir_file(), text) {
-        Ok(_) => panic!("accepted a bad file"),
-        Err(e) => e
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.line, p.reason))
-            .collect(),
-    }
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
 
 /// The peer destinations of every service and of the split in `cfg`'s desired state.
@@ -130,20 +107,8 @@ fn gre_unknown_tunnels_gue_over_ipv6_and_stray_ports_are_refused_with_their_line
 
 #[test]
 fn anycastd_check_shows_the_gue_destination_and_the_listener_it_needs() {
-    let dir = std::env::temp_dir().join(format!("anycastd-check-gue-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    let keys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/keys"));
-    std::fs::copy(keys.join("idc1-idc2.key"), dir.join("keys/idc1-idc2.key")).unwrap();
-    let file = dir.join("idc1.toml");
-    std::fs::write(&file, with_peer("tunnel = \"gue\"")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = check("check-gue", &with_peer("tunnel = \"gue\""));
+    assert_eq!(code, Some(0), "{text}");
     for want in [
         "-r 10.101.2.2:80 -i -w 0 --tun-type gue --tun-port 6080 --tun-nocsum   (peer site idc2 over GUE (udp port 6080)",
         "ip fou add port 6080 gue   (GUE from peers, decapsulated into anycast0",

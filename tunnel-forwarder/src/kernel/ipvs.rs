@@ -461,18 +461,7 @@ mod tests {
             b.end();
             b
         };
-        for e in [
-            Encap::Gue {
-                port: 6080,
-                csum: false,
-            },
-            Encap::Gue {
-                port: 5555,
-                csum: true,
-            },
-            Encap::Gre { csum: false },
-            Encap::Gre { csum: true },
-        ] {
+        for e in Encap::SAMPLES {
             let d = base.with_encap(e);
             let k = decode_dest(&reply_of(&encode(&d)), libc::AF_INET as u16).unwrap();
             assert_eq!(k.dest, d);

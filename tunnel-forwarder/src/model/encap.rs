@@ -113,6 +113,24 @@ impl Encap {
     }
 }
 
+#[cfg(test)]
+impl Encap {
+    /// One of each kind, with and without checksum, two GUE ports.
+    pub(crate) const SAMPLES: [Encap; 5] = [
+        Encap::Ipip,
+        Encap::Gue {
+            port: 6080,
+            csum: false,
+        },
+        Encap::Gue {
+            port: 5555,
+            csum: true,
+        },
+        Encap::Gre { csum: false },
+        Encap::Gre { csum: true },
+    ];
+}
+
 impl fmt::Display for Encap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -129,19 +147,7 @@ mod tests {
 
     #[test]
     fn kernel_values_round_trip() {
-        for e in [
-            Encap::Ipip,
-            Encap::Gue {
-                port: 6080,
-                csum: false,
-            },
-            Encap::Gue {
-                port: 5555,
-                csum: true,
-            },
-            Encap::Gre { csum: false },
-            Encap::Gre { csum: true },
-        ] {
+        for e in Encap::SAMPLES {
             let (t, p, f) = e.kernel();
             assert_eq!(Encap::from_kernel(t, p, f), Some(e));
         }
