@@ -11,7 +11,7 @@ use geo_balancer::weights::{self, Plan};
 use geo_balancer::{ServerId, SiteId, SpillConfig};
 use tunnel_forwarder as tf;
 
-use crate::config::{self, Method, Neighbor, SiteConfig, Vip};
+use crate::config::{self, Method, Neighbor, PeerSite, PeerTunnel, SiteConfig, Vip};
 use crate::layout::{self, Layout, ServiceSlot, SvcId, VipId};
 
 /// Where a real server sits in the config: its VIP, its service, and its position
@@ -303,7 +303,7 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             let weight = plan
                 .and_then(|pl| pl.peers.iter().find(|(s, _)| s.as_str() == p.name))
                 .map_or(0, |(_, w)| *w);
-            Some(tf::Peer { addr, weight })
+            Some(peer(p, addr, weight))
         })
         .collect();
     let tunnel_in = (!cfg.peers.is_empty()).then(|| tf::TunnelIn {
@@ -334,6 +334,19 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
 }
 
 /// The site-wide spill split (decision 0006) for the spill decision's `shares`
+/// The tunnel destination of peer `p` at `addr`: its configured tunnel for IPv4
+/// (validation keeps GUE off IPv6), IPIP/ip6ip6 otherwise.
+fn peer(p: &PeerSite, addr: IpAddr, weight: u32) -> tf::Peer {
+    let encap = match p.tunnel {
+        PeerTunnel::Gue { port } if addr.is_ipv4() => tf::Encap::Gue { port, csum: false },
+        _ => tf::Encap::Ipip,
+    };
+    tf::Peer {
+        encap,
+        ..tf::Peer::ipip(addr, weight)
+    }
+}
+
 /// (peer, share of new connections): the total share split off on the client
 /// devices, and each peer's part of it as its weight in the split service. `None`
 /// without peers or without client devices.
@@ -358,10 +371,7 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
             } else {
                 0
             };
-            tf::Peer {
-                addr: p.tunnel_endpoint.into(),
-                weight,
-            }
+            peer(p, p.tunnel_endpoint.into(), weight)
         })
         .collect();
     Some(tf::Split {
@@ -425,8 +435,24 @@ pub fn desired_state(
             config::TunnelPmtu::Discover => tf::model::TunnelPmtu::Discover,
         }),
         sync: sync(cfg),
+        gue_ports: gue_ports(cfg),
         ..tf::DesiredState::default()
     }
+}
+
+/// The GUE listeners: the ports this site's peer entries name. The tunnel between
+/// two sites is the same both ways, so a site that sends GUE to a peer on a port
+/// listens on it too (decision 0016).
+pub fn gue_ports(cfg: &SiteConfig) -> Vec<u16> {
+    let ports: std::collections::BTreeSet<u16> = cfg
+        .peers
+        .iter()
+        .filter_map(|p| match p.tunnel {
+            PeerTunnel::Gue { port } => Some(port),
+            PeerTunnel::Ipip => None,
+        })
+        .collect();
+    ports.into_iter().collect()
 }
 
 /// `[sync]` as the sync daemons to run: both roles unless the config names one.
@@ -572,10 +598,7 @@ mod tests {
         );
         assert_eq!(
             svc.peers,
-            vec![tf::Peer {
-                addr: "10.101.2.2".parse().unwrap(),
-                weight: 0
-            }]
+            vec![tf::Peer::ipip("10.101.2.2".parse().unwrap(), 0)]
         );
         assert_eq!(
             svc.tunnel_in.as_ref().map(|t| t.mark),

@@ -193,10 +193,13 @@ pub fn render(cfg: &SiteConfig) -> String {
                         Some(p) => format!(
                             "   (peer site {} over {}: weight set by the spill decision)",
                             p.name,
-                            if dest.addr.is_ipv6() {
-                                "ip6ip6"
-                            } else {
-                                "IPIP"
+                            match dest.encap {
+                                _ if dest.addr.is_ipv6() => "ip6ip6".to_string(),
+                                tunnel_forwarder::Encap::Ipip => "IPIP".to_string(),
+                                tunnel_forwarder::Encap::Gue { port, .. } => {
+                                    format!("GUE (udp port {port})")
+                                }
+                                tunnel_forwarder::Encap::Gre { .. } => "GRE".to_string(),
                             }
                         ),
                         None => String::new(),
@@ -208,6 +211,13 @@ pub fn render(cfg: &SiteConfig) -> String {
                         dest_args(dest)
                     );
                 }
+            }
+            for port in &target.gue_ports {
+                let _ = writeln!(
+                    o,
+                    "  ip fou add port {port} gue   (GUE from peers, decapsulated into {}; decision 0016)",
+                    cfg.site.tunnel_device
+                );
             }
             for daemon in &target.sync {
                 let _ = writeln!(
@@ -323,9 +333,13 @@ pub fn render(cfg: &SiteConfig) -> String {
             let v6 = p
                 .tunnel_endpoint_v6
                 .map_or(String::new(), |a| format!(", IPv6 over ip6ip6 to {a}"));
+            let how = match p.tunnel {
+                config::PeerTunnel::Ipip => "IPIP".to_string(),
+                config::PeerTunnel::Gue { port } => format!("GUE (udp port {port})"),
+            };
             let _ = writeln!(
                 o,
-                "  peer {} at {} (IPv4 over IPIP to {}{v6}), HMAC-SHA256 key of {} bytes",
+                "  peer {} at {} (IPv4 over {how} to {}{v6}), HMAC-SHA256 key of {} bytes",
                 p.name,
                 p.url,
                 p.tunnel_endpoint,
@@ -337,7 +351,7 @@ pub fn render(cfg: &SiteConfig) -> String {
             let how = if v.address.is_ipv6() {
                 "ip6ip6 to the peers' tunnel_endpoint_v6"
             } else {
-                "IPIP to the peers' tunnel_endpoint"
+                "IPIP (GUE to a peer with tunnel = \"gue\") to the peers' tunnel_endpoint"
             };
             let _ = writeln!(
                 o,
@@ -585,7 +599,7 @@ fn dest_args(d: &tunnel_forwarder::Dest) -> String {
         std::net::IpAddr::V4(a) => format!("{a}:{}", d.port),
         std::net::IpAddr::V6(a) => format!("[{a}]:{}", d.port),
     };
-    format!("-r {addr} {flag} -w {}", d.weight)
+    format!("-r {addr} {flag} -w {}{}", d.weight, d.encap.ipvsadm_args())
 }
 
 #[cfg(test)]

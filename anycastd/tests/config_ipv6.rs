@@ -1,18 +1,16 @@
 //! Dual-stack sites: an IPv6 VIP next to the IPv4 one, its peers reached over
 //! ip6ip6, what is refused (with file and line) and what `anycastd check` shows.
 
+mod config_common;
+
 use std::path::Path;
 
-use anycastd::config::{SiteConfig, parse_str};
 use anycastd::layout::Layout;
 use anycastd::mapping;
+use config_common::{check, line_of, load, refused};
 use tunnel_forwarder as tf;
 
 const GOOD: &str = include_str!("../../configs/idc1.toml");
-
-fn configs_dir_file() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
-}
 
 /// An IPv6 VIP with a DR, a NAT and a TUN real server, persistent.
 const WEB6_MIXED: &str = r#"
@@ -85,26 +83,6 @@ fn the_dual_stack_example_is_idc1_plus_ipv6() {
         assert_eq!(cfg.vips.len(), 2, "{f}");
         assert!(cfg.site.address_v6.is_some() && cfg.peers[0].tunnel_endpoint_v6.is_some());
     }
-}
-
-fn load(text: &str) -> SiteConfig {
-    parse_str(configs_dir_file(), text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `text` refused: each problem as `LINE: reason`.
-fn refused(text: &str) -> Vec<String> {
-    match parse_str(configs_dir_file(), text) {
-        Ok(_) => panic!("accepted a bad file"),
-        Err(e) => e
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.line, p.reason))
-            .collect(),
-    }
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
 
 #[test]
@@ -306,20 +284,8 @@ fn bad_ipv6_addresses_and_persistence_prefixes_are_refused_with_their_lines() {
 
 #[test]
 fn anycastd_check_shows_the_plan_for_both_families() {
-    let dir = std::env::temp_dir().join(format!("anycastd-check6-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    let keys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/keys"));
-    std::fs::copy(keys.join("idc1-idc2.key"), dir.join("keys/idc1-idc2.key")).unwrap();
-    let file = dir.join("idc1.toml");
-    std::fs::write(&file, dual_stack()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = check("check6", &dual_stack());
+    assert_eq!(code, Some(0), "{text}");
     for want in [
         "site idc1 (director 10.101.1.2 and 2001:db8:1::2)",
         "announce 10.101.4.0/24 (as-path 5, next-hop self)",

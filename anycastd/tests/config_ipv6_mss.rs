@@ -2,6 +2,8 @@
 //! ip6ip6, switched off by `ipv6_mss_clamp = false`, derived from `ipv6_path_mtu`,
 //! refused with its line when no MTU could work, and shown by `anycastd check`.
 
+mod config_common;
+
 use std::path::Path;
 
 use anycastd::config::{Method, parse_str};
@@ -76,24 +78,9 @@ fn a_path_mtu_that_cannot_work_is_refused_with_its_line() {
 }
 
 fn check(text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!(
-        "anycastd-check-mss-{}-{}",
-        std::process::id(),
-        text.len()
-    ));
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    let keys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/keys"));
-    std::fs::copy(keys.join("idc1-idc2.key"), dir.join("keys/idc1-idc2.key")).unwrap();
-    let file = dir.join("idc2.toml");
-    std::fs::write(&file, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (code, out) = config_common::check(&format!("check-mss-{}", text.len()), text);
+    assert_eq!(code, Some(0), "{out}");
+    out
 }
 
 #[test]

@@ -83,6 +83,8 @@ pub struct Observed {
     pub split_devices: BTreeMap<String, DeviceTc>,
     /// The running IPVS sync daemons.
     pub sync: Vec<crate::sync::SyncDaemon>,
+    /// The IPv4 fou listeners (read only when the target wants GUE ports).
+    pub fou: Vec<crate::kernel::fou::Listener>,
 }
 
 /// The target cannot be reached without touching something that is not ours.
@@ -104,6 +106,10 @@ pub enum Conflict {
         found: IpAddr,
         wanted: IpAddr,
     },
+    #[error(
+        "udp port {port} has a fou listener that is not of type gue; remove it (`ip fou del port {port}`) or pick another gue_port"
+    )]
+    FouListener { port: u16 },
     #[error(
         "client device {name} (where the spill split filters new connections) does not exist; check the name with `ip link`"
     )]
@@ -239,6 +245,17 @@ pub fn diff(target: &Target, obs: &Observed, owned: &Owned) -> Result<Vec<Reques
     for (dev, link) in &obs.links {
         if dev == "lo" && !link.up && target.addrs.iter().any(|a| a.device == "lo") {
             out.push(Request::LinkUp("lo".into()));
+        }
+    }
+
+    // GUE listeners (decapsulating into the IPIP device).
+    for &port in &target.gue_ports {
+        match obs.fou.iter().find(|l| l.port == port) {
+            None => out.push(Request::NewGueListener(port)),
+            Some(l) if l.encap != crate::kernel::fou::ENCAP_GUE => {
+                return Err(Conflict::FouListener { port });
+            }
+            Some(_) => {}
         }
     }
 
@@ -382,4 +399,5 @@ fn same_dest(have: &Dest, want: &Dest) -> bool {
         && have.weight == want.weight
         && have.upper == want.upper
         && have.lower == want.lower
+        && have.encap == want.encap
 }

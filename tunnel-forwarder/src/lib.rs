@@ -43,7 +43,7 @@ pub use diff::{Conflict, Observed, Owned, diff};
 pub use error::{ConfigError, Error};
 pub use forwarder::{Forwarder, Report};
 pub use model::{
-    DEFAULT_FILTER_PRIO, DesiredState, Dest, Forward, MarkRule, Peer, Persistence, Protocol,
+    DEFAULT_FILTER_PRIO, DesiredState, Dest, Encap, Forward, MarkRule, Peer, Persistence, Protocol,
     ServiceConfig, ServiceKey, Target, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice,
     VipService,
 };

@@ -81,6 +81,9 @@ pub enum Request {
     NewSyncDaemon(SyncDaemon),
     /// `ipvsadm --stop-daemon ROLE` (IPVS_CMD_DEL_DAEMON).
     DelSyncDaemon(SyncRole),
+    /// `ip fou add port PORT gue` (FOU_CMD_ADD): GUE from peers, decapsulated into
+    /// the IPIP device.
+    NewGueListener(u16),
 }
 
 impl Request {
@@ -182,6 +185,7 @@ impl Request {
             }
             Request::NewSyncDaemon(d) => format!("ipvsadm {}", d.ipvsadm_args()),
             Request::DelSyncDaemon(role) => format!("ipvsadm --stop-daemon {}", role.as_str()),
+            Request::NewGueListener(port) => format!("ip fou add port {port} gue"),
         }
     }
 

@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::diff::{Conflict, Observed, ObservedFilter};
 use crate::error::ConfigError;
-use crate::model::{Dest, Forward, Peer, ServiceConfig, ServiceKey, ServiceSpec};
+use crate::model::{Dest, Peer, ServiceConfig, ServiceKey, ServiceSpec};
 use crate::request::Request;
 
 /// The share is counted in 1/1024ths of new TCP connections (10 bits of the ISN).
@@ -78,7 +78,7 @@ impl Split {
         self.peers
             .iter()
             .map(|p| {
-                let d = Dest::new(p.addr, 0, Forward::Tunnel, p.weight);
+                let d = p.dest(0);
                 (d.key(), d)
             })
             .collect()
@@ -100,8 +100,8 @@ impl Split {
             if a.addr != b.addr {
                 return None;
             }
-            if a.weight != b.weight {
-                let d = Dest::new(b.addr, 0, Forward::Tunnel, b.weight);
+            if a.weight != b.weight || a.encap != b.encap {
+                let d = b.dest(0);
                 out.push(Request::SetDest(next.key(), d));
             }
         }
@@ -369,10 +369,7 @@ mod tests {
             devices: vec!["eth0".into()],
             mark: 0x4143_0000,
             share,
-            peers: vec![Peer {
-                addr: "10.0.2.2".parse().unwrap(),
-                weight: w,
-            }],
+            peers: vec![Peer::ipip("10.0.2.2".parse().unwrap(), w)],
         }
     }
 

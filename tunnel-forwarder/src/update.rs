@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use crate::model::{Dest, Forward, ServiceKey, VipService};
+use crate::model::{Dest, ServiceKey, VipService};
 use crate::request::Request;
 
 impl VipService {
@@ -35,8 +35,8 @@ impl VipService {
             if a.addr != b.addr {
                 return None;
             }
-            if a.weight != b.weight {
-                let d = Dest::new(b.addr, self.port, Forward::Tunnel, b.weight);
+            if a.weight != b.weight || a.encap != b.encap {
+                let d = b.dest(self.port);
                 out.push(Request::SetDest(key, d));
             }
         }
@@ -79,7 +79,7 @@ fn dest_changes(key: ServiceKey, old: &[Dest], new: &[Dest], out: &mut Vec<Reque
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Peer, Protocol, ServiceConfig, TunnelIn};
+    use crate::model::{Forward, Peer, Protocol, ServiceConfig, TunnelIn};
 
     fn svc(local: [u32; 2], peer: u32, guard: [u32; 2]) -> VipService {
         let d = |a: &str, w| Dest::new(a.parse().unwrap(), 80, Forward::Nat, w);
@@ -88,10 +88,7 @@ mod tests {
             port: 80,
             config: ServiceConfig::default(),
             local: vec![d("10.0.5.11", local[0]), d("10.0.5.12", local[1])],
-            peers: vec![Peer {
-                addr: "10.0.2.2".parse().unwrap(),
-                weight: peer,
-            }],
+            peers: vec![Peer::ipip("10.0.2.2".parse().unwrap(), peer)],
             tunnel_in: Some(TunnelIn {
                 mark: 7,
                 dests: vec![d("10.0.5.11", guard[0]), d("10.0.5.12", guard[1])],

@@ -5,11 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use tunnel_forwarder::kernel::{ipvs, ipvs_daemon, rtnl};
+use tunnel_forwarder::kernel::{fou, ipvs, ipvs_daemon, rtnl};
 use tunnel_forwarder::netlink::wire::{self, MsgBuf};
 use tunnel_forwarder::split::{SeqBlock, SplitClass};
 use tunnel_forwarder::{
-    Dest, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey, SyncDaemon, SyncRole,
+    Dest, Encap, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey, SyncDaemon, SyncRole,
 };
 
 /// Feeds `bytes` to every decoder, as the kernel reader would.
@@ -19,6 +19,7 @@ pub fn decode_all(bytes: &[u8]) {
         let _ = ipvs::decode_dest(m.payload, libc::AF_INET as u16);
         let _ = ipvs::decode_dest(m.payload, libc::AF_INET6 as u16);
         let _ = ipvs_daemon::decode(m.payload);
+        let _ = fou::decode(m.payload);
         let _ = rtnl::decode_link(&m);
         let _ = rtnl::decode_addr(&m);
         let _ = rtnl::decode_filter(&m);
@@ -48,6 +49,20 @@ fn samples() -> Vec<Vec<u8>> {
     ipvs::begin(&mut b, 0x1c, ipvs::CMD_NEW_DEST, 0, 2);
     ipvs::service_key(&mut b, &key);
     ipvs::dest(&mut b, &d.addr, d.port, Some(&d));
+    b.end();
+    out.push(b.as_bytes().to_vec());
+    let mut b = MsgBuf::new();
+    fou::add_gue(&mut b, 0x1d, 3, 6080);
+    out.push(b.as_bytes().to_vec());
+    // A GUE destination: the tunnel type, port and flags attributes.
+    let gue = d.with_encap(Encap::Gue {
+        port: 6080,
+        csum: true,
+    });
+    let mut b = MsgBuf::new();
+    ipvs::begin(&mut b, 0x1c, ipvs::CMD_NEW_DEST, 0, 2);
+    ipvs::service_key(&mut b, &key);
+    ipvs::dest(&mut b, &gue.addr, gue.port, Some(&gue));
     b.end();
     out.push(b.as_bytes().to_vec());
     let mut b = MsgBuf::new();

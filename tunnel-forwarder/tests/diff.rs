@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use common::state::{VIP, add_operator_objects, one_service};
 use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::{
-    Conflict, DesiredState, Dest, Forward, Observed, Owned, Protocol, Request, ServiceKey,
+    Conflict, DesiredState, Dest, Encap, Forward, Observed, Owned, Protocol, Request, ServiceKey,
     TunnelIn, diff,
 };
 
@@ -163,6 +163,59 @@ fn weight_change_is_one_edit_in_place() {
             .command()
             .starts_with("ipvsadm -e -t 10.101.4.1:80 -r 10.2.0.2:80 -i -w 7")
     );
+}
+
+#[test]
+fn tunnel_type_and_port_changes_are_one_edit_in_place() {
+    let with = |e: Encap| {
+        let mut d = desired(0);
+        d.vips[0].services[0].peers[0].encap = e;
+        d
+    };
+    let gue = |port| Encap::Gue { port, csum: false };
+    let mut last = applied(&desired(0));
+    for (next, ipvsadm) in [
+        (
+            gue(6080),
+            "-i -w 0 --tun-type gue --tun-port 6080 --tun-nocsum",
+        ),
+        (
+            gue(5555),
+            "-i -w 0 --tun-type gue --tun-port 5555 --tun-nocsum",
+        ),
+        (
+            Encap::Gre { csum: true },
+            "-i -w 0 --tun-type gre --tun-csum",
+        ),
+        (Encap::Ipip, "-i -w 0"),
+    ] {
+        let d = with(next);
+        let reqs = diff(&d.compile().unwrap(), &last, &owned(&d)).unwrap();
+        assert_eq!(reqs.len(), 1, "{next}: {reqs:?}");
+        assert!(
+            matches!(reqs[0], Request::SetDest(k, dest) if k == vip80() && dest.encap == next),
+            "{reqs:?}"
+        );
+        assert!(
+            reqs[0].command().ends_with(ipvsadm),
+            "{}",
+            reqs[0].command()
+        );
+        last = applied(&d);
+        assert!(
+            diff(&d.compile().unwrap(), &last, &owned(&d))
+                .unwrap()
+                .is_empty()
+        );
+    }
+    // GUE needs a port, and only a tunnel destination has an encapsulation.
+    let err = with(gue(0)).compile().unwrap_err().to_string();
+    assert!(err.contains("GUE to port 0"), "{err}");
+    let mut d = desired(0);
+    let rs = &mut d.vips[0].services[0].local[0];
+    *rs = rs.with_encap(gue(6080));
+    let err = d.compile().unwrap_err().to_string();
+    assert!(err.contains("is not a tunnel (-i) destination"), "{err}");
 }
 
 #[test]

@@ -37,10 +37,7 @@ fn desired6(forward: Forward, peer_w: u32) -> DesiredState {
                 config: ServiceConfig::default(),
                 tunnel_in: Some(TunnelIn::like(MARK, &local)),
                 local,
-                peers: vec![Peer {
-                    addr: ip(PEER6),
-                    weight: peer_w,
-                }],
+                peers: vec![Peer::ipip(ip(PEER6), peer_w)],
             }],
         }],
         tunnel: Some(TunnelDevice {

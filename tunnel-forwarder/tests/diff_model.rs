@@ -13,7 +13,7 @@ use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::model::ServiceSpec;
 use tunnel_forwarder::split::{SHARE_PRIO, SPLIT_CHAIN, SplitRule};
 use tunnel_forwarder::{
-    DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
+    DesiredState, Dest, Encap, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
     ServiceKey, Split, SyncDaemon, SyncRole, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice,
     VipService, diff,
 };
@@ -32,6 +32,20 @@ impl Rng {
     }
     fn chance(&mut self, pct: u64) -> bool {
         self.below(100) < pct
+    }
+}
+
+/// A peer's encapsulation: IPIP, GUE (two ports, with and without checksum), GRE.
+fn encap(rng: &mut Rng) -> Encap {
+    match rng.below(4) {
+        0 | 1 => Encap::Ipip,
+        2 => Encap::Gue {
+            port: [6080, 5555][rng.below(2) as usize],
+            csum: rng.chance(50),
+        },
+        _ => Encap::Gre {
+            csum: rng.chance(50),
+        },
     }
 }
 
@@ -78,6 +92,7 @@ fn random_state(rng: &mut Rng) -> DesiredState {
                         format!("2001:db8:{}::2", 2 + i).parse().unwrap()
                     },
                     weight: rng.below(5) as u32,
+                    encap: encap(rng),
                 })
                 .collect();
             let guard = rng.chance(60);
@@ -112,6 +127,7 @@ fn random_state(rng: &mut Rng) -> DesiredState {
             .map(|i| Peer {
                 addr: IpAddr::V4(Ipv4Addr::new(10, 2 + i as u8, 0, 2)),
                 weight: rng.below(5) as u32,
+                encap: encap(rng),
             })
             .collect(),
     });
@@ -127,10 +143,16 @@ fn random_state(rng: &mut Rng) -> DesiredState {
             });
         }
     }
+    let gue_ports = match rng.below(3) {
+        0 => vec![],
+        1 => vec![6080],
+        _ => vec![6080, 5555],
+    };
     DesiredState {
         vips,
         split,
         sync,
+        gue_ports,
         tunnel: Some(TunnelDevice {
             name: "acip0".into(),
             local: ME,
@@ -196,6 +218,13 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 );
             }
             Request::LinkUp(n) => obs.links.get_mut(n).expect("ENODEV").up = true,
+            Request::NewGueListener(port) => {
+                assert!(!obs.fou.iter().any(|l| l.port == *port), "EEXIST {r}");
+                obs.fou.push(tunnel_forwarder::kernel::fou::Listener {
+                    port: *port,
+                    encap: tunnel_forwarder::kernel::fou::ENCAP_GUE,
+                });
+            }
             Request::NewSyncDaemon(d) => {
                 assert!(!obs.sync.iter().any(|o| o.role == d.role), "EEXIST {r}");
                 // The kernel fills in its defaults.
@@ -456,6 +485,7 @@ fn random_transitions_converge_in_one_step_and_spare_the_operator() {
         "Sysctl",
         "NewSyncDaemon",
         "DelSyncDaemon",
+        "NewGueListener",
     ] {
         assert!(
             seen.get(k).copied().unwrap_or(0) > 0,
@@ -487,5 +517,6 @@ fn kind(r: &Request) -> &'static str {
         Request::Sysctl { .. } => "Sysctl",
         Request::NewSyncDaemon(..) => "NewSyncDaemon",
         Request::DelSyncDaemon(..) => "DelSyncDaemon",
+        Request::NewGueListener(..) => "NewGueListener",
     }
 }

@@ -614,10 +614,7 @@ fn split_a(share: f64) -> tunnel_forwarder::DesiredState {
         devices: vec!["eth0".into()],
         mark: 0x4143_0000,
         share: tunnel_forwarder::Split::units(share),
-        peers: vec![tunnel_forwarder::Peer {
-            addr: std::net::IpAddr::V4(DIR_B),
-            weight: 1,
-        }],
+        peers: vec![tunnel_forwarder::Peer::ipip(std::net::IpAddr::V4(DIR_B), 1)],
     });
     d
 }

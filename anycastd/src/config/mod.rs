@@ -335,12 +335,39 @@ pub struct Director {
     pub url: String,
 }
 
+/// The UDP port of GUE when a peer's `gue_port` is not given: the port of the
+/// kernel's IPVS GUE example (`--tun-port 6080`); GUE has no IANA port.
+pub const DEFAULT_GUE_PORT: u16 = 6080;
+
+/// How this site tunnels IPv4 connections to a peer site (decision 0016).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PeerTunnel {
+    /// IP in IP (20 bytes): every flow to the peer looks alike to a router.
+    #[default]
+    Ipip,
+    /// IPIP inside UDP to `port` (32 bytes): the outer source port varies per flow,
+    /// so the upstream's ECMP spreads the flows over the peer's directors.
+    Gue { port: u16 },
+}
+
+impl PeerTunnel {
+    /// The name as the config writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerTunnel::Ipip => "ipip",
+            PeerTunnel::Gue { .. } => "gue",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerSite {
     pub name: String,
     pub tunnel_endpoint: Ipv4Addr,
     /// The peer director's IPv6 address: where IPv6 connections are spilled (ip6ip6).
     pub tunnel_endpoint_v6: Option<Ipv6Addr>,
+    /// How IPv4 connections are tunnelled to the peer (`tunnel`, `gue_port`).
+    pub tunnel: PeerTunnel,
     pub url: String,
     pub key: Vec<u8>,
     /// During a key rotation: reports signed with this key are accepted too.

@@ -230,6 +230,12 @@ pub struct RawPeer {
     /// The peer director's `site.address_v6`: where IPv6 connections are spilled.
     #[serde(default)]
     pub tunnel_endpoint_v6: Option<Spanned<String>>,
+    /// `"ipip"` (default) or `"gue"`; `"gre"` is refused with the reason.
+    #[serde(default)]
+    pub tunnel: Option<Spanned<String>>,
+    /// The peer's GUE (fou) port, with `tunnel = "gue"`.
+    #[serde(default)]
+    pub gue_port: Option<Spanned<u16>>,
     pub url: Spanned<String>,
     #[serde(default)]
     pub key: Option<Spanned<String>>,

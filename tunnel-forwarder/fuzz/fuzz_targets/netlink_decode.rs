@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tunnel_forwarder::kernel::{ipvs, ipvs_daemon, rtnl};
+use tunnel_forwarder::kernel::{fou, ipvs, ipvs_daemon, rtnl};
 use tunnel_forwarder::netlink::wire;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -14,6 +14,7 @@ fuzz_target!(|bytes: &[u8]| {
         let _ = ipvs::decode_dest(m.payload, libc::AF_INET as u16);
         let _ = ipvs::decode_dest(m.payload, libc::AF_INET6 as u16);
         let _ = ipvs_daemon::decode(m.payload);
+        let _ = fou::decode(m.payload);
         let _ = rtnl::decode_link(&m);
         let _ = rtnl::decode_addr(&m);
         let _ = rtnl::decode_filter(&m);

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use crate::model::{
-    Dest, Forward, Persistence, Protocol, SVC_F_ONEPACKET, SVC_F_OURS, SVC_F_PERSISTENT,
+    Dest, Encap, Forward, Persistence, Protocol, SVC_F_ONEPACKET, SVC_F_OURS, SVC_F_PERSISTENT,
     SVC_F_SCHED_SHIFT, ServiceConfig, ServiceKey,
 };
 use crate::netlink::wire::{self, Attrs, DecodeError, MsgBuf};
@@ -49,6 +49,12 @@ const DEST_ATTR_PERSIST_CONNS: u16 = 9;
 const DEST_ATTR_STATS: u16 = 10;
 const DEST_ATTR_ADDR_FAMILY: u16 = 11;
 const DEST_ATTR_STATS64: u16 = 12;
+/// u8, Linux 5.2.
+const DEST_ATTR_TUN_TYPE: u16 = 13;
+/// be16, Linux 5.2.
+const DEST_ATTR_TUN_PORT: u16 = 14;
+/// u16, Linux 5.3.
+const DEST_ATTR_TUN_FLAGS: u16 = 15;
 
 const STATS_CONNS: u16 = 1;
 const STATS_INPKTS: u16 = 2;
@@ -130,6 +136,13 @@ pub fn dest(buf: &mut MsgBuf, addr: &IpAddr, port: u16, d: Option<&Dest>) {
         buf.u32(DEST_ATTR_WEIGHT, d.weight);
         buf.u32(DEST_ATTR_U_THRESH, d.upper);
         buf.u32(DEST_ATTR_L_THRESH, d.lower);
+        // Only when not plain IPIP: a kernel before 5.2 then still takes the request.
+        if d.encap != Encap::Ipip {
+            let (ty, port, flags) = d.encap.kernel();
+            buf.attr(DEST_ATTR_TUN_TYPE, &[ty]);
+            buf.be16(DEST_ATTR_TUN_PORT, port);
+            buf.u16(DEST_ATTR_TUN_FLAGS, flags);
+        }
     }
     buf.nest_end(n);
 }
@@ -294,6 +307,30 @@ pub fn decode_dest(payload: &[u8], svc_af: u16) -> Result<KDest, DecodeError> {
         .and_then(wire::get_u32)
         .unwrap_or(0);
     let g = |t| a.find(t).and_then(wire::get_u32).unwrap_or(0);
+    let forward = Forward::from_kernel(raw_forward).unwrap_or(Forward::Nat);
+    // The tunnel attributes mean something for a tunnel destination only; an unknown
+    // type reads as a GUE to port 0, which no desired destination is, so the diff
+    // rewrites it.
+    let encap = if forward == Forward::Tunnel {
+        let ty = a
+            .find(DEST_ATTR_TUN_TYPE)
+            .and_then(|p| p.first().copied())
+            .unwrap_or(0);
+        let port = a
+            .find(DEST_ATTR_TUN_PORT)
+            .and_then(wire::get_be16)
+            .unwrap_or(0);
+        let flags = a
+            .find(DEST_ATTR_TUN_FLAGS)
+            .and_then(wire::get_u16)
+            .unwrap_or(0);
+        Encap::from_kernel(ty, port, flags).unwrap_or(Encap::Gue {
+            port: 0,
+            csum: false,
+        })
+    } else {
+        Encap::Ipip
+    };
     let stats = match a.find(DEST_ATTR_STATS64) {
         Some(s) => counters(Some(s), true),
         None => counters(a.find(DEST_ATTR_STATS), false),
@@ -304,10 +341,11 @@ pub fn decode_dest(payload: &[u8], svc_af: u16) -> Result<KDest, DecodeError> {
             port,
             // A method we do not model (local node) never equals a desired one, so the
             // diff rewrites it.
-            forward: Forward::from_kernel(raw_forward).unwrap_or(Forward::Nat),
+            forward,
             weight: g(DEST_ATTR_WEIGHT),
             upper: g(DEST_ATTR_U_THRESH),
             lower: g(DEST_ATTR_L_THRESH),
+            encap,
         },
         raw_forward: raw_forward & 0x7,
         active: g(DEST_ATTR_ACTIVE_CONNS),
@@ -406,6 +444,60 @@ mod tests {
         b.end();
         let k = decode_dest(&reply_of(&b), libc::AF_INET as u16).unwrap();
         assert_eq!(k.dest, d);
+    }
+
+    #[test]
+    fn tunnel_encapsulations_round_trip_and_ipip_sends_no_tunnel_attrs() {
+        let base = Dest::new(
+            IpAddr::V4(Ipv4Addr::new(10, 2, 0, 2)),
+            80,
+            Forward::Tunnel,
+            3,
+        );
+        let encode = |d: &Dest| {
+            let mut b = MsgBuf::new();
+            begin(&mut b, 0x20, CMD_NEW_DEST, 0, 1);
+            dest(&mut b, &d.addr, d.port, Some(d));
+            b.end();
+            b
+        };
+        for e in Encap::SAMPLES {
+            let d = base.with_encap(e);
+            let k = decode_dest(&reply_of(&encode(&d)), libc::AF_INET as u16).unwrap();
+            assert_eq!(k.dest, d);
+        }
+        // GUE to 6080 with checksum: type 13 (u8) = 1, port 14 (be16) = 0x17c0,
+        // flags 15 (u16) = 1, each padded to 4 bytes.
+        let b = encode(&base.with_encap(Encap::Gue {
+            port: 6080,
+            csum: true,
+        }));
+        let bytes = b.as_bytes();
+        let tail = &bytes[bytes.len() - 24..];
+        assert_eq!(
+            tail,
+            &[
+                5, 0, 13, 0, 1, 0, 0, 0, //
+                6, 0, 14, 0, 0x17, 0xc0, 0, 0, //
+                6, 0, 15, 0, 1, 0, 0, 0,
+            ][..]
+        );
+        // Plain IPIP sends no tunnel attribute (kernels before 5.2 take it).
+        let ipip = encode(&base);
+        assert_eq!(ipip.as_bytes().len(), bytes.len() - 24);
+        // A NAT destination never reads as tunnelled, whatever the kernel says.
+        let nat = Dest::new(base.addr, 80, Forward::Nat, 1);
+        let mut b = MsgBuf::new();
+        begin(&mut b, 0x20, CMD_NEW_DEST, 0, 1);
+        dest(
+            &mut b,
+            &nat.addr,
+            80,
+            Some(&nat.with_encap(Encap::Gre { csum: true })),
+        );
+        b.end();
+        let k = decode_dest(&reply_of(&b), libc::AF_INET as u16).unwrap();
+        assert_eq!(k.dest, nat);
     }
 
     #[test]

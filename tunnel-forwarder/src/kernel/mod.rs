@@ -2,6 +2,7 @@
 //! executes [`Request`]s. IPVS over generic netlink, the rest over rtnetlink,
 //! sysctls as /proc/sys files.
 
+pub mod fou;
 pub mod ipvs;
 pub mod ipvs_daemon;
 pub mod rtnl;
@@ -28,6 +29,43 @@ pub struct Kernel {
     genl: Socket,
     rtnl: Socket,
     ipvs: u16,
+    /// The fou family id, looked up when first needed (module `fou`).
+    fou: Option<u16>,
+}
+
+/// The id of generic netlink family `name` ([`Error::ModuleMissing`] naming
+/// `module` when the kernel does not know it).
+fn genl_family(genl: &mut Socket, name: &str, module: &str) -> Result<u16, Error> {
+    let mut id = None;
+    let during = format!("looking up the {name} generic netlink family");
+    let r = genl.dump(
+        |seq, b| {
+            b.begin(GENL_ID_CTRL, wire::NLM_F_REQUEST, seq);
+            b.raw(&[CTRL_CMD_GETFAMILY, 1, 0, 0]);
+            b.str(CTRL_ATTR_FAMILY_NAME, name);
+            b.end();
+        },
+        |m| {
+            id = m
+                .payload
+                .get(4..)
+                .and_then(|p| Attrs::new(p).find(CTRL_ATTR_FAMILY_ID))
+                .and_then(wire::get_u16);
+            Ok(())
+        },
+    );
+    let missing = || Error::ModuleMissing {
+        module: module.into(),
+        during: during.clone(),
+    };
+    match r {
+        Err(SockError::Kernel(NlError { errno, .. })) if errno == libc::ENOENT => {
+            return Err(missing());
+        }
+        Err(e) => return Err(Error::from_sock(&during, e)),
+        Ok(()) => {}
+    }
+    id.ok_or_else(missing)
 }
 
 /// A service with its destinations as read from IPVS.
@@ -42,38 +80,13 @@ impl Kernel {
         };
         let mut genl = sock(libc::NETLINK_GENERIC, "opening generic netlink socket")?;
         let rtnl = sock(libc::NETLINK_ROUTE, "opening rtnetlink socket")?;
-        let mut id = None;
-        let r = genl.dump(
-            |seq, b| {
-                b.begin(GENL_ID_CTRL, wire::NLM_F_REQUEST, seq);
-                b.raw(&[CTRL_CMD_GETFAMILY, 1, 0, 0]);
-                b.str(CTRL_ATTR_FAMILY_NAME, ipvs::FAMILY_NAME);
-                b.end();
-            },
-            |m| {
-                id = m
-                    .payload
-                    .get(4..)
-                    .and_then(|p| Attrs::new(p).find(CTRL_ATTR_FAMILY_ID))
-                    .and_then(wire::get_u16);
-                Ok(())
-            },
-        );
-        match r {
-            Err(SockError::Kernel(NlError { errno, .. })) if errno == libc::ENOENT => {
-                return Err(Error::ModuleMissing {
-                    module: "ip_vs".into(),
-                    during: "looking up the IPVS generic netlink family".into(),
-                });
-            }
-            Err(e) => return Err(Error::from_sock("looking up the IPVS family", e)),
-            Ok(()) => {}
-        }
-        let ipvs = id.ok_or_else(|| Error::ModuleMissing {
-            module: "ip_vs".into(),
-            during: "looking up the IPVS generic netlink family".into(),
-        })?;
-        Ok(Kernel { genl, rtnl, ipvs })
+        let ipvs = genl_family(&mut genl, ipvs::FAMILY_NAME, "ip_vs")?;
+        Ok(Kernel {
+            genl,
+            rtnl,
+            ipvs,
+            fou: None,
+        })
     }
 
     /// Every IPVS service with its destinations (one service dump, then one
@@ -305,6 +318,9 @@ impl Kernel {
             }
         }
         obs.sync = self.sync_daemons()?;
+        if !target.gue_ports.is_empty() {
+            obs.fou = self.fou_listeners()?;
+        }
         for key in target.sysctls.keys() {
             let v = std::fs::read_to_string(format!("/proc/sys/{key}")).ok();
             obs.sysctls
@@ -364,6 +380,10 @@ impl Kernel {
 
     fn apply_one(&mut self, r: &Request) -> Result<(), Error> {
         let res = match r {
+            Request::NewGueListener(port) => {
+                let fam = self.fou_family()?;
+                self.genl.request(|seq, b| fou::add_gue(b, fam, seq, *port))
+            }
             Request::Sysctl { key, value } => {
                 return std::fs::write(format!("/proc/sys/{key}"), value).map_err(|e| {
                     if e.raw_os_error() == Some(libc::EACCES)
@@ -517,6 +537,7 @@ fn refused(r: &Request, e: NlError) -> Error {
         Request::NewIpip { .. } if missing => Some("ipip".into()),
         Request::NewIp6tnl { .. } if missing => Some("ip6_tunnel".into()),
         Request::NewDummy(_) if missing => Some("dummy".into()),
+        Request::NewGueListener(_) if missing => Some("fou".into()),
         Request::NewIngress(_) if missing => Some("sch_ingress".into()),
         Request::NewMarkFilter { .. } | Request::NewShareFilter { .. } if missing => {
             Some("cls_u32 act_skbedit".into())

@@ -8,7 +8,10 @@ pub use crate::tunnel6::Tunnel6Device;
 
 use crate::split::Split;
 
+mod encap;
 mod target;
+
+pub use encap::Encap;
 
 pub(crate) use target::check_ifname;
 pub use target::{AddrSpec, MarkRule, ServiceSpec, Target};
@@ -254,6 +257,9 @@ pub struct Dest {
     pub upper: u32,
     /// Lower connection threshold (0 = none).
     pub lower: u32,
+    /// The encapsulation of a tunnel (`-i`) destination; [`Encap::Ipip`] for
+    /// every other method.
+    pub encap: Encap,
 }
 
 impl Dest {
@@ -266,7 +272,13 @@ impl Dest {
             weight,
             upper: 0,
             lower: 0,
+            encap: Encap::Ipip,
         }
+    }
+
+    /// The same destination with `encap`.
+    pub fn with_encap(self, encap: Encap) -> Dest {
+        Dest { encap, ..self }
     }
 
     /// Key of a destination inside its service.
@@ -287,7 +299,7 @@ impl Dest {
         if self.lower != 0 {
             s += &format!(" -y {}", self.lower);
         }
-        s
+        s + &self.encap.ipvsadm_args()
     }
 }
 
@@ -317,6 +329,25 @@ pub struct Peer {
     pub addr: IpAddr,
     /// Weight set by the geo-balancer; 0 = no new connections.
     pub weight: u32,
+    /// How packets to the peer are wrapped (IPIP unless the peer listens for GUE
+    /// or GRE).
+    pub encap: Encap,
+}
+
+impl Peer {
+    /// A peer reached by plain IPIP (ip6ip6 for IPv6).
+    pub fn ipip(addr: IpAddr, weight: u32) -> Peer {
+        Peer {
+            addr,
+            weight,
+            encap: Encap::Ipip,
+        }
+    }
+
+    /// The peer as the tunnel destination of a service on `port`.
+    pub fn dest(&self, port: u16) -> Dest {
+        Dest::new(self.addr, port, Forward::Tunnel, self.weight).with_encap(self.encap)
+    }
 }
 
 /// One port of a VIP: an IPVS service with local real servers and peer sites.
@@ -396,6 +427,10 @@ pub struct DesiredState {
     /// IPVS connection sync with the site's other directors ([`crate::sync`]):
     /// the sync daemons wanted, at most one per role; empty for none.
     pub sync: Vec<crate::sync::SyncDaemon>,
+    /// UDP ports of the GUE listeners (fou, type gue) that decapsulate what peers
+    /// send here with GUE into the IPIP device [`DesiredState::tunnel`]; created,
+    /// never removed (like the tunnel device).
+    pub gue_ports: Vec<u16>,
 }
 
 /// `net.ipv4.vs.pmtu_disc`: what IPVS does when a packet it sends through a tunnel
@@ -446,6 +481,7 @@ impl Default for DesiredState {
             split: None,
             tunnel_pmtu: None,
             sync: Vec::new(),
+            gue_ports: Vec::new(),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct Target {
     pub split: Option<SplitTarget>,
     /// The sync daemons wanted.
     pub sync: Vec<crate::sync::SyncDaemon>,
+    /// The GUE listeners wanted (UDP ports).
+    pub gue_ports: std::collections::BTreeSet<u16>,
 }
 
 impl DesiredState {
@@ -74,6 +76,17 @@ impl DesiredState {
             ..Target::default()
         };
         crate::sync::check(&self.sync)?;
+        for &port in &self.gue_ports {
+            if port == 0 {
+                return Err(ConfigError::new("GUE listener on port 0"));
+            }
+            if self.tunnel.is_none() {
+                return Err(ConfigError::new(format!(
+                    "GUE listener on port {port} needs the IPIP tunnel device (tunnel) it decapsulates into"
+                )));
+            }
+            t.gue_ports.insert(port);
+        }
         crate::tunnel6::check_names(self)?;
         if let Some(tun) = &self.tunnel {
             check_ifname(&tun.name)?;
@@ -130,6 +143,7 @@ impl DesiredState {
                 };
                 let mut dests = BTreeMap::new();
                 for d in &s.local {
+                    d.encap.check(&key, d)?;
                     any_nat |= d.forward == Forward::Nat;
                     any_nat6 |= d.forward == Forward::Nat && d.addr.is_ipv6();
                     if dests.insert(d.key(), *d).is_some() {
@@ -141,7 +155,8 @@ impl DesiredState {
                 }
                 for p in &s.peers {
                     crate::tunnel6::check_peer_family(&key, vip.addr, p.addr)?;
-                    let d = Dest::new(p.addr, s.port, Forward::Tunnel, p.weight);
+                    let d = p.dest(s.port);
+                    d.encap.check(&key, &d)?;
                     if dests.insert(d.key(), d).is_some() {
                         return Err(ConfigError::new(format!(
                             "{key}: peer {} is also a local destination",
@@ -326,10 +341,7 @@ mod tests {
 
     #[test]
     fn pmtu_disc_is_managed_only_with_a_tunnel_destination_and_a_choice() {
-        let peer = vec![Peer {
-            addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),
-            weight: 0,
-        }];
+        let peer = vec![Peer::ipip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)), 0)];
         let frag = Some(TunnelPmtu::Fragment);
         assert_eq!(
             pmtu_disc(&state(peer.clone(), Forward::Nat, frag)).as_deref(),

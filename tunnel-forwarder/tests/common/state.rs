@@ -33,10 +33,7 @@ pub fn one_service(
                 config: ServiceConfig::default(),
                 local,
                 tunnel_in,
-                peers: vec![Peer {
-                    addr: IpAddr::V4(peer),
-                    weight: peer_w,
-                }],
+                peers: vec![Peer::ipip(IpAddr::V4(peer), peer_w)],
             }],
         }],
         tunnel: Some(TunnelDevice {

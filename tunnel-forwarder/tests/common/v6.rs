@@ -111,10 +111,7 @@ fn site6(
                 port: 80,
                 config: ServiceConfig::default(),
                 local: dests(local_w),
-                peers: vec![Peer {
-                    addr: IpAddr::V6(ip6(peer)),
-                    weight: peer_w,
-                }],
+                peers: vec![Peer::ipip(IpAddr::V6(ip6(peer)), peer_w)],
                 tunnel_in: guard.then(|| TunnelIn::like(MARK6, &dests(1))),
             }],
         }],

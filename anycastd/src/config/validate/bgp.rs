@@ -260,6 +260,7 @@ impl Validator<'_> {
             {
                 self.problem(span, "tunnel_endpoint_v6 is this site's own address_v6");
             }
+            let tunnel = self.peer_tunnel(r, endpoint_v6.is_some());
             let url = r.url.get_ref();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 self.problem(
@@ -285,12 +286,62 @@ impl Validator<'_> {
                 name,
                 tunnel_endpoint: endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED),
                 tunnel_endpoint_v6: endpoint_v6,
+                tunnel,
                 url: url.clone(),
                 key,
                 next_key,
             });
         }
         out
+    }
+
+    /// A peer's `tunnel` and `gue_port` (decision 0016).
+    fn peer_tunnel(&mut self, r: &RawPeer, has_v6: bool) -> PeerTunnel {
+        let kind = r.tunnel.as_ref().map(|t| (t.get_ref().as_str(), t.span()));
+        let tunnel = match kind {
+            None | Some(("ipip", _)) => PeerTunnel::Ipip,
+            Some(("gue", span)) => {
+                if has_v6 {
+                    self.problem(
+                        span.clone(),
+                        "tunnel = \"gue\" is IPv4 only, and this peer has a tunnel_endpoint_v6: \
+                         IPv6 spill is ip6ip6 (the receiving side has no IPv6 GUE path with a loop guard); \
+                         use tunnel = \"ipip\" or leave out tunnel_endpoint_v6",
+                    );
+                }
+                let port = r
+                    .gue_port
+                    .as_ref()
+                    .map_or(DEFAULT_GUE_PORT, |p| *p.get_ref());
+                if port == 0 {
+                    let span = r.gue_port.as_ref().map_or(span, Spanned::span);
+                    self.problem(span, "gue_port 0 is no port");
+                }
+                PeerTunnel::Gue { port }
+            }
+            Some(("gre", span)) => {
+                self.problem(
+                    span,
+                    "tunnel = \"gre\" is not supported: GRE carries no ports, so routers hash its \
+                     flows like IPIP's (no ECMP gain), and its receiving device would need a loop \
+                     guard of its own; use \"gue\" (decision 0016)",
+                );
+                PeerTunnel::Ipip
+            }
+            Some((other, span)) => {
+                self.problem(
+                    span,
+                    format!("tunnel `{other}` is not one of \"ipip\", \"gue\""),
+                );
+                PeerTunnel::Ipip
+            }
+        };
+        if tunnel == PeerTunnel::Ipip
+            && let Some(p) = &r.gue_port
+        {
+            self.problem(p.span(), "gue_port needs tunnel = \"gue\"");
+        }
+        tunnel
     }
 
     /// A key (of a peer, of the site's directors) given inline (`what`) or in a file (`what_file`, relative to the
