@@ -61,9 +61,11 @@ pub fn interfaces() -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// With `[sync]`, services whose scheduler is not consistent: a flow moved to
-/// another director before its connection was synced is scheduled afresh there, and
-/// only `mh` or `sh` pick the same real server on every director.
+/// With `[sync]` (a site of several directors), services whose scheduler is not
+/// consistent: a flow moved to another director before its connection was synced is
+/// scheduled afresh there, and only `mh` or `sh` pick the same real server on every
+/// director. And every NAT real server: its replies must pass the director that
+/// rewrites them, its default gateway, which is one director (decision 0014).
 pub fn sync_warnings(cfg: &SiteConfig) -> Vec<(usize, String)> {
     let Some(sync) = &cfg.sync else {
         return Vec::new();
@@ -84,5 +86,26 @@ pub fn sync_warnings(cfg: &SiteConfig) -> Vec<(usize, String)> {
                 ),
             )
         })
+        .chain(nat_warnings(cfg))
         .collect()
+}
+
+/// NAT real servers of a site of several directors (decision 0014).
+fn nat_warnings(cfg: &SiteConfig) -> impl Iterator<Item = (usize, String)> + '_ {
+    cfg.vips
+        .iter()
+        .flat_map(|v| v.services.iter().map(move |s| (v, s)))
+        .flat_map(|(v, s)| s.real_servers.iter().map(move |r| (v, s, r)))
+        .filter(|(_, _, r)| r.method == crate::config::Method::Nat)
+        .map(|(v, s, r)| {
+            (
+                r.line,
+                format!(
+                    "real server {} of service {} port {} is reached by NAT with [sync]: its replies pass its default gateway, one director, which must rewrite them; a flow the routers send through another director and that director's death break it. A site of several directors serves by DR or TUN (decision 0014)",
+                    r.address,
+                    v.address,
+                    s.port
+                ),
+            )
+        })
 }

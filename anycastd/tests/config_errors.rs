@@ -543,4 +543,16 @@ fn check_refuses_a_sync_interface_this_host_lacks_and_plans_the_daemons() {
         stderr.contains("uses `wlc` with [sync]") && stderr.contains("`mh` or `sh`"),
         "{stderr}"
     );
+    // A NAT server at a site of several directors: warned with its own line and why.
+    let (code, _, stderr, _) = check("sync-nat", |t| {
+        let t = t.replacen("method = \"dr\"", "method = \"nat\"", 1);
+        format!("{t}\n[sync]\ninterface = \"lo\"\nsyncid = 7\n")
+    });
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "real server 10.101.5.11 of service 10.101.4.1 port 80 is reached by NAT with [sync]"
+        ) && stderr.contains("DR or TUN"),
+        "{stderr}"
+    );
 }

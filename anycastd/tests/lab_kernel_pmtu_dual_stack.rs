@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anycast_lab::Need;
 use anycast_lab::real_server::Forwarding;
-use anycast_lab::seed6;
 use anycast_lab::uml::{Lab, guest};
+use anycast_lab::{seed, seed6};
 use anycastd::status::PeerState;
 use e2e::pmtu::*;
 use e2e::v6::*;
@@ -66,7 +66,7 @@ fn lab_kernel_dual_stack_bulk_without_icmp() {
 /// Sets a site's IPv6 servers' default route with (`Some`) or without the clamp, as
 /// `real_server::setup` writes it for `ipv6_mss_clamp` on or off (the method only
 /// decides the other steps, which are left as they are).
-fn clamp(servers: [&str; 2], method: Forwarding, gateway: &str, mss6: Option<u32>) -> bool {
+fn clamp(servers: &[&str], method: Forwarding, gateway: &str, mss6: Option<u32>) -> bool {
     let mut ok = true;
     for ns in servers {
         for cmd in seed6::server_setup6_with(method, gateway, mss6)
@@ -79,12 +79,15 @@ fn clamp(servers: [&str; 2], method: Forwarding, gateway: &str, mss6: Option<u32
     ok
 }
 
+/// rs511 is NAT here: its gateway is the director (lb1), which rewrites its replies;
+/// rs512 (DR) answers through the LAN's gateway, R11 (decision 0014).
 fn idc1_clamp(mss6: Option<u32>) -> bool {
-    clamp(["rs511", "rs512"], Forwarding::Dr, "10.101.5.1", mss6)
+    clamp(&["rs511"], Forwarding::Nat, seed::IDC1_DIRECTOR, mss6)
+        && clamp(&["rs512"], Forwarding::Dr, seed::IDC1_GATEWAY, mss6)
 }
 
 fn idc2_clamp(mss6: Option<u32>) -> bool {
-    clamp(["rs611", "rs612"], Forwarding::Tun, "10.101.6.1", mss6)
+    clamp(&["rs611", "rs612"], Forwarding::Tun, "10.101.6.1", mss6)
 }
 
 /// Packet Too Big dropped (or counted) at `ns`: from the VIP, from elsewhere.
@@ -100,6 +103,12 @@ fn in_guest() {
         .into_iter()
         .map(RealServer::start)
         .collect();
+    // rs511 by NAT: its replies must pass lb1 (the seed's DR servers use R11).
+    let nat = seed::server_setup(Forwarding::Nat, seed::IDC1_DIRECTOR)
+        .into_iter()
+        .chain(seed6::server_setup6(Forwarding::Nat, seed::IDC1_DIRECTOR))
+        .all(|c| guest::sh_in("rs511", &format!("{c} && echo ok")).contains("ok"));
+    guest::check("rs511_gateway_is_lb1", nat, "");
     let lb1 = Anycastd::start("lb1", dual_stack_config("idc1", IDC1));
     let lb2 = Anycastd::start("lb2", dual_stack_config("idc2", SMALL));
     let paths = wait_path6("c31", "3 1 5", Duration::from_secs(40))

@@ -157,7 +157,12 @@ fn add_rs513(method: Forwarding) -> Vec<String> {
             log.push(format!("{c}: {}", String::from_utf8_lossy(&o.stderr)));
         }
     }
-    for c in seed::server_setup(method, "10.101.5.1") {
+    // A NAT server's gateway is the director; DR and TUN answer through the LAN's, R11.
+    let gw = match method {
+        Forwarding::Nat => seed::IDC1_DIRECTOR,
+        _ => seed::IDC1_GATEWAY,
+    };
+    for c in seed::server_setup(method, gw) {
         let o = guest::sh(&format!(
             "ip netns exec rs513 sh -c {}",
             anycast_lab::uml::shell_quote(&c)
@@ -212,7 +217,7 @@ fn methods_in_guest() {
     // 2. A mixed service at IDC1: rs511 DR, rs512 TUN (tunl0 set up as the seed's
     // list says), rs513 NAT.
     let mut problems = add_rs513(Forwarding::Nat);
-    for c in seed::server_setup(Forwarding::Tun, "10.101.5.1") {
+    for c in seed::server_setup(Forwarding::Tun, seed::IDC1_GATEWAY) {
         let o = guest::sh(&format!(
             "ip netns exec rs512 sh -c {}",
             anycast_lab::uml::shell_quote(&c)
@@ -476,7 +481,10 @@ fn failure_in_guest() {
     // Back: rise 2 checks, then in IPVS again and taking new connections.
     let t1 = Instant::now();
     guest::sh_in("rs511", "ip link set dev eth1 up");
-    guest::sh_in("rs511", "ip route replace default via 10.101.5.1");
+    guest::sh_in(
+        "rs511",
+        &format!("ip route replace default via {}", seed::IDC1_GATEWAY),
+    );
     let up = lb1.wait_status(Duration::from_secs(10), |s| {
         server_state(s, "10.101.5.11") == Some(ServerState::Up)
     });

@@ -55,7 +55,7 @@ for rs in rs511 rs512 rs611 rs612; do rs_start $rs; done
 # The operator's token for changes over the lab's loopback TCP API (root's, mode 0600).
 (umask 077; echo "demo-operator-token-0123456789" > "$D/api.token")
 ctl() { ns=$1; shift; ip netns exec "$ns" anycastctl --api 127.0.0.1:9180 --token-file "$D/api.token" "$@"; }
-for site in idc1 idc2; do
+for site in idc1 idc1b idc2; do   # idc1b: IDC1's second director, started near the end
   sed -e 's/interval = "120s"/interval = "2s"/' -e "s#^listen = \"127.0.0.1:9180\"#listen = \"127.0.0.1:9180\"\ntoken_file = \"$D/api.token\"#" -e 's/hold_down = "10s"/hold_down = "2s"/' \
       -e 's/capacity = 100/capacity = 5/' \
       -e "s#key_file = \"keys/#key_file = \"$REPO/configs/keys/#" \
@@ -142,6 +142,26 @@ new=$(ask c31 6)
 echo "6 new connections from behind R31 are served by: $new"
 case "$new" in *rs6*) fail spill_stops "$new";; *) pass spill_stops "$new";; esac
 status lb1
+
+say "Issue 15: IDC1's second director, LB1b, behind R11's ECMP"
+echo "LB1b (configs/idc1b.toml: IDC1's site, its own uplink 10.101.7.2) shares IDC1's LAN switch;"
+echo "the DR servers' gateway is R11's port on that LAN, so their replies need no director."
+ip netns exec lb1b anycastd --config "$D/idc1b.toml" > "$D/anycastd-lb1b.log" 2>&1 & echo $! > "$D/lb1b.pid"
+two() { ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.1.2 && ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.7.2; }
+i=0; while [ $i -lt 300 ] && ! two; do sleep 0.1; i=$((i+1)); done
+if two; then pass ecmp; else fail ecmp "$(ip -n r11 route show 10.101.4.0/24)"; fi
+show ip -n r11 route show 10.101.4.0/24
+status lb1b
+echo "LB1b is killed (SIGKILL) and its link to R11 cut: IDC1 stays announced through LB1."
+kill -9 "$(cat "$D/lb1b.pid")"; ip -n r11 link set dev eth3 down
+start=$(date +%s%N)
+i=0; while [ $i -lt 100 ] && ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.7.2; do sleep 0.05; i=$((i+1)); done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+show ip -n r11 route show 10.101.4.0/24
+new=$(ask c31 6)
+echo "R11 dropped LB1b after ${ms} ms; 6 new connections from behind R31 are served by: $new"
+case "$new" in *error*|*rs6*) fail one_director_left "$new";; *) pass one_director_left "$new";; esac
+echo "router behind R31 still sees AS path: $(path c31)"
 
 say "Stopping: SIGTERM announces GRACEFUL_SHUTDOWN, waits, withdraws, closes with Cease"
 kill -TERM "$(cat "$D/lb1.pid")" "$(cat "$D/lb2.pid")"

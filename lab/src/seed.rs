@@ -10,13 +10,21 @@
 //!     | 10.101.3.1                                   | 10.101.3.9
 //!    r31 (AS3) ─────────── iBGP 10.101.33.0/30 ──── r32 (AS3)
 //!     | 10.101.13.0/30                               | 10.101.23.0/30
-//!    r11 (AS1)                                      r22 (AS2)
-//!     | 10.101.1.0/30                                | 10.101.2.0/30
-//!    lb1 (AS5, site idc1, anycastd)                 lb2 (AS5, site idc2, anycastd)
-//!     | br0 10.101.5.1/24                            | br0 10.101.6.1/24
-//!   rs511 rs512 (10.101.5.11, .12): VS/DR          rs611 rs612 (10.101.6.11, .12): VS/TUN
+//!    r11 (AS1, maximum-paths 2) ─ eth4 10.101.5.254  r22 (AS2)
+//!     | 10.101.1.0/30   \ 10.101.7.0/30               | 10.101.2.0/30
+//!    lb1 ── sync0 ───── lb1b (AS5, site idc1)        lb2 (AS5, site idc2, anycastd)
+//!     | br0 .5.1         | br0 .5.3                   | br0 10.101.6.1/24
+//!    sw1 (IDC1's LAN switch, 10.101.5.0/24;          rs611 rs612 (10.101.6.11, .12):
+//!     |   R11's eth4 is on it too)                    VS/TUN, gateway lb2
+//!   rs511 rs512 (10.101.5.11, .12): VS/DR, gateway R11 (10.101.5.254)
 //!
-//!   VIP 10.101.4.1 in 10.101.4.0/24, announced by lb1 and lb2.
+//!   VIP 10.101.4.1 in 10.101.4.0/24, announced by lb1, lb1b and lb2.
+//!   IDC1 has two directors (issue 15, decision 0014): lb1 (configs/idc1.toml) and
+//!   lb1b (configs/idc1b.toml), both uplinked to R11, which spreads flows over them
+//!   by ECMP; they share IDC1's LAN through the switch sw1 (no director carries the
+//!   other's LAN), and the DR servers' default gateway is R11's port on that LAN, so
+//!   their replies depend on no director. sync0 (10.101.8.0/30) carries IPVS's
+//!   connection sync between them.
 //!   IDC1 forwards to its real servers by direct routing (VIP on their lo), IDC2
 //!   through IPIP (VIP on their tunl0): what each needs is `real_server::setup`,
 //!   the same list `anycastd check` prints and docs/operations.md shows.
@@ -37,6 +45,12 @@ use crate::uml::Topology;
 pub const VIP_PREFIX: &str = "10.101.4.0/24";
 /// The VIP.
 pub const VIP: &str = "10.101.4.1";
+/// The default gateway of IDC1's DR real servers: R11's port on IDC1's LAN, so that
+/// their replies (VIP to client) pass no director. A NAT server's gateway must be a
+/// director ([`IDC1_DIRECTOR`]): the director rewrites its replies.
+pub const IDC1_GATEWAY: &str = "10.101.5.254";
+/// lb1's address on IDC1's LAN.
+pub const IDC1_DIRECTOR: &str = "10.101.5.1";
 /// FRR image for the containerlab form (the version Debian 12 ships is 8.4).
 pub const FRR_IMAGE: &str = "quay.io/frrouting/frr:8.4.1";
 /// Image for directors, real servers: any Debian with iproute2 and python3.
@@ -49,12 +63,17 @@ pub enum Role {
     Router { asn: u32, router_id: &'static str },
     /// A client network's FRR router that also runs the test client.
     Client { asn: u32, router_id: &'static str },
-    /// An LVS director running anycastd for `site` (config `configs/<site>.toml`; in
-    /// containerlab `configs/<site>-dual-stack.toml`, which adds the IPv6 plane).
+    /// An LVS director running anycastd for `site` with config `configs/<config>.toml`
+    /// (in containerlab `configs/<config>-dual-stack.toml`, which adds the IPv6 plane);
+    /// several directors of one site have one config each (their own identity).
     Director {
         site: &'static str,
+        config: &'static str,
         lan: &'static str,
     },
+    /// A site's LAN switch: a bridge of its ports, no address (the site's LAN does
+    /// not depend on one of its directors).
+    Switch,
     /// A real server behind a director, set up for the director's forwarding
     /// `method` ([`real_server::setup`]; `configs/<site>.toml` says the same method).
     Server {
@@ -123,27 +142,41 @@ pub const NODES: &[Node] = &[
         name: "lb1",
         role: Role::Director {
             site: "idc1",
+            config: "idc1",
             lan: "10.101.5.1/24",
         },
+    },
+    Node {
+        name: "lb1b",
+        role: Role::Director {
+            site: "idc1",
+            config: "idc1b",
+            lan: "10.101.5.3/24",
+        },
+    },
+    Node {
+        name: "sw1",
+        role: Role::Switch,
     },
     Node {
         name: "lb2",
         role: Role::Director {
             site: "idc2",
+            config: "idc2",
             lan: "10.101.6.1/24",
         },
     },
     Node {
         name: "rs511",
         role: Role::Server {
-            gateway: "10.101.5.1",
+            gateway: IDC1_GATEWAY,
             method: Forwarding::Dr,
         },
     },
     Node {
         name: "rs512",
         role: Role::Server {
-            gateway: "10.101.5.1",
+            gateway: IDC1_GATEWAY,
             method: Forwarding::Dr,
         },
     },
@@ -192,8 +225,20 @@ pub const LINKS: &[(End, End)] = &[
         ("r22", "eth2", "10.101.2.1/30"),
         ("lb2", "eth1", "10.101.2.2/30"),
     ),
-    (("lb1", "eth2", ""), ("rs511", "eth1", "10.101.5.11/24")),
-    (("lb1", "eth3", ""), ("rs512", "eth1", "10.101.5.12/24")),
+    (
+        ("r11", "eth3", "10.101.7.1/30"),
+        ("lb1b", "eth1", "10.101.7.2/30"),
+    ),
+    (
+        ("lb1", "sync0", "10.101.8.1/30"),
+        ("lb1b", "sync0", "10.101.8.2/30"),
+    ),
+    // IDC1's LAN: the switch sw1, both directors' br0, R11 (the DR servers' gateway).
+    (("lb1", "eth2", ""), ("sw1", "eth1", "")),
+    (("lb1b", "eth2", ""), ("sw1", "eth2", "")),
+    (("r11", "eth4", "10.101.5.254/24"), ("sw1", "eth3", "")),
+    (("sw1", "eth4", ""), ("rs511", "eth1", "10.101.5.11/24")),
+    (("sw1", "eth5", ""), ("rs512", "eth1", "10.101.5.12/24")),
     (("lb2", "eth2", ""), ("rs611", "eth1", "10.101.6.11/24")),
     (("lb2", "eth3", ""), ("rs612", "eth1", "10.101.6.12/24")),
 ];
@@ -201,6 +246,7 @@ pub const LINKS: &[(End, End)] = &[
 const SESSIONS: &[Session] = &[
     ("r11", "10.101.13.2", 3),
     ("r11", "10.101.1.2", 5),
+    ("r11", "10.101.7.2", 5),
     ("r22", "10.101.23.2", 3),
     ("r22", "10.101.2.2", 5),
     ("r31", "10.101.13.1", 1),
@@ -218,12 +264,28 @@ pub fn node(name: &str) -> Option<&'static Node> {
     NODES.iter().find(|n| n.name == name)
 }
 
-/// Interfaces of `name` that a director bridges into its server LAN.
+/// Interfaces of `name` that a director or switch bridges into its LAN: its link
+/// ends without an address.
 fn lan_ports(name: &str) -> Vec<&'static str> {
     LINKS
         .iter()
-        .filter_map(|(a, _)| (a.0 == name && a.2.is_empty()).then_some(a.1))
+        .flat_map(|(a, b)| [a, b])
+        .filter_map(|e| (e.0 == name && e.2.is_empty()).then_some(e.1))
         .collect()
+}
+
+/// How many directors `router` peers with: more than one gets ECMP over them.
+fn director_sessions(router: &str) -> usize {
+    SESSIONS
+        .iter()
+        .filter(|(r, addr, _)| {
+            *r == router
+                && LINKS.iter().flat_map(|(a, b)| [a, b]).any(|e| {
+                    e.2.split('/').next() == Some(addr)
+                        && matches!(node(e.0).map(|n| n.role), Some(Role::Director { .. }))
+                })
+        })
+        .count()
 }
 
 /// The FRR config of a router or client node (`None` for other nodes). Interface
@@ -264,8 +326,13 @@ pub fn frr_conf(name: &str) -> Option<String> {
         let _ = writeln!(c, " neighbor {addr} timers connect 1");
         let _ = writeln!(c, " neighbor {addr} advertisement-interval 0");
     }
+    // Several directors of one site: the flows are spread over them (issue 15).
+    let ecmp = match director_sessions(name) {
+        n if n > 1 => format!("  maximum-paths {n}\n"),
+        _ => String::new(),
+    };
     let _ = writeln!(c, " address-family ipv4 unicast");
-    let _ = writeln!(c, "  redistribute connected");
+    let _ = write!(c, "  redistribute connected\n{ecmp}");
     for (_, addr, remote) in SESSIONS.iter().filter(|s| s.0 == name) {
         if *remote == asn {
             let _ = writeln!(c, "  neighbor {addr} next-hop-self");
@@ -275,7 +342,7 @@ pub fn frr_conf(name: &str) -> Option<String> {
     // Both families over the same sessions (RFC 4760): IPv6 prefixes go with the
     // interface's IPv6 address as next hop.
     let _ = writeln!(c, " address-family ipv6 unicast");
-    let _ = writeln!(c, "  redistribute connected");
+    let _ = write!(c, "  redistribute connected\n{ecmp}");
     for (_, addr, remote) in SESSIONS.iter().filter(|s| s.0 == name) {
         let _ = writeln!(c, "  neighbor {addr} activate");
         if *remote == asn {
@@ -302,7 +369,12 @@ pub(crate) fn host_setup(n: &Node) -> Vec<String> {
             ));
             let uplink = LINKS
                 .iter()
-                .find_map(|(a, b)| (b.0 == n.name && !b.2.is_empty()).then_some(a.2))
+                .find_map(|(a, b)| {
+                    (b.0 == n.name
+                        && !b.2.is_empty()
+                        && matches!(node(a.0).map(|r| r.role), Some(Role::Router { .. })))
+                    .then_some(a.2)
+                })
                 .unwrap_or_default();
             let gw = uplink.split('/').next().unwrap_or_default();
             v.push(format!("ip route add default via {gw}"));
@@ -315,6 +387,14 @@ pub(crate) fn host_setup(n: &Node) -> Vec<String> {
             // LVS-DR replies come back through the director with the VIP (one of its
             // own addresses) as source: without this they are dropped as martians.
             v.push("sysctl -qw net.ipv4.conf.all.accept_local=1".to_string());
+            v
+        }
+        Role::Switch => {
+            let mut v = vec!["ip link add br0 type bridge".to_string()];
+            for p in lan_ports(n.name) {
+                v.push(format!("ip link set dev {p} master br0"));
+            }
+            v.push("ip link set dev br0 up".to_string());
             v
         }
         Role::Server { gateway, method } => {
@@ -417,7 +497,7 @@ pub fn clab_yaml() -> String {
                 y.push_str("      binds:\n        - frr/daemons:/etc/frr/daemons\n");
                 let _ = writeln!(y, "        - frr/{}.conf:/etc/frr/frr.conf", n.name);
             }
-            Role::Director { site, .. } => {
+            Role::Director { config, .. } => {
                 let _ = writeln!(y, "      image: {HOST_IMAGE}");
                 y.push_str("      binds:\n        - ../../target/release/anycastd:/usr/local/bin/anycastd:ro\n        - ../../target/release/anycastctl:/usr/local/bin/anycastctl:ro\n        - ../../configs:/etc/anycastd:ro\n");
                 y.push_str("      cmd: sleep infinity\n");
@@ -427,8 +507,15 @@ pub fn clab_yaml() -> String {
                 }
                 let _ = writeln!(
                     y,
-                    "        - sh -c 'anycastd --config /etc/anycastd/{site}-dual-stack.toml >/var/log/anycastd.log 2>&1 &'"
+                    "        - sh -c 'anycastd --config /etc/anycastd/{config}-dual-stack.toml >/var/log/anycastd.log 2>&1 &'"
                 );
+            }
+            Role::Switch => {
+                let _ = writeln!(y, "      image: {HOST_IMAGE}");
+                y.push_str("      cmd: sleep infinity\n      exec:\n");
+                for c in host_setup(n) {
+                    let _ = writeln!(y, "        - {c}");
+                }
             }
             Role::Server { .. } => {
                 let _ = writeln!(y, "      image: {HOST_IMAGE}");
@@ -476,114 +563,5 @@ pub fn files() -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_link_end_is_a_node_and_interfaces_are_unique() {
-        let mut seen = std::collections::HashSet::new();
-        for (a, b) in LINKS {
-            for e in [a, b] {
-                assert!(node(e.0).is_some(), "{} is not a node", e.0);
-                assert!(seen.insert((e.0, e.1)), "{}:{} used twice", e.0, e.1);
-            }
-        }
-    }
-
-    #[test]
-    fn sessions_are_symmetric() {
-        // Each session's neighbor address belongs to a node that peers back.
-        for (r, addr, _) in SESSIONS {
-            let owner = LINKS
-                .iter()
-                .flat_map(|(a, b)| [a, b])
-                .find(|e| e.2.split('/').next() == Some(addr))
-                .map(|e| e.0)
-                .unwrap_or_else(|| panic!("{addr} is nobody's address"));
-            if matches!(node(owner).unwrap().role, Role::Director { .. }) {
-                continue; // anycastd peers from its own config
-            }
-            let mine: Vec<&str> = LINKS
-                .iter()
-                .flat_map(|(a, b)| [a, b])
-                .filter(|e| e.0 == *r && !e.2.is_empty())
-                .map(|e| e.2.split('/').next().unwrap())
-                .collect();
-            assert!(
-                SESSIONS
-                    .iter()
-                    .any(|(o, back, _)| *o == owner && mine.contains(back)),
-                "{r} -> {addr} ({owner}) has no session back"
-            );
-        }
-    }
-
-    #[test]
-    fn r31_peers_with_r11_ibgp_with_r32_and_the_client() {
-        let c = frr_conf("r31").unwrap();
-        assert!(c.contains("router bgp 3\n"));
-        assert!(c.contains(" neighbor 10.101.13.1 remote-as 1\n"));
-        assert!(c.contains("  neighbor 10.101.33.2 next-hop-self\n"));
-        assert!(c.contains("interface eth3\n ip address 10.101.3.1/29\n"));
-    }
-
-    #[test]
-    fn directors_bridge_their_server_lan() {
-        let setup = host_setup(node("lb1").unwrap());
-        assert!(setup.contains(&"ip link set dev eth2 master br0".to_string()));
-        assert!(setup.contains(&"ip addr add 10.101.5.1/24 dev br0".to_string()));
-        assert!(setup.contains(&"ip route add default via 10.101.1.1".to_string()));
-    }
-
-    #[test]
-    fn one_site_runs_dr_the_other_tun() {
-        let dr = host_setup(node("rs511").unwrap());
-        assert!(dr.contains(&"ip addr add 10.101.4.1/32 dev lo".to_string()));
-        assert!(dr.contains(&"sysctl -qw net.ipv4.conf.all.arp_ignore=1".to_string()));
-        let tun = host_setup(node("rs612").unwrap());
-        assert!(tun.contains(&"ip addr add 10.101.4.1/32 dev tunl0".to_string()));
-        assert!(tun.contains(&"sysctl -qw net.ipv4.conf.tunl0.rp_filter=0".to_string()));
-        // IPv4: the director fragments (decision 0007); IPv6: the clamp (0013).
-        let advmss: Vec<&String> = tun.iter().filter(|c| c.contains("advmss")).collect();
-        assert_eq!(
-            advmss,
-            ["ip -6 route replace default via 2001:db8:6::1 advmss 1400"]
-        );
-    }
-
-    #[test]
-    fn the_example_configs_use_the_methods_the_lab_runs() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for n in NODES {
-            let Role::Server { method, .. } = n.role else {
-                continue;
-            };
-            let site = match n.name.as_bytes().get(2) {
-                Some(b'5') => "idc1",
-                _ => "idc2",
-            };
-            let v4 = format!("10.101.{}.{}", &n.name[2..3], &n.name[3..]);
-            let v6 = crate::seed6::v6_host(&v4, 24).unwrap();
-            for (file, addrs) in [
-                (format!("{site}.toml"), vec![v4.clone()]),
-                (
-                    format!("{site}-dual-stack.toml"),
-                    vec![v4.clone(), v6.clone()],
-                ),
-            ] {
-                let cfg = std::fs::read_to_string(root.join("configs").join(&file)).unwrap();
-                for addr in addrs {
-                    let block = cfg
-                        .split("[[vip.service.real_server]]")
-                        .find(|b| b.contains(&format!("address = \"{addr}\"")))
-                        .unwrap_or_else(|| panic!("{addr} not in {file}"));
-                    assert!(
-                        block.contains(&format!("method = \"{}\"", method.as_str())),
-                        "{file}: {addr} is not `{}` as the lab runs it",
-                        method.as_str()
-                    );
-                }
-            }
-        }
-    }
-}
+#[path = "seed_tests.rs"]
+mod tests;

@@ -7,6 +7,8 @@
 //!   c31 2001:db8:3::2        r31 2001:db8:3::1, 2001:db8:13::2, 2001:db8:33::1
 //!   c32 2001:db8:3:8::10     r32 2001:db8:3:8::9, 2001:db8:23::2, 2001:db8:33::2
 //!   lb1 2001:db8:1::2 (uplink, ip6ip6 endpoint), br0 2001:db8:5::1; rs511 2001:db8:5::11 ...
+//!   lb1b 2001:db8:7::2 (uplink), br0 2001:db8:5::3; r11 on IDC1's LAN 2001:db8:5::254
+//!   (the DR servers' gateway)
 //!   lb2 2001:db8:2::2 (uplink, ip6ip6 endpoint), br0 2001:db8:6::1; rs611 2001:db8:6::11 ...
 //!   VIP6 2001:db8:4::1 in 2001:db8:4::/48, announced by lb1 and lb2.
 //! ```
@@ -112,7 +114,7 @@ mod tests {
         let dr = host_setup(node("rs511").unwrap());
         assert!(dr.contains(&"ip addr add 2001:db8:4::1/128 dev lo".to_string()));
         assert!(
-            dr.contains(&"ip -6 route replace default via 2001:db8:5::1 advmss 1400".to_string())
+            dr.contains(&"ip -6 route replace default via 2001:db8:5::254 advmss 1400".to_string())
         );
         let tun = host_setup(node("rs612").unwrap());
         assert!(tun.contains(&"ip addr add 2001:db8:4::1/128 dev ip6tnl0".to_string()));

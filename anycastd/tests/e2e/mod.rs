@@ -150,6 +150,13 @@ impl Drop for RealServer {
 /// The lab's copy of a site config: the exchange and hold-downs shortened, state in
 /// the work dir, the key file by absolute path, an API token file of its own.
 pub fn lab_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
+    lab_config_as(site, site, edits)
+}
+
+/// [`lab_config`] of `configs/<site>.toml` written as `<out>.toml` in the work dir,
+/// with its own state dir and token (`api-<out>.token`): a variant of a config
+/// leaves the one a running director reads alone.
+pub fn lab_config_as(site: &str, out: &str, edits: &[(&str, &str)]) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(repo.join(format!("configs/{site}.toml"))).unwrap();
     let key = repo.join("configs/keys/idc1-idc2.key");
@@ -165,11 +172,11 @@ pub fn lab_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
             "vip_device = \"lo\"",
             &format!(
                 "vip_device = \"lo\"\nstate_dir = \"{}\"",
-                guest::work_dir().join(format!("state-{site}")).display()
+                guest::work_dir().join(format!("state-{out}")).display()
             ),
         );
     // Changes over the TCP API need a token: one per site, mode 0600, in the work dir.
-    let token = guest::work_dir().join(format!("api-{site}.token"));
+    let token = guest::work_dir().join(format!("api-{out}.token"));
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -180,7 +187,7 @@ pub fn lab_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
             .mode(0o600)
             .open(&token)
             .unwrap();
-        writeln!(f, "lab-token-{site}-0123456789abcdef").unwrap();
+        writeln!(f, "lab-token-{out}-0123456789abcdef").unwrap();
     }
     text = text.replacen(
         "[api]\n",
@@ -194,7 +201,7 @@ pub fn lab_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
         );
         text = text.replace(from, to);
     }
-    let path = guest::work_dir().join(format!("{site}.toml"));
+    let path = guest::work_dir().join(format!("{out}.toml"));
     std::fs::write(&path, text).unwrap();
     path
 }

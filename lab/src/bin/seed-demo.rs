@@ -94,7 +94,7 @@ fn main() {
         .replace("@BIN@", &bin.display().to_string())
         .replace("@REPO@", &repo.display().to_string());
     println!(
-        "Booting the lab kernel with the paper's topology (7 FRR routers, 2 directors, 4 real servers)..."
+        "Booting the lab kernel with the paper's topology (7 FRR routers, 3 directors: two for IDC1, 4 real servers)..."
     );
     let done = Arc::new(AtomicBool::new(false));
     let follower = {
