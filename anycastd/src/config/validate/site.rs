@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use geo_balancer::AllDown;
 use toml::Spanned;
 
 use super::Validator;
@@ -78,6 +79,7 @@ impl Validator<'_> {
             ipv6_mss_clamp: r.ipv6_mss_clamp.as_ref().is_none_or(|c| *c.get_ref()),
             ipv6_path_mtu: self.ipv6_path_mtu(r.ipv6_path_mtu.as_ref()),
             ipv6_path_mtu_line: self.line(&r.ipv6_path_mtu.as_ref().map_or(s.span(), |v| v.span())),
+            all_down: self.all_down(r.all_down.as_ref()),
         }
     }
 
@@ -116,6 +118,28 @@ impl Validator<'_> {
                     ),
                 );
                 TunnelPmtu::Fragment
+            }
+        }
+    }
+
+    fn all_down(&mut self, v: Option<&Spanned<String>>) -> AllDown {
+        let Some(v) = v else {
+            return AllDown::default();
+        };
+        match [AllDown::Announce, AllDown::Withdraw]
+            .into_iter()
+            .find(|p| p.as_str() == v.get_ref())
+        {
+            Some(p) => p,
+            None => {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "all_down `{}` is not `announce` (keep announcing while every peer is withdrawn too: fail-open) or `withdraw` (withdraw everywhere)",
+                        v.get_ref()
+                    ),
+                );
+                AllDown::default()
             }
         }
     }
@@ -394,6 +418,8 @@ pub(crate) fn check_token_file(path: &Path) -> Result<(), String> {
 mod tests {
     use std::path::Path;
 
+    use geo_balancer::AllDown;
+
     const GOOD: &str = include_str!("../../../../configs/idc1.toml");
 
     fn file() -> &'static Path {
@@ -412,6 +438,24 @@ mod tests {
         assert_eq!(cfg.site.tunnel_pmtu, TunnelPmtu::Fragment);
         let cfg = with_pmtu("tunnel_pmtu = \"discover\"").unwrap();
         assert_eq!(cfg.site.tunnel_pmtu, TunnelPmtu::Discover);
+    }
+
+    #[test]
+    fn all_down_defaults_to_announce_and_a_bad_value_is_refused_with_its_line() {
+        let cfg = crate::config::parse_str(file(), GOOD).unwrap();
+        assert_eq!(cfg.site.all_down, AllDown::Announce);
+        let cfg = with_pmtu("all_down = \"withdraw\"").unwrap();
+        assert_eq!(cfg.site.all_down, AllDown::Withdraw);
+        let at = GOOD.lines().position(|l| l == "[site]").unwrap() + 2;
+        let e = with_pmtu("all_down = \"hold\"").unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].line, at, "{e}");
+        assert!(
+            e.problems[0]
+                .reason
+                .starts_with("all_down `hold` is not `announce`"),
+            "{e}"
+        );
     }
 
     #[test]
