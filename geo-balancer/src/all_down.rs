@@ -4,9 +4,9 @@
 //! ```text
 //!   own checks pass ───────────────────────────────────────────> announce (as ever)
 //!   own checks fail ─┬─ policy withdraw ───────────────────────> withdraw (as ever)
-//!                    └─ policy announce ─┬─ more than half the configured peers known,
-//!                                        │  and each known one's fresh report says it
-//!                                        │  cannot serve (load null)
+//!                    └─ policy announce ─┬─ no peer's fresh report says it serves,
+//!                                        │  and more than half the configured peers
+//!                                        │  report that they cannot (load null)
 //!                                        │                      ──> hold: keep announcing
 //!                                        └─ otherwise ─────────> withdraw
 //! ```
@@ -14,16 +14,21 @@
 //! no healthy capacity), never from whether it announces: a site that holds still
 //! reports `null`, so two failing sites see each other as withdrawn and both hold;
 //! neither waits on the other, and no announce of one makes another let go. A peer
-//! with no fresh report (unknown, stale, never heard from) is either dead or cut off
-//! and maybe serving: the guard needs a majority of the configured peers known, so a
-//! site cut off from most of the others never holds the VIP while they may serve,
-//! and one dead site does not switch the guard off for the fleet. A site without
-//! peers never holds. The guard lets go as soon as one known peer reports it can serve
-//! again, or too many turn stale (decision 0017).
+//! with no fresh report (stale, never heard from) is dead or cut off: it counts
+//! neither way, but the guard needs more than half the configured peers reporting
+//! `null`, so a site cut off from most of the others never holds the VIP while they
+//! may serve, and one dead site does not switch the guard off for the fleet. A site
+//! without peers never holds. The guard lets go as soon as one peer reports it can
+//! serve again, or too few reports of `null` stay; while it holds, a report of `null`
+//! counts for twice `stale_after`, so that one report too many lost does not flap the
+//! route (decision 0017).
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spill::PeerView;
+use crate::exchange::PeerStatus;
+use crate::time::Time;
 
 /// What a site does when its own checks fail and every peer reports the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -49,69 +54,173 @@ impl AllDown {
 /// The reason shown while the guard holds a VIP.
 pub const HELD: &str = "held: every peer withdrawn";
 
-/// Whether more than half the peers are known and every known one reports that it
-/// cannot serve.
-pub fn every_peer_withdrawn(views: &[PeerView]) -> bool {
-    let known: Vec<_> = views.iter().filter_map(|v| v.facts.as_ref()).collect();
-    known.len() * 2 > views.len() && known.iter().all(|f| f.load.is_infinite())
+/// How long a peer's report keeps it counted: `stale_after` to start holding, twice
+/// that to keep holding (one report too many lost must not flap the route).
+fn counted_for(stale_after: Duration, holding: bool) -> Duration {
+    if holding {
+        stale_after * 2
+    } else {
+        stale_after
+    }
 }
 
-/// Whether the guard keeps a VIP announced that its own checks would withdraw:
-/// `checks_fail` is the site's own verdict for that VIP (its real servers, with the
-/// data plane in place), `views` every configured peer as the peer table sees it now.
-pub fn holds(policy: AllDown, checks_fail: bool, views: &[PeerView]) -> bool {
-    policy == AllDown::Announce && checks_fail && every_peer_withdrawn(views)
+/// Whether the guard holds a VIP that its own checks would withdraw: `checks_fail` is
+/// the site's own verdict for it (its real servers, with the data plane in place),
+/// `peers` every configured peer as the peer table reports it
+/// ([`crate::exchange::PeerTable::status`]), `holding` whether the guard holds it now.
+/// It holds when no peer is known to serve (a report younger than `stale_after` with a
+/// load) and more than half the peers are known to be withdrawn (a report of load
+/// `null`, younger than `stale_after` to start holding, than twice that to keep on).
+pub fn holds(
+    policy: AllDown,
+    checks_fail: bool,
+    peers: &[PeerStatus],
+    stale_after: Duration,
+    holding: bool,
+) -> bool {
+    if policy != AllDown::Announce || !checks_fail {
+        return false;
+    }
+    let keep = counted_for(stale_after, holding);
+    let said = |p: &PeerStatus, within: Duration, null: bool| {
+        p.age.is_some_and(|a| a <= within)
+            && p.last_report
+                .as_ref()
+                .is_some_and(|r| r.load.is_none() == null)
+    };
+    let withdrawn = peers.iter().filter(|p| said(p, keep, true)).count();
+    withdrawn * 2 > peers.len() && !peers.iter().any(|p| said(p, stale_after, false))
+}
+
+/// While holding: when the next withdrawn peer stops counting (a timer, so the guard
+/// lets go on time when reports stop).
+pub fn recheck_at(now: Time, peers: &[PeerStatus], stale_after: Duration) -> Option<Time> {
+    let keep = counted_for(stale_after, true);
+    peers
+        .iter()
+        .filter(|p| p.last_report.as_ref().is_some_and(|r| r.load.is_none()))
+        .filter_map(|p| p.age.filter(|a| *a <= keep))
+        .map(|a| now.plus(keep - a).plus(Duration::from_millis(1)))
+        .min()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::{PeerFacts, SiteId};
+    use crate::SiteId;
+    use crate::exchange::LoadReport;
 
-    fn peer(name: &str, load: Option<f64>) -> PeerView {
-        PeerView {
+    const STALE: Duration = Duration::from_secs(360);
+
+    /// A peer whose last report, `age_s` old, says `load`; `None`: never heard from.
+    fn peer(name: &str, report: Option<(Option<f64>, u64)>) -> PeerStatus {
+        PeerStatus {
             site: SiteId::new(name),
-            facts: load.map(|load| PeerFacts {
-                load,
-                capacity: 0,
-                spilling_to_us: false,
-                age: Duration::from_secs(10),
+            known: report.is_some_and(|(_, a)| Duration::from_secs(a) <= STALE),
+            last_report: report.map(|(load, _)| LoadReport {
+                version: 1,
+                sender: SiteId::new(name),
+                receiver: SiteId::new("a"),
                 seq: 1,
-                other_spillers: 0,
+                timestamp: 0,
+                load,
+                director_load: load,
+                capacity: 0,
+                active: 0,
+                spilling_to: vec![],
+                spill_share: 0.0,
             }),
+            received_at: report.map(|_| Time(0)),
+            age: report.map(|(_, a)| Duration::from_secs(a)),
+            accepted: 1,
         }
     }
 
-    const DOWN: Option<f64> = Some(f64::INFINITY);
+    const DOWN: Option<(Option<f64>, u64)> = Some((None, 10));
+    const UNKNOWN: Option<(Option<f64>, u64)> = None;
 
     #[test]
-    fn holds_only_when_every_peer_is_known_and_cannot_serve() {
+    fn holds_only_when_a_majority_is_known_and_none_can_serve() {
         use AllDown::*;
-        let all_down = [peer("b", DOWN), peer("c", DOWN)];
-        let one_serves = [peer("b", DOWN), peer("c", Some(0.4))];
-        let one_unknown = [peer("b", DOWN), peer("c", None)];
-        let one_of_three_unknown = [peer("b", DOWN), peer("c", None), peer("d", DOWN)];
-        let two_of_three_unknown = [peer("b", None), peer("c", None), peer("d", DOWN)];
-        let overloaded = [peer("b", DOWN), peer("c", Some(1.5))];
-        for (policy, checks_fail, views, want) in [
-            (Announce, true, &all_down[..], true),
-            (Announce, false, &all_down[..], false),
-            (Withdraw, true, &all_down[..], false),
-            (Announce, true, &one_serves[..], false),
-            (Announce, true, &one_unknown[..], false),
-            (Announce, true, &one_of_three_unknown[..], true),
-            (Announce, true, &two_of_three_unknown[..], false),
-            (Announce, true, &overloaded[..], false),
-            (Announce, true, &[][..], false),
+        let p = |r: [Option<(Option<f64>, u64)>; 3]| {
+            r.iter()
+                .enumerate()
+                .map(|(i, r)| peer(&format!("p{i}"), *r))
+                .collect::<Vec<_>>()
+        };
+        let stale_down = Some((None, 400));
+        let long_gone = Some((None, 800));
+        for (policy, checks_fail, peers, holding, want) in [
+            (Announce, true, p([DOWN, DOWN, DOWN]), false, true),
+            (Announce, false, p([DOWN, DOWN, DOWN]), false, false),
+            (Withdraw, true, p([DOWN, DOWN, DOWN]), false, false),
+            (
+                Announce,
+                true,
+                p([DOWN, Some((Some(0.4), 10)), DOWN]),
+                true,
+                false,
+            ),
+            (
+                Announce,
+                true,
+                p([DOWN, Some((Some(1.5), 10)), DOWN]),
+                true,
+                false,
+            ),
+            (Announce, true, p([DOWN, UNKNOWN, DOWN]), false, true),
+            (Announce, true, p([UNKNOWN, UNKNOWN, DOWN]), true, false),
+            // A report a little past stale_after: not enough to start, kept while holding.
+            (
+                Announce,
+                true,
+                p([stale_down, stale_down, DOWN]),
+                false,
+                false,
+            ),
+            (
+                Announce,
+                true,
+                p([stale_down, stale_down, DOWN]),
+                true,
+                true,
+            ),
+            (Announce, true, p([long_gone, long_gone, DOWN]), true, false),
+            // A peer last heard serving, now stale (an outage): ignored either way.
+            (
+                Announce,
+                true,
+                p([DOWN, Some((Some(0.5), 400)), DOWN]),
+                true,
+                true,
+            ),
+            (
+                Announce,
+                true,
+                p([DOWN, Some((Some(0.5), 400)), DOWN]),
+                false,
+                true,
+            ),
         ] {
             assert_eq!(
-                holds(policy, checks_fail, views),
+                holds(policy, checks_fail, &peers, STALE, holding),
                 want,
-                "{policy:?} checks_fail={checks_fail} {views:?}"
+                "{policy:?} checks_fail={checks_fail} holding={holding} {peers:?}"
             );
         }
+        assert!(
+            !holds(Announce, true, &[], STALE, false),
+            "no peers, no guard"
+        );
+    }
+
+    #[test]
+    fn the_recheck_comes_when_the_first_counted_peer_ages_out() {
+        let peers = [peer("b", Some((None, 700))), peer("c", Some((None, 100)))];
+        assert_eq!(
+            recheck_at(Time(0), &peers, STALE),
+            Some(Time(0).plus(Duration::from_millis(20_001)))
+        );
     }
 
     #[test]

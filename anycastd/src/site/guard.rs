@@ -8,7 +8,7 @@
 //!  data plane ok ─────┘     verdict ok: the verdict; held: "held: every peer withdrawn"
 //! ```
 //! Checked where its inputs change: a verdict (urgent, in `vip_outputs`), and a peer's
-//! report or a peer turning stale (in `settle`, whose announce or withdraw the driver
+//! report or a peer no longer counted (in `settle`, whose announce or withdraw the driver
 //! writes as it writes every other). While it holds, the VIP's failed real servers stay
 //! in IPVS at their weights (fail-open: the checks may be what is broken); the site
 //! still reports load `null`, so peers keep seeing it as withdrawn.
@@ -65,7 +65,24 @@ impl Site {
         if !checks_fail || self.cfg.site.all_down == geo_balancer::AllDown::Withdraw {
             return false;
         }
-        all_down::holds(self.cfg.site.all_down, checks_fail, &self.peers.views(now))
+        all_down::holds(
+            self.cfg.site.all_down,
+            checks_fail,
+            &self.peers.status(now),
+            self.peers.config().stale_after(),
+            self.vips[vip.index()].held,
+        )
+    }
+
+    /// While a VIP is held: when the next peer stops counting for the guard.
+    pub(super) fn guard_deadline(&self, now: Time) -> Option<Time> {
+        self.vips.iter().any(|v| v.held).then(|| {
+            all_down::recheck_at(
+                now,
+                &self.peers.status(now),
+                self.peers.config().stale_after(),
+            )
+        })?
     }
 
     /// The peers changed (a report, one turning stale): every VIP whose checks fail

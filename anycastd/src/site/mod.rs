@@ -600,6 +600,7 @@ impl Site {
             self.retry_at,
             self.scheduler.next_wakeup(),
             self.peers.next_expiry(now),
+            self.guard_deadline(now),
         ]
         .into_iter()
         .flatten()

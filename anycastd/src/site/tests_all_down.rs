@@ -110,9 +110,10 @@ fn a_peer_gone_stale_releases_the_hold() {
         "{:?}",
         site.plans[0]
     );
-    // Nothing more from idc2: at the deadline its report turns stale, the guard
-    // lets go (the driver ticks at every deadline the core asks for).
-    let stale_at = at(2).plus(crate::mapping::exchange_config(site.config()).stale_after());
+    // Nothing more from idc2: while holding, its report of null counts for twice
+    // stale_after; then the guard lets go (the driver ticks at every deadline the
+    // core asks for).
+    let stale_at = at(2).plus(crate::mapping::exchange_config(site.config()).stale_after() * 2);
     let mut t = at(3);
     let released = loop {
         t = site.next_deadline(t).unwrap();
