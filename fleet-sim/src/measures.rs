@@ -118,33 +118,24 @@ fn secs(s: u64) -> String {
     human(std::time::Duration::from_secs(s))
 }
 
+/// One figure of a run, as the table shows it.
+type Figure = fn(&Measures) -> String;
+
 /// The all-down event's figures, `[site] all_down = "withdraw"` beside `"announce"`.
 pub fn all_down_table(withdraw: &Measures, announce: &Measures) -> String {
-    let rows = [
-        (
-            "unreachable everywhere (no site announces)",
-            secs(withdraw.unreachable_s),
-            secs(announce.unreachable_s),
-        ),
-        (
-            "new connections with no route",
-            format!("{:.0}", withdraw.unreachable_conns),
-            format!("{:.0}", announce.unreachable_conns),
-        ),
-        (
-            "site-time held by the guard",
-            secs(withdraw.held_site_s),
-            secs(announce.held_site_s),
-        ),
-        (
-            "guard holds and releases",
-            withdraw.guard_changes.to_string(),
-            announce.guard_changes.to_string(),
-        ),
+    let rows: [(&str, Figure); 4] = [
+        ("unreachable everywhere (no site announces)", |m| {
+            secs(m.unreachable_s)
+        }),
+        ("new connections with no route", |m| {
+            format!("{:.0}", m.unreachable_conns)
+        }),
+        ("site-time held by the guard", |m| secs(m.held_site_s)),
+        ("guard holds and releases", |m| m.guard_changes.to_string()),
     ];
     let mut out = format!("{:<44} {:>12} {:>12}\n", "", "withdraw", "announce");
-    for (name, a, b) in rows {
-        let _ = writeln!(out, "{name:<44} {a:>12} {b:>12}");
+    for (name, f) in rows {
+        let _ = writeln!(out, "{name:<44} {:>12} {:>12}", f(withdraw), f(announce));
     }
     out
 }
