@@ -108,6 +108,10 @@ pub struct VipStatus {
     /// `ipv4` or `ipv6`: which tunnel its spilled connections take (IPIP, ip6ip6).
     #[serde(default)]
     pub family: String,
+    /// Announced only because the last-announcer guard holds it: its own checks fail
+    /// and every peer reports it cannot serve (`[site] all_down`, decision 0017).
+    #[serde(default)]
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! The run: every site's geo-balancer, fed one virtual second at a time.
 
+use geo_balancer::all_down::{self, AllDown};
 use geo_balancer::exchange::client::sign_report;
 use geo_balancer::exchange::{ExchangeConfig, LocalState, PeerTable, ReportScheduler};
 use geo_balancer::load::{ServerSample, TunnelSample};
@@ -48,6 +49,11 @@ pub struct Config {
     /// The three sites of `day_simulation.rs` instead of a generated fleet (no bursts,
     /// no outages).
     pub three_site_day: bool,
+    /// A shared dependency down everywhere: every site's checks fail from this second
+    /// for this many seconds (sites keep running and reporting load `null`).
+    pub all_down_event: Option<(u64, u64)>,
+    /// What each site does then (`[site] all_down`).
+    pub all_down: AllDown,
 }
 
 impl Default for Config {
@@ -62,6 +68,8 @@ impl Default for Config {
             outages_per_day: 0.2,
             max_clock_skew_s: 30,
             three_site_day: false,
+            all_down_event: None,
+            all_down: AllDown::default(),
         }
     }
 }
@@ -175,6 +183,7 @@ pub fn run_traced(cfg: &Config) -> Result<(Measures, Trace), SimError> {
     let server_ids: Vec<ServerId> = (0..n).map(|i| server_id(&ids, i)).collect();
     let mut rec = Recorder::new(&specs);
     let mut herded = vec![false; n];
+    let mut held = vec![false; n];
 
     for sec in 0..run_s {
         let now = Time::from_secs(T0_S + sec);
@@ -198,13 +207,18 @@ pub fn run_traced(cfg: &Config) -> Result<(Measures, Trace), SimError> {
             }
         }
         was_down.clone_from(&down);
+        let failing = cfg
+            .all_down_event
+            .is_some_and(|(at, len)| (at..at + len).contains(&sec));
+        let announced = announcements(cfg, failing, &down, &nodes, &mut held, now, &mut m);
         // Clients reach the nearest announcing site.
         arrivals.iter_mut().for_each(|a| *a = 0.0);
         for h in 0..n {
             let rate = demand::demand(&specs[h], &bursts[h], sec) * f64::from(specs[h].capacity)
                 / mean_life;
-            if let Some(&d) = nearest[h].iter().find(|&&d| !down[d]) {
-                arrivals[d] += rate;
+            match nearest[h].iter().find(|&&d| announced[d]) {
+                Some(&d) => arrivals[d] += rate,
+                None => m.unreachable_conns += rate,
             }
         }
         for (p, phase) in conns.iter_mut().enumerate() {
@@ -239,7 +253,7 @@ pub fn run_traced(cfg: &Config) -> Result<(Measures, Trace), SimError> {
                 let served: f64 = (0..n).map(|k| tot[k * n + i]).sum();
                 let server = ServerSample {
                     server: server_ids[i].clone(),
-                    up: true,
+                    up: !failing,
                     capacity: specs[i].capacity,
                     active_conns: served.round() as u64,
                     inactive_conns: 0,
@@ -320,6 +334,41 @@ pub fn run_traced(cfg: &Config) -> Result<(Measures, Trace), SimError> {
     Ok((m, trace))
 }
 
+/// Which sites announce this second: up, and their checks pass or the last-announcer
+/// guard holds (every site's checks fail during the all-down event).
+fn announcements(
+    cfg: &Config,
+    failing: bool,
+    down: &[bool],
+    nodes: &[Node],
+    held: &mut [bool],
+    now: Time,
+    m: &mut Measures,
+) -> Vec<bool> {
+    let mut announced = Vec::with_capacity(down.len());
+    for (i, nd) in nodes.iter().enumerate() {
+        let holds = !down[i]
+            && failing
+            && all_down::holds(
+                cfg.all_down,
+                true,
+                &nd.table.status(now),
+                nd.table.config().stale_after(),
+                held[i],
+            );
+        if holds != held[i] {
+            held[i] = holds;
+            m.guard_changes += 1;
+        }
+        m.held_site_s += u64::from(holds);
+        announced.push(!down[i] && (!failing || holds));
+    }
+    if failing && !announced.contains(&true) {
+        m.unreachable_s += 1;
+    }
+    announced
+}
+
 fn decide(nd: &mut Node, i: usize, ids: &[SiteId], now: Time, load: SiteLoad, m: &mut Measures) {
     let views = nd.table.views(now);
     let local = LocalView {
@@ -391,7 +440,8 @@ fn measure(
     let mut any_over = false;
     herded.iter_mut().for_each(|h| *h = false);
     for j in 0..n {
-        let Some(load) = loads[j] else {
+        // A site whose checks fail (the all-down event) serves nothing to measure.
+        let Some(load) = loads[j].filter(|l| l.served.is_finite()) else {
             in_peak[j] = false;
             continue;
         };

@@ -30,7 +30,7 @@ pub mod topology;
 pub mod trace;
 
 pub use fleet::{Config, run, run_traced};
-pub use measures::{Measures, table};
+pub use measures::{Measures, all_down_table, table};
 
 /// Why a run could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -65,6 +65,14 @@ pub struct Measures {
     pub reports_rejected: BTreeMap<String, u64>,
     /// Outages that happened.
     pub outages: u64,
+    /// During the all-down event: seconds no site announced the VIP.
+    pub unreachable_s: u64,
+    /// New connections in those seconds (they found no route).
+    pub unreachable_conns: f64,
+    /// Site-seconds the last-announcer guard held a VIP.
+    pub held_site_s: u64,
+    /// Times a site's guard started or stopped holding.
+    pub guard_changes: u64,
 }
 
 impl Measures {
@@ -108,6 +116,28 @@ impl Measures {
 
 fn secs(s: u64) -> String {
     human(std::time::Duration::from_secs(s))
+}
+
+/// One figure of a run, as the table shows it.
+type Figure = fn(&Measures) -> String;
+
+/// The all-down event's figures, `[site] all_down = "withdraw"` beside `"announce"`.
+pub fn all_down_table(withdraw: &Measures, announce: &Measures) -> String {
+    let rows: [(&str, Figure); 4] = [
+        ("unreachable everywhere (no site announces)", |m| {
+            secs(m.unreachable_s)
+        }),
+        ("new connections with no route", |m| {
+            format!("{:.0}", m.unreachable_conns)
+        }),
+        ("site-time held by the guard", |m| secs(m.held_site_s)),
+        ("guard holds and releases", |m| m.guard_changes.to_string()),
+    ];
+    let mut out = format!("{:<44} {:>12} {:>12}\n", "", "withdraw", "announce");
+    for (name, f) in rows {
+        let _ = writeln!(out, "{name:<44} {:>12} {:>12}", f(withdraw), f(announce));
+    }
+    out
 }
 
 /// The summary table, the run without spill beside the run with it (`None`: that

@@ -29,6 +29,7 @@
 // Pure logic and sockets through tokio: no unsafe, and no module may allow it.
 #![forbid(unsafe_code)]
 
+pub mod all_down;
 pub mod errors;
 pub mod exchange;
 pub mod health;
@@ -38,6 +39,7 @@ pub mod spill;
 pub mod time;
 pub mod weights;
 
+pub use all_down::AllDown;
 pub use errors::{ConfigError, LoadSourceError, ProbeError, SendError};
 pub use ids::{ServerId, SiteId};
 pub use load::{ServerSample, SiteLoad, TunnelSample, site_load};

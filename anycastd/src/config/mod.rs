@@ -117,6 +117,10 @@ pub struct Site {
     /// Line of `ipv6_path_mtu` in the file (of `[site]` when not given): `check` refuses a
     /// value above the MTU of this director's IPv6 device with it.
     pub ipv6_path_mtu_line: usize,
+    /// A VIP whose own checks fail while every peer reports it cannot serve either:
+    /// keep announcing it (the last-announcer guard, the default) or withdraw
+    /// (decision 0017).
+    pub all_down: geo_balancer::AllDown,
 }
 
 impl Site {

@@ -104,6 +104,10 @@ pub struct RawSite {
     /// The IPv6 MTU of the paths ip6ip6 takes (to peer directors, to TUN servers).
     #[serde(default)]
     pub ipv6_path_mtu: Option<Spanned<i64>>,
+    /// `announce` or `withdraw`: a VIP whose checks fail while every peer's do
+    /// (decision 0017).
+    #[serde(default)]
+    pub all_down: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

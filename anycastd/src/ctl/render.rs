@@ -360,6 +360,7 @@ pub(crate) mod tests_support {
                 servers_up: 2,
                 min_up: 1,
                 family: "ipv4".into(),
+                held: false,
             }],
             sessions: vec![SessionStatus {
                 neighbor: "10.101.1.1".into(),

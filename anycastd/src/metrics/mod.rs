@@ -191,7 +191,16 @@ fn vips(r: &mut Reg, st: &Status) {
         "1 when the VIP prefix is announced (draining counts as announced)",
     );
     let state = r.add::<G<VipStateL>>("anycast_vip_state", "1 for the VIP's current state");
+    let held = r.add::<G<VipPrefix>>(
+        "anycast_vip_held",
+        "1 while the last-announcer guard keeps the VIP announced: its checks fail and every peer reports it cannot serve",
+    );
     for v in &st.vips {
+        held.get_or_create(&VipPrefix {
+            vip: v.name.clone(),
+            prefix: v.prefix.clone(),
+        })
+        .set(b(v.held));
         let on = matches!(v.state, VipState::Announced | VipState::Draining);
         announced
             .get_or_create(&VipPrefix {

@@ -29,6 +29,7 @@
 //! with [`Site::take_events`] (decision 0011).
 
 mod events;
+mod guard;
 mod reload;
 mod servers;
 mod view;
@@ -115,6 +116,10 @@ struct VipEntry {
     hold_timer: Option<Time>,
     /// When `announcer` asked to be woken (end of a drain).
     drain_timer: Option<Time>,
+    /// The last verdict of `health` (none yet at start).
+    verdict: Option<Servable>,
+    /// The last-announcer guard holds it announced (`guard.rs`).
+    held: bool,
 }
 
 /// Where the data plane stands.
@@ -139,6 +144,8 @@ struct Dirty {
     report: bool,
     /// Send the whole desired state (a targeted update cannot say it).
     full: bool,
+    /// The peers changed: re-check the last-announcer guard.
+    guard: bool,
 }
 
 /// The state of one site. See the module doc.
@@ -298,6 +305,8 @@ impl Site {
                 up: 0,
                 hold_timer: None,
                 drain_timer: None,
+                verdict: None,
+                held: false,
             })
             .collect();
         let peer_by_addr = cfg
@@ -596,6 +605,7 @@ impl Site {
                 self.dirty.decide |= acc.changed;
                 // A sibling's figures are part of the site load.
                 self.dirty.load |= acc.sender.as_str() == self.cfg.site.name;
+                self.dirty.guard = true;
                 Ok(())
             }
             Err(rej) => {
@@ -622,6 +632,7 @@ impl Site {
             self.retry_at,
             self.scheduler.next_wakeup(),
             self.peers.next_expiry(now),
+            self.guard_deadline(now),
         ]
         .into_iter()
         .flatten()
@@ -657,17 +668,23 @@ impl Site {
                 }
             }
         }
-        // A peer we spill to may have gone stale: the rule stops it at once. A sibling
-        // gone stale leaves the site load.
+        // A peer we spill to may have gone stale: the rule stops it at once (and the
+        // guard lets go of a VIP it held). A sibling gone stale leaves the site load.
         self.dirty.decide = true;
         self.dirty.load |= !self.cfg.directors.others.is_empty();
         self.dirty.report = true;
+        self.dirty.guard = true;
         order(effects)
     }
 
     /// The deferred work the inputs marked: load, spill decision, the weights of the
     /// services that changed, reports due. Call after carrying out urgent effects.
     pub fn settle(&mut self, now: Time) -> Vec<Effect> {
+        let mut effects = if std::mem::take(&mut self.dirty.guard) {
+            order(self.recheck_guard(now))
+        } else {
+            Vec::new()
+        };
         let mut dirty = std::mem::take(&mut self.dirty);
         if dirty.load {
             self.own_load = site_load(&self.samples(now), &self.tunnels);
@@ -689,7 +706,6 @@ impl Site {
                 }
             }
         }
-        let mut effects = Vec::new();
         if all_services {
             requests.extend(self.replan((0..self.plans.len() as u32).map(SvcId), &mut dirty));
         } else {
@@ -770,11 +786,15 @@ impl Site {
     fn local_servers(&self, svc: SvcId) -> Vec<LocalServer> {
         self.servers[self.of_service[svc.index()].clone()]
             .iter()
-            .map(|s| LocalServer {
-                server: s.id.clone(),
-                up: s.health.is_up(),
-                weight: s.at.config(&self.cfg).weight,
-                failed: s.failed && s.health.state() == HealthState::Down,
+            .map(|s| {
+                // Held by the last-announcer guard: fail-open, every enabled server in.
+                let held = self.held(svc) && s.disabled.is_none();
+                LocalServer {
+                    server: s.id.clone(),
+                    up: s.health.is_up() || held,
+                    weight: s.at.config(&self.cfg).weight,
+                    failed: s.failed && s.health.state() == HealthState::Down && !held,
+                }
             })
             .collect()
     }
@@ -950,8 +970,8 @@ impl Site {
                 }
             };
             let ok = servable.ok;
-            let outs = self.vips[vip.index()].announcer.set_servable(now, servable);
-            effects.extend(self.announcer_outputs(now, vip, outs));
+            self.vips[vip.index()].verdict = Some(servable);
+            effects.extend(self.feed_announcer(now, vip));
             tracing::info!(vip = %self.cfg.vips[vip.index()].name, servable = ok, "VIP servability changed");
         }
         effects
@@ -1010,6 +1030,8 @@ fn order(mut effects: Vec<Effect>) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_all_down;
 #[cfg(test)]
 mod tests_directors;
 #[cfg(test)]

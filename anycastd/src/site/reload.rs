@@ -32,6 +32,8 @@ impl Site {
                     let new = &next.cfg.vips[ni];
                     next.vips[ni].announcer = self.vips[oi].announcer.clone();
                     next.vips[ni].drain_timer = self.vips[oi].drain_timer;
+                    next.vips[ni].verdict = self.vips[oi].verdict.clone();
+                    next.vips[ni].held = self.vips[oi].held;
                     if new.min_up == old.min_up && new.hold_down == old.hold_down {
                         next.vips[ni].health = self.vips[oi].health.clone();
                         next.vips[ni].hold_timer = self.vips[oi].hold_timer;
@@ -95,6 +97,8 @@ impl Site {
             effects.extend(self.servability(now, vip));
         }
         self.dirty.full = true;
+        // The guard's policy or peers may have changed.
+        self.dirty.guard = true;
         // The load too: `build` left it infinite (no server checked yet), and the
         // spill rule must not see that (it started spilling everything for the half
         // second until the next stats sample).

@@ -38,6 +38,7 @@ impl Site {
                 servers_up: e.up as u32,
                 min_up: v.min_up,
                 family: family(v.address.is_ipv6()).to_string(),
+                held: e.held,
             })
             .collect();
         let sessions = sessions
@@ -190,6 +191,7 @@ impl Site {
     fn vip_reason(&self, vi: usize) -> String {
         let e = &self.vips[vi];
         match e.announcer.state() {
+            VipState::Announced if e.held => e.announcer.reason(),
             VipState::Announced | VipState::Withdrawn => e.health.reason().to_string(),
             VipState::Draining | VipState::Drained => e.announcer.reason(),
         }

@@ -1,21 +1,25 @@
 //! `fleet-sim [--sites N] [--seed S] [--loss P] [--hours H] [--max-skew S] [--no-spill]
-//! [--three-site-day] [--plots DIR]`
+//! [--three-site-day] [--plots DIR] [--all-down MINUTE+MINUTES]`
 //!
 //! Runs the day without spill and with it, prints both side by side and each of issue
 //! 18's targets as PASS or FAIL; with `--no-spill`, only the day without. `--plots DIR`
-//! writes the SVG plots there.
+//! writes the SVG plots there. `--all-down 600+30` instead fails every site's checks
+//! from minute 600 for 30 minutes and compares `[site] all_down = "withdraw"` with
+//! `"announce"` (the last-announcer guard).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use fleet_sim::{Config, table, targets};
+use fleet_sim::{Config, all_down_table, table, targets};
+use geo_balancer::AllDown;
 
 /// The report period every site uses (`ExchangeConfig::new`).
 const PERIOD_S: u64 = 120;
 
 const USAGE: &str = "usage: fleet-sim [--sites N] [--seed S] [--loss P] [--hours H] [--bursts B] \
-                     [--outages O] [--max-skew SECONDS] [--no-spill] [--three-site-day] [--plots DIR]";
+                     [--outages O] [--max-skew SECONDS] [--no-spill] [--three-site-day] [--plots DIR] \
+                     [--all-down MINUTE+MINUTES]";
 
 struct Args {
     cfg: Config,
@@ -65,6 +69,14 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 cfg.max_clock_skew_s = v.parse().map_err(|_| bad(a, &v))?
             }
             "--plots" => plots = Some(PathBuf::from(value(a)?)),
+            "--all-down" => {
+                let v = value(a)?;
+                let (at, len) = v
+                    .split_once('+')
+                    .and_then(|(x, y)| Some((x.parse::<u64>().ok()?, y.parse::<u64>().ok()?)))
+                    .ok_or_else(|| bad(a, &v))?;
+                cfg.all_down_event = Some((at * 60, len * 60));
+            }
             "--no-spill" => no_spill = true,
             "--three-site-day" => cfg.three_site_day = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -91,6 +103,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some((at, len)) = cfg.all_down_event {
+        return all_down(&cfg, at, len);
+    }
     let started = Instant::now();
     let without = fleet_sim::run_traced(&Config {
         spill: false,
@@ -149,6 +164,39 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("fleet-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The all-down event under both policies.
+fn all_down(cfg: &Config, at: u64, len: u64) -> ExitCode {
+    let started = Instant::now();
+    let run = |all_down| {
+        fleet_sim::run(&Config {
+            all_down,
+            ..cfg.clone()
+        })
+    };
+    match (run(AllDown::Withdraw), run(AllDown::Announce)) {
+        (Ok(w), Ok(a)) => {
+            let sites = if cfg.three_site_day { 3 } else { cfg.sites };
+            println!(
+                "{sites} sites, seed {}, report loss {:.0}%: every site's checks fail from {:02}:{:02} UTC for {} min",
+                cfg.seed,
+                cfg.loss * 100.0,
+                at / 3600,
+                at / 60 % 60,
+                len / 60
+            );
+            println!();
+            print!("{}", all_down_table(&w, &a));
+            println!();
+            println!("wall time: {:.1}s", started.elapsed().as_secs_f64());
             ExitCode::SUCCESS
         }
         (Err(e), _) | (_, Err(e)) => {

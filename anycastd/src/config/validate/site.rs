@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use geo_balancer::AllDown;
 use toml::Spanned;
 
 use super::Validator;
@@ -82,6 +83,7 @@ impl Validator<'_> {
             ipv6_mss_clamp: r.ipv6_mss_clamp.as_ref().is_none_or(|c| *c.get_ref()),
             ipv6_path_mtu: self.ipv6_path_mtu(r.ipv6_path_mtu.as_ref()),
             ipv6_path_mtu_line: self.line(&r.ipv6_path_mtu.as_ref().map_or(s.span(), |v| v.span())),
+            all_down: self.all_down(r.all_down.as_ref()),
         }
     }
 
@@ -103,23 +105,49 @@ impl Validator<'_> {
     }
 
     fn tunnel_pmtu(&mut self, v: Option<&Spanned<String>>) -> TunnelPmtu {
+        self.one_of(
+            v,
+            &TunnelPmtu::ALL,
+            TunnelPmtu::as_str,
+            TunnelPmtu::Fragment,
+            "tunnel_pmtu",
+            "`fragment` (the director fragments spilled packets that no longer fit once tunnelled) or `discover` (the client is sent ICMP fragmentation-needed)",
+        )
+    }
+
+    fn all_down(&mut self, v: Option<&Spanned<String>>) -> AllDown {
+        self.one_of(
+            v,
+            &[AllDown::Announce, AllDown::Withdraw],
+            AllDown::as_str,
+            AllDown::default(),
+            "all_down",
+            "`announce` (keep announcing while every peer is withdrawn too: fail-open) or `withdraw` (withdraw everywhere)",
+        )
+    }
+
+    /// The value of `key` named by `v` among `all` (`default` when absent); a name not
+    /// among them is a problem on its line: "`key` `v` is not `choices`".
+    fn one_of<T: Copy>(
+        &mut self,
+        v: Option<&Spanned<String>>,
+        all: &[T],
+        name: fn(T) -> &'static str,
+        default: T,
+        key: &str,
+        choices: &str,
+    ) -> T {
         let Some(v) = v else {
-            return TunnelPmtu::Fragment;
+            return default;
         };
-        match TunnelPmtu::ALL
-            .into_iter()
-            .find(|p| p.as_str() == v.get_ref())
-        {
+        match all.iter().copied().find(|p| name(*p) == v.get_ref()) {
             Some(p) => p,
             None => {
                 self.problem(
                     v.span(),
-                    format!(
-                        "tunnel_pmtu `{}` is not `fragment` (the director fragments spilled packets that no longer fit once tunnelled) or `discover` (the client is sent ICMP fragmentation-needed)",
-                        v.get_ref()
-                    ),
+                    format!("{key} `{}` is not {choices}", v.get_ref()),
                 );
-                TunnelPmtu::Fragment
+                default
             }
         }
     }
@@ -398,6 +426,8 @@ pub(crate) fn check_token_file(path: &Path) -> Result<(), String> {
 mod tests {
     use std::path::Path;
 
+    use geo_balancer::AllDown;
+
     const GOOD: &str = include_str!("../../../../configs/idc1.toml");
 
     fn file() -> &'static Path {
@@ -419,16 +449,29 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_tunnel_pmtu_is_refused_with_its_line() {
+    fn all_down_defaults_to_announce_and_a_bad_value_is_refused_with_its_line() {
+        let cfg = crate::config::parse_str(file(), GOOD).unwrap();
+        assert_eq!(cfg.site.all_down, AllDown::Announce);
+        let cfg = with_pmtu("all_down = \"withdraw\"").unwrap();
+        assert_eq!(cfg.site.all_down, AllDown::Withdraw);
+        refused_on_the_line_after_site("all_down = \"hold\"", "all_down `hold` is not `announce`");
+    }
+
+    /// `line` put right after `[site]` is refused, on its line, for `reason`.
+    fn refused_on_the_line_after_site(line: &str, reason: &str) -> usize {
         let at = GOOD.lines().position(|l| l == "[site]").unwrap() + 2;
-        let e = with_pmtu("tunnel_pmtu = \"1400\"").unwrap_err();
+        let e = with_pmtu(line).unwrap_err();
         assert_eq!(e.problems.len(), 1, "{e}");
         assert_eq!(e.problems[0].line, at, "{e}");
-        assert!(
-            e.problems[0]
-                .reason
-                .starts_with("tunnel_pmtu `1400` is not `fragment`"),
-            "{e}"
+        assert!(e.problems[0].reason.starts_with(reason), "{e}");
+        at
+    }
+
+    #[test]
+    fn a_bad_tunnel_pmtu_is_refused_with_its_line() {
+        let at = refused_on_the_line_after_site(
+            "tunnel_pmtu = \"1400\"",
+            "tunnel_pmtu `1400` is not `fragment`",
         );
         // Not a string at all: serde's error, with the line too.
         let e = with_pmtu("tunnel_pmtu = 1400").unwrap_err();
