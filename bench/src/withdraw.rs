@@ -618,6 +618,34 @@ impl Lab {
         n
     }
 
+    /// Drops (`op` "-I") or passes again ("-D") every packet in and out of `ifn`,
+    /// both directions in one `iptables-restore` commit: with two calls one direction
+    /// was cut first, and the side still heard could tell the other (a BFD Down)
+    /// before its own detection time.
+    fn cut_path(&self, ifn: &str, op: &str) -> io::Result<()> {
+        use std::io::Write;
+        let mut child = self
+            .s
+            .command("iptables-restore")
+            .arg("--noflush")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        let rules =
+            format!("*filter\n{op} INPUT -i {ifn} -j DROP\n{op} OUTPUT -o {ifn} -j DROP\nCOMMIT\n");
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("iptables-restore: no stdin"))?
+            .write_all(rules.as_bytes())?;
+        let st = child.wait()?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("iptables-restore {op}: {st}")))
+        }
+    }
+
     /// `runs` site crashes: time until the route leaves the upstream's kernel table.
     pub fn crash(
         &mut self,
@@ -664,12 +692,7 @@ impl Lab {
                     }
                 }
                 Crash::LinkDown => drop(self.s.ip(&["link", "set", "dev", &ifn, "down"])?),
-                Crash::PathCut => {
-                    self.s
-                        .exec("iptables", &["-I", "INPUT", "-i", &ifn, "-j", "DROP"])?;
-                    self.s
-                        .exec("iptables", &["-I", "OUTPUT", "-o", &ifn, "-j", "DROP"])?;
-                }
+                Crash::PathCut => self.cut_path(&ifn, "-I")?,
             }
             // A carrier loss makes the kernel flush routes through the link without an
             // RTM_DELROUTE, so that case is polled (`ip route`, ~3 ms resolution).
@@ -706,12 +729,7 @@ impl Lab {
                     self.start_speaker(anycastd)?;
                 }
                 Crash::LinkDown => drop(self.s.ip(&["link", "set", "dev", &ifn, "up"])?),
-                Crash::PathCut => {
-                    self.s
-                        .exec("iptables", &["-D", "INPUT", "-i", &ifn, "-j", "DROP"])?;
-                    self.s
-                        .exec("iptables", &["-D", "OUTPUT", "-o", &ifn, "-j", "DROP"])?;
-                }
+                Crash::PathCut => self.cut_path(&ifn, "-D")?,
             }
             if self
                 .watch
