@@ -133,9 +133,14 @@ impl Books {
     }
 }
 
-/// Fifty servers on one host, every packet on the host dropped with 5% probability
+/// Fifty servers on one host, every packet on the host dropped with 3% probability
 /// (each way: a request and its answer each cross INPUT once) for 45 s: no server goes
 /// down, and the full checks come every 5 s once the echo answers.
+///
+/// The loss is chosen so that a pass means something and a failure is a bug: a round
+/// fails only when its six request/answer pairs are all lost, (1 - 0.97^2)^6 = 4e-8,
+/// over about 5,600 rounds here: 2e-4 a run. At 5% each way it was 9e-7 a round, 0.5%
+/// a run, and a CI run did fail with a real, if unlucky, false down.
 #[test]
 fn netns_many_servers_under_loss_stay_up_and_checks_relax() {
     if !require(
@@ -168,7 +173,7 @@ fn netns_many_servers_under_loss_stay_up_and_checks_relax() {
             &ns,
             &[
                 "-A", "INPUT", "-m", "statistic", "--mode", "random", "--probability",
-                "0.05", "-j", "DROP",
+                "0.03", "-j", "DROP",
             ],
         );
         let a0 = accepted.load(Ordering::SeqCst);
@@ -177,7 +182,7 @@ fn netns_many_servers_under_loss_stay_up_and_checks_relax() {
         let conns = accepted.load(Ordering::SeqCst) - a0;
         let per_server = conns as f64 / n as f64 / window.as_secs_f64();
         eprintln!(
-            "{n} servers, 5% loss each way, {window:?}: {} false downs, {per_server:.3} connections/s per server",
+            "{n} servers, 3% loss each way, {window:?}: {} false downs, {per_server:.3} connections/s per server",
             books.downs.len()
         );
         assert!(books.downs.is_empty(), "false downs: {:?}", books.downs);
