@@ -98,7 +98,9 @@ fn in_guest() {
         code == 0 && out.contains("draining web"),
         &out,
     );
-    let gshut = guest::wait_for(Duration::from_secs(2), || {
+    // Within the 5 s shutdown_wait (the withdraw follows it); 2 s was too short for
+    // a loaded guest once.
+    let gshut = guest::wait_for(Duration::from_secs(4), || {
         let r = guest::vtysh("r11", "show ip bgp 10.101.4.0/24");
         (r.contains("graceful-shutdown") || r.contains("65535:0")).then_some(r)
     });

@@ -424,7 +424,9 @@ fn failure_in_guest() {
     let detect = down.as_ref().map(|(d, _)| *d);
     guest::check(
         "failure_detected",
-        detect.is_some_and(|d| d < Duration::from_secs(2)),
+        // About 0.8 s (an echo round's two windows); the bound leaves room for a
+        // loaded guest (2 s failed once under load).
+        detect.is_some_and(|d| d < Duration::from_secs(4)),
         &format!("rs511 down in the status {detect:?} after the cut"),
     );
     let a = served_n("c31", 20);
