@@ -352,7 +352,7 @@ fn announcements(
             && all_down::holds(
                 cfg.all_down,
                 true,
-                &nd.table.status(now),
+                nd.table.claims(now),
                 nd.table.config().stale_after(),
                 held[i],
             );

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exchange::PeerStatus;
+use crate::exchange::PeerClaim;
 use crate::time::Time;
 
 /// What a site does when its own checks fail and every peer reports the same.
@@ -67,14 +67,14 @@ fn counted_for(stale_after: Duration, holding: bool) -> Duration {
 /// Whether the guard holds a VIP that its own checks would withdraw: `checks_fail` is
 /// the site's own verdict for it (its real servers, with the data plane in place),
 /// `peers` every configured peer as the peer table reports it
-/// ([`crate::exchange::PeerTable::status`]), `holding` whether the guard holds it now.
+/// ([`crate::exchange::PeerTable::claims`]), `holding` whether the guard holds it now.
 /// It holds when no peer is known to serve (a report younger than `stale_after` with a
 /// load) and more than half the peers are known to be withdrawn (a report of load
 /// `null`, younger than `stale_after` to start holding, than twice that to keep on).
 pub fn holds(
     policy: AllDown,
     checks_fail: bool,
-    peers: &[PeerStatus],
+    peers: impl IntoIterator<Item = PeerClaim>,
     stale_after: Duration,
     holding: bool,
 ) -> bool {
@@ -82,23 +82,31 @@ pub fn holds(
         return false;
     }
     let keep = counted_for(stale_after, holding);
-    let said = |p: &PeerStatus, within: Duration, null: bool| {
-        p.age.is_some_and(|a| a <= within)
-            && p.last_report
-                .as_ref()
-                .is_some_and(|r| r.load.is_none() == null)
+    let said = |p: &PeerClaim, within: Duration, serves: bool| {
+        p.age.is_some_and(|a| a <= within) && p.serves == Some(serves)
     };
-    let withdrawn = peers.iter().filter(|p| said(p, keep, true)).count();
-    withdrawn * 2 > peers.len() && !peers.iter().any(|p| said(p, stale_after, false))
+    let (mut all, mut withdrawn) = (0, 0);
+    for p in peers {
+        if said(&p, stale_after, true) {
+            return false;
+        }
+        all += 1;
+        withdrawn += usize::from(said(&p, keep, false));
+    }
+    withdrawn * 2 > all
 }
 
 /// While holding: when the next withdrawn peer stops counting (a timer, so the guard
 /// lets go on time when reports stop).
-pub fn recheck_at(now: Time, peers: &[PeerStatus], stale_after: Duration) -> Option<Time> {
+pub fn recheck_at(
+    now: Time,
+    peers: impl IntoIterator<Item = PeerClaim>,
+    stale_after: Duration,
+) -> Option<Time> {
     let keep = counted_for(stale_after, true);
     peers
-        .iter()
-        .filter(|p| p.last_report.as_ref().is_some_and(|r| r.load.is_none()))
+        .into_iter()
+        .filter(|p| p.serves == Some(false))
         .filter_map(|p| p.age.filter(|a| *a <= keep))
         .map(|a| now.plus(keep - a).plus(Duration::from_millis(1)))
         .min()
@@ -107,35 +115,13 @@ pub fn recheck_at(now: Time, peers: &[PeerStatus], stale_after: Duration) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SiteId;
-    use crate::exchange::LoadReport;
-
     const STALE: Duration = Duration::from_secs(360);
 
     /// A peer whose last report, `age_s` old, says `load`; `None`: never heard from.
-    fn peer(name: &str, report: Option<(Option<f64>, u64)>) -> PeerStatus {
-        PeerStatus {
-            site: SiteId::new(name),
-            known: report.is_some_and(|(_, a)| Duration::from_secs(a) <= STALE),
-            last_report: report.map(|(load, _)| LoadReport {
-                version: 1,
-                sender: SiteId::new(name),
-                receiver: SiteId::new("a"),
-                seq: 1,
-                timestamp: 0,
-                load,
-                director_load: load,
-                capacity: 0,
-                active: 0,
-                spilling_to: vec![],
-                spill_share: 0.0,
-                director: None,
-                config_digest: None,
-            }),
-            received_at: report.map(|_| Time(0)),
+    fn peer(_name: &str, report: Option<(Option<f64>, u64)>) -> PeerClaim {
+        PeerClaim {
             age: report.map(|(_, a)| Duration::from_secs(a)),
-            accepted: 1,
-            directors: Vec::new(),
+            serves: report.map(|(load, _)| load.is_some()),
         }
     }
 
@@ -206,13 +192,13 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                holds(policy, checks_fail, &peers, STALE, holding),
+                holds(policy, checks_fail, peers.clone(), STALE, holding),
                 want,
                 "{policy:?} checks_fail={checks_fail} holding={holding} {peers:?}"
             );
         }
         assert!(
-            !holds(Announce, true, &[], STALE, false),
+            !holds(Announce, true, [], STALE, false),
             "no peers, no guard"
         );
     }
@@ -221,7 +207,7 @@ mod tests {
     fn the_recheck_comes_when_the_first_counted_peer_ages_out() {
         let peers = [peer("b", Some((None, 700))), peer("c", Some((None, 100)))];
         assert_eq!(
-            recheck_at(Time(0), &peers, STALE),
+            recheck_at(Time(0), peers, STALE),
             Some(Time(0).plus(Duration::from_millis(20_001)))
         );
     }

@@ -7,7 +7,9 @@ mod common;
 
 use geo_balancer::exchange::client::{SignedReport, sign_report};
 use geo_balancer::exchange::directors::{MAX_DIRECTORS, combine, site_load};
-use geo_balancer::exchange::{ExchangeConfig, LoadReport, PeerTable, Reject, RejectKind};
+use geo_balancer::exchange::{
+    ExchangeConfig, LoadReport, PeerClaim, PeerTable, Reject, RejectKind,
+};
 use geo_balancer::{SiteId, SiteLoad, Time};
 
 const KEY: &[u8] = b"shared-key-a-b-0123456789";
@@ -101,6 +103,32 @@ fn a_stale_director_of_a_peer_site_drops_out() {
     assert_eq!(a.directors.iter().filter(|d| d.fresh).count(), 1);
     // Both stale: unknown.
     assert_eq!(view_of_a(&t, later + stale_after + 1), None);
+}
+
+/// The guard's cheap query says what the status says: one director, two summed (one
+/// of them with no capacity), one stale, none fresh.
+#[test]
+fn claims_agree_with_the_status() {
+    let mut t = table();
+    let stale_after = t.config().stale_after().as_millis() as u64;
+    let agree = |t: &PeerTable, now: u64| {
+        let want: Vec<PeerClaim> = t.status(Time(now)).iter().map(PeerClaim::from).collect();
+        assert_eq!(t.claims(Time(now)).collect::<Vec<_>>(), want, "at {now}");
+        want
+    };
+    assert_eq!(agree(&t, NOW)[0].serves, None);
+    let mut down = from_a(Some("lb1"), 10, 0, 0);
+    (down.load, down.director_load) = (None, None);
+    deliver(&mut t, NOW, &down, KEY).expect("lb1");
+    assert_eq!(agree(&t, NOW)[0].serves, Some(false));
+    let later = NOW + stale_after / 2;
+    let mut r = from_a(Some("lb1b"), 11, 300, 1000);
+    r.timestamp = later;
+    deliver(&mut t, later, &r, KEY).expect("lb1b");
+    assert_eq!(agree(&t, later)[0].serves, Some(true));
+    // lb1 stale: lb1b alone; both stale: lb1b's last word.
+    assert_eq!(agree(&t, NOW + stale_after + 1)[0].serves, Some(true));
+    assert_eq!(agree(&t, later + stale_after + 1)[0].serves, Some(true));
 }
 
 #[test]

@@ -68,7 +68,7 @@ impl Site {
         all_down::holds(
             self.cfg.site.all_down,
             checks_fail,
-            &self.peers.status(now),
+            self.peers.claims(now),
             self.peers.config().stale_after(),
             self.vips[vip.index()].held,
         )
@@ -79,7 +79,7 @@ impl Site {
         self.vips.iter().any(|v| v.held).then(|| {
             all_down::recheck_at(
                 now,
-                &self.peers.status(now),
+                self.peers.claims(now),
                 self.peers.config().stale_after(),
             )
         })?

@@ -33,7 +33,7 @@ use crate::errors::ConfigError;
 use crate::ids::SiteId;
 
 pub use directors::DirectorStatus;
-pub use peers::{Accepted, PeerStatus, PeerTable, Reject, RejectKind};
+pub use peers::{Accepted, PeerClaim, PeerStatus, PeerTable, Reject, RejectKind};
 pub use report::LoadReport;
 pub use schedule::{LocalState, ReportRound, ReportScheduler, SendReason};
 

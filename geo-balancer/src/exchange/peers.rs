@@ -88,6 +88,16 @@ impl Peer {
         directors::combine(&self.fresh(now, stale_after))
     }
 
+    /// Whether the site can serve by its fresh directors summed, as [`Peer::combined`]
+    /// would say, without building the report; `None` without a fresh director.
+    fn serves(&self, now: Time, stale_after: Duration) -> Option<bool> {
+        match self.fresh(now, stale_after).as_slice() {
+            [] => None,
+            [one] => Some(one.load.is_some()),
+            many => directors::combine(many).map(|r| r.load.is_some()),
+        }
+    }
+
     /// When its freshest director spoke for.
     fn newest(&self) -> Option<&Heard> {
         self.directors.values().max_by_key(|h| h.as_of())
@@ -111,6 +121,28 @@ pub struct PeerStatus {
     pub accepted: u64,
     /// Each of its directors that reported.
     pub directors: Vec<DirectorStatus>,
+}
+
+/// What a peer last said of itself, all the last-announcer guard reads
+/// ([`crate::all_down`]): the same age and the same "can serve" as its
+/// [`PeerStatus`], got without building one (the guard runs on the urgent withdraw
+/// path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerClaim {
+    /// Age of its newest report; `None`: never heard from.
+    pub age: Option<Duration>,
+    /// Whether it reports that it can serve (a load, not `null`): its fresh directors
+    /// summed, or a stale peer's last word; `None`: never heard from.
+    pub serves: Option<bool>,
+}
+
+impl From<&PeerStatus> for PeerClaim {
+    fn from(p: &PeerStatus) -> PeerClaim {
+        PeerClaim {
+            age: p.age,
+            serves: p.last_report.as_ref().map(|r| r.load.is_some()),
+        }
+    }
 }
 
 /// Every configured peer, its key and its last valid report.
@@ -477,6 +509,21 @@ impl PeerTable {
                 }
             })
             .collect()
+    }
+
+    /// Every configured peer's [`PeerClaim`] (what [`PeerTable::status`] says of it,
+    /// cheaply).
+    pub fn claims(&self, now: Time) -> impl Iterator<Item = PeerClaim> + '_ {
+        let stale_after = self.cfg.stale_after();
+        self.peers.values().map(move |p| {
+            let newest = p.newest();
+            let age = newest.map(|h| now.since(h.as_of()));
+            let serves = match age.is_some_and(|a| a <= stale_after) {
+                true => p.serves(now, stale_after),
+                false => newest.map(|h| h.report.load.is_some()),
+            };
+            PeerClaim { age, serves }
+        })
     }
 
     /// When the next peer turns unknown if nothing arrives (a timer for the daemon, so
