@@ -44,8 +44,8 @@ pub fn problems(cfg: &SiteConfig, host: &Facts) -> Vec<(usize, String)> {
             ),
         ));
     }
-    let device = host.ipv6_device.clone();
-    if let Some(p) = crate::plan::path_mtu_problem(cfg, move |_| device.clone()) {
+    let device = host.ipv6_device.as_ref().map(|(d, mtu)| (d.as_str(), *mtu));
+    if let Some(p) = crate::plan::path_mtu_problem(cfg, device) {
         out.push((p.line, p.reason));
     }
     out

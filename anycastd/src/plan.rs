@@ -529,17 +529,14 @@ pub fn warnings(cfg: &SiteConfig, connected: &[ipnet::IpNet]) -> Vec<Warning> {
 }
 
 /// `ipv6_path_mtu` against the MTU of the device that holds this director's
-/// `address_v6` on this host (`mtu_of` looks it up: name and MTU, `None` when the
-/// address is not here, as when the file is checked away from its director). A
-/// path MTU above it cannot work: the clamp would leave segments too big for the
-/// director's own link. The problem names the key's line (`[site]`'s when the
-/// default is what is too big).
-pub fn path_mtu_problem(
-    cfg: &SiteConfig,
-    mtu_of: impl Fn(std::net::Ipv6Addr) -> Option<(String, u32)>,
-) -> Option<Warning> {
+/// `address_v6` on this host (`device`: its name and MTU as [`ipv6_device_mtu`] finds
+/// them, `None` when the address is not here, as when the file is checked away from
+/// its director). A path MTU above it cannot work: the clamp would leave segments too
+/// big for the director's own link. The problem names the key's line (`[site]`'s when
+/// the default is what is too big).
+pub fn path_mtu_problem(cfg: &SiteConfig, device: Option<(&str, u32)>) -> Option<Warning> {
     let v6 = cfg.site.address_v6?;
-    let (dev, mtu) = mtu_of(v6)?;
+    let (dev, mtu) = device?;
     (cfg.site.ipv6_mss_clamp && cfg.site.ipv6_path_mtu > mtu).then(|| Warning {
         line: cfg.site.ipv6_path_mtu_line,
         server: v6.into(),

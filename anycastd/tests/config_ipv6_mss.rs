@@ -114,19 +114,19 @@ fn anycastd_check_shows_the_clamp_in_the_plan() {
     );
 }
 
+/// The example with `ipv6_path_mtu = 9000`, parsed, and that key's line.
+fn jumbo_path_mtu() -> (anycastd::config::SiteConfig, usize) {
+    let key = "ipv6_path_mtu = 9000";
+    let text = with(key);
+    let line = text.lines().position(|l| l == key).unwrap() + 1;
+    (parse_str(file(), &text).unwrap(), line)
+}
+
 #[test]
 fn a_path_mtu_above_the_directors_ipv6_device_is_refused_with_its_line() {
     use anycastd::plan::path_mtu_problem;
-    let text = with("ipv6_path_mtu = 9000");
-    let line = text
-        .lines()
-        .position(|l| l == "ipv6_path_mtu = 9000")
-        .unwrap()
-        + 1;
-    let cfg = parse_str(file(), &text).unwrap();
-    let here = |a: std::net::Ipv6Addr| {
-        (a.to_string() == "2001:db8:2::2").then(|| ("eth1".to_string(), 1500))
-    };
+    let (cfg, line) = jumbo_path_mtu();
+    let here = Some(("eth1", 1500));
     let p = path_mtu_problem(&cfg, here).expect("refused");
     assert_eq!(p.line, line);
     assert!(
@@ -138,12 +138,12 @@ fn a_path_mtu_above_the_directors_ipv6_device_is_refused_with_its_line() {
     );
     // A jumbo device takes it; away from the director nothing is known; the
     // default fits a 1500 device; with the clamp off the value is not used.
-    let jumbo = |_| Some(("eth1".to_string(), 9000));
+    let jumbo = Some(("eth1", 9000));
     assert!(path_mtu_problem(&cfg, jumbo).is_none());
-    assert!(path_mtu_problem(&cfg, |_| None).is_none());
+    assert!(path_mtu_problem(&cfg, None).is_none());
     let default = parse_str(file(), EXAMPLE).unwrap();
     assert!(path_mtu_problem(&default, here).is_none());
-    let small = |_| Some(("eth1".to_string(), 1400));
+    let small = Some(("eth1", 1400));
     let p = path_mtu_problem(&default, small).expect("1500 above a 1400 device");
     assert_eq!(
         p.line,
@@ -161,13 +161,7 @@ fn a_path_mtu_above_the_directors_ipv6_device_is_refused_with_its_line() {
 
 #[test]
 fn the_daemon_and_check_refuse_the_path_mtu_through_the_host_problems() {
-    let text = with("ipv6_path_mtu = 9000");
-    let line = text
-        .lines()
-        .position(|l| l == "ipv6_path_mtu = 9000")
-        .unwrap()
-        + 1;
-    let cfg = parse_str(file(), &text).unwrap();
+    let (cfg, line) = jumbo_path_mtu();
     let host = anycastd::host::Facts {
         interfaces: vec!["eth1".into()],
         ipv6_device: Some(("eth1".into(), 1500)),
