@@ -1,15 +1,13 @@
 //! Every way a config file can be refused, with the exact message an operator sees.
 
+mod config_common;
+
 use std::path::Path;
 
 use anycastd::config::{self, parse_str};
+use config_common::configs_dir_file;
 
 const GOOD: &str = include_str!("../../configs/idc1.toml");
-
-fn configs_dir_file() -> &'static Path {
-    // key_file paths resolve against the config's directory.
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
-}
 
 /// Replaces `from` (which must occur) in the good file and returns the problems.
 fn refused(from: &str, to: &str) -> Vec<String> {
@@ -462,31 +460,11 @@ fn checks_that_would_open_too_many_connections_are_refused_with_the_rate() {
     );
 }
 
-/// Runs `anycastd check` on the good file with `edit` applied (key files made
-/// absolute, the file in a temp dir): exit code, stdout, stderr and the file's path.
+/// `anycastd check` on the good file with `edit` applied: exit code, stdout, stderr
+/// and the file's path.
 fn check(name: &str, edit: impl FnOnce(String) -> String) -> (Option<i32>, String, String, String) {
-    let bin = env!("CARGO_BIN_EXE_anycastd");
-    let dir = std::env::temp_dir().join(format!("anycastd-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/keys/idc1-idc2.key");
-    let text = edit(GOOD.replace(
-        "key_file = \"keys/idc1-idc2.key\"",
-        &format!("key_file = \"{}\"", key.display()),
-    ));
-    let file = dir.join(format!("{name}.toml"));
-    std::fs::write(&file, &text).unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        file.display().to_string(),
-    )
+    let c = config_common::check_all(name, &edit(GOOD.to_string()));
+    (c.code, c.stdout, c.stderr, c.file)
 }
 
 #[test]

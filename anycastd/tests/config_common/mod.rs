@@ -30,9 +30,24 @@ pub fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
 
+/// What `anycastd check` did with a file: exit code, standard output and error, and
+/// the file's path as the messages name it.
+pub struct Checked {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub file: String,
+}
+
 /// `anycastd check` on `text` written as idc1.toml next to the key it names, in a
 /// directory of its own (`tag`): its exit code and standard output.
 pub fn check(tag: &str, text: &str) -> (Option<i32>, String) {
+    let c = check_all(tag, text);
+    (c.code, c.stdout)
+}
+
+/// [`check`], with everything it printed.
+pub fn check_all(tag: &str, text: &str) -> Checked {
     let dir = std::env::temp_dir().join(format!("anycastd-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     let keys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/keys"));
@@ -45,8 +60,10 @@ pub fn check(tag: &str, text: &str) -> (Option<i32>, String) {
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    Checked {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        file: file.display().to_string(),
+    }
 }
