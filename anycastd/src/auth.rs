@@ -111,8 +111,35 @@ pub fn needs(method: &Method, path: &str) -> Needs {
 }
 
 /// Why a caller is not an operator (the 403's message).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the caller's credentials could not be read")]
+    NoCredentials,
+    /// The blocking lookup task failed (its join error, as text: it is not `Clone`).
+    #[error("the group lookup failed: {0}")]
+    LookupFailed(String),
+    #[error("uid {uid} is neither root nor a member of group `{group}`")]
+    NotInGroup { uid: u32, group: String },
+    #[error("uid {uid}: the groups of its user cannot be read ({reason})")]
+    GroupsUnreadable { uid: u32, reason: String },
+    #[error("this API is read-only over TCP (no api.token_file): use the unix socket")]
+    ReadOnlyOverTcp,
+    /// The blocking read task failed (its join error, as text).
+    #[error("the token file cannot be read: {0}")]
+    TokenReadFailed(String),
+    #[error("the daemon's token file is unusable (see its log)")]
+    TokenFileUnusable,
+    #[error("wrong token")]
+    WrongToken,
+    #[error(
+        "a change over TCP needs the operator's token (Authorization: Bearer ...; anycastctl --token-file)"
+    )]
+    NoToken,
+    #[error("the token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TokenTooLong,
+    #[error("the Authorization header is not `Bearer TOKEN`")]
+    NotBearer,
+}
 
 /// Whether `peer` is an operator under `access`: `Ok` says how, `Err` why not.
 pub async fn operator(
@@ -121,9 +148,7 @@ pub async fn operator(
     authorization: Option<&[u8]>,
 ) -> Result<&'static str, Refused> {
     match peer {
-        Peer::Unknown => Err(Refused(
-            "the caller's credentials could not be read".to_string(),
-        )),
+        Peer::Unknown => Err(Refused::NoCredentials),
         Peer::Unix { uid: 0, .. } => Ok("root"),
         Peer::Unix { gid, .. } if gid == access.gid => Ok("group"),
         Peer::Unix { uid, .. } => {
@@ -131,36 +156,32 @@ pub async fn operator(
             // NSS may read files or ask a directory service: off the runtime's threads.
             let member = tokio::task::spawn_blocking(move || member_of(uid, gid))
                 .await
-                .map_err(|e| Refused(format!("the group lookup failed: {e}")))?;
+                .map_err(|e| Refused::LookupFailed(e.to_string()))?;
             match member {
                 Ok(true) => Ok("group"),
-                Ok(false) => Err(Refused(format!(
-                    "uid {uid} is neither root nor a member of group `{group}`"
-                ))),
-                Err(e) => Err(Refused(format!(
-                    "uid {uid}: the groups of its user cannot be read ({e})"
-                ))),
+                Ok(false) => Err(Refused::NotInGroup { uid, group }),
+                Err(e) => Err(Refused::GroupsUnreadable {
+                    uid,
+                    reason: e.to_string(),
+                }),
             }
         }
         Peer::Tcp(_) => {
             let Some(path) = access.token_file.clone() else {
-                return Err(Refused(
-                    "this API is read-only over TCP (no api.token_file): use the unix socket"
-                        .to_string(),
-                ));
+                return Err(Refused::ReadOnlyOverTcp);
             };
             let given = bearer(authorization)?.to_vec();
             let want = tokio::task::spawn_blocking(move || read_token(&path))
                 .await
-                .map_err(|e| Refused(format!("the token file cannot be read: {e}")))?
+                .map_err(|e| Refused::TokenReadFailed(e.to_string()))?
                 .map_err(|e| {
                     tracing::error!(error = %e, "local API: the token file is unusable; no change is accepted over TCP");
-                    Refused("the daemon's token file is unusable (see its log)".to_string())
+                    Refused::TokenFileUnusable
                 })?;
             if bool::from(given.ct_eq(&want)) {
                 Ok("token")
             } else {
-                Err(Refused("wrong token".to_string()))
+                Err(Refused::WrongToken)
             }
         }
     }
@@ -170,17 +191,12 @@ pub async fn operator(
 /// refused before the token file is read.
 fn bearer(authorization: Option<&[u8]>) -> Result<&[u8], Refused> {
     let Some(h) = authorization else {
-        return Err(Refused(
-            "a change over TCP needs the operator's token (Authorization: Bearer ...; anycastctl --token-file)".to_string(),
-        ));
+        return Err(Refused::NoToken);
     };
     if h.len() > MAX_TOKEN_BYTES + 7 {
-        return Err(Refused(format!(
-            "the token is longer than {MAX_TOKEN_BYTES} bytes"
-        )));
+        return Err(Refused::TokenTooLong);
     }
-    h.strip_prefix(b"Bearer ")
-        .ok_or_else(|| Refused("the Authorization header is not `Bearer TOKEN`".to_string()))
+    h.strip_prefix(b"Bearer ").ok_or(Refused::NotBearer)
 }
 
 /// Why a token file cannot be used.
@@ -266,7 +282,7 @@ pub async fn authorize(State(access): State<Arc<Access>>, req: Request, next: Ne
         .map(|h| h.as_bytes());
     match operator(&access, peer, auth).await {
         Ok(_) => next.run(req).await,
-        Err(Refused(why)) => {
+        Err(why) => {
             let (method, path) = (req.method().clone(), req.uri().path().to_string());
             let what = match needs {
                 Needs::Change => "a change",
@@ -384,7 +400,7 @@ mod tests {
         assert_eq!(operator(&a, unix(65534, 4242), None).await, Ok("group"));
         let r = operator(&a, unix(65534, 65534), None).await.unwrap_err();
         assert_eq!(
-            r.0,
+            r.to_string(),
             "uid 65534 is neither root nor a member of group `operators`"
         );
         assert!(operator(&a, Peer::Unknown, None).await.is_err());
@@ -411,7 +427,7 @@ mod tests {
         let r = operator(&no_file, tcp, Some(b"Bearer 0123456789abcdef"))
             .await
             .unwrap_err();
-        assert!(r.0.starts_with("this API is read-only over TCP"), "{r:?}");
+        assert_eq!(r, Refused::ReadOnlyOverTcp);
 
         let dir = std::env::temp_dir().join(format!("anycastd-auth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -434,18 +450,18 @@ mod tests {
             ),
         ] {
             let r = operator(&a, tcp, given).await.unwrap_err();
-            assert!(r.0.starts_with(why), "{given:?}: {r:?}");
+            assert!(r.to_string().starts_with(why), "{given:?}: {r:?}");
         }
         let huge = format!("Bearer {}", "x".repeat(MAX_TOKEN_BYTES + 1));
         let r = operator(&a, tcp, Some(huge.as_bytes())).await.unwrap_err();
-        assert_eq!(r.0, "the token is longer than 1024 bytes");
+        assert_eq!(r.to_string(), "the token is longer than 1024 bytes");
 
         // A file opened to others after the start is no longer trusted.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let r = operator(&a, tcp, Some(b"Bearer 0123456789abcdef0123"))
             .await
             .unwrap_err();
-        assert!(r.0.contains("token file is unusable"), "{r:?}");
+        assert_eq!(r, Refused::TokenFileUnusable);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -37,7 +37,7 @@ pub enum Request {
     Stats,
     /// The sync daemons and connection origins, answered on the channel directly
     /// (for the status, not the site core).
-    Sync(tokio::sync::oneshot::Sender<Result<tf::SyncStatus, String>>),
+    Sync(tokio::sync::oneshot::Sender<Result<tf::SyncStatus, tf::Error>>),
 }
 
 /// A result from the worker, with the time the work took.
@@ -96,7 +96,7 @@ impl Worker {
                             Outcome::Stats(fwd.stats().map_err(Into::into), t0.elapsed())
                         }
                         Request::Sync(reply) => {
-                            let _ = reply.send(fwd.sync_status().map_err(|e| e.to_string()));
+                            let _ = reply.send(fwd.sync_status());
                             continue;
                         }
                     };

@@ -56,7 +56,7 @@ impl Cache {
                 st.local_conns = k.local;
                 st.synced_conns = k.synced;
             }
-            Ok(Ok(Err(e))) => st.error = Some(e),
+            Ok(Ok(Err(e))) => st.error = Some(e.to_string()),
             Ok(Err(_)) => st.error = Some("the data-plane worker is gone".into()),
             Err(_) => {
                 // Busy: the last reading, if any, rather than nothing.

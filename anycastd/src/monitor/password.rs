@@ -39,15 +39,27 @@ pub fn verify(phc: &str, password: &str) -> bool {
         .is_ok()
 }
 
+/// Why a configured password hash cannot be used (the config problem's reason, after
+/// "password_hash").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadHash {
+    #[error("is not a PHC string: {0}")]
+    NotPhc(String),
+    #[error("uses `{0}`; only argon2 is accepted")]
+    NotArgon2(String),
+    #[error("has no salt or no hash part")]
+    Incomplete,
+}
+
 /// `Ok` when `phc` is an argon2 PHC string this build can verify; else why not.
-pub fn check_hash(phc: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(phc).map_err(|e| format!("is not a PHC string: {e}"))?;
+pub fn check_hash(phc: &str) -> Result<(), BadHash> {
+    let parsed = PasswordHash::new(phc).map_err(|e| BadHash::NotPhc(e.to_string()))?;
     match parsed.algorithm.as_str() {
         "argon2id" | "argon2i" | "argon2d" => {}
-        other => return Err(format!("uses `{other}`; only argon2 is accepted")),
+        other => return Err(BadHash::NotArgon2(other.to_string())),
     }
     if parsed.hash.is_none() || parsed.salt.is_none() {
-        return Err("has no salt or no hash part".to_string());
+        return Err(BadHash::Incomplete);
     }
     Ok(())
 }
