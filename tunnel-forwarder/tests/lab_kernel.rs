@@ -35,12 +35,12 @@ fn lab_test(test: &str, in_guest: fn(), lab: impl FnOnce() -> Lab) {
 fn two_site_lab(name: &str) -> Lab {
     Lab::new(name)
         .topology(two_sites())
-        .timeout(Duration::from_secs(40))
+        .timeout(Duration::from_secs(120))
 }
 
 /// A lab without a topology.
 fn bare_lab(name: &str) -> Lab {
-    Lab::new(name).timeout(Duration::from_secs(30))
+    Lab::new(name).timeout(Duration::from_secs(120))
 }
 
 /// (1) a reconcile creates the service, the client is answered by A's real servers;

@@ -138,7 +138,7 @@ fn lab_kernel_sync_keeps_a_connection_through_the_other_director() {
     }
     Lab::new("tf-sync")
         .topology(ha_site())
-        .timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(120))
         .guest_test("lab_kernel_sync_keeps_a_connection_through_the_other_director")
         .run()
         .expect("lab kernel runs")
