@@ -66,12 +66,13 @@ pub struct ServiceSlot {
 
 impl ServiceSlot {
     /// Whether the spill split can carry this service's new connections: TCP (the
-    /// split draws on the SYN's sequence number) on an IPv4 VIP (IPIP).
+    /// split draws on the SYN's sequence number) or UDP (on the source port) on an
+    /// IPv4 VIP (IPIP).
     pub fn splittable(&self) -> bool {
         matches!(
             self.key,
             tf::ServiceKey::Addr {
-                protocol: tf::Protocol::Tcp,
+                protocol: tf::Protocol::Tcp | tf::Protocol::Udp,
                 addr: std::net::IpAddr::V4(_),
                 ..
             }

@@ -242,7 +242,7 @@ pub fn render(cfg: &SiteConfig) -> String {
             if let Some(t) = &target.split {
                 let _ = writeln!(
                     o,
-                    "  spill split on {} (decision 0006): new TCP connections to each service go to chain {}, where a share set by the spill decision is marked {} for the split service",
+                    "  spill split on {} (decision 0006): new TCP connections and UDP flows to each service go to chain {}, where a share set by the spill decision is marked {} for the split service",
                     t.devices.join(", "),
                     tf::split::SPLIT_CHAIN,
                     t.mark

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::{AddrSpec, Dest, MarkRule, ServiceConfig, ServiceKey, SockFmt};
-use crate::split::{SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass};
+use crate::split::{Draw, SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass};
 use crate::sync::{SyncDaemon, SyncRole};
 
 /// One change to the kernel.
@@ -56,8 +56,8 @@ pub enum Request {
         handle: u32,
     },
     /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
-    /// match ip protocol 6 0xff match ip dport PORT 0xffff action goto chain C`: the
-    /// split's static part, one per TCP service (RTM_NEWTFILTER).
+    /// match ip protocol 6|17 0xff match ip dport PORT 0xffff action goto chain C`: the
+    /// split's static part, one per TCP or UDP service (RTM_NEWTFILTER).
     NewClassFilter {
         device: String,
         prio: u16,
@@ -65,9 +65,12 @@ pub enum Request {
     },
     /// `tc filter add dev DEV parent ffff: chain C prio 1 protocol ip u32 match ip
     /// protocol 6 0xff match u8 0x02 0x12 at 33 match u32 V M at 24 action skbedit
-    /// mark M`: one block of the share (RTM_NEWTFILTER).
+    /// mark M` (TCP), or `... match ip protocol 17 0xff match u32 V M at 20 ...` (UDP,
+    /// the block on the source port's low bits): one block of the share
+    /// (RTM_NEWTFILTER).
     NewShareFilter {
         device: String,
+        draw: Draw,
         block: SeqBlock,
         mark: u32,
     },
@@ -163,12 +166,15 @@ impl Request {
                 class,
             } => format!(
                 "tc filter add dev {device} parent ffff: prio {prio} protocol ip u32 \
-                 match ip dst {}/32 match ip protocol 6 0xff match ip dport {} 0xffff \
+                 match ip dst {}/32 match ip protocol {} 0xff match ip dport {} 0xffff \
                  action goto chain {SPLIT_CHAIN}",
-                class.dst, class.port
+                class.dst,
+                class.protocol.number(),
+                class.port
             ),
             Request::NewShareFilter {
                 device,
+                draw: Draw::TcpIsn,
                 block,
                 mark,
             } => format!(
@@ -176,6 +182,18 @@ impl Request {
                  protocol ip u32 match ip protocol 6 0xff match u8 0x02 0x12 at 33 \
                  match u32 {:#x} {:#x} at 24 action skbedit mark {mark}",
                 block.value, block.mask
+            ),
+            Request::NewShareFilter {
+                device,
+                draw: Draw::UdpPort,
+                block,
+                mark,
+            } => format!(
+                "tc filter add dev {device} parent ffff: chain {SPLIT_CHAIN} prio {SHARE_PRIO} \
+                 protocol ip u32 match ip protocol 17 0xff \
+                 match u32 {:#x} {:#x} at 20 action skbedit mark {mark}",
+                block.on_ports().value,
+                block.on_ports().mask
             ),
             Request::FlushChain { device, chain } => {
                 format!("tc filter del dev {device} ingress chain {chain}")

@@ -1,15 +1,16 @@
-//! The site-wide spill split (decision 0006): a share of new TCP connections is taken
-//! aside before IPVS schedules them, by tc filters on the devices clients' packets
+//! The site-wide spill split (decision 0006): a share of new TCP connections and UDP
+//! flows is taken aside before IPVS schedules them, by tc filters on the devices clients' packets
 //! arrive on, and handed to one firewall-mark service that holds only the peer sites
 //! (IPIP destinations). The share is then the share of new connections whatever the
 //! VIP services' schedulers do with the rest, and a spill step is a handful of
 //! requests however many services there are.
 //!
 //! ```text
-//!  client device ingress, chain 0 (static, one filter per TCP service):
-//!      ip dst VIP, protocol tcp, dport PORT        -> goto chain SPLIT_CHAIN
-//!  chain SPLIT_CHAIN (the share, rewritten on a spill step):
-//!      tcp SYN without ACK, seq's top 10 bits in block b -> skbedit mark M
+//!  client device ingress, chain 0 (static, one filter per TCP or UDP service):
+//!      ip dst VIP, protocol tcp|udp, dport PORT    -> goto chain SPLIT_CHAIN
+//!  chain SPLIT_CHAIN (the share, rewritten on a spill step), per block b:
+//!      tcp SYN without ACK, seq's top 10 bits in b  -> skbedit mark M
+//!      udp, source port's low 10 bits in b           -> skbedit mark M
 //!  IPVS:  -f M -s wrr   -r PEER -i -w W ...   (a fwmark service is looked up first)
 //! ```
 //!
@@ -18,6 +19,13 @@
 //! retransmitted SYN carries the same number (the same verdict). A share of k/1024 is
 //! the union of at most 10 aligned blocks of those 10 bits. Only the SYN matters:
 //! IPVS finds a connection it already scheduled before it looks at marks.
+//!
+//! A UDP flow has no SYN and no sequence number; its draw is the low 10 bits of the
+//! client's source port, which stacks pick at random for each socket (Linux, and
+//! every DNS client since RFC 5452). Every datagram of the flow carries the same port
+//! (the same verdict), and only the first one matters: IPVS finds the flow's
+//! connection entry before it looks at marks. A client that sends every flow from one
+//! port gets the same verdict for all of them.
 //!
 //! Like `tc ... match ip dport`, the offsets assume an IPv4 header without options;
 //! a SYN with IP options is not split (it goes to the VIP service).
@@ -30,7 +38,8 @@ use crate::error::ConfigError;
 use crate::model::{Dest, Peer, ServiceConfig, ServiceKey, ServiceSpec};
 use crate::request::Request;
 
-/// The share is counted in 1/1024ths of new TCP connections (10 bits of the ISN).
+/// The share is counted in 1/1024ths of new TCP connections (10 bits of the ISN) and
+/// of new UDP flows (10 bits of the source port).
 pub const SHARE_UNITS: u16 = 1024;
 
 /// The tc chain holding the share filters on each client device.
@@ -50,7 +59,7 @@ pub struct Split {
     pub devices: Vec<String>,
     /// Firewall mark of the tunnel-only service.
     pub mark: u32,
-    /// New TCP connections sent away, in 1/[`SHARE_UNITS`] (0 = none).
+    /// New TCP connections and UDP flows sent away, in 1/[`SHARE_UNITS`] (0 = none).
     pub share: u16,
     /// The peer sites with their weights among themselves.
     pub peers: Vec<Peer>,
@@ -119,20 +128,68 @@ fn share_filters(device: &str, mark: u32, share: u16, out: &mut Vec<Request>) {
         device: device.to_string(),
         chain: SPLIT_CHAIN,
     });
-    for block in blocks(share) {
+    for (draw, block) in share_rules(&blocks(share)) {
         out.push(Request::NewShareFilter {
             device: device.to_string(),
+            draw,
             block,
             mark,
         });
     }
 }
 
-/// SYNs whose ISN has `(seq & mask) == value`.
+/// Every share filter for `blocks`: each block drawn on TCP and on UDP.
+fn share_rules(blocks: &[SeqBlock]) -> impl Iterator<Item = (Draw, SeqBlock)> + '_ {
+    blocks
+        .iter()
+        .flat_map(|b| Draw::ALL.into_iter().map(move |d| (d, *b)))
+}
+
+/// What a share filter draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Draw {
+    /// A TCP SYN without ACK: the top 10 bits of its initial sequence number.
+    TcpIsn,
+    /// A UDP datagram: the low 10 bits of its source port.
+    UdpPort,
+}
+
+impl Draw {
+    /// Both, in the order their filters are added.
+    pub const ALL: [Draw; 2] = [Draw::TcpIsn, Draw::UdpPort];
+}
+
+/// The draws `(draw & mask) == value`: for a TCP ISN, the top 10 bits of the sequence
+/// number as they are; a UDP source port's low 10 bits are placed at the same bits
+/// (see [`Draw`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeqBlock {
     pub mask: u32,
     pub value: u32,
+}
+
+/// Where a UDP draw sits in the ports word (source port in its top half, the word at
+/// offset 20 of an IPv4 packet without options): the port's low 10 bits, bits 25..16.
+const PORT_DRAW_SHIFT: u32 = 6;
+const PORT_DRAW_BITS: u32 = 0x03ff_0000;
+
+impl SeqBlock {
+    /// The block as a match on the UDP ports word.
+    pub fn on_ports(self) -> SeqBlock {
+        SeqBlock {
+            mask: self.mask >> PORT_DRAW_SHIFT,
+            value: self.value >> PORT_DRAW_SHIFT,
+        }
+    }
+
+    /// The block a match on the UDP ports word expresses ([`SeqBlock::on_ports`]
+    /// undone); `None` when it looks at other bits than the draw's.
+    pub fn from_ports(on_ports: SeqBlock) -> Option<SeqBlock> {
+        (on_ports.mask & !PORT_DRAW_BITS == 0).then_some(SeqBlock {
+            mask: on_ports.mask << PORT_DRAW_SHIFT,
+            value: on_ports.value << PORT_DRAW_SHIFT,
+        })
+    }
 }
 
 /// The aligned blocks of the ISN's top 10 bits whose union is `share`/1024 of all
@@ -159,10 +216,12 @@ pub fn blocks(share: u16) -> Vec<SeqBlock> {
     out
 }
 
-/// A chain-0 filter of a client device: TCP to `dst:port` goes to the share chain.
+/// A chain-0 filter of a client device: TCP or UDP to `dst:port` goes to the share
+/// chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SplitClass {
     pub dst: Ipv4Addr,
+    pub protocol: crate::model::Protocol,
     pub port: u16,
 }
 
@@ -185,13 +244,15 @@ pub struct DeviceTc {
 /// One of our split filters, read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplitRule {
-    /// Chain 0: TCP to dst:port, `goto chain N`.
+    /// Chain 0: TCP or UDP to dst:port, `goto chain N`.
     Class(SplitClass, u32),
-    /// The share chain: SYN with seq in the block, `skbedit mark M`.
-    Share(SeqBlock, u32),
+    /// The share chain: a SYN or a datagram whose draw is in the block, `skbedit mark
+    /// M`.
+    Share(Draw, SeqBlock, u32),
 }
 
-/// Checks `split` against the services (`classes`: the TCP services of IPv4 VIPs) and
+/// Checks `split` against the services (`classes`: the TCP and UDP services of IPv4
+/// VIPs) and
 /// flattens it; the fwmark service goes into `services`.
 pub fn compile(
     split: &Split,
@@ -277,17 +338,17 @@ pub fn diff(
                 (0, Some(SplitRule::Class(c, SPLIT_CHAIN)))
                     if f.prio == prio && t.classes.contains(&c) && kept.insert(c) => {}
                 (0, _) if f.prio == prio => stale.push(f.handle),
-                (SPLIT_CHAIN, Some(SplitRule::Share(b, m)))
+                (SPLIT_CHAIN, Some(SplitRule::Share(d, b, m)))
                     if m == t.mark && f.prio == SHARE_PRIO =>
                 {
-                    shares.push(Some(b))
+                    shares.push(Some((d, b)))
                 }
                 (SPLIT_CHAIN, _) => shares.push(None),
                 _ => {}
             }
         }
         // The share chain first (empty of stale blocks before traffic is sent to it).
-        let mut want: Vec<Option<SeqBlock>> = t.blocks.iter().copied().map(Some).collect();
+        let mut want: Vec<Option<(Draw, SeqBlock)>> = share_rules(&t.blocks).map(Some).collect();
         want.sort();
         shares.sort();
         if want != shares {
@@ -295,10 +356,11 @@ pub fn diff(
                 device: dev.clone(),
                 chain: SPLIT_CHAIN,
             });
-            for block in &t.blocks {
+            for (draw, block) in share_rules(&t.blocks) {
                 out.push(Request::NewShareFilter {
                     device: dev.clone(),
-                    block: *block,
+                    draw,
+                    block,
                     mark: t.mark,
                 });
             }
@@ -356,6 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_block_covers_the_same_share_of_source_ports() {
+        for share in [1u16, 276, 512, 1023] {
+            let b = blocks(share);
+            let n = (0u32..65536)
+                .filter(|port| {
+                    let word = port << 16 | 53;
+                    b.iter()
+                        .any(|x| word & x.on_ports().mask == x.on_ports().value)
+                })
+                .count() as u32;
+            assert_eq!(n, u32::from(share) * 64, "share {share}");
+            for x in &b {
+                assert_eq!(SeqBlock::from_ports(x.on_ports()), Some(*x));
+            }
+        }
+        let outside = SeqBlock {
+            mask: 0xffff_0000,
+            value: 0,
+        };
+        assert_eq!(SeqBlock::from_ports(outside), None);
+    }
+
+    #[test]
     fn units_round_and_clamp() {
         assert_eq!(Split::units(0.1), 102);
         assert_eq!(Split::units(0.5), 512);
@@ -385,11 +470,16 @@ mod tests {
             .collect();
         assert_eq!(cmds[0], "ipvsadm -e -f 1094909952 -r 10.0.2.2:0 -i -w 1000");
         assert_eq!(cmds[1], "tc filter del dev eth0 ingress chain 44033");
-        assert_eq!(cmds.len(), 2 + blocks(307).len());
+        assert_eq!(cmds.len(), 2 + 2 * blocks(307).len());
         assert!(
             cmds[2].contains("match u32 0x0 0xc0000000 at 24"),
             "{}",
             cmds[2]
+        );
+        assert!(
+            cmds[3].contains("match ip protocol 17 0xff match u32 0x0 0x3000000 at 20"),
+            "{}",
+            cmds[3]
         );
         assert_eq!(b.changes(&b), Some(vec![]));
         let mut c = b.clone();

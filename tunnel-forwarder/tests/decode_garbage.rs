@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use tunnel_forwarder::kernel::{fou, ipvs, ipvs_daemon, rtnl};
 use tunnel_forwarder::netlink::wire::{self, MsgBuf};
-use tunnel_forwarder::split::{SeqBlock, SplitClass};
+use tunnel_forwarder::split::{Draw, SeqBlock, SplitClass};
 use tunnel_forwarder::{
     Dest, Encap, Forward, MarkRule, Protocol, ServiceConfig, ServiceKey, SyncDaemon, SyncRole,
 };
@@ -104,6 +104,7 @@ fn samples() -> Vec<Vec<u8>> {
     let mut b = MsgBuf::new();
     let class = SplitClass {
         dst: Ipv4Addr::new(10, 101, 4, 1),
+        protocol: Protocol::Udp,
         port: 80,
     };
     rtnl::new_class_filter(&mut b, 6, 5, 0xac01, &class);
@@ -113,7 +114,10 @@ fn samples() -> Vec<Vec<u8>> {
         mask: 0xc000_0000,
         value: 0x4000_0000,
     };
-    rtnl::new_share_filter(&mut b, 7, 5, &block, 9);
+    rtnl::new_share_filter(&mut b, 7, 5, (Draw::TcpIsn, &block), 9);
+    out.push(b.as_bytes().to_vec());
+    let mut b = MsgBuf::new();
+    rtnl::new_share_filter(&mut b, 8, 5, (Draw::UdpPort, &block), 9);
     out.push(b.as_bytes().to_vec());
     let mut b = MsgBuf::new();
     rtnl::new_link(&mut b, 4, "acip0", "ipip", Some(Ipv4Addr::new(10, 1, 0, 2)));

@@ -288,6 +288,7 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
             }
             Request::NewShareFilter {
                 device,
+                draw,
                 block,
                 mark,
             } => {
@@ -299,7 +300,7 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                     prio: SHARE_PRIO,
                     handle: *next_handle,
                     rule: None,
-                    split: Some(SplitRule::Share(*block, *mark)),
+                    split: Some(SplitRule::Share(*draw, *block, *mark)),
                 });
             }
             Request::FlushChain { device, chain } => {

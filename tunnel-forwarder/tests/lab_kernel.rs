@@ -470,16 +470,27 @@ fn with_udp(mut d: tunnel_forwarder::DesiredState) -> tunnel_forwarder::DesiredS
     d
 }
 
-fn in_guest_udp() {
-    use std::net::{IpAddr, SocketAddr};
+/// A UDP server on port 53 of every real server, answering with its name.
+fn start_udp_servers() {
     for rs in ["a1", "a2", "b1", "b2"] {
-        guest::udp::serve(rs, SocketAddr::new(IpAddr::V4(rs_addr(rs)), 53), rs);
+        let addr = std::net::SocketAddr::new(std::net::IpAddr::V4(rs_addr(rs)), 53);
+        guest::udp::serve(rs, addr, rs);
     }
-    let (a, _b) = start_directors(&with_udp(site_a(0, 1, true)), &with_udp(site_b(0, 1, true)));
-    let vip53 = SocketAddr::new(IpAddr::V4(VIP), 53);
-    let names: Vec<String> = (0..6)
+}
+
+/// `n` UDP flows to the VIP, each from a fresh socket (a fresh source port): who
+/// answered each.
+fn ask_many_udp(n: usize) -> Vec<String> {
+    let vip53 = std::net::SocketAddr::new(std::net::IpAddr::V4(VIP), 53);
+    (0..n)
         .map(|_| guest::udp::ask_once("client", vip53).unwrap_or_else(|e| format!("error:{e}")))
-        .collect();
+        .collect()
+}
+
+fn in_guest_udp() {
+    start_udp_servers();
+    let (a, _b) = start_directors(&with_udp(site_a(0, 1, true)), &with_udp(site_b(0, 1, true)));
+    let names = ask_many_udp(6);
     check_all_from("udp_guarded_served_by_b", &names, "b");
     check_no_tunnel_rx("udp_nothing_back_to_a", "A", &a);
     let tc = guest::sh_in("dirb", "tc filter show dev acip0 ingress");
@@ -605,11 +616,14 @@ fn lab_kernel_split_share() {
     });
 }
 
+/// Site A with a TCP and a UDP service, both carried by the split (no peer
+/// destinations of their own), at `share`.
 fn split_a(share: f64) -> tunnel_forwarder::DesiredState {
-    let mut d = site_a(1, 0, true);
-    let svc = &mut d.vips[0].services[0];
-    svc.peers.clear();
-    svc.config.scheduler = "wlc".into();
+    let mut d = with_udp(site_a(1, 0, true));
+    for svc in &mut d.vips[0].services {
+        svc.peers.clear();
+        svc.config.scheduler = "wlc".into();
+    }
     d.split = Some(tunnel_forwarder::Split {
         devices: vec!["eth0".into()],
         mark: 0x4143_0000,
@@ -619,33 +633,43 @@ fn split_a(share: f64) -> tunnel_forwarder::DesiredState {
     d
 }
 
-fn in_guest_split() {
-    start_real_servers();
-    let (a, _b) = start_directors(&split_a(0.27), &site_b(1, 0, true));
-    let again = a.reconcile(&split_a(0.27));
-    check_report("split_read_back_unchanged", again.changes == 0, &again);
-
-    let n = 400;
-    let names = ask_many(n);
-    let to_b = count(&names, "b");
-    // Binomial(400, 276/1024): mean 108, sd 8.9; 3 sd either way.
-    guest::check(
-        "split_share_of_new_connections",
-        (81..=135).contains(&to_b) && count(&names, "error") == 0,
-        &format!("{to_b} of {n} to B (expected about 108)"),
-    );
-    // The longest run of B in a row: wlc on a fresh peer destination would give one
-    // long run; the split gives short ones.
-    let longest = names
+/// The longest run of answers from site B in a row.
+fn longest_run_to_b(names: &[String]) -> usize {
+    names
         .split(|x| !x.starts_with('b'))
         .map(<[String]>::len)
         .max()
-        .unwrap_or(0);
-    guest::check(
-        "split_no_burst",
-        longest <= 12,
-        &format!("longest run to B: {longest}"),
-    );
+        .unwrap_or(0)
+}
+
+fn in_guest_split() {
+    start_real_servers();
+    start_udp_servers();
+    let (a, _b) = start_directors(&split_a(0.27), &with_udp(site_b(1, 0, true)));
+    let again = a.reconcile(&split_a(0.27));
+    check_report("split_read_back_unchanged", again.changes == 0, &again);
+
+    // New TCP connections (the draw is the SYN's sequence number) and UDP flows (the
+    // source port's low bits, a fresh socket each): the same share of each.
+    let n = 400;
+    for (what, answers) in [("connections", ask_many(n)), ("udp_flows", ask_many_udp(n))] {
+        let to_b = count(&answers, "b");
+        // Binomial(400, 276/1024): mean 108, sd 8.9; 4 sd either way (at 3 sd one run
+        // in 370 would fail each of the two counts).
+        guest::check(
+            &format!("split_share_of_new_{what}"),
+            (72..=144).contains(&to_b) && count(&answers, "error") == 0,
+            &format!("{to_b} of {n} {what} to B (expected about 108)"),
+        );
+        // The longest run of B in a row: wlc on a fresh peer destination would give
+        // one long run; the split gives short ones.
+        let longest = longest_run_to_b(&answers);
+        guest::check(
+            &format!("split_no_burst_of_{what}"),
+            longest <= 12,
+            &format!("longest run to B: {longest}"),
+        );
+    }
 
     // A spill step to 0 and back up, as targeted requests.
     let (from, to) = (split_a(0.27), split_a(0.0));
@@ -658,6 +682,7 @@ fn in_guest_split() {
     let n_applied = a.with(move |f| f.apply(&step)).expect("apply");
     guest::check("split_step_applied", n_applied >= 1, "");
     check_all_from("split_zero_sends_nothing", &ask_many(30), "a");
+    check_all_from("split_zero_sends_no_udp", &ask_many_udp(30), "a");
     let again = a.reconcile(&split_a(0.0));
     check_report("split_zero_read_back", again.changes == 0, &again);
     println!(

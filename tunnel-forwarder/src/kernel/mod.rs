@@ -458,12 +458,13 @@ impl Kernel {
             }
             Request::NewShareFilter {
                 device,
+                draw,
                 block,
                 mark,
             } => {
                 let idx = self.ifindex(device)?;
                 self.rtnl
-                    .request(|seq, b| rtnl::new_share_filter(b, seq, idx, block, *mark))
+                    .request(|seq, b| rtnl::new_share_filter(b, seq, idx, (*draw, block), *mark))
             }
             Request::FlushChain { device, chain } => {
                 let idx = self.ifindex(device)?;

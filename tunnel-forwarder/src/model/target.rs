@@ -241,8 +241,12 @@ impl DesiredState {
                 .flat_map(|(dst, services)| {
                     services
                         .iter()
-                        .filter(|s| s.protocol == Protocol::Tcp)
-                        .map(move |s| SplitClass { dst, port: s.port })
+                        .filter(|s| matches!(s.protocol, Protocol::Tcp | Protocol::Udp))
+                        .map(move |s| SplitClass {
+                            dst,
+                            protocol: s.protocol,
+                            port: s.port,
+                        })
                 })
                 .collect();
             let tunnel = self.tunnel.as_ref().map(|t| t.name.as_str());

@@ -8,7 +8,7 @@ use super::*;
 use crate::diff::ObservedFilter;
 use crate::model::{MarkRule, Protocol};
 use crate::netlink::wire::{self, Attrs, DecodeError, Msg, MsgBuf};
-use crate::split::{SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass, SplitRule};
+use crate::split::{Draw, SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass, SplitRule};
 
 /// Dump of the filters on `index`'s ingress.
 pub fn get_filters(buf: &mut MsgBuf, seq: u32, index: u32) {
@@ -67,13 +67,20 @@ fn mark_keys6(protocol: Protocol, dst: Ipv6Addr, port: u16) -> Vec<Key> {
     keys
 }
 
-/// A share block's keys: TCP, the ISN's block, SYN without ACK.
-fn share_keys(b: &SeqBlock) -> [Key; 3] {
-    [
-        proto_key(Protocol::Tcp),
-        (b.mask, b.value, 24),
-        TCP_SYN_ONLY,
-    ]
+/// A share block's keys: TCP, the ISN's block, SYN without ACK; or UDP, the source
+/// port's block.
+fn share_keys(draw: Draw, b: &SeqBlock) -> Vec<Key> {
+    match draw {
+        Draw::TcpIsn => vec![
+            proto_key(Protocol::Tcp),
+            (b.mask, b.value, 24),
+            TCP_SYN_ONLY,
+        ],
+        Draw::UdpPort => {
+            let p = b.on_ports();
+            vec![proto_key(Protocol::Udp), (p.mask, p.value, 20)]
+        }
+    }
 }
 
 fn u32_sel(keys: &[Key]) -> Vec<u8> {
@@ -148,17 +155,23 @@ pub fn new_mark_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, r: &Ma
 }
 
 /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
-/// match ip protocol 6 0xff match ip dport PORT 0xffff action goto chain C`.
+/// match ip protocol 6|17 0xff match ip dport PORT 0xffff action goto chain C`.
 pub fn new_class_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, c: &SplitClass) {
-    let keys = mark_keys(Protocol::Tcp, c.dst, c.port);
+    let keys = mark_keys(c.protocol, c.dst, c.port);
     let keys = (ETH_P_IP, &keys[..]);
     u32_filter(buf, seq, index, (0, prio), keys, Action::Goto(SPLIT_CHAIN));
 }
 
 /// `tc filter add dev DEV parent ffff: chain C prio 1 protocol ip u32 ... action
-/// skbedit mark M` for one block of the share.
-pub fn new_share_filter(buf: &mut MsgBuf, seq: u32, index: u32, b: &SeqBlock, mark: u32) {
-    let keys = share_keys(b);
+/// skbedit mark M` for one block of the share, drawn on TCP or UDP.
+pub fn new_share_filter(
+    buf: &mut MsgBuf,
+    seq: u32,
+    index: u32,
+    (draw, b): (Draw, &SeqBlock),
+    mark: u32,
+) {
+    let keys = share_keys(draw, b);
     u32_filter(
         buf,
         seq,
@@ -334,9 +347,16 @@ fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRul
                 }),
                 None,
             ),
-            Action::Goto(chain) if protocol == Protocol::Tcp => (
+            Action::Goto(chain) if matches!(protocol, Protocol::Tcp | Protocol::Udp) => (
                 None,
-                Some(SplitRule::Class(SplitClass { dst, port }, chain)),
+                Some(SplitRule::Class(
+                    SplitClass {
+                        dst,
+                        protocol,
+                        port,
+                    },
+                    chain,
+                )),
             ),
             Action::Goto(_) => (None, None),
         };
@@ -351,7 +371,18 @@ fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRul
             mask: keys[1].0,
             value: keys[1].1,
         };
-        return (None, Some(SplitRule::Share(block, mark)));
+        return (None, Some(SplitRule::Share(Draw::TcpIsn, block, mark)));
+    }
+    if protocol == Protocol::Udp
+        && keys.len() == 2
+        && keys[1].2 == 20
+        && let Action::Mark(mark) = action
+        && let Some(block) = SeqBlock::from_ports(SeqBlock {
+            mask: keys[1].0,
+            value: keys[1].1,
+        })
+    {
+        return (None, Some(SplitRule::Share(Draw::UdpPort, block, mark)));
     }
     (None, None)
 }
@@ -380,28 +411,34 @@ mod tests {
 
     #[test]
     fn split_filters_parse_back() {
-        let c = SplitClass {
-            dst: Ipv4Addr::new(10, 101, 4, 1),
-            port: 443,
-        };
-        let mut b = MsgBuf::new();
-        new_class_filter(&mut b, 1, 5, 0xac01, &c);
         let block = SeqBlock {
             mask: 0xc000_0000,
             value: 0x4000_0000,
         };
-        new_share_filter(&mut b, 2, 5, &block, 9);
-        let mut msgs = wire::messages(b.as_bytes());
-        let f = decode_filter(&msgs.next().unwrap().unwrap())
-            .unwrap()
-            .unwrap();
-        assert_eq!(f.split, Some(SplitRule::Class(c, SPLIT_CHAIN)));
-        assert_eq!(f.rule, None);
-        let g = decode_filter(&msgs.next().unwrap().unwrap())
-            .unwrap()
-            .unwrap();
-        assert_eq!(g.split, Some(SplitRule::Share(block, 9)));
-        assert_eq!((g.chain, g.prio), (SPLIT_CHAIN, SHARE_PRIO));
+        for (protocol, draw) in [
+            (Protocol::Tcp, Draw::TcpIsn),
+            (Protocol::Udp, Draw::UdpPort),
+        ] {
+            let c = SplitClass {
+                dst: Ipv4Addr::new(10, 101, 4, 1),
+                protocol,
+                port: 443,
+            };
+            let mut b = MsgBuf::new();
+            new_class_filter(&mut b, 1, 5, 0xac01, &c);
+            new_share_filter(&mut b, 2, 5, (draw, &block), 9);
+            let mut msgs = wire::messages(b.as_bytes());
+            let f = decode_filter(&msgs.next().unwrap().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(f.split, Some(SplitRule::Class(c, SPLIT_CHAIN)));
+            assert_eq!(f.rule, None);
+            let g = decode_filter(&msgs.next().unwrap().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(g.split, Some(SplitRule::Share(draw, block, 9)));
+            assert_eq!((g.chain, g.prio), (SPLIT_CHAIN, SHARE_PRIO));
+        }
     }
 
     #[test]
