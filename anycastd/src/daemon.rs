@@ -30,6 +30,7 @@ use crate::bfd_link::BfdLink;
 use crate::config::{self, SiteConfig};
 use crate::dataplane::{self, Worker};
 use crate::mapping;
+use crate::report_listener;
 use crate::site::{Effect, Site};
 use crate::status::DrainReply;
 use crate::systemd;
@@ -101,6 +102,11 @@ struct Daemon {
     /// Where the site's events go (`[notify]`), if anywhere.
     notifier: Option<crate::notify::Notifier>,
     latency: crate::metrics::Latency,
+    /// Peer sites' and sibling directors' reports arrive here (while there are any).
+    report_listener: Option<report_listener::ReportListener>,
+    /// What the HTTP listeners hand their requests to, and the daemon's stop signal.
+    handle: ControllerHandle,
+    stop: watch::Receiver<bool>,
 }
 
 /// The slow full read of the kernel that corrects drift made behind our back: at most
@@ -219,23 +225,19 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         crate::monitor::start(m, handle.clone(), stop_rx.clone()).await?;
     }
     // Reports come from peer sites and from this site's other directors.
-    if !cfg.peers.is_empty() || !cfg.directors.others.is_empty() {
-        let l = tokio::net::TcpListener::bind(cfg.exchange.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                what: "the report listener",
-                addr: cfg.exchange.listen.to_string(),
-                source,
-            })?;
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(l, api::report_router(handle))
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-        });
-    }
+    let report_listener = match report_listener::wanted(&cfg) {
+        Some(addr) => Some(
+            report_listener::Bound::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    what: "the report listener",
+                    addr: addr.to_string(),
+                    source,
+                })?
+                .serve(handle.clone(), stop_rx.clone()),
+        ),
+        None => None,
+    };
     let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
@@ -257,6 +259,9 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         sync: Default::default(),
         notifier: crate::notify::Notifier::start(&cfg.site.name, &cfg.notify),
         latency: Default::default(),
+        report_listener,
+        handle,
+        stop: stop_rx.clone(),
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
@@ -755,6 +760,22 @@ impl Daemon {
         if new.monitor != self.site.config().monitor {
             tracing::warn!("reload: [monitor] changed; it takes effect at the next start");
         }
+        // A report listener the new config moves is bound before anything changes.
+        let wanted = report_listener::wanted(&new);
+        let rebind = match wanted {
+            Some(addr) if self.report_listener.as_ref().map(|l| l.addr()) != Some(addr) => {
+                match report_listener::Bound::bind(addr).await {
+                    Ok(b) => Some(Some(b)),
+                    Err(e) => {
+                        tracing::error!(%addr, error = %e, "reload refused: cannot open the report listener; the running config stays in force");
+                        self.site.count_reload(false);
+                        return;
+                    }
+                }
+            }
+            None if self.report_listener.is_some() => Some(None),
+            _ => None,
+        };
         let bgp_changed = new.bgp != self.site.config().bgp;
         let notify_changed = new.notify != self.site.config().notify;
         let load_urls = |c: &SiteConfig| -> Vec<Option<String>> {
@@ -776,6 +797,10 @@ impl Daemon {
             }
         };
         self.sync.clear();
+        if let Some(bound) = rebind {
+            // The old one closes as it is replaced.
+            self.report_listener = bound.map(|b| b.serve(self.handle.clone(), self.stop.clone()));
+        }
         self.execute(effects).await;
         if bgp_changed {
             tracing::warn!("reload: BGP settings changed; restarting sessions");

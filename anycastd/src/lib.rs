@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod notify;
 pub mod plan;
 pub mod real_server;
+pub mod report_listener;
 pub mod site;
 pub mod status;
 pub mod sync_status;
