@@ -55,6 +55,17 @@ pub enum Command {
     ),
 }
 
+impl Command {
+    /// Only reads the controller's state: no change to publish after it (the
+    /// monitor's own status ask must not wake the monitor again).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Status(_) | Command::Metrics(_) | Command::Why(..)
+        )
+    }
+}
+
 /// `POST /v1/server/disable` or `/enable`: the body, and who asked.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ServerCommand {

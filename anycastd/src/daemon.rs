@@ -13,6 +13,9 @@
 //! ```
 //! No periodic recompute: the loop sleeps until the earliest of the Site's own
 //! deadline, the next stats sample and the drift check, or until an input arrives.
+//! After each input that can change the status (not the read-only commands, the
+//! watchdog or the stats request) it bumps a change counter the monitor's feed
+//! watches; BGP session changes arrive as the speaker's own counter.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -107,6 +110,8 @@ struct Daemon {
     /// What the HTTP listeners hand their requests to, and the daemon's stop signal.
     handle: ControllerHandle,
     stop: watch::Receiver<bool>,
+    /// The BGP sessions' change counter (the speaker's, renewed with it).
+    bgp_changes: watch::Receiver<u64>,
 }
 
 /// The slow full read of the kernel that corrects drift made behind our back: at most
@@ -205,6 +210,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     let (load_tx, mut load_rx) = mpsc::channel::<(ServerId, Option<f64>)>(256);
     let (cmd_tx, mut cmd_rx) = mpsc::channel(256);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Bumped after each input that can change the status (the monitor's feed).
+    let (changes_tx, changes_rx) = watch::channel(0u64);
 
     let local = LocalListener::bind(&cfg.api)
         .await
@@ -222,7 +229,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         }),
     );
     if let Some(m) = &cfg.monitor {
-        crate::monitor::start(m, handle.clone(), stop_rx.clone()).await?;
+        crate::monitor::start(m, handle.clone(), changes_rx, stop_rx.clone()).await?;
     }
     // Reports come from peer sites and from this site's other directors.
     let report_listener = match report_listener::wanted(&cfg) {
@@ -245,6 +252,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
     let mut d = Daemon {
         config_path: config_path.to_path_buf(),
         site,
+        bgp_changes: speaker.changes(),
         speaker,
         bfd,
         links,
@@ -298,6 +306,8 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         let timer_at = d.site.next_deadline(Time::now()).map(until);
         let timer = sleep_opt(timer_at);
         tokio::pin!(timer);
+        // Whether this input can change the status (read-only ones cannot).
+        let mut touched = true;
         tokio::select! {
             biased;
             Some(ev) = health_rx.recv() => {
@@ -314,7 +324,10 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 d.latency.verdict_done();
             }
             // One datagram per half watchdog period, ahead of all but the health events.
-            () = sd.watchdog_due() => sd.watchdog(),
+            () = sd.watchdog_due() => {
+                sd.watchdog();
+                touched = false;
+            }
             Some(out) = dp_rx.recv() => {
                 let now = Time::now();
                 match out {
@@ -348,7 +361,11 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                 }
             }
             Some(link) = link_next(&mut d.links) => d.link_up(&link).await,
-            Some(cmd) = cmd_rx.recv() => d.command(cmd).await,
+            Some(cmd) = cmd_rx.recv() => {
+                touched = !cmd.reads_only();
+                d.command(cmd).await;
+            }
+            Ok(()) = d.bgp_changes.changed() => {}
             Some((server, value)) = load_rx.recv() => d.site.on_external_load(Time::now(), &server, value),
             () = &mut timer => {
                 let e = d.site.on_timer(Time::now());
@@ -359,6 +376,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
                     w.send(dataplane::Request::Stats);
                 }
                 stats_at.as_mut().reset(tokio::time::Instant::now() + stats_every);
+                touched = false;
             }
             () = &mut drift_at => {
                 drift_at.as_mut().reset(tokio::time::Instant::now() + drift_every);
@@ -377,6 +395,9 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         d.execute(e).await;
         d.latency.settled();
         d.notify();
+        if touched {
+            changes_tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
     };
     sd.stopping();
     d.graceful_stop(signal_name, &mut health_rx, &mut sigterm, &mut sigint)
@@ -808,7 +829,10 @@ impl Daemon {
                 .shutdown("anycastd reload: BGP settings changed")
                 .await;
             match start_speaker(self.site.config()).await {
-                Ok(s) => self.speaker = s,
+                Ok(s) => {
+                    self.bgp_changes = s.changes();
+                    self.speaker = s;
+                }
                 Err(e) => tracing::error!(error = %e, "BGP restart failed"),
             }
             // BFD follows the neighbors: the old sessions end (and free port 3784)

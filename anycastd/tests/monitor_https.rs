@@ -10,14 +10,10 @@ mod monitor;
 use std::time::Duration;
 
 use host::{RealServer, free_ports};
-use monitor::{OPERATOR, Site, VIEWER};
+use monitor::{OPERATOR, Site, VIEWER, vip_state};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn vip_state(st: &Value) -> String {
-    st["vips"][0]["state"].as_str().unwrap_or("").to_string()
-}
 
 async fn post(
     site: &Site,
@@ -58,14 +54,7 @@ async fn get(site: &Site, path: &str, cookie: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_https_sessions_csrf_roles_and_refusals() {
-    let ports = free_ports::<2>();
-    let servers: Vec<_> = ports
-        .iter()
-        .map(|p| RealServer::on(*p).unwrap().addr)
-        .collect();
-    let site = Site::start("monitor-https", &servers, "2s");
-    site.daemon
-        .wait_status("web announced", WAIT, |st| vip_state(st) == "announced");
+    let site = Site::start_announced("monitor-https", "2s", WAIT);
 
     // The page is served with its policy; the API needs a session.
     let page = site.client().get(site.url("/")).send().await.unwrap();
@@ -196,25 +185,9 @@ async fn monitor_https_sessions_csrf_roles_and_refusals() {
     );
 
     // The live feed: a status event at once.
-    let mut feed = site
-        .client()
-        .get(site.url("/api/events"))
-        .header("cookie", &op.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(feed.status(), 200);
-    assert_eq!(feed.headers()["content-type"], "text/event-stream");
-    let mut got = String::new();
-    while !got.contains("event: status") {
-        let chunk = tokio::time::timeout(WAIT, feed.chunk())
-            .await
-            .expect("an event within 15s");
-        got.push_str(&String::from_utf8_lossy(
-            &chunk.unwrap().expect("the feed stays open"),
-        ));
-    }
-    assert!(got.contains("\"site\":\"idc1\""), "{got}");
+    let mut feed = site.events(&op).await;
+    let first = monitor::next_status(&mut feed, &mut String::new(), WAIT).await;
+    assert_eq!(first["site"], "idc1", "{first:#}");
     drop(feed);
 
     // The operator's drain, carried out by the controller.
@@ -254,12 +227,7 @@ async fn monitor_https_sessions_csrf_roles_and_refusals() {
     assert_eq!(code, 429, "{body}");
 
     // Every refusal counted, every action in the audit log.
-    let metrics = reqwest::get(format!("http://{}/metrics", site.daemon.api()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = site.metrics().await;
     let count = |reason: &str| -> u64 {
         let key = format!("anycast_monitor_refused_total{{reason=\"{reason}\"}} ");
         metrics

@@ -1,9 +1,9 @@
 //! The monitor in a real browser: Debian's chromium, driven through chromedriver
 //! (WebDriver, fantoccini), against anycastd in a namespace under a real FRR upstream.
-//! A wrong password, a viewer refused a drain, live values changing when a real server
-//! is killed (no reload), a forged CSRF token refused, a drain confirmed in the page
-//! that makes FRR lose the route, the layout at 1280x800 and at phone width, undrain,
-//! and an idle session sent back to the login. Screenshots of the main views are saved
+//! A wrong password, a viewer refused a drain, clock cells counting on with no push,
+//! live values changing when a real server is killed (no reload), a forged CSRF token
+//! refused, a drain confirmed in the page that makes FRR lose the route, the layout at
+//! 1280x800 and at phone width, undrain, and an idle session sent back to the login. Screenshots of the main views are saved
 //! under target/tmp/monitor-screenshots (their paths printed).
 
 mod host;
@@ -144,6 +144,17 @@ async fn drive(c: &Client, up: &str, shots: &std::path::Path, mut victim: Proc) 
     }
     fits(c, 1280).await?;
     shot(c, shots, "dashboard-viewer-1280x800").await?;
+
+    // Clock cells count on in the page with no push: the VIP's "since" moves while the
+    // status object stays the one last pushed (a push in between starts the watch over).
+    const CLOCK: &str = "const el = document.querySelector('#vips .clock'); \
+        if (!el) return false; \
+        if (window.seen !== status) { window.seen = status; window.seenText = el.textContent; return false; } \
+        return el.textContent !== window.seenText;";
+    until("a clock cell counting on without a push", STEP, || async {
+        Ok(c.execute(CLOCK, vec![]).await? == Value::Bool(true))
+    })
+    .await?;
 
     // A real server killed: the page shows it down, live, without a reload.
     c.execute("window.notReloaded = true", vec![]).await?;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{PeerConfig, Route, SpeakerConfig};
 use crate::error::SpeakerError;
@@ -21,19 +21,36 @@ const CHANNEL_DEPTH: usize = 256;
 pub struct PeerHandle {
     cfg: Arc<PeerConfig>,
     tx: mpsc::Sender<Command>,
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl PeerHandle {
     /// Starts the session task for one neighbor (needs a tokio runtime).
     /// Prefer [`Speaker::start`], which validates the whole configuration.
     pub fn spawn(cfg: PeerConfig) -> Result<Self, SpeakerError> {
+        Self::spawn_counting(cfg, Arc::new(watch::Sender::new(0)))
+    }
+
+    /// As [`Self::spawn`], the task bumping `changes` when its status changes.
+    fn spawn_counting(
+        cfg: PeerConfig,
+        changes: Arc<watch::Sender<u64>>,
+    ) -> Result<Self, SpeakerError> {
         cfg.validate()?;
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        peer::spawn(cfg.clone(), rx);
+        peer::spawn(cfg.clone(), rx, changes.clone());
         Ok(Self {
             cfg: Arc::new(cfg),
             tx,
+            changes,
         })
+    }
+
+    /// A change counter, bumped each time what [`Self::status`] shows changes beyond
+    /// the clock: the FSM state, disabled or not, the last error, the prefix counts.
+    /// For an embedder that shows the sessions live and must not poll to find out.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The configured name.
@@ -150,6 +167,7 @@ impl PeerHandle {
 #[derive(Debug, Clone)]
 pub struct Speaker {
     peers: Arc<[PeerHandle]>,
+    changes: Arc<watch::Sender<u64>>,
     _listener: Option<Arc<ListenerGuard>>,
 }
 
@@ -158,11 +176,12 @@ impl Speaker {
     /// per peer. Must run inside a tokio runtime.
     pub async fn start(cfg: SpeakerConfig) -> Result<Self, SpeakerError> {
         cfg.validate()?;
+        let changes = Arc::new(watch::Sender::new(0));
         let peers: Vec<PeerHandle> = cfg
             .peers
             .iter()
             .cloned()
-            .map(PeerHandle::spawn)
+            .map(|p| PeerHandle::spawn_counting(p, changes.clone()))
             .collect::<Result<_, _>>()?;
         let guard = match cfg.listen {
             Some(addr) => Some(Arc::new(listener::start(addr, &peers)?)),
@@ -170,8 +189,15 @@ impl Speaker {
         };
         Ok(Self {
             peers: peers.into(),
+            changes,
             _listener: guard,
         })
+    }
+
+    /// One change counter for every peer: bumped each time what [`Self::status`]
+    /// shows of any peer changes beyond the clock (see [`PeerHandle::changes`]).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Every peer's handle.

@@ -27,7 +27,9 @@
 //!                                 upstream router
 //! ```
 //!
-//! The daemon calls `Speaker::{start, announce, withdraw, status, shutdown}` and, per
+//! The daemon calls `Speaker::{start, announce, withdraw, status, changes, shutdown}`
+//! (`changes`: a `watch` counter a peer task bumps when what `status` shows changes)
+//! and, per
 //! peer, `PeerHandle::{announce, withdraw, status, reset, disable, enable, connect_now,
 //! shutdown}` (`connect_now`: the embedder saw the path come back, link or BFD up).
 //! A withdraw is one channel send; the peer task encodes the UPDATE and writes it to

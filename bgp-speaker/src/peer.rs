@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::Instrument;
@@ -21,7 +23,7 @@ use tracing::Instrument;
 use crate::config::{PeerConfig, Route};
 use crate::security;
 use crate::session::{Collision, Input, Output, Session, Timer};
-use crate::status::PeerStatus;
+use crate::status::{PeerState, PeerStatus};
 use crate::wire::{self, Message};
 
 /// What the handle asks of a peer task.
@@ -56,7 +58,11 @@ type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>
 const LINGER: Duration = Duration::from_secs(1);
 
 /// Starts the task; it ends after a shutdown or when every sender is dropped.
-pub(crate) fn spawn(cfg: PeerConfig, rx: mpsc::Receiver<Command>) -> JoinHandle<()> {
+pub(crate) fn spawn(
+    cfg: PeerConfig,
+    rx: mpsc::Receiver<Command>,
+    changes: Arc<watch::Sender<u64>>,
+) -> JoinHandle<()> {
     let span = tracing::info_span!("bgp_peer", peer = %cfg.name, remote = %cfg.remote_addr);
     let seed = rand::random::<u64>();
     let driver = Driver {
@@ -70,6 +76,8 @@ pub(crate) fn spawn(cfg: PeerConfig, rx: mpsc::Receiver<Command>) -> JoinHandle<
         rbuf: BytesMut::with_capacity(65536),
         lingering: Vec::new(),
         candidate: None,
+        changes,
+        shown: None,
     };
     tokio::spawn(driver.run(rx).instrument(span))
 }
@@ -87,6 +95,18 @@ struct Driver {
     /// A second connection from the peer, held until its OPEN names the peer's
     /// BGP Identifier (RFC 4271 §6.8).
     candidate: Option<Candidate>,
+    /// Bumped when [`Shown`] changes (`PeerHandle::changes`).
+    changes: Arc<watch::Sender<u64>>,
+    shown: Option<Shown>,
+}
+
+/// What the status shows of a peer beyond the clock and the message counters.
+#[derive(PartialEq)]
+struct Shown {
+    state: PeerState,
+    disabled: bool,
+    last_error: Option<String>,
+    prefixes: (usize, usize, usize),
 }
 
 struct Candidate {
@@ -277,7 +297,9 @@ impl Driver {
                     }
                 }
             }
+            self.publish();
         }
+        self.publish();
         for l in self.lingering.drain(..) {
             let _ = l.await;
         }
@@ -392,6 +414,25 @@ impl Driver {
             local: local.ip(),
             data: c.buf.freeze(),
         });
+    }
+
+    /// Bumps the change counter when what the status shows has changed.
+    fn publish(&mut self) {
+        let s = &self.session;
+        let now = Shown {
+            state: s.state(),
+            disabled: s.is_stopped(),
+            last_error: s.last_error().map(str::to_string),
+            prefixes: (
+                s.prefixes_announced(),
+                s.prefixes_sent(),
+                s.prefixes_received(),
+            ),
+        };
+        if self.shown.as_ref() != Some(&now) {
+            self.shown = Some(now);
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     fn status(&self) -> PeerStatus {

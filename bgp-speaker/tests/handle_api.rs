@@ -133,3 +133,54 @@ async fn a_stopped_peer_does_not_hold_a_withdraw_back_from_the_others() {
     );
     speaker.shutdown("test").await;
 }
+
+/// The change counter moves with what `status` shows (state, disabled, routes), and
+/// stays put while nothing does (a disabled peer makes no connection attempts).
+#[tokio::test]
+async fn the_change_counter_moves_with_the_status_only() {
+    const WAIT: Duration = Duration::from_secs(10);
+    let speaker = start(vec![unreachable_peer("a")]).await.unwrap();
+    let peer = speaker.peers()[0].clone();
+    let mut rx = speaker.changes();
+    let mut mine = peer.changes();
+    tokio::time::timeout(WAIT, rx.changed())
+        .await
+        .expect("the peer's first state is a change")
+        .unwrap();
+
+    peer.disable("quiet").await.unwrap();
+    let stopped = async {
+        loop {
+            rx.changed().await.unwrap();
+            if peer.status().await.unwrap().disabled {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, stopped)
+        .await
+        .expect("disabled: a change");
+    rx.borrow_and_update();
+    let quiet = tokio::time::timeout(Duration::from_secs(2), rx.changed()).await;
+    assert!(quiet.is_err(), "a change while nothing changed");
+
+    // An announcement counts (the routes we hold for the peer), on both receivers.
+    mine.borrow_and_update();
+    speaker.announce(Route::new(vip4())).await.unwrap();
+    tokio::time::timeout(WAIT, rx.changed())
+        .await
+        .expect("announce: a change")
+        .unwrap();
+    tokio::time::timeout(WAIT, mine.changed())
+        .await
+        .expect("the peer's own receiver sees it too")
+        .unwrap();
+    assert_eq!(peer.status().await.unwrap().prefixes_announced, 1);
+    // A status ask is no change.
+    rx.borrow_and_update();
+    for _ in 0..10 {
+        peer.status().await.unwrap();
+    }
+    assert!(!rx.has_changed().unwrap());
+    speaker.shutdown("test").await;
+}

@@ -16,6 +16,7 @@ def h(c):
     for _ in range(10000):
       l=f.readline()
       if not l: break
+      if l.startswith(b"get "): f.write(b"x"*int(l[4:]));f.flush();continue
       f.write((n+"\n").encode());f.flush()
   except Exception: pass
   c.close()
@@ -37,6 +38,23 @@ if hold>0:
     except Exception: again.append("error")
   print("same connections later: "+" ".join(again),flush=True)'
 
+# dl.py WARM GO: one connection; 1 MiB, then WARM written; once GO exists, 24 MiB.
+DL='import socket,sys,time,os
+c=socket.create_connection(("10.101.4.1",80),timeout=10);f=c.makefile("rwb")
+f.write(b"who\n");f.flush();who=f.readline().strip().decode()
+def get(k):
+  f.write(b"get %d\n"%k);f.flush();got=0
+  while got<k:
+    b=f.read1(65536)
+    if not b: raise OSError("closed after %d bytes"%got)
+    got+=len(b)
+get(1<<20);open(sys.argv[1],"w").write(who)
+for _ in range(300):
+  if os.path.exists(sys.argv[2]): break
+  time.sleep(0.05)
+t=time.time()
+try: get(24<<20);print("%s: 24 MiB in %d ms, no reset"%(who,(time.time()-t)*1000),flush=True)
+except Exception as e: print("error %s"%e,flush=True)'
 rs_start() { ip netns exec "$1" python3 -c "$SERVER" "$1" >/dev/null 2>&1 & echo $! > "$D/$1.pid"; }
 rs_kill() { kill -9 "$(cat "$D/$1.pid")" 2>/dev/null; }
 ask() { ip netns exec "$1" python3 -c "$ASK" "$2" "${3:-0}"; }
@@ -146,24 +164,50 @@ status lb1
 say "Issue 15: IDC1's second director, LB1b, behind R11's ECMP"
 echo "LB1b (configs/idc1b.toml: IDC1's site, its own uplink 10.101.7.2) shares IDC1's LAN switch;"
 echo "the DR servers' gateway is R11's port on that LAN, so their replies need no director."
+echo "Both directors sync IPVS connections over sync0 and schedule with mh (a flow gets the same"
+echo "real server whichever director it reaches); LB1 takes that by a reload (SIGHUP)."
+for site in idc1 idc1b; do
+  sed -i -e 's/scheduler = "wlc"/scheduler = "mh"/' \
+      -e 's/^\[\[vip\]\]$/[sync]\ninterface = "sync0"\nsyncid = 1\n\n[[vip]]/' "$D/$site.toml"
+done
+kill -HUP "$(cat "$D/lb1.pid")"
 ip netns exec lb1b anycastd --config "$D/idc1b.toml" > "$D/anycastd-lb1b.log" 2>&1 & echo $! > "$D/lb1b.pid"
 two() { ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.1.2 && ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.7.2; }
 i=0; while [ $i -lt 300 ] && ! two; do sleep 0.1; i=$((i+1)); done
 if two; then pass ecmp; else fail ecmp "$(ip -n r11 route show 10.101.4.0/24)"; fi
 show ip -n r11 route show 10.101.4.0/24
 status lb1b
-echo "LB1b is killed (SIGKILL) and its link to R11 cut: IDC1 stays announced through LB1."
-kill -9 "$(cat "$D/lb1b.pid")"; ip -n r11 link set dev eth3 down
+echo "A 24 MiB download from behind R31 (the real servers send at 40 Mbit/s: about 5 s);"
+echo "the director R11's ECMP gave it is killed (SIGKILL) and its link to R11 cut a second in."
+for rs in rs511 rs512; do ip netns exec $rs tc qdisc replace dev eth1 root tbf rate 40mbit burst 64kb latency 200ms; done
+local_conn() { ip netns exec "$1" cat /proc/net/ip_vs_conn_sync | grep ESTABLISHED | grep -q "$2"; }
+rm -f "$D/warm" "$D/go"
+ip netns exec c31 python3 -c "$DL" "$D/warm" "$D/go" > "$D/dl.txt" 2>&1 & dl=$!
+i=0; while [ $i -lt 100 ] && [ ! -s "$D/warm" ]; do sleep 0.1; i=$((i+1)); done
+A=lb1; B=lb1b; LINK=eth2
+if local_conn lb1b LOCAL; then A=lb1b; B=lb1; LINK=eth3; fi
+i=0; while [ $i -lt 80 ] && ! local_conn $B SYNC; do sleep 0.1; i=$((i+1)); done
+if local_conn $B SYNC; then pass synced "$A holds the connection, $B learned it"; else fail synced "$(ip netns exec $B cat /proc/net/ip_vs_conn_sync)"; fi
+echo "the connection came through $A (server $(cat "$D/warm")); $B learned it from the sync:"
+ip netns exec $B cat /proc/net/ip_vs_conn_sync | grep ESTABLISHED | head -2
+touch "$D/go"; sleep 1
+kill -9 "$(cat "$D/$A.pid")"; ip -n r11 link set dev $LINK down
 start=$(date +%s%N)
-i=0; while [ $i -lt 100 ] && ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.7.2; do sleep 0.05; i=$((i+1)); done
+gone() { case $A in lb1) ! ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.1.2;; *) ! ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.7.2;; esac; }
+i=0; while [ $i -lt 100 ] && ! gone; do sleep 0.05; i=$((i+1)); done
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
+wait $dl
+got=$(cat "$D/dl.txt")
+echo "the download: $got"
+case "$got" in *"no reset"*) pass download_survives "$got";; *) fail download_survives "$got";; esac
+for rs in rs511 rs512; do ip netns exec $rs tc qdisc del dev eth1 root; done
 show ip -n r11 route show 10.101.4.0/24
 new=$(ask c31 6)
-echo "R11 dropped LB1b after ${ms} ms; 6 new connections from behind R31 are served by: $new"
+echo "R11 dropped $A after ${ms} ms; 6 new connections from behind R31 are served by: $new"
 case "$new" in *error*|*rs6*) fail one_director_left "$new";; *) pass one_director_left "$new";; esac
 echo "router behind R31 still sees AS path: $(path c31)"
 
 say "Stopping: SIGTERM announces GRACEFUL_SHUTDOWN, waits, withdraws, closes with Cease"
-kill -TERM "$(cat "$D/lb1.pid")" "$(cat "$D/lb2.pid")"
+kill -TERM "$(cat "$D/lb1.pid")" "$(cat "$D/lb1b.pid")" "$(cat "$D/lb2.pid")" 2>/dev/null
 sleep 7
 echo "done."

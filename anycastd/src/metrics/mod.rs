@@ -66,8 +66,8 @@ pub struct Scrape<'a> {
     pub latency: Option<&'a Latency>,
     /// The notifier's counts when it runs.
     pub notify: Option<&'a crate::notify::Stats>,
-    /// The browser monitor's refusals by reason when it runs.
-    pub monitor: Option<&'a [(crate::monitor::counters::Refusal, u64)]>,
+    /// The browser monitor's refusals by reason and its feed's asks when it runs.
+    pub monitor: Option<&'a crate::monitor::counters::Counts>,
 }
 
 /// What a scrape shows, owned: the controller task takes it (a status snapshot and
@@ -80,7 +80,7 @@ pub struct Snapshot {
     pub bfd: Option<BfdPackets>,
     pub latency: Latency,
     pub notify: Option<crate::notify::Stats>,
-    pub monitor: Option<Vec<(crate::monitor::counters::Refusal, u64)>>,
+    pub monitor: Option<crate::monitor::counters::Counts>,
 }
 
 impl Snapshot {
@@ -91,7 +91,7 @@ impl Snapshot {
             bfd: self.bfd.as_ref(),
             latency: Some(&self.latency),
             notify: self.notify.as_ref(),
-            monitor: self.monitor.as_deref(),
+            monitor: self.monitor.as_ref(),
         })
     }
 }
@@ -168,13 +168,18 @@ pub fn render(x: &Scrape<'_>) -> String {
             "anycast_monitor_refused",
             "Requests the browser monitor refused, by reason",
         );
-        for (reason, n) in m {
+        for (reason, n) in &m.refused {
             refused
                 .get_or_create(&ReasonL {
                     reason: s(reason.as_str()),
                 })
                 .inc_by(*n);
         }
+        r.counter(
+            "anycast_monitor_status_asks",
+            "Status asks of the browser monitor's live feed (on a change with a page open, and for the history)",
+            m.status_asks,
+        );
     }
     let mut out = String::new();
     // Writing to a String cannot fail.

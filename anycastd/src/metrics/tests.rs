@@ -135,7 +135,10 @@ fn full_exposition() -> String {
         bfd: Some(&bfd),
         latency: Some(&l),
         notify: Some(&notify),
-        monitor: Some(&[(crate::monitor::counters::Refusal::Csrf, 3)]),
+        monitor: Some(&crate::monitor::counters::Counts {
+            refused: vec![(crate::monitor::counters::Refusal::Csrf, 3)],
+            status_asks: 7,
+        }),
     })
 }
 
@@ -226,7 +229,8 @@ fn the_monitors_refusals_are_counted_by_reason() {
     let text = full_exposition();
     assert!(
         text.contains("# TYPE anycast_monitor_refused_total counter")
-            && text.contains("anycast_monitor_refused_total{reason=\"csrf\"} 3"),
+            && text.contains("anycast_monitor_refused_total{reason=\"csrf\"} 3")
+            && text.contains("anycast_monitor_status_asks_total 7"),
         "{text}"
     );
 }

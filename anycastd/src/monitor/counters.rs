@@ -1,7 +1,8 @@
 //! Refused monitor requests: counted per kind (exposed on `/metrics` as
 //! `anycast_monitor_refused_total{reason}`) and logged once per burst: the first of
 //! a kind logs at once, the rest within [`BURST`] are only counted, and the next line
-//! says how many were not logged.
+//! says how many were not logged. Also the live feed's status asks
+//! (`anycast_monitor_status_asks_total`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,12 +96,31 @@ pub fn refused(r: Refusal, remote: &str, path: &str, detail: &str) {
     }
 }
 
-/// Refusals so far, per kind.
-pub fn counts() -> Vec<(Refusal, u64)> {
-    Refusal::ALL
-        .iter()
-        .map(|r| (*r, COUNTS[r.index()].load(Ordering::Relaxed)))
-        .collect()
+static STATUS_ASKS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one status ask of the live feed.
+pub fn status_asked() {
+    STATUS_ASKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The monitor's counts on `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts {
+    /// Refusals so far, per kind.
+    pub refused: Vec<(Refusal, u64)>,
+    /// Status asks of the live feed so far.
+    pub status_asks: u64,
+}
+
+/// The counts so far.
+pub fn counts() -> Counts {
+    Counts {
+        refused: Refusal::ALL
+            .iter()
+            .map(|r| (*r, COUNTS[r.index()].load(Ordering::Relaxed)))
+            .collect(),
+        status_asks: STATUS_ASKS.load(Ordering::Relaxed),
+    }
 }
 
 #[cfg(test)]

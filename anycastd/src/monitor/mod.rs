@@ -6,16 +6,22 @@
 //! ```text
 //!  browser ──TLS──> tls::serve ──> routes (session, CSRF, role) ──Command──> controller
 //!                                     │ GET /api/events (SSE)
-//!                                     └── watch <── feed task: Status each second,
-//!                                                   pushed when it changed; History
+//!                                     └── watch <── feed task <── controller's change
+//!                                                   │ counter (daemon loop, BGP)
+//!                                                   └ Status on a change while a page
+//!                                                     is open (at most 1/s) and per
+//!                                                     history sample; pushed if changed
 //! ```
 //! Sessions, the login limiter, the history and the refusal bursts are plain types
-//! without I/O (`session`, `limiter`, `history`, `counters`), tested on a virtual clock.
+//! without I/O (`session`, `limiter`, `history`, `counters`, `pacer`), tested on a virtual clock.
 
 pub mod assets;
 pub mod counters;
+#[cfg(test)]
+mod feed_tests;
 pub mod history;
 pub mod limiter;
+pub mod pacer;
 pub mod password;
 mod routes;
 pub mod session;
@@ -23,13 +29,12 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use tokio::sync::watch;
 
 use crate::api::{Command, ControllerHandle};
 use crate::config::monitor::{Monitor as MonitorConfig, MonitorUser};
 use crate::status::Status;
+use pacer::Input;
 
 /// Why the monitor could not start (the daemon then does not start either).
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +47,6 @@ pub enum MonitorError {
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
 }
-
-/// How often the feed asks the controller for its status.
-const FEED_EVERY: Duration = Duration::from_secs(1);
 
 /// One push of the live feed: the status, and the history sample it made, if any.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -61,15 +63,19 @@ pub(crate) struct Shared {
     limiter: Mutex<limiter::LoginLimiter>,
     history: Mutex<history::History>,
     feed: watch::Receiver<Option<Arc<FeedEvent>>>,
+    /// How many live feeds are open ([`Page`]).
+    pages: watch::Sender<usize>,
     /// Served over TLS: cookies are `Secure`, HSTS is sent.
     tls: bool,
 }
 
 /// Binds the monitor's listener and serves it until `stop` turns true; the bound
-/// address (port 0 in the config picks one).
+/// address (port 0 in the config picks one). `changes` is the controller's change
+/// counter: bumped after each input that can change its status.
 pub async fn start(
     cfg: &MonitorConfig,
     handle: ControllerHandle,
+    changes: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 ) -> Result<SocketAddr, MonitorError> {
     let tls = cfg.tls.as_ref().map(tls::server_config).transpose()?;
@@ -91,9 +97,10 @@ pub async fn start(
         limiter: Mutex::new(limiter::LoginLimiter::default()),
         history: Mutex::new(history::History::default()),
         feed: feed_rx,
+        pages: watch::Sender::new(0),
         tls: tls.is_some(),
     });
-    tokio::spawn(feed(shared.clone(), feed_tx, stop.clone()));
+    tokio::spawn(feed(shared.clone(), feed_tx, changes, stop.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{addr}/"), users = cfg.users.len(), "monitor listening");
     let app = routes::router(shared);
@@ -115,59 +122,134 @@ pub async fn start(
     Ok(addr)
 }
 
-/// The feed task: the controller's status each [`FEED_EVERY`] while a page is open
-/// (each `history::SAMPLE_EVERY` seconds otherwise), pushed to the live pages when it
-/// changed (the clock fields aside), sampled into the history.
-async fn feed(
-    shared: Arc<Shared>,
-    tx: watch::Sender<Option<Arc<FeedEvent>>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(FEED_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last: Option<Status> = None;
-    let mut asked: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        // No page open (the only receiver is the handlers' own): ask only as often as
-        // the history samples.
-        let idle = tx.receiver_count() <= 1;
-        let sample_every = Duration::from_secs(history::SAMPLE_EVERY);
-        if idle && asked.is_some_and(|t| t.elapsed() < sample_every) {
-            continue;
-        }
-        asked = Some(tokio::time::Instant::now());
-        let Ok(st) = shared.handle.ask(Command::Status).await else {
-            continue;
-        };
-        let sample = match shared.history.lock() {
-            Ok(mut h) => h.offer(&st),
-            Err(_) => None,
-        };
-        if sample.is_none() && last.as_ref().is_some_and(|l| same_but_clock(l, &st)) {
-            continue;
-        }
-        last = Some(st.clone());
-        tx.send_replace(Some(Arc::new(FeedEvent { status: st, sample })));
+/// An open live feed (`GET /api/events`): counted while it lives, so the feed task
+/// knows whether any page is open.
+pub(crate) struct Page(Arc<Shared>);
+
+impl Page {
+    pub(crate) fn open(shared: Arc<Shared>) -> Self {
+        shared.pages.send_modify(|n| *n += 1);
+        Page(shared)
     }
 }
 
-/// Equal but for the fields that move with the clock alone.
-fn same_but_clock(a: &Status, b: &Status) -> bool {
-    let strip = |s: &Status| {
-        let mut s = s.clone();
-        s.now = 0;
-        s.uptime_s = 0;
-        for p in &mut s.peers {
-            p.report_age_s = p.report_age_s.map(|a| a / 10);
+impl Drop for Page {
+    fn drop(&mut self) {
+        self.0.pages.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The feed task: asks the controller for its status when [`pacer::Pacer`] says so
+/// (a change while a page is open, at most once per [`pacer::FEED_EVERY`]; the history's
+/// sample), pushes it to the open pages when it changed (the clock fields aside),
+/// and samples it into the history. It sleeps until the next input otherwise.
+async fn feed(
+    shared: Arc<Shared>,
+    tx: watch::Sender<Option<Arc<FeedEvent>>>,
+    mut changes: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pages = shared.pages.subscribe();
+    let mut pacer = pacer::Pacer::default();
+    let mut last: Option<Status> = None;
+    let mut open = false;
+    loop {
+        let now = || tokio::time::Instant::now().into_std();
+        let wake = tokio::time::Instant::from_std(pacer.next_wake(now()));
+        let input = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            r = pages.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let any = *pages.borrow_and_update() > 0;
+                if any == open {
+                    continue;
+                }
+                open = any;
+                // The ask for the new page covers the changes seen so far.
+                changes.borrow_and_update();
+                Input::Pages(open)
+            }
+            r = changes.changed(), if open => {
+                if r.is_err() {
+                    return;
+                }
+                changes.borrow_and_update();
+                Input::Change
+            }
+            () = tokio::time::sleep_until(wake) => Input::Wake,
+        };
+        if pacer.handle(now(), input) {
+            let sampled = ask(&shared, &tx, &mut last).await;
+            pacer.handle(now(), Input::Answered { sampled });
         }
-        for x in &mut s.sessions {
-            x.uptime_s = None;
-        }
-        s
+    }
+}
+
+/// One status ask: sampled into the history, pushed when it changed; whether the
+/// history kept a sample.
+async fn ask(
+    shared: &Shared,
+    tx: &watch::Sender<Option<Arc<FeedEvent>>>,
+    last: &mut Option<Status>,
+) -> bool {
+    counters::status_asked();
+    let Ok(st) = shared.handle.ask(Command::Status).await else {
+        return false;
     };
+    let sample = match shared.history.lock() {
+        Ok(mut h) => h.offer(&st),
+        Err(_) => None,
+    };
+    let sampled = sample.is_some();
+    if !sampled && last.as_ref().is_some_and(|l| same_but_clock(l, &st)) {
+        return false;
+    }
+    *last = Some(st.clone());
+    tx.send_replace(Some(Arc::new(FeedEvent { status: st, sample })));
+    sampled
+}
+
+/// Equal but for the fields that move with the clock alone, which the page counts
+/// on from the snapshot (`now`). The times they count from (a report received, a
+/// session established) are compared, within the second either side that whole
+/// seconds lose.
+fn same_but_clock(a: &Status, b: &Status) -> bool {
+    let (sa, sb) = (clock_starts(a), clock_starts(b));
     strip(a) == strip(b)
+        && sa.len() == sb.len()
+        && sa.iter().zip(&sb).all(|(x, y)| x.abs_diff(*y) <= 2)
+}
+
+/// `s` with its clock fields zeroed (present or not kept).
+fn strip(s: &Status) -> Status {
+    let mut s = s.clone();
+    s.now = 0;
+    s.uptime_s = 0;
+    for p in &mut s.peers {
+        p.report_age_s = p.report_age_s.map(|_| 0);
+    }
+    for x in &mut s.sessions {
+        x.uptime_s = x.uptime_s.map(|_| 0);
+    }
+    for d in s.directors.iter_mut().flat_map(|d| &mut d.others) {
+        d.report_age_s = d.report_age_s.map(|_| 0);
+    }
+    s
+}
+
+/// The Unix times the clock fields count from: each report received, each session
+/// established.
+fn clock_starts(s: &Status) -> Vec<u64> {
+    let ages = s.peers.iter().map(|p| p.report_age_s);
+    let ages = ages.chain(s.sessions.iter().map(|x| x.uptime_s));
+    let ages = ages.chain(
+        s.directors
+            .iter()
+            .flat_map(|d| &d.others)
+            .map(|o| o.report_age_s),
+    );
+    ages.flatten().map(|a| s.now.saturating_sub(a)).collect()
 }

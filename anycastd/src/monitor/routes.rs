@@ -448,8 +448,9 @@ async fn events(
     };
     let mut rx = s.feed.clone();
     rx.mark_changed();
-    let stream = futures_util::stream::unfold(Some((s, rx, id)), |st| async move {
-        let (s, mut rx, id) = st?;
+    let page = super::Page::open(s.clone());
+    let stream = futures_util::stream::unfold(Some((s, rx, id, page)), |st| async move {
+        let (s, mut rx, id, page) = st?;
         loop {
             let alive = s
                 .sessions
@@ -467,7 +468,7 @@ async fn events(
                     if let Some(f) = snapshot
                         && let Ok(ev) = Event::default().event("status").json_data(&*f)
                     {
-                        return Some((Ok(ev), Some((s, rx, id))));
+                        return Some((Ok(ev), Some((s, rx, id, page))));
                     }
                 }
                 Ok(Err(_)) => return None,

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::host::{Api, Daemon, free_port};
 
@@ -14,6 +15,11 @@ use super::host::{Api, Daemon, free_port};
 pub const HOST: &str = "monitor.test";
 pub const VIEWER: (&str, &str) = ("ann", "viewer-password-1");
 pub const OPERATOR: (&str, &str) = ("op", "operator-password-2");
+
+/// The state of the first VIP in a status document.
+pub fn vip_state(st: &serde_json::Value) -> String {
+    st["vips"][0]["state"].as_str().unwrap_or("").to_string()
+}
 
 /// A fresh `dir` with `monitor.crt` (self-signed for [`HOST`]) and `monitor.key`
 /// (mode 0600); the certificate's PEM.
@@ -92,6 +98,51 @@ impl Site {
         }
     }
 
+    /// Starts the daemon over two real servers and waits until VIP `web` is announced.
+    pub fn start_announced(test: &str, session_idle: &str, wait: Duration) -> Site {
+        let servers: Vec<_> = super::host::free_ports::<2>()
+            .iter()
+            .map(|p| super::host::RealServer::on(*p).unwrap().addr)
+            .collect();
+        let site = Site::start(test, &servers, session_idle);
+        site.daemon
+            .wait_status("web announced", wait, |st| vip_state(st) == "announced");
+        site
+    }
+
+    /// POSTs `path` as `login`, with its CSRF token: the status code.
+    pub async fn post_as(&self, path: &str, login: &Login) -> u16 {
+        let r = self
+            .client()
+            .post(self.url(path))
+            .header("cookie", &login.cookie)
+            .header("x-csrf-token", &login.csrf)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
+    /// Opens the live feed (`GET /api/events`) as `login`; asserts it is one.
+    pub async fn events(&self, login: &Login) -> reqwest::Response {
+        let feed = self
+            .client()
+            .get(self.url("/api/events"))
+            .header("cookie", &login.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(feed.status(), 200);
+        assert_eq!(feed.headers()["content-type"], "text/event-stream");
+        feed
+    }
+
+    /// The daemon's `/metrics` exposition (local API).
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.daemon.api());
+        reqwest::get(url).await.unwrap().text().await.unwrap()
+    }
+
     /// An HTTPS client that trusts only this site's certificate.
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
@@ -146,4 +197,31 @@ pub struct Login {
     pub set_cookie: String,
     pub csrf: String,
     pub role: String,
+}
+
+/// The next `status` event's document from a live feed ([`Site::events`]); `buf`
+/// holds what was read beyond it. Waits at most `wait` for each chunk.
+pub async fn next_status(
+    feed: &mut reqwest::Response,
+    buf: &mut String,
+    wait: Duration,
+) -> serde_json::Value {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if event.contains("event: status")
+                && let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: "))
+            {
+                let v: serde_json::Value = serde_json::from_str(data).unwrap();
+                return v["status"].clone();
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(wait, feed.chunk())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("the feed stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }

@@ -105,7 +105,7 @@ fn main() {
     };
     let out = Lab::new("demo")
         .topology(seed::topology())
-        .extra_modules(anycast_lab::seed6::MODULES)
+        .extra_modules(&[anycast_lab::seed6::MODULES, &["ip_vs_mh", "sch_tbf"]].concat())
         .script(&script)
         .timeout(Duration::from_secs(240))
         .mem_mb(1024)

@@ -8,6 +8,7 @@ const SVG = "http://www.w3.org/2000/svg";
 let me = null;          // {user, role, csrf}
 let history = [];       // [{t, local, peers: {name: load}, spill: {name: share}}]
 let status = null;
+let statusAt = 0;       // performance.now() when `status` arrived
 let feed = null;
 
 function h(tag, attrs, ...kids) {
@@ -118,13 +119,29 @@ function setLive(on) {
 // ---- rendering ----
 const fmtLoad = (l) => (l === null || l === undefined ? "∞" : l.toFixed(2));
 const pct = (x) => Math.round(x * 100) + "%";
+// Clock fields (ages, uptimes) count on here from the last status: the daemon pushes
+// a status only when something changed, never to move a clock.
+const elapsed = () => (status ? Math.floor((performance.now() - statusAt) / 1000) : 0);
 function ago(unix) {
   if (!unix || !status) return "-";
-  const s = Math.max(0, status.now - unix);
+  const s = Math.max(0, status.now + elapsed() - unix);
   if (s < 90) return s + "s ago";
   if (s < 5400) return Math.round(s / 60) + "m ago";
   return Math.round(s / 3600) + "h ago";
 }
+// kind "ago": v is a Unix time; "age": seconds at the status's `now`; "up": uptime then.
+function clockText(kind, v) {
+  if (kind === "ago") return ago(v);
+  if (kind === "age") return (v + elapsed()) + "s ago";
+  return Math.round((v + elapsed()) / 60) + "m";
+}
+const clock = (kind, v) => h("span", { class: "clock", "data-kind": kind, "data-v": v }, clockText(kind, v));
+setInterval(() => {
+  for (const el of document.querySelectorAll(".clock")) {
+    const t = clockText(el.dataset.kind, Number(el.dataset.v));
+    if (el.textContent !== t) el.textContent = t;
+  }
+}, 1000);
 function loadClass(l) {
   if (l === null || l === undefined) return "s-bad";
   return l > 1.1 ? "s-bad" : l >= 0.7 ? "s-warn" : "s-ok";
@@ -141,6 +158,7 @@ function table(id, head, rows) {
 
 function render(st) {
   status = st;
+  statusAt = performance.now();
   $("site-name").textContent = st.site;
   const up = st.real_servers.filter((s) => s.state === "up").length;
   const announced = st.vips.filter((v) => v.state === "announced").length;
@@ -155,20 +173,20 @@ function render(st) {
   renderServers(st);
   table("sessions", ["Neighbor", "AS", "State", "Up", "Sent/recv", "BFD", "Last error"], st.sessions.map((s) =>
     h("tr", {}, h("td", {}, s.neighbor), h("td", { class: "num" }, s.remote_asn), h("td", {}, badge(s.state)),
-      h("td", {}, s.uptime_s === null ? "-" : Math.round(s.uptime_s / 60) + "m"),
+      h("td", {}, s.uptime_s === null ? "-" : clock("up", s.uptime_s)),
       h("td", { class: "num" }, s.prefixes_sent + "/" + s.prefixes_received),
       h("td", {}, s.bfd ? badge(s.bfd.state === "Up" ? "up" : "down") : "-"),
       h("td", { class: "reason" }, s.last_error || ""))));
   const dp = st.dataplane;
   $("dataplane").replaceChildren(h("dl", { class: "kv" },
     h("dt", {}, "State"), h("dd", {}, h("span", { class: "badge " + (dp.ok ? "s-ok" : "s-bad") }, dp.ok ? "in place" : "failing")),
-    h("dt", {}, "Last reconcile"), h("dd", {}, ago(dp.last_reconcile)),
+    h("dt", {}, "Last reconcile"), h("dd", {}, clock("ago", dp.last_reconcile)),
     h("dt", {}, "Changes then"), h("dd", {}, dp.last_changes),
     h("dt", {}, "Last error"), h("dd", {}, dp.last_error || "none")));
   table("peers", ["Site", "State", "Load", "Report", "Spills to"], st.peers.map((p) =>
     h("tr", {}, h("td", {}, p.name), h("td", {}, badge(p.state)),
       h("td", { class: "num " + loadClass(p.load) }, p.state === "known" ? fmtLoad(p.load) : "-"),
-      h("td", {}, p.report_age_s === null ? "never" : p.report_age_s + "s ago"),
+      h("td", {}, p.report_age_s === null ? "never" : clock("age", p.report_age_s)),
       h("td", {}, (p.spilling_to || []).length ? p.spilling_to.join(", ") + " (" + pct(p.spill_share || 0) + ")" : "-"))));
   renderFleet(st);
   renderCharts(st);
@@ -183,7 +201,7 @@ function renderVips(st) {
       : h("button", { type: "button", "data-vip": v.name, class: "danger drain", onclick: () => drain(v.name) }, "Drain")) : null;
     return h("tr", { "data-vip": v.name }, h("td", {}, h("strong", {}, v.name)), h("td", {}, v.prefix),
       h("td", {}, badge(v.state)), h("td", { class: "reason" }, v.reason),
-      h("td", { class: "num" }, v.servers_up + " / min " + v.min_up), h("td", {}, ago(v.since)), act);
+      h("td", { class: "num" }, v.servers_up + " / min " + v.min_up), h("td", {}, clock("ago", v.since)), act);
   }));
 }
 
