@@ -459,7 +459,10 @@ fn measure(
                 m.over_start_site_s += 1;
             }
             m.overload_load_s += served - 1.0;
-            if served - tunnelled_in / cap <= 1.0 {
+            // Its own clients: those it keeps and those it spills away (director load
+            // less what it holds for others). A site spilling its own overload away is
+            // not pushed above 1.0 by others, whatever it still holds for them.
+            if load.director - tunnelled_in / cap <= 1.0 {
                 herded[j] = true;
                 m.herded_site_s += 1;
                 m.herded_load_s += served - 1.0;
@@ -480,5 +483,65 @@ fn measure(
     }
     if any_over {
         m.any_over_s += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two sites of 1000 connections; `tot[d * 2 + s]` as in the run. Returns which
+    /// sites the measure counts as herded.
+    fn herded_by(tot: [f64; 4]) -> Vec<bool> {
+        let specs: Vec<SiteSpec> = topology::three_site_day()
+            .into_iter()
+            .take(2)
+            .map(|s| SiteSpec {
+                capacity: 1000,
+                ..s
+            })
+            .collect();
+        let ids: Vec<SiteId> = specs.iter().map(|s| SiteId::new(&s.name)).collect();
+        let loads: Vec<Option<SiteLoad>> = (0..2)
+            .map(|i| {
+                let server = ServerSample {
+                    server: server_id(&ids, i),
+                    up: true,
+                    capacity: 1000,
+                    active_conns: (tot[i] + tot[2 + i]) as u64,
+                    inactive_conns: 0,
+                    external: None,
+                };
+                let out = TunnelSample {
+                    peer: ids[1 - i].clone(),
+                    active_conns: tot[i * 2 + 1 - i] as u64,
+                };
+                Some(site_load(&[server], &[out]))
+            })
+            .collect();
+        let nodes: Vec<Node> = (0..2)
+            .map(|i| node(i, &ids, 1, 30).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let mut m = Measures::default();
+        let (mut pk, mut hd) = ([false; 2], [false; 2]);
+        measure(&mut m, &specs, &tot, &loads, &nodes, &mut pk, &mut hd);
+        assert_eq!(m.herded_site_s, hd.iter().filter(|h| **h).count() as u64);
+        hd.to_vec()
+    }
+
+    #[test]
+    fn a_site_held_above_one_by_spilled_in_connections_is_herded() {
+        // Site 0 keeps 950 of its own and holds 90 that site 1 spilled to it: 1.04.
+        assert_eq!(herded_by([950.0, 0.0, 90.0, 500.0]), [true, false]);
+        // 1010 of its own: above 1.0 by itself.
+        assert_eq!(herded_by([1010.0, 0.0, 90.0, 500.0]), [false, false]);
+    }
+
+    #[test]
+    fn a_site_spilling_its_own_overload_away_is_not_herded_by_what_it_holds() {
+        // Seed 3's eu-29 at 17:13: its own clients are 1.4 of capacity, it keeps 1000
+        // and spills 400 away, and still holds 2 spilled to it hours before: served
+        // 1.002 but not pushed there by anyone's spill.
+        assert_eq!(herded_by([1000.0, 400.0, 2.0, 300.0]), [false, false]);
     }
 }

@@ -36,6 +36,14 @@ fn small_fleet_spill_is_deterministic_never_forwards_twice_and_lowers_overload()
     assert!(with.conn_s_away > 0.0);
     assert_eq!(with.forwarded_twice, 0.0);
     assert_eq!(with.mutual_s, 0, "two sites spilled to each other");
+    // Issue 18's herding target: no site held above 1.0 by others' spill for more
+    // than one report period (120 s).
+    assert!(
+        with.herded_longest_s <= 120,
+        "herded {} s ({} episodes)",
+        with.herded_longest_s,
+        with.herd_events
+    );
     assert_eq!(
         without.conn_s_away, 0.0,
         "without spill every connection stays"
