@@ -481,7 +481,12 @@ pub fn served_n(ns: &str, n: usize) -> Vec<String> {
 /// everything another director tunnelled to it. IPVS encapsulates spilled packets
 /// itself, so the sender's device counters do not move; the receiver's RX does.
 pub fn tunnel_rx_packets(ns: &str) -> Option<u64> {
-    let out = guest::sh_in(ns, "ip -s link show dev anycast0");
+    dev_rx_packets(ns, "anycast0")
+}
+
+/// Packets received on device `dev` of `ns` (`ip -s link show`).
+pub fn dev_rx_packets(ns: &str, dev: &str) -> Option<u64> {
+    let out = guest::sh_in(ns, &format!("ip -s link show dev {dev}"));
     let mut lines = out.lines();
     lines.find(|l| l.trim_start().starts_with("RX:"))?;
     lines.next()?.split_whitespace().nth(1)?.parse().ok()
