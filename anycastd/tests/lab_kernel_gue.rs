@@ -79,14 +79,7 @@ fn in_guest() {
             &fou,
         );
     }
-    // IDC1 above 1.1: 12 connections of the 10 it takes.
-    let _load = open_conns("c31", 12);
-    let ramped = lb1.wait_status(Duration::from_secs(20), |s| spill_share(s, "idc2") > 0.15);
-    guest::check(
-        "idc1_spills_to_idc2",
-        ramped.is_some(),
-        &lb1.status().map_or("no status".into(), |s| spill_line(&s)),
-    );
+    let _load = overload_until_spilling("c31", &lb1, "idc2", "idc1_spills_to_idc2");
     let udp0 = udp_in("lb2");
     let rx0 = tunnel_rx_packets("lb2").unwrap_or(0);
     let answers = served_n("c31", ASKED);

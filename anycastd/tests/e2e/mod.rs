@@ -473,6 +473,20 @@ pub fn still_same_server(conns: &mut [Conn]) -> usize {
 }
 
 /// `n` new short connections from client `ns`: the answers in order.
+/// Puts the site behind `lb` above 1.1 with 12 long connections from `client` (the
+/// lab tests' capacity 5 per server: 10 in all) and waits until it spills more than
+/// 0.15 to `peer`, checked as `step`. The connections hold the load: keep them.
+pub fn overload_until_spilling(client: &str, lb: &Anycastd, peer: &str, step: &str) -> Vec<Conn> {
+    let load = open_conns(client, 12);
+    let ramped = lb.wait_status(Duration::from_secs(20), |s| spill_share(s, peer) > 0.15);
+    guest::check(
+        step,
+        ramped.is_some(),
+        &lb.status().map_or("no status".into(), |s| spill_line(&s)),
+    );
+    load
+}
+
 pub fn served_n(ns: &str, n: usize) -> Vec<String> {
     (0..n).map(|_| served(ns)).collect()
 }
