@@ -112,6 +112,8 @@ struct Daemon {
     stop: watch::Receiver<bool>,
     /// The BGP sessions' change counter (the speaker's, renewed with it).
     bgp_changes: watch::Receiver<u64>,
+    /// What was sent of the site endpoint's prefix (decision 0018).
+    endpoint: crate::endpoint_route::EndpointRoute,
 }
 
 /// The slow full read of the kernel that corrects drift made behind our back: at most
@@ -270,6 +272,7 @@ pub async fn run(config_path: &Path, cfg: SiteConfig) -> Result<(), StartError> 
         report_listener,
         handle,
         stop: stop_rx.clone(),
+        endpoint: Default::default(),
     };
     d.spawn_checkers();
     tracing::info!(site = %cfg.site.name, vips = cfg.vips.len(), neighbors = cfg.bgp.neighbors.len(), peers = cfg.peers.len(), "anycastd started");
@@ -572,6 +575,38 @@ impl Daemon {
                 Effect::SendReports(round) => self.send_reports(round),
             }
         }
+        self.endpoint_prefix().await;
+    }
+
+    /// The site endpoint's prefix follows the VIPs just announced or withdrawn.
+    async fn endpoint_prefix(&mut self) {
+        use crate::endpoint_route::{Change, wanted};
+        let want = wanted(self.site.config(), &self.site.vip_states());
+        for change in self.endpoint.update(want) {
+            let cfg = self.site.config();
+            match change {
+                Change::Withdraw(prefix) => {
+                    tracing::warn!(%prefix, "withdraw (site tunnel endpoint)");
+                    if let Err(e) = self.speaker.withdraw(prefix.into()).await {
+                        tracing::error!(error = %e, "withdraw failed");
+                    }
+                }
+                Change::Announce {
+                    prefix,
+                    graceful_shutdown,
+                } => {
+                    tracing::info!(%prefix, graceful_shutdown, "announce (site tunnel endpoint)");
+                    for n in &cfg.bgp.neighbors {
+                        let route = mapping::prefix_route(prefix.into(), n, graceful_shutdown);
+                        if let Some(p) = self.speaker.peer(&n.address.to_string())
+                            && let Err(e) = p.announce(route).await
+                        {
+                            tracing::error!(neighbor = %n.address, error = %e, "announce failed");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn send_reports(&self, round: geo_balancer::exchange::ReportRound) {
@@ -845,6 +880,7 @@ impl Daemon {
                 Err(e) => tracing::error!(error = %e, "BFD restart failed"),
             }
             let again = self.site.announced_effects();
+            self.endpoint.forget();
             self.execute(again).await;
         }
         if checks_changed {

@@ -18,6 +18,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
 pub mod disabled;
+pub mod endpoint_route;
 pub mod host;
 pub mod layout;
 pub mod limits;

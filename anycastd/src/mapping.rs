@@ -135,7 +135,13 @@ fn neighbor_config(cfg: &SiteConfig, n: &Neighbor) -> PeerConfig {
 
 /// The route a VIP is announced with to one neighbor.
 pub fn route(vip: &Vip, n: &Neighbor, graceful_shutdown: bool) -> Route {
-    let mut r = Route::new(vip.prefix);
+    prefix_route(vip.prefix, n, graceful_shutdown)
+}
+
+/// The route `prefix` is announced with to one neighbor: its attributes are the
+/// neighbor's (a VIP's prefix, the site endpoint's prefix).
+pub fn prefix_route(prefix: ipnet::IpNet, n: &Neighbor, graceful_shutdown: bool) -> Route {
+    let mut r = Route::new(prefix);
     r.med = n.med;
     r.local_pref = n.local_pref;
     r.as_path_prepend = n.prepend;
@@ -234,8 +240,13 @@ pub fn config_digest(cfg: &SiteConfig) -> String {
         .iter()
         .map(|p| (&p.name, p.tunnel_endpoint, p.tunnel_endpoint_v6, &p.url))
         .collect();
+    // The site endpoint only when set: digests of configs without one stay as they were.
+    let endpoint = cfg
+        .site
+        .endpoint
+        .map_or(String::new(), |e| format!(" endpoint={e:?}"));
     let text = format!(
-        "site={} vips={vips:?} spill={:?} exchange={:?} peers={peers:?}",
+        "site={} vips={vips:?} spill={:?} exchange={:?} peers={peers:?}{endpoint}",
         cfg.site.name,
         cfg.spill,
         (
@@ -306,7 +317,7 @@ pub fn vip_service(cfg: &SiteConfig, slot: &ServiceSlot, plan: Option<&Plan>) ->
             Some(peer(p, addr, weight))
         })
         .collect();
-    let tunnel_in = (!cfg.peers.is_empty()).then(|| tf::TunnelIn {
+    let tunnel_in = receives(cfg).then(|| tf::TunnelIn {
         mark: slot.mark,
         dests: dests(plan.map(|p| &p.tunnel_in)),
     });
@@ -382,6 +393,24 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
     })
 }
 
+/// Whether peers may spill to this director: it has peers (the tunnel is the same
+/// both ways) or holds the site endpoint (decision 0018).
+pub fn receives(cfg: &SiteConfig) -> bool {
+    !cfg.peers.is_empty() || cfg.site.endpoint.is_some()
+}
+
+/// The receiving IPIP device: local = the site endpoint when there is one, else this
+/// director's address. The kernel hands a tunnelled packet to the device whose local
+/// address is its outer destination (a packet for another address goes to the
+/// catch-all `tunl0`, past the loop guard); tunnel-forwarder puts the local address
+/// on the device too, which makes the endpoint an address of this director.
+pub fn tunnel(cfg: &SiteConfig) -> Option<tf::TunnelDevice> {
+    receives(cfg).then(|| tf::TunnelDevice {
+        name: cfg.site.tunnel_device.clone(),
+        local: cfg.site.endpoint.map_or(cfg.site.address, |e| e.address),
+    })
+}
+
 /// The ip6ip6 device receiving IPv6 connections peers spill here: with peers, an
 /// IPv6 VIP and this site's `address_v6`.
 pub fn tunnel6(cfg: &SiteConfig) -> Option<tf::Tunnel6Device> {
@@ -424,10 +453,7 @@ pub fn desired_state(
         .collect();
     tf::DesiredState {
         vips,
-        tunnel: (!cfg.peers.is_empty()).then(|| tf::TunnelDevice {
-            name: cfg.site.tunnel_device.clone(),
-            local: cfg.site.address,
-        }),
+        tunnel: tunnel(cfg),
         tunnel6: tunnel6(cfg),
         split: split(cfg, &[]),
         tunnel_pmtu: Some(match cfg.site.tunnel_pmtu {
@@ -440,9 +466,9 @@ pub fn desired_state(
     }
 }
 
-/// The GUE listeners: the ports this site's peer entries name. The tunnel between
+/// The GUE listeners: the ports this site's peer entries name (the tunnel between
 /// two sites is the same both ways, so a site that sends GUE to a peer on a port
-/// listens on it too (decision 0016).
+/// listens on it too, decision 0016), and the site endpoint's (decision 0018).
 pub fn gue_ports(cfg: &SiteConfig) -> Vec<u16> {
     let ports: std::collections::BTreeSet<u16> = cfg
         .peers
@@ -451,6 +477,7 @@ pub fn gue_ports(cfg: &SiteConfig) -> Vec<u16> {
             PeerTunnel::Gue { port } => Some(port),
             PeerTunnel::Ipip => None,
         })
+        .chain(cfg.site.endpoint.map(|e| e.gue_port))
         .collect();
     ports.into_iter().collect()
 }

@@ -93,6 +93,13 @@ pub fn render(cfg: &SiteConfig) -> String {
                 v.name
             );
         }
+        if let Some(e) = cfg.site.endpoint {
+            let _ = writeln!(
+                o,
+                "    announce {} (site tunnel endpoint {}, same attributes) while an IPv4 VIP is announced; withdraw with the last (decision 0018)",
+                e.prefix, e.address
+            );
+        }
     }
 
     let _ = writeln!(
@@ -215,7 +222,7 @@ pub fn render(cfg: &SiteConfig) -> String {
             for port in &target.gue_ports {
                 let _ = writeln!(
                     o,
-                    "  ip fou add port {port} gue   (GUE from peers, decapsulated into {}; decision 0016)",
+                    "  ip fou add port {port} gue   (GUE from peers, decapsulated into {}; decisions 0016, 0018)",
                     cfg.site.tunnel_device
                 );
             }
@@ -615,7 +622,7 @@ mod tests {
             "site idc1 (director 10.101.1.2), AS 5",
             "neighbor 10.101.1.1 AS 1 (eBGP), hold 9s",
             "announce 10.101.4.0/24 (as-path 5, next-hop self) while at least 1 real server(s) of vip web are up",
-            "ip link add anycast0 type ipip local 10.101.1.2",
+            "ip link add anycast0 type ipip local 10.101.14.1",
             "ip addr add 10.101.4.1/32 dev lo",
             "ipvsadm -A -t 10.101.4.1:80 -s wlc",
             "ipvsadm -a -t 10.101.4.1:80 -r 10.101.2.2:80 -i -w 0   (peer site idc2",

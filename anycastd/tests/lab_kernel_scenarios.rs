@@ -21,6 +21,9 @@ use e2e::*;
 
 /// Five connections per real server, ten per site.
 const SMALL: &[(&str, &str)] = &[("capacity = 100", "capacity = 5")];
+/// Where IDC2 tunnels what it spills to IDC1: IDC1's site endpoint (configs/idc2.toml,
+/// decision 0018), held by lb1.
+const IDC1_ENDPOINT: &str = "10.101.14.1";
 
 /// The exchange period of the lab config and the configured stale_after_periods.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -510,13 +513,13 @@ fn no_loop_in_guest(
     // anything back: LB1's tunnel device received nothing in the whole run, and LB2
     // has no connection towards LB1.
     let kept = still_same_server(&mut via_tunnel);
-    let back = ipvs_conns_to("lb2", "10.101.1.2");
+    let back = ipvs_conns_to("lb2", IDC1_ENDPOINT);
     let rx1c = tunnel_rx_packets("lb1");
     guest::check(
         "forwarded_at_most_once",
         kept == via_tunnel.len() && back == 0 && rx1c == Some(0),
         &format!(
-            "{kept} of {} tunnelled connections kept rs6xx; lb2 entries to 10.101.1.2: {back}; lb1 anycast0 RX {rx1c:?}",
+            "{kept} of {} tunnelled connections kept rs6xx; lb2 entries to {IDC1_ENDPOINT}: {back}; lb1 anycast0 RX {rx1c:?}",
             via_tunnel.len()
         ),
     );
@@ -549,7 +552,7 @@ fn no_loop_in_guest(
     let kept_old = still_same_server(&mut via_tunnel);
     let kept_new = still_same_server(&mut c32_via);
     let (rx1d, rx2d) = (tunnel_rx_packets("lb1"), tunnel_rx_packets("lb2"));
-    let c31_back = ipvs_conns_from_to("lb2", "10.101.3.2", "10.101.1.2");
+    let c31_back = ipvs_conns_from_to("lb2", "10.101.3.2", IDC1_ENDPOINT);
     let c32_back = ipvs_conns_from_to("lb1", "10.101.3.10", "10.101.2.2");
     let fwm1 = ipvs_fwmark_active("lb1");
     guest::check(

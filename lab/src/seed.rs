@@ -402,10 +402,13 @@ pub(crate) fn host_setup(n: &Node) -> Vec<String> {
             v.extend(server_setup6(method, gateway));
             v
         }
+        // ECMP by addresses and ports (policy 1): GUE flows to a site endpoint differ
+        // in their UDP source port only (decision 0018); the default hashes addresses.
         Role::Router { .. } | Role::Client { .. } => vec![
             "sysctl -qw net.ipv4.ip_forward=1".to_string(),
             "sysctl -qw net.ipv4.conf.all.rp_filter=0".to_string(),
             "sysctl -qw net.ipv6.conf.all.forwarding=1".to_string(),
+            "sysctl -qw net.ipv4.fib_multipath_hash_policy=1".to_string(),
         ],
     }
 }

@@ -44,7 +44,8 @@ pub const GUEST_ENV: &str = "ANYCAST_LAB_GUEST";
 pub const DIR_ENV: &str = "ANYCAST_LAB_DIR";
 
 /// Modules loaded when a lab does not say otherwise: IPVS with the common schedulers,
-/// IPIP, veth, dummy, and the tc pieces the loop guard uses.
+/// IPIP, GUE (`fou`: the seed's site endpoint listens for it, decision 0018), veth,
+/// dummy, and the tc pieces the loop guard uses.
 pub const DEFAULT_MODULES: &[&str] = &[
     "ip_vs",
     "ip_vs_rr",
@@ -53,6 +54,7 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "ip_vs_wlc",
     "ip_vs_sh",
     "ipip",
+    "fou",
     "veth",
     "dummy",
     "sch_ingress",

@@ -121,6 +121,21 @@ pub struct Site {
     /// keep announcing it (the last-announcer guard, the default) or withdraw
     /// (decision 0017).
     pub all_down: geo_balancer::AllDown,
+    /// The site-wide tunnel endpoint (`tunnel_endpoint`, `tunnel_prefix`,
+    /// `tunnel_gue_port`; decision 0018), when configured.
+    pub endpoint: Option<SiteEndpoint>,
+}
+
+/// A tunnel endpoint every director of the site holds (decision 0018): peers send
+/// spilled connections to `address`, inside the site's own `prefix` (never a VIP
+/// prefix, which every site announces), which each director announces while it
+/// announces an IPv4 VIP; the upstream's ECMP spreads GUE flows over the directors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteEndpoint {
+    pub address: Ipv4Addr,
+    pub prefix: ipnet::Ipv4Net,
+    /// GUE listener for the endpoint (`ip fou add port P gue`), default 6080.
+    pub gue_port: u16,
 }
 
 impl Site {

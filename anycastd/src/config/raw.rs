@@ -108,6 +108,15 @@ pub struct RawSite {
     /// (decision 0017).
     #[serde(default)]
     pub all_down: Option<Spanned<String>>,
+    /// The site-wide tunnel endpoint every director holds (decision 0018).
+    #[serde(default)]
+    pub tunnel_endpoint: Option<Spanned<String>>,
+    /// The site's own prefix holding `tunnel_endpoint`, announced with the VIPs.
+    #[serde(default)]
+    pub tunnel_prefix: Option<Spanned<String>>,
+    /// The GUE port the site endpoint listens on.
+    #[serde(default)]
+    pub tunnel_gue_port: Option<Spanned<u16>>,
 }
 
 #[derive(Debug, Deserialize)]

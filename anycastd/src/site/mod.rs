@@ -390,6 +390,11 @@ impl Site {
         }
     }
 
+    /// Each VIP's announcement state, in config order.
+    pub fn vip_states(&self) -> Vec<crate::status::VipState> {
+        self.vips.iter().map(|v| v.announcer.state()).collect()
+    }
+
     /// Announce effects for every VIP currently announced (after a BGP restart).
     pub fn announced_effects(&self) -> Vec<Effect> {
         self.layout

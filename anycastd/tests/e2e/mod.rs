@@ -473,6 +473,20 @@ pub fn still_same_server(conns: &mut [Conn]) -> usize {
 }
 
 /// `n` new short connections from client `ns`: the answers in order.
+/// Puts the site behind `lb` above 1.1 with 12 long connections from `client` (the
+/// lab tests' capacity 5 per server: 10 in all) and waits until it spills more than
+/// 0.15 to `peer`, checked as `step`. The connections hold the load: keep them.
+pub fn overload_until_spilling(client: &str, lb: &Anycastd, peer: &str, step: &str) -> Vec<Conn> {
+    let load = open_conns(client, 12);
+    let ramped = lb.wait_status(Duration::from_secs(20), |s| spill_share(s, peer) > 0.15);
+    guest::check(
+        step,
+        ramped.is_some(),
+        &lb.status().map_or("no status".into(), |s| spill_line(&s)),
+    );
+    load
+}
+
 pub fn served_n(ns: &str, n: usize) -> Vec<String> {
     (0..n).map(|_| served(ns)).collect()
 }
@@ -481,7 +495,12 @@ pub fn served_n(ns: &str, n: usize) -> Vec<String> {
 /// everything another director tunnelled to it. IPVS encapsulates spilled packets
 /// itself, so the sender's device counters do not move; the receiver's RX does.
 pub fn tunnel_rx_packets(ns: &str) -> Option<u64> {
-    let out = guest::sh_in(ns, "ip -s link show dev anycast0");
+    dev_rx_packets(ns, "anycast0")
+}
+
+/// Packets received on device `dev` of `ns` (`ip -s link show`).
+pub fn dev_rx_packets(ns: &str, dev: &str) -> Option<u64> {
+    let out = guest::sh_in(ns, &format!("ip -s link show dev {dev}"));
     let mut lines = out.lines();
     lines.find(|l| l.trim_start().starts_with("RX:"))?;
     lines.next()?.split_whitespace().nth(1)?.parse().ok()

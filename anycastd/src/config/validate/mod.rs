@@ -15,6 +15,7 @@ use super::*;
 
 mod bgp;
 mod directors;
+mod endpoint;
 mod family;
 mod monitor;
 mod notify;
@@ -154,7 +155,7 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, raw: RawConfig) -> SiteConfig {
-        let site = self.site(&raw.site);
+        let mut site = self.site(&raw.site);
         let api = self.api(raw.api.as_ref());
         let exchange = self.exchange(raw.exchange.as_ref(), site.address);
         let spill = self.spill(raw.spill.as_ref());
@@ -162,6 +163,7 @@ impl Validator<'_> {
         let peers = self.peers(&raw.peers, &site);
         let directors = self.directors(&raw, &site, exchange.listen.port());
         let vips = self.vips(&raw.vips);
+        site.endpoint = self.site_endpoint(&raw.site, &site, &vips, &peers);
         self.families(&raw, &site);
         let log = self.log(raw.log.as_ref());
         let sync = raw.sync.as_ref().map(|s| self.sync(s, site.dataplane));

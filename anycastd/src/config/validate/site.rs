@@ -84,6 +84,7 @@ impl Validator<'_> {
             ipv6_path_mtu: self.ipv6_path_mtu(r.ipv6_path_mtu.as_ref()),
             ipv6_path_mtu_line: self.line(&r.ipv6_path_mtu.as_ref().map_or(s.span(), |v| v.span())),
             all_down: self.all_down(r.all_down.as_ref()),
+            endpoint: None,
         }
     }
 
