@@ -468,11 +468,15 @@ fn check(name: &str, edit: impl FnOnce(String) -> String) -> (Option<i32>, Strin
     let bin = env!("CARGO_BIN_EXE_anycastd");
     let dir = std::env::temp_dir().join(format!("anycastd-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/keys/idc1-idc2.key");
-    let text = edit(GOOD.replace(
-        "key_file = \"keys/idc1-idc2.key\"",
-        &format!("key_file = \"{}\"", key.display()),
-    ));
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/keys");
+    let mut text = GOOD.to_string();
+    for key in ["idc1-idc2.key", "idc1-directors.key"] {
+        text = text.replace(
+            &format!("key_file = \"keys/{key}\""),
+            &format!("key_file = \"{}\"", keys.join(key).display()),
+        );
+    }
+    let text = edit(text);
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, &text).unwrap();
     let out = std::process::Command::new(bin)
