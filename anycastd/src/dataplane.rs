@@ -92,8 +92,10 @@ impl Worker {
                         Request::Apply(reqs) => {
                             Outcome::Applied(fwd.apply(&reqs).map_err(Into::into), t0.elapsed())
                         }
+                        // The director's own connections: with two-way sync the
+                        // kernel's counters include its siblings' (decision 0015).
                         Request::Stats => {
-                            Outcome::Stats(fwd.stats().map_err(Into::into), t0.elapsed())
+                            Outcome::Stats(fwd.own_stats().map_err(Into::into), t0.elapsed())
                         }
                         Request::Sync(reply) => {
                             let _ = reply.send(fwd.sync_status());

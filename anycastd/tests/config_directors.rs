@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anycastd::config::parse_str;
 
-const GOOD: &str = include_str!("../../configs/idc1.toml");
+/// configs/idc1.toml as shipped: lb1, one of IDC1's two directors.
+const SHIPPED: &str = include_str!("../../configs/idc1.toml");
 const KEY: &str = "directors_key = \"directors-of-idc1-0123\"";
 const LB1B: &str = "\n[[director]]\nname = \"lb1b\"\naddress = \"10.101.3.3\"\n";
 
@@ -13,9 +14,29 @@ fn file() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/idc1.toml"))
 }
 
-/// The good file with `site` lines added under `[site]` and `tail` appended.
+/// configs/idc1.toml as a site of one director: without its `director`,
+/// `directors_key_file` and `[[director]]` lines.
+fn single() -> String {
+    let mut out = String::new();
+    let mut in_director = false;
+    for line in SHIPPED.lines() {
+        if line.starts_with('[') {
+            in_director = line == "[[director]]";
+        }
+        let skip = in_director
+            || line.starts_with("director = ")
+            || line.starts_with("directors_key_file = ");
+        if !skip {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The one-director file with `site` lines added under `[site]` and `tail` appended.
 fn with(site: &str, tail: &str) -> String {
-    let text = GOOD.replacen("[site]\n", &format!("[site]\n{site}\n"), 1);
+    let text = single().replacen("[site]\n", &format!("[site]\n{site}\n"), 1);
     format!("{text}{tail}")
 }
 
@@ -32,9 +53,26 @@ fn problems(text: &str) -> Vec<String> {
 
 #[test]
 fn a_site_of_one_director_needs_no_name() {
-    let cfg = parse_str(file(), GOOD).unwrap();
+    let cfg = parse_str(file(), &single()).unwrap();
     assert_eq!(cfg.site.director, "default");
     assert!(cfg.directors.others.is_empty());
+}
+
+/// The seed's IDC1 as shipped: lb1 with lb1b as its sibling, the lab's key file.
+#[test]
+fn the_seeds_idc1_lists_its_two_directors() {
+    let cfg = parse_str(file(), SHIPPED).unwrap();
+    assert_eq!(cfg.site.director, "lb1");
+    assert_eq!(cfg.directors.key, b"lab-only-key-idc1-directors-0123456789");
+    let d = &cfg.directors.others[0];
+    assert_eq!(
+        (d.name.as_str(), d.address.to_string(), d.url.as_str()),
+        (
+            "lb1b",
+            "10.101.7.2".into(),
+            "http://10.101.7.2:9181/v1/report"
+        )
+    );
 }
 
 #[test]

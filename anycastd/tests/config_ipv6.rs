@@ -204,7 +204,7 @@ fn an_ipv6_vip_without_an_ipv6_tunnel_path_is_refused_with_its_line() {
     );
     // Without peers nothing is spilled: an IPv6 VIP alone needs no tunnel.
     let start = text.find("[[peer]]").unwrap();
-    let end = text.find("[[vip]]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
     let alone = format!("{}{}", &text[..start], &text[end..]);
     let alone: String = alone
         .lines()

@@ -10,12 +10,15 @@
 //! ```
 //!
 //! One boot, ECMP (configs/idc1.toml and idc1b.toml, `scheduler = "mh"`, `[sync]`):
-//! a director that loses its real servers withdraws alone and R11 keeps the route
+//! connections held through one director and synced both ways count once in the site
+//! load both directors compute, and IDC2 sees one idc1; a director that loses its
+//! real servers withdraws alone and R11 keeps the route
 //! through the other; the last one withdraws the site; then a long download is in
 //! progress through one director, whose anycastd is SIGKILLed and link to R11 cut,
 //! and it completes through the other, which learned the connection from the sync
-//! daemons. A second boot, primary/backup: lb1b announces with `prepend = 2`, R11
-//! sends everything to lb1; lb1 dies and lb1b takes over.
+//! daemons. A second boot, primary/backup: first lb1b announces with `med = 100`,
+//! R11 installs lb1 only, and lb1b's route while lb1 is drained; then with
+//! `prepend = 2`, R11 sends everything to lb1; lb1 dies and lb1b takes over.
 
 mod e2e;
 
@@ -102,7 +105,7 @@ fn in_guest() {
         .collect();
     let mut lb1 = Anycastd::start("lb1", director_config("idc1", &[]));
     let mut lb1b = Anycastd::start("lb1b", director_config("idc1b", &[]));
-    let _lb2 = Anycastd::start("lb2", lab_config("idc2", &[]));
+    let lb2 = Anycastd::start("lb2", lab_config("idc2", &[]));
     let both = &["10.101.1.2", "10.101.7.2"];
     if !guest::check(
         "r11_has_both_directors",
@@ -125,8 +128,91 @@ fn in_guest() {
             &d.ctl("status").1,
         );
     }
+    site_load_counts_each_connection_once(&lb1, &lb1b, &lb2);
     lose_the_lan_one_director_then_the_other(&lb1, &lb1b);
     download_through_a_dying_director(&mut lb1, &mut lb1b);
+}
+
+/// `ns`'s established connections to the VIP by origin: (`LOCAL`, `SYNC`).
+fn origins(ns: &str) -> (usize, usize) {
+    let table = guest::sh_in(ns, "cat /proc/net/ip_vs_conn_sync");
+    let vip = table
+        .lines()
+        .filter(|l| l.contains("0A650401 0050") && l.contains("ESTABLISHED"));
+    vip.fold((0, 0), |(l, y), line| {
+        (
+            l + usize::from(line.contains("LOCAL")),
+            y + usize::from(line.contains("SYNC")),
+        )
+    })
+}
+
+/// The kernel's `ActiveConn` summed over the VIP service's destinations.
+fn kernel_active(ns: &str) -> u64 {
+    let out = guest::sh_in(ns, "ipvsadm -Ln -t 10.101.4.1:80");
+    out.lines()
+        .filter(|l| l.trim_start().starts_with("->"))
+        .filter_map(|l| l.split_whitespace().nth(4)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Issue 15, items 3 and 5: N connections held from c31 (R11 hashes a client to one
+/// director), synced both ways, so both kernels count all N as active. Each director
+/// reports only its own (`LOCAL`), so both compute the site load N/200 (two servers of
+/// capacity 100), not 2N/200, and IDC2 sees one idc1 with that load.
+fn site_load_counts_each_connection_once(lb1: &Anycastd, lb1b: &Anycastd, lb2: &Anycastd) {
+    const N: usize = 20;
+    let held = open_conns("c31", N);
+    let synced = guest::wait_for(Duration::from_secs(10), || {
+        let (a, b) = (origins("lb1"), origins("lb1b"));
+        (a.0 + b.0 == N && a.1 + b.1 == N).then_some((a, b))
+    });
+    let (a, b) = synced.unwrap_or((origins("lb1"), origins("lb1b")));
+    guest::check(
+        "n_connections_synced_both_ways",
+        held.len() == N && synced.is_some(),
+        &format!("{} held; lb1 (local, synced) {a:?}, lb1b {b:?}", held.len()),
+    );
+    let want = N as f64 / 200.0;
+    let near = |l: Option<f64>| l.is_some_and(|l| (l - want).abs() < 0.5 / 200.0);
+    let t0 = Instant::now();
+    for (name, d) in [("lb1", lb1), ("lb1b", lb1b)] {
+        let ok = d.wait_status(Duration::from_secs(15), |s| {
+            near(s.local_load)
+                && s.directors
+                    .as_ref()
+                    .is_some_and(|ds| ds.others.iter().all(|o| o.counted))
+        });
+        let (_, text) = d.ctl("status");
+        guest::check(
+            &format!("{name}_site_load_counts_n_once"),
+            ok.is_some(),
+            &format!("want {want}\n{text}"),
+        );
+        // The status text: the directors' loads and the sync line (item 5).
+        for l in text
+            .lines()
+            .filter(|l| l.contains("(this)") || l.starts_with("lb1") || l.starts_with("sync"))
+        {
+            println!("STATUS {name}: {l}");
+        }
+    }
+    let idc2 = lb2.wait_status(Duration::from_secs(15), |s| {
+        let idc1: Vec<_> = s.peers.iter().filter(|p| p.name == "idc1").collect();
+        idc1.len() == 1 && near(idc1[0].load)
+    });
+    guest::check(
+        "idc2_sees_one_idc1_with_the_site_load",
+        idc2.is_some(),
+        &format!("want {want}\n{}", lb2.ctl("status").1),
+    );
+    println!(
+        "MEASURE site_load_n {N} kernel_activeconn lb1 {} lb1b {} site_load_ms {} want {want}",
+        kernel_active("lb1"),
+        kernel_active("lb1b"),
+        t0.elapsed().as_millis()
+    );
+    drop(held);
 }
 
 /// Item 4: lb1b's LAN port cut (it loses its real servers): it withdraws alone, R11
@@ -299,12 +385,60 @@ fn download_through_a_dying_director(lb1: &mut Anycastd, lb1b: &mut Anycastd) {
     }
 }
 
-/// Entries of `ns`'s IPVS connection table for the VIP.
-fn vip_conns(ns: &str) -> usize {
+/// Entries of `ns`'s IPVS connection table for the VIP (in `state`, if given).
+fn vip_conns(ns: &str, state: Option<&str>) -> usize {
     guest::sh_in(ns, "ipvsadm -Lnc")
         .lines()
-        .filter(|l| l.contains("10.101.4.1:80"))
+        .filter(|l| l.contains("10.101.4.1:80") && state.is_none_or(|s| l.contains(s)))
         .count()
+}
+
+/// Item 1's alternative by MED: lb1b announces with `med = 100` (lb1 with none,
+/// which FRR reads as 0, the best), so R11 installs lb1's route only; lb1 drained
+/// (withdrawn), R11 takes lb1b's; undrained, lb1's again. Then lb1b stops.
+fn med_backup(lb1: &Anycastd) {
+    let mut lb1b = Anycastd::start(
+        "lb1b",
+        lab_config_as("idc1b", "idc1b-med", &[("# prepend = 2", "med = 100")]),
+    );
+    let both_known = guest::wait_for(Duration::from_secs(40), || {
+        let b = guest::vtysh("r11", "show ip bgp 10.101.4.0/24");
+        (b.contains("10.101.1.2") && b.contains("10.101.7.2")).then_some(b)
+    });
+    let primary = wait_r11(&["10.101.1.2"], Duration::from_secs(10));
+    let bgp = guest::vtysh("r11", "show ip bgp 10.101.4.0/24");
+    guest::check(
+        "med_r11_prefers_the_primary",
+        both_known.is_some() && primary.is_some() && bgp.contains("metric 100"),
+        &format!("{bgp}\n{}", r11_next_hops()),
+    );
+    let t0 = Instant::now();
+    let (code, out) = lb1.ctl("drain web");
+    let backup = wait_r11(&["10.101.7.2"], Duration::from_secs(15)).map(|_| t0.elapsed());
+    let who = served_n("c31", 4);
+    guest::check(
+        "med_backup_takes_over_from_a_drained_primary",
+        code == 0 && backup.is_some() && who.iter().all(|w| w.starts_with("rs5")),
+        &format!("drain: {code} {out}\n{who:?}\n{}", r11_next_hops()),
+    );
+    let t1 = Instant::now();
+    let (code, out) = lb1.ctl("undrain");
+    let back = wait_r11(&["10.101.1.2"], Duration::from_secs(15)).map(|_| t1.elapsed());
+    guest::check(
+        "med_primary_back_when_undrained",
+        code == 0 && back.is_some(),
+        &format!("undrain: {code} {out}\n{}", r11_next_hops()),
+    );
+    if let (Some(b), Some(p)) = (backup, back) {
+        println!(
+            "MEASURE med_drain_to_backup_route_ms {} undrain_to_primary_route_ms {}",
+            b.as_millis(),
+            p.as_millis()
+        );
+    }
+    lb1b.signal("TERM");
+    let code = lb1b.wait_exit(Duration::from_secs(15));
+    guest::check("med_backup_stops", code.is_some(), &format!("{code:?}"));
 }
 
 /// Item 1's alternative, primary/backup: lb1b announces with `prepend = 2`
@@ -316,6 +450,7 @@ fn backup_in_guest() {
         .map(RealServer::start)
         .collect();
     let mut lb1 = Anycastd::start("lb1", lab_config("idc1", &[]));
+    med_backup(&lb1);
     let lb1b = Anycastd::start(
         "lb1b",
         lab_config("idc1b", &[("# prepend = 2", "prepend = 2")]),
@@ -345,7 +480,9 @@ fn backup_in_guest() {
         &format!("{c31:?}"),
     );
     let held = open_conns("c31", 6);
-    let (on_a, on_b) = (vip_conns("lb1"), vip_conns("lb1b"));
+    // Established only: the MED phase's connections through lb1b are closing there.
+    let est = Some("ESTABLISHED");
+    let (on_a, on_b) = (vip_conns("lb1", est), vip_conns("lb1b", est));
     guest::check(
         "every_flow_through_the_primary",
         held.len() == 6 && on_a >= 6 && on_b == 0,
@@ -369,7 +506,7 @@ fn backup_in_guest() {
             && route.is_some()
             && path.is_ok()
             && who.iter().all(|w| w.starts_with("rs5"))
-            && vip_conns("lb1b") >= 6,
+            && vip_conns("lb1b", None) >= 6,
         &format!(
             "first {first:?}, r11 {route:?}, c31 {path:?}, {who:?}\n{}",
             r11_next_hops()

@@ -166,6 +166,16 @@ fn idc1b_is_idc1s_site_with_its_own_identity() {
         assert!(b.contains("address = \"10.101.7.2\""));
         assert!(b.contains("listen = \"10.101.7.2:9181\""));
         assert!(b.contains("address = \"10.101.7.1\""));
-        assert!(!b.contains("10.101.1."));
+        // The same peer sites (the config digest covers them), each naming the other
+        // as its `[[director]]`; nothing else of lb1's.
+        let peer = |t: &str| {
+            let p = section(t, "[[peer]]");
+            p[..p.find("\n\n").unwrap_or(p.len())].to_string()
+        };
+        assert_eq!(peer(&a), peer(&b));
+        assert!(a.contains("[[director]]\nname = \"lb1b\"\naddress = \"10.101.7.2\""));
+        assert!(b.contains("[[director]]\nname = \"lb1\"\naddress = \"10.101.1.2\""));
+        let own = b.replace(&section(&b, "\n[[director]]\n"), "");
+        assert!(!own.contains("10.101.1."), "{own}");
     }
 }

@@ -151,17 +151,30 @@ impl Forwarder {
         self.kernel.stats()
     }
 
+    /// [`Self::stats`] without the connections a backup sync daemon learned from the
+    /// site's other directors: this director's own figures (see [`crate::origins`]).
+    /// While a backup daemon runs, this walks /proc/net/ip_vs_conn_sync (one line per
+    /// connection); otherwise it is one more netlink request than [`Self::stats`].
+    pub fn own_stats(&mut self) -> Result<Vec<ServiceStats>, Error> {
+        let mut stats = self.kernel.stats()?;
+        let backup = self
+            .kernel
+            .sync_daemons()?
+            .iter()
+            .any(|d| d.role == crate::sync::SyncRole::Backup);
+        if backup {
+            let synced = crate::origins::SyncedConns::parse(&conn_sync_table()?);
+            crate::origins::subtract_synced(&mut stats, &synced);
+        }
+        Ok(stats)
+    }
+
     /// The running sync daemons and the connections by origin (reads
     /// /proc/net/ip_vs_conn_sync: one line per connection, so callers keep its rate
     /// low on a busy director).
     pub fn sync_status(&mut self) -> Result<crate::sync::SyncStatus, Error> {
         let daemons = self.kernel.sync_daemons()?;
-        let text =
-            std::fs::read_to_string("/proc/net/ip_vs_conn_sync").map_err(|e| Error::Proc {
-                path: "/proc/net/ip_vs_conn_sync",
-                source: e,
-            })?;
-        let (local, synced) = crate::sync::count_origins(&text);
+        let (local, synced) = crate::sync::count_origins(&conn_sync_table()?);
         Ok(crate::sync::SyncStatus {
             daemons,
             local,
@@ -173,6 +186,14 @@ impl Forwarder {
     pub fn link_packets(&mut self, name: &str) -> Result<Option<[u64; 2]>, Error> {
         self.kernel.link_packets(name)
     }
+}
+
+/// The connection table with each connection's origin.
+fn conn_sync_table() -> Result<String, Error> {
+    std::fs::read_to_string("/proc/net/ip_vs_conn_sync").map_err(|e| Error::Proc {
+        path: "/proc/net/ip_vs_conn_sync",
+        source: e,
+    })
 }
 
 fn addr_line(a: &AddrSpec) -> String {

@@ -20,6 +20,7 @@
 //!
 //!  Forwarder::reconcile(&DesiredState) -> Report { changes, requests, .. }
 //!  Forwarder::stats() -> Vec<ServiceStats>          (load model input)
+//!  Forwarder::own_stats(): the same without synced connections (origins)
 //! ```
 //!
 //! The daemon owns one [`Forwarder`] per director in a blocking thread fed by a
@@ -32,6 +33,7 @@ pub mod forwarder;
 pub mod kernel;
 pub mod model;
 pub mod netlink;
+pub mod origins;
 pub mod request;
 pub mod split;
 pub mod stats;
@@ -47,6 +49,7 @@ pub use model::{
     ServiceConfig, ServiceKey, Target, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice,
     VipService,
 };
+pub use origins::{SyncedConns, subtract_synced};
 pub use request::Request;
 pub use split::{SHARE_UNITS, Split};
 pub use stats::{Counters, DestStats, ServiceStats};

@@ -459,6 +459,7 @@ fn without_a_data_plane_health_alone_decides() {
     let mut c = config();
     c.site.dataplane = false;
     c.peers.clear();
+    c.directors = Default::default();
     let (mut site, first) = Site::new(c, T0).unwrap();
     assert!(
         !first.iter().any(|e| matches!(e, Effect::Reconcile(_))),

@@ -39,7 +39,7 @@ pub struct Checked {
     pub file: String,
 }
 
-/// `anycastd check` on `text` written as idc1.toml next to the key it names, in a
+/// `anycastd check` on `text` written as idc1.toml next to the keys it names, in a
 /// directory of its own (`tag`): its exit code and standard output.
 pub fn check(tag: &str, text: &str) -> (Option<i32>, String) {
     let c = check_all(tag, text);
@@ -51,7 +51,9 @@ pub fn check_all(tag: &str, text: &str) -> Checked {
     let dir = std::env::temp_dir().join(format!("anycastd-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     let keys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/keys"));
-    std::fs::copy(keys.join("idc1-idc2.key"), dir.join("keys/idc1-idc2.key")).unwrap();
+    for key in ["idc1-idc2.key", "idc1-directors.key"] {
+        std::fs::copy(keys.join(key), dir.join("keys").join(key)).unwrap();
+    }
     let file = dir.join("idc1.toml");
     std::fs::write(&file, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))

@@ -148,7 +148,7 @@ impl Drop for RealServer {
 }
 
 /// The lab's copy of a site config: the exchange and hold-downs shortened, state in
-/// the work dir, the key file by absolute path, an API token file of its own.
+/// the work dir, the key files by absolute path, an API token file of its own.
 pub fn lab_config(site: &str, edits: &[(&str, &str)]) -> PathBuf {
     lab_config_as(site, site, edits)
 }
@@ -160,7 +160,12 @@ pub fn lab_config_as(site: &str, out: &str, edits: &[(&str, &str)]) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(repo.join(format!("configs/{site}.toml"))).unwrap();
     let key = repo.join("configs/keys/idc1-idc2.key");
+    let directors_key = repo.join("configs/keys/idc1-directors.key");
     let mut text = text
+        .replace(
+            "directors_key_file = \"keys/idc1-directors.key\"",
+            &format!("directors_key_file = \"{}\"", directors_key.display()),
+        )
         .replace("interval = \"120s\"", "interval = \"1s\"")
         .replace("hold_down = \"10s\"", "hold_down = \"2s\"")
         .replace("shutdown_wait = \"5s\"", "shutdown_wait = \"2s\"")
