@@ -619,7 +619,11 @@ impl Daemon {
                     let to = to.map(|d| (format!("{}/{}", cfg.site.name, d.name), d.url.clone()));
                     (&cfg.directors.key, to.collect())
                 } else if let Some(p) = cfg.peers.iter().find(|p| p.name == r.receiver.as_str()) {
-                    (&p.key, vec![(p.name.clone(), p.url.clone())])
+                    let to = p
+                        .urls
+                        .iter()
+                        .map(|u| (format!("{} at {u}", p.name), u.clone()));
+                    (&p.key, to.collect())
                 } else {
                     continue;
                 };

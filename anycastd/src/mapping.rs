@@ -238,7 +238,7 @@ pub fn config_digest(cfg: &SiteConfig) -> String {
     let peers: Vec<_> = cfg
         .peers
         .iter()
-        .map(|p| (&p.name, p.tunnel_endpoint, p.tunnel_endpoint_v6, &p.url))
+        .map(|p| (&p.name, p.tunnel_endpoint, p.tunnel_endpoint_v6, &p.urls))
         .collect();
     // The site endpoint only when set: digests of configs without one stay as they were.
     let endpoint = cfg

@@ -348,7 +348,7 @@ pub fn render(cfg: &SiteConfig) -> String {
                 o,
                 "  peer {} at {} (IPv4 over {how} to {}{v6}), HMAC-SHA256 key of {} bytes",
                 p.name,
-                p.url,
+                p.urls.join(" and "),
                 p.tunnel_endpoint,
                 p.key.len()
             );

@@ -162,3 +162,45 @@ fn bad_director_sections_are_refused_with_line_and_reason() {
         );
     }
 }
+
+/// A peer site of several directors: `urls` sends each report to every one of them;
+/// `url` and `urls` together, neither, an empty list, a bad scheme or a URL twice are
+/// refused with their lines.
+#[test]
+fn a_peer_site_of_several_directors_gets_each_report_at_every_url() {
+    const ONE: &str = "url = \"http://10.101.2.2:9181/v1/report\"";
+    let both =
+        "urls = [\"http://10.101.2.2:9181/v1/report\", \"http://10.101.9.2:9181/v1/report\"]";
+    let cfg = parse_str(file(), &SHIPPED.replacen(ONE, both, 1)).unwrap();
+    assert_eq!(
+        cfg.peers[0].urls,
+        [
+            "http://10.101.2.2:9181/v1/report",
+            "http://10.101.9.2:9181/v1/report"
+        ]
+    );
+    let line = SHIPPED.lines().position(|l| l == ONE).unwrap() + 1;
+    let peer_line = SHIPPED.lines().position(|l| l == "[[peer]]").unwrap() + 1;
+    for (to, at, why) in [
+        (format!("{ONE}\n{both}"), line, "has both url and urls"),
+        (String::new(), peer_line, "has no url (or urls"),
+        ("urls = []".to_string(), line, "urls is empty"),
+        (
+            "urls = [\"ftp://x/\"]".to_string(),
+            line,
+            "must start with http://",
+        ),
+        (
+            "urls = [\"http://a/r\", \"http://a/r\"]".to_string(),
+            line,
+            "`http://a/r` is listed twice",
+        ),
+    ] {
+        let p = problems(&SHIPPED.replacen(ONE, &to, 1));
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with(&format!("{at}: ")) && x.contains(why)),
+            "{to}: {p:?}"
+        );
+    }
+}

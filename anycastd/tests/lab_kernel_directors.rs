@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anycast_lab::Need;
 use anycast_lab::uml::{Lab, guest};
-use anycastd::status::VipState;
+use anycastd::status::{PeerState, VipState};
 use e2e::*;
 
 const TEST: &str = "lab_kernel_director_dies_and_its_download_completes_through_the_other";
@@ -206,6 +206,20 @@ fn site_load_counts_each_connection_once(lb1: &Anycastd, lb1b: &Anycastd, lb2: &
         idc2.is_some(),
         &format!("want {want}\n{}", lb2.ctl("status").1),
     );
+    // IDC2 reports to both of IDC1's directors (its `[[peer]] urls`): each knows it,
+    // so both decide on the same figures.
+    for (name, d) in [("lb1", lb1), ("lb1b", lb1b)] {
+        let knows = d.wait_status(Duration::from_secs(15), |s| {
+            s.peers
+                .iter()
+                .any(|p| p.name == "idc2" && p.state == PeerState::Known)
+        });
+        guest::check(
+            &format!("{name}_hears_idc2"),
+            knows.is_some(),
+            &d.ctl("status").1,
+        );
+    }
     println!(
         "MEASURE site_load_n {N} kernel_activeconn lb1 {} lb1b {} site_load_ms {} want {want}",
         kernel_active("lb1"),

@@ -387,7 +387,10 @@ pub struct PeerSite {
     pub tunnel_endpoint_v6: Option<Ipv6Addr>,
     /// How IPv4 connections are tunnelled to the peer (`tunnel`, `gue_port`).
     pub tunnel: PeerTunnel,
-    pub url: String,
+    /// Where each load report goes: the peer site's report URL (`url`), or one per
+    /// director of the peer site (`urls`), so that every one of them decides on the
+    /// same figures (decision 0015).
+    pub urls: Vec<String>,
     pub key: Vec<u8>,
     /// During a key rotation: reports signed with this key are accepted too.
     pub next_key: Option<Vec<u8>>,

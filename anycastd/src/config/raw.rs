@@ -249,7 +249,12 @@ pub struct RawPeer {
     /// The peer's GUE (fou) port, with `tunnel = "gue"`.
     #[serde(default)]
     pub gue_port: Option<Spanned<u16>>,
-    pub url: Spanned<String>,
+    /// Where its load reports go: one URL (`url`) or one per director of the peer site
+    /// (`urls`); exactly one of the two.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub urls: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub key: Option<Spanned<String>>,
     #[serde(default)]

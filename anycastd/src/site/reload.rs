@@ -71,7 +71,7 @@ impl Site {
         let same_sites = |a: &crate::config::SiteConfig, b: &crate::config::SiteConfig| {
             a.peers.len() == b.peers.len()
                 && a.peers.iter().zip(&b.peers).all(|(x, y)| {
-                    (&x.name, x.tunnel_endpoint, &x.url) == (&y.name, y.tunnel_endpoint, &y.url)
+                    (&x.name, x.tunnel_endpoint, &x.urls) == (&y.name, y.tunnel_endpoint, &y.urls)
                 })
         };
         let same_peers = same_sites(&next.cfg, &self.cfg);

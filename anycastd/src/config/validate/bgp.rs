@@ -261,13 +261,7 @@ impl Validator<'_> {
                 self.problem(span, "tunnel_endpoint_v6 is this site's own address_v6");
             }
             let tunnel = self.peer_tunnel(r, endpoint_v6.is_some());
-            let url = r.url.get_ref();
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.problem(
-                    r.url.span(),
-                    format!("url `{url}` must start with http:// or https://"),
-                );
-            }
+            let urls = self.report_urls(&name, p.span(), r);
             let key = self
                 .key(&format!("peer `{name}`"), "key", &r.key, &r.key_file)
                 .unwrap_or_else(|| {
@@ -287,7 +281,7 @@ impl Validator<'_> {
                 tunnel_endpoint: endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED),
                 tunnel_endpoint_v6: endpoint_v6,
                 tunnel,
-                url: url.clone(),
+                urls,
                 key,
                 next_key,
             });
@@ -296,6 +290,50 @@ impl Validator<'_> {
     }
 
     /// A peer's `tunnel` and `gue_port` (decision 0016).
+    /// A peer's report URLs: `url` or `urls` (one per director of the peer site), each
+    /// http(s), none twice.
+    fn report_urls(&mut self, name: &str, at: std::ops::Range<usize>, r: &RawPeer) -> Vec<String> {
+        let given: Vec<&Spanned<String>> = match (&r.url, &r.urls) {
+            (Some(u), None) => vec![u],
+            (None, Some(us)) if !us.get_ref().is_empty() => us.get_ref().iter().collect(),
+            (None, Some(us)) => {
+                self.problem(us.span(), format!("peer `{name}` urls is empty"));
+                Vec::new()
+            }
+            (Some(u), Some(_)) => {
+                self.problem(
+                    u.span(),
+                    format!("peer `{name}` has both url and urls: give one of them"),
+                );
+                Vec::new()
+            }
+            (None, None) => {
+                self.problem(
+                    at,
+                    format!(
+                        "peer `{name}` has no url (or urls, one per director of the peer site)"
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        let mut out: Vec<String> = Vec::new();
+        for u in given {
+            let url = u.get_ref();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.problem(
+                    u.span(),
+                    format!("url `{url}` must start with http:// or https://"),
+                );
+            } else if out.contains(url) {
+                self.problem(u.span(), format!("url `{url}` is listed twice"));
+            } else {
+                out.push(url.clone());
+            }
+        }
+        out
+    }
+
     fn peer_tunnel(&mut self, r: &RawPeer, has_v6: bool) -> PeerTunnel {
         let kind = r.tunnel.as_ref().map(|t| (t.get_ref().as_str(), t.span()));
         let tunnel = match kind {
