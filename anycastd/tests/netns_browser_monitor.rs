@@ -65,6 +65,26 @@ where
     }
 }
 
+/// Clicks what `css` selects. A live push may replace the element between the find
+/// and the click (WebDriver's "stale element reference"): it is found again, at most
+/// for [`STEP`]; any other error is returned at once.
+async fn click(c: &Client, css: &str) -> R<()> {
+    let end = tokio::time::Instant::now() + STEP;
+    loop {
+        let err = match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if !err.to_string().contains("stale element") || tokio::time::Instant::now() > end {
+            return Err(err.into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn text(c: &Client, css: &str) -> R<String> {
     Ok(c.find(Locator::Css(css)).await?.text().await?)
 }
@@ -190,10 +210,7 @@ async fn drive(c: &Client, up: &str, shots: &std::path::Path, mut victim: Proc) 
     }
 
     // Drain, confirmed in the page: FRR loses the route.
-    c.find(Locator::Css("button.drain[data-vip='web']"))
-        .await?
-        .click()
-        .await?;
+    click(c, "button.drain[data-vip='web']").await?;
     until("the confirmation", STEP, || async {
         Ok(c.find(Locator::Css("dialog#confirm[open]")).await.is_ok())
     })
@@ -235,10 +252,7 @@ async fn drive(c: &Client, up: &str, shots: &std::path::Path, mut victim: Proc) 
     shot(c, shots, "phone-390").await?;
     c.set_window_size(1280, 800).await?;
 
-    c.find(Locator::Css("button.undrain[data-vip='web']"))
-        .await?
-        .click()
-        .await?;
+    click(c, "button.undrain[data-vip='web']").await?;
     until("FRR to learn the route again", STEP, || async {
         Ok(has_route(up))
     })

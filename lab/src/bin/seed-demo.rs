@@ -107,7 +107,7 @@ fn main() {
         .topology(seed::topology())
         .extra_modules(&[anycast_lab::seed6::MODULES, &["ip_vs_mh", "sch_tbf"]].concat())
         .script(&script)
-        .timeout(Duration::from_secs(240))
+        .timeout(Duration::from_secs(420))
         .mem_mb(1024)
         .run();
     done.store(true, Ordering::Relaxed);
