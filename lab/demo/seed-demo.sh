@@ -171,11 +171,14 @@ for site in idc1 idc1b; do
       -e 's/^\[\[vip\]\]$/[sync]\ninterface = "sync0"\nsyncid = 1\n\n[[vip]]/' "$D/$site.toml"
 done
 kill -HUP "$(cat "$D/lb1.pid")"
+i=0; while [ $i -lt 100 ] && ! grep -q "new config in force" "$D/anycastd-lb1.log"; do sleep 0.1; i=$((i+1)); done
 ip netns exec lb1b anycastd --config "$D/idc1b.toml" > "$D/anycastd-lb1b.log" 2>&1 & echo $! > "$D/lb1b.pid"
 two() { ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.1.2 && ip -n r11 route show 10.101.4.0/24 | grep -q 10.101.7.2; }
 i=0; while [ $i -lt 300 ] && ! two; do sleep 0.1; i=$((i+1)); done
 if two; then pass ecmp; else fail ecmp "$(ip -n r11 route show 10.101.4.0/24)"; fi
 show ip -n r11 route show 10.101.4.0/24
+# Until lb1b has lb1's first report since its reload (the same site config: counted).
+i=0; while [ $i -lt 100 ] && ! ip netns exec lb1b anycastctl --api 127.0.0.1:9180 status | grep -q "^lb1 .* same "; do sleep 0.1; i=$((i+1)); done
 status lb1b
 echo "A 24 MiB download from behind R31 (the real servers send at 40 Mbit/s: about 5 s);"
 echo "the director R11's ECMP gave it is killed (SIGKILL) and its link to R11 cut a second in."

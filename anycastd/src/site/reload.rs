@@ -76,8 +76,17 @@ impl Site {
         };
         let same_peers = same_sites(&next.cfg, &self.cfg);
         next.peers.carry_over(&self.peers);
-        if same_peers && next.cfg.exchange == self.cfg.exchange {
-            next.scheduler = self.scheduler.clone();
+        if same_peers
+            && next.cfg.exchange == self.cfg.exchange
+            && next.cfg.directors == self.cfg.directors
+        {
+            // The schedule carries on under the new config's identity: its digest moves
+            // with the VIPs, services and thresholds (the old one would have the other
+            // directors leave this one out of the site load for good).
+            next.scheduler = self
+                .scheduler
+                .clone()
+                .with_identity(next.cfg.site.director.clone(), next.digest.clone());
         }
         if same_peers && next.cfg.spill == self.cfg.spill && next.cfg.exchange == self.cfg.exchange
         {

@@ -162,3 +162,20 @@ fn forged_or_foreign_sibling_reports_change_nothing() {
     assert!(ok.is_ok());
     assert_eq!(lb1.status(at(8), &[]).local_load, before.local_load);
 }
+
+/// A reload that changes the site-wide config (here a service's scheduler, as the
+/// demo does when it turns to `mh` with `[sync]`) sends the new digest from the next
+/// report on, and the sibling reloaded the same way counts it again.
+#[test]
+fn a_reload_sends_the_new_digest() {
+    let mut lb1 = up(director("lb1", "lb1b"));
+    let old = lb1.status(at(3), &[]).directors.unwrap().config_digest;
+    let mut next = lb1.config().clone();
+    next.vips[0].services[0].scheduler = "mh".into();
+    lb1.reload(next.clone(), at(3)).unwrap();
+    let new = lb1.status(at(3), &[]).directors.unwrap().config_digest;
+    assert_ne!(new, old);
+    sample(&mut lb1, at(4), &stats(40, 0));
+    let r = to_siblings(&super::tests::tick(&mut lb1, at(6))).expect("a round");
+    assert_eq!(r.config_digest.as_deref(), Some(new.as_str()));
+}
