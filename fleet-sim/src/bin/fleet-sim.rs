@@ -144,6 +144,9 @@ fn main() -> ExitCode {
                 );
                 println!();
             }
+            if let Some(t) = &trace_b {
+                print!("{}", long_herds(t, PERIOD_S));
+            }
             println!(
                 "wall time: {:.1}s without spill, {:.1}s with spill",
                 without_wall.as_secs_f64(),
@@ -171,6 +174,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every herding episode longer than one report period, longest first.
+fn long_herds(t: &fleet_sim::trace::Trace, period_s: u64) -> String {
+    let mut long: Vec<_> = t.herds.iter().filter(|e| e.len_s() > period_s).collect();
+    if long.is_empty() {
+        return String::new();
+    }
+    long.sort_by_key(|e| std::cmp::Reverse(e.len_s()));
+    let mut out = format!("herding episodes longer than one period ({period_s} s):\n");
+    for e in long {
+        out += &format!(
+            "  {:<8} from {:02}:{:02}:{:02} UTC for {} s, peak {:.2}\n",
+            e.site,
+            e.start_s / 3600,
+            e.start_s / 60 % 60,
+            e.start_s % 60,
+            e.len_s(),
+            e.peak
+        );
+    }
+    out + "\n"
 }
 
 /// The all-down event under both policies.

@@ -11,6 +11,7 @@
 //! (siblings, [`PeerTable::set_siblings`]) report under our own site name, signed with
 //! the directors' key; `siblings.rs` holds what only they have (the config digest).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -75,27 +76,31 @@ impl Peer {
     }
 
     /// The reports of its directors heard within `stale_after`.
-    fn fresh(&self, now: Time, stale_after: Duration) -> Vec<&LoadReport> {
+    fn fresh(&self, now: Time, stale_after: Duration) -> impl Iterator<Item = &LoadReport> {
         self.directors
             .values()
-            .filter(|h| now.since(h.as_of()) <= stale_after)
+            .filter(move |h| now.since(h.as_of()) <= stale_after)
             .map(|h| &h.report)
-            .collect()
     }
 
-    /// The site as one report: its fresh directors summed.
-    fn combined(&self, now: Time, stale_after: Duration) -> Option<LoadReport> {
-        directors::combine(&self.fresh(now, stale_after))
+    /// The site as one report: its fresh directors summed. One fresh director (the
+    /// common case) is its own report, borrowed: the spill rule's views are built at
+    /// every decision and must not copy every peer's report.
+    fn combined(&self, now: Time, stale_after: Duration) -> Option<Cow<'_, LoadReport>> {
+        let mut fresh = self.fresh(now, stale_after);
+        let first = fresh.next()?;
+        let Some(second) = fresh.next() else {
+            return Some(Cow::Borrowed(first));
+        };
+        let mut all = vec![first, second];
+        all.extend(fresh);
+        directors::combine(&all).map(Cow::Owned)
     }
 
     /// Whether the site can serve by its fresh directors summed, as [`Peer::combined`]
-    /// would say, without building the report; `None` without a fresh director.
+    /// would say; `None` without a fresh director.
     fn serves(&self, now: Time, stale_after: Duration) -> Option<bool> {
-        match self.fresh(now, stale_after).as_slice() {
-            [] => None,
-            [one] => Some(one.load.is_some()),
-            many => directors::combine(many).map(|r| r.load.is_some()),
-        }
+        self.combined(now, stale_after).map(|r| r.load.is_some())
     }
 
     /// When its freshest director spoke for.
@@ -283,7 +288,9 @@ impl PeerTable {
                         sender: sender.to_string(),
                     });
                 };
-                let before = peer.combined(now, stale_after);
+                // What a decision reads of the peer, before and after this report.
+                let gist = |r: &LoadReport| (band(r.load_value()), r.spilling_to.clone());
+                let before = peer.combined(now, stale_after).map(|r| gist(&r));
                 if !local {
                     // A peer's director gone this long is forgotten (a renamed or
                     // retired director must not fill the table); any report of it still
@@ -303,12 +310,9 @@ impl PeerTable {
                     },
                 );
                 peer.accepted = peer.accepted.saturating_add(1);
-                let after = peer.combined(now, stale_after);
+                let after = peer.combined(now, stale_after).map(|r| gist(&r));
                 let mut changed = match (&before, &after) {
-                    (Some(old), Some(new)) => {
-                        old.spilling_to != new.spilling_to
-                            || band(old.load_value()) != band(new.load_value())
-                    }
+                    (Some(old), Some(new)) => old != new,
                     _ => true,
                 };
                 if local && let Some(s) = &mut self.siblings {
@@ -450,24 +454,30 @@ impl PeerTable {
     /// that arrived late is as old as it is.
     pub fn views(&self, now: Time) -> Vec<PeerView> {
         let stale_after = self.cfg.stale_after();
-        let combined: Vec<(&SiteId, Option<LoadReport>)> = self
+        // One pass over the peers (the views are built at every decision).
+        let heard: Vec<Heard1<'_>> = self
             .peers
             .iter()
-            .map(|(site, p)| (site, p.combined(now, stale_after)))
+            .map(|(site, p)| {
+                let age = p.newest().map(|h| now.since(h.as_of()));
+                (site, p.combined(now, stale_after), age)
+            })
             .collect();
         // How many known peers report spilling to each site (a sender's own name in
         // its list is ignored).
         let mut spilled_to: BTreeMap<&SiteId, u32> = BTreeMap::new();
-        for (site, r) in &combined {
+        for (site, r, _) in &heard {
             for to in r.iter().flat_map(|r| &r.spilling_to).filter(|t| t != site) {
                 *spilled_to.entry(to).or_insert(0) += 1;
             }
         }
-        combined
+        heard
             .iter()
-            .map(|(site, r)| {
-                let others = spilled_to.get(site).copied().unwrap_or(0);
-                let age = self.peers[*site].newest().map(|h| now.since(h.as_of()));
+            .map(|(site, r, age)| {
+                let others = match spilled_to.is_empty() {
+                    true => 0,
+                    false => spilled_to.get(site).copied().unwrap_or(0),
+                };
                 let facts = r.as_ref().map(|r| PeerFacts {
                     load: r.load_value(),
                     capacity: r.capacity,
@@ -495,7 +505,7 @@ impl PeerTable {
                 let known = age.is_some_and(|a| a <= stale_after);
                 // Known: the fresh directors summed; stale: the last one heard.
                 let last_report = match known {
-                    true => p.combined(now, stale_after),
+                    true => p.combined(now, stale_after).map(Cow::into_owned),
                     false => newest.map(|h| h.report.clone()),
                 };
                 PeerStatus {
@@ -566,6 +576,10 @@ pub(crate) fn director_statuses(p: &Peer, now: Time, stale_after: Duration) -> V
         })
         .collect()
 }
+
+/// One peer as the views read it: its name, its fresh directors summed, the age of its
+/// newest report.
+type Heard1<'a> = (&'a SiteId, Option<Cow<'a, LoadReport>>, Option<Duration>);
 
 /// The moment a report speaks for: its timestamp, but never later than its arrival (a
 /// sender whose clock runs ahead does not make its report look younger).
