@@ -629,6 +629,7 @@ fn split_a(share: f64) -> tunnel_forwarder::DesiredState {
         mark: 0x4143_0000,
         share: tunnel_forwarder::Split::units(share),
         peers: vec![tunnel_forwarder::Peer::ipip(std::net::IpAddr::V4(DIR_B), 1)],
+        peers6: vec![],
     });
     d
 }
