@@ -137,22 +137,11 @@ impl Request {
                 format!("ip addr del {}/{} dev {}", a.addr, a.prefix_len, a.device)
             }
             Request::NewIngress(d) => format!("tc qdisc add dev {d} ingress"),
-            Request::NewMarkFilter { device, prio, rule } => {
-                let (proto, m, len) = if rule.dst.is_ipv6() {
-                    ("ipv6", "ip6", 128)
-                } else {
-                    ("ip", "ip", 32)
-                };
-                format!(
-                    "tc filter add dev {device} parent ffff: prio {prio} protocol {proto} u32 \
-                     match {m} dst {}/{len} match {m} protocol {} 0xff match {m} dport {} 0xffff \
-                     action skbedit mark {}",
-                    rule.dst,
-                    rule.protocol.number(),
-                    rule.port,
-                    rule.mark
-                )
-            }
+            Request::NewMarkFilter { device, prio, rule } => format!(
+                "{} action skbedit mark {}",
+                dst_filter(device, *prio, (rule.dst, rule.protocol, rule.port)),
+                rule.mark
+            ),
             Request::DelFilter {
                 device,
                 prio,
@@ -167,21 +156,10 @@ impl Request {
                 device,
                 prio,
                 class,
-            } => {
-                let (proto, ip, len) = if class.dst.is_ipv6() {
-                    ("ipv6", "ip6", 128)
-                } else {
-                    ("ip", "ip", 32)
-                };
-                format!(
-                    "tc filter add dev {device} parent ffff: prio {prio} protocol {proto} u32 \
-                     match {ip} dst {}/{len} match {ip} protocol {} 0xff match {ip} dport {} 0xffff \
-                     action goto chain {SPLIT_CHAIN}",
-                    class.dst,
-                    class.protocol.number(),
-                    class.port
-                )
-            }
+            } => format!(
+                "{} action goto chain {SPLIT_CHAIN}",
+                dst_filter(device, *prio, (class.dst, class.protocol, class.port))
+            ),
             Request::NewShareFilter {
                 device,
                 draw,
@@ -247,4 +225,24 @@ impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.command())
     }
+}
+
+/// `tc filter add dev DEV parent ffff: prio P protocol ip|ipv6 u32 match ip|ip6 dst
+/// VIP/32|128 match ... protocol N 0xff match ... dport PORT 0xffff` (the action
+/// follows).
+fn dst_filter(
+    device: &str,
+    prio: u16,
+    (dst, protocol, port): (std::net::IpAddr, crate::model::Protocol, u16),
+) -> String {
+    let (proto, m, len) = if dst.is_ipv6() {
+        ("ipv6", "ip6", 128)
+    } else {
+        ("ip", "ip", 32)
+    };
+    format!(
+        "tc filter add dev {device} parent ffff: prio {prio} protocol {proto} u32 \
+         match {m} dst {dst}/{len} match {m} protocol {} 0xff match {m} dport {port} 0xffff",
+        protocol.number()
+    )
 }

@@ -251,29 +251,7 @@ fn in_guest_split6(a: &Director, b: &Director) {
 
     // A spill step to 0: a targeted step, nothing sent away, read back unchanged.
     let (from, to) = (split6_a(1.0), split6_a(0.0));
-    let step = from
-        .split
-        .as_ref()
-        .and_then(|s| s.changes(to.split.as_ref().expect("split")))
-        .expect("a targeted step");
-    guest::check(
-        "split6_step_is_small",
-        step.len() <= 3,
-        &format!("{step:?}"),
-    );
-    let n_applied = a.with(move |f| f.apply(&step)).expect("apply");
-    guest::check("split6_step_applied", n_applied >= 1, "");
-    check_all_from("split6_zero_sends_nothing", &ask_many6(30), "a");
-    check_all_from("split6_zero_sends_no_udp", &ask_many_udp6(30), "a");
-    let again = a.reconcile(&split6_a(0.0));
-    check_report("split6_zero_read_back", again.changes == 0, &again);
-    println!(
-        "--- dira\n{}",
-        guest::sh_in(
-            "dira",
-            "ipvsadm -Ln; tc -s filter show dev eth0 ingress; tc filter show dev eth0 ingress chain 44033"
-        )
-    );
+    check_split_to_zero("split6", a, (&from, &to), [ask_many6, ask_many_udp6]);
 }
 
 /// One IPv6 request from the client bound to `src`: the server's name.

@@ -30,18 +30,22 @@ fn blocks_do_not_overlap() {
     }
 }
 
+/// How many of the 65536 source ports the blocks match on the UDP ports word.
+fn ports_covered(b: &[SeqBlock]) -> u32 {
+    (0u32..65536)
+        .filter(|port| {
+            let word = port << 16 | 53;
+            b.iter()
+                .any(|x| word & x.on_ports().mask == x.on_ports().value)
+        })
+        .count() as u32
+}
+
 #[test]
 fn a_udp_block_covers_the_same_share_of_source_ports() {
     for share in [1u16, 276, 512, 1023] {
         let b = blocks(share);
-        let n = (0u32..65536)
-            .filter(|port| {
-                let word = port << 16 | 53;
-                b.iter()
-                    .any(|x| word & x.on_ports().mask == x.on_ports().value)
-            })
-            .count() as u32;
-        assert_eq!(n, u32::from(share) * 64, "share {share}");
+        assert_eq!(ports_covered(&b), u32::from(share) * 64, "share {share}");
         for x in &b {
             assert_eq!(SeqBlock::from_ports(x.on_ports()), Some(*x));
         }
@@ -72,16 +76,16 @@ fn split(share: u16, w: u32) -> Split {
     }
 }
 
+/// The commands of the spill step from `a` to `b`.
+fn step_commands(a: &Split, b: &Split) -> Vec<String> {
+    let step = a.changes(b).expect("a targeted step");
+    step.iter().map(Request::command).collect()
+}
+
 #[test]
 fn a_spill_step_is_a_few_requests() {
-    let a = split(0, 0);
-    let b = split(Split::units(0.3), 1000);
-    let cmds: Vec<String> = a
-        .changes(&b)
-        .unwrap()
-        .iter()
-        .map(Request::command)
-        .collect();
+    let (a, b) = (split(0, 0), split(Split::units(0.3), 1000));
+    let cmds = step_commands(&a, &b);
     assert_eq!(cmds[0], "ipvsadm -e -f 1094909952 -r 10.0.2.2:0 -i -w 1000");
     assert_eq!(cmds[1], "tc filter del dev eth0 ingress chain 44033");
     assert_eq!(cmds.len(), 2 + 2 * blocks(307).len());
@@ -129,14 +133,7 @@ fn an_ipv6_block_covers_the_same_share_of_ports_and_isns() {
     // share x 64 of the ISNs' top 16 bits (TCP), whatever the family.
     for share in [1u16, 276, 512, 1023] {
         let b = blocks(share);
-        let ports = (0u32..65536)
-            .filter(|port| {
-                let word = port << 16 | 53;
-                b.iter()
-                    .any(|x| word & x.on_ports().mask == x.on_ports().value)
-            })
-            .count() as u32;
-        assert_eq!(ports, u32::from(share) * 64, "share {share}");
+        assert_eq!(ports_covered(&b), u32::from(share) * 64, "share {share}");
         let isns = (0u32..1 << 16)
             .filter(|i| b.iter().any(|x| (i << 16) & x.mask == x.value))
             .count() as u32;
@@ -153,14 +150,8 @@ fn an_ipv6_block_covers_the_same_share_of_ports_and_isns() {
 
 #[test]
 fn an_ipv6_spill_step_sets_both_services_and_both_families_filters() {
-    let a = split6(0, 0);
-    let b = split6(Split::units(0.27), 1000);
-    let cmds: Vec<String> = a
-        .changes(&b)
-        .unwrap()
-        .iter()
-        .map(Request::command)
-        .collect();
+    let (a, b) = (split6(0, 0), split6(Split::units(0.27), 1000));
+    let cmds = step_commands(&a, &b);
     assert_eq!(cmds[0], "ipvsadm -e -f 1094909952 -r 10.0.2.2:0 -i -w 1000");
     assert_eq!(
         cmds[1],

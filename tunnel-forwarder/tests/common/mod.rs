@@ -282,3 +282,37 @@ pub fn check_split_counts(what: &str, answers: &[String]) {
         &format!("longest run to B: {longest}"),
     );
 }
+
+/// A spill step from `from`'s split to `to`'s (share 0) as targeted requests on
+/// director `a`: small, applied, then nothing leaves (`ask` TCP and UDP, 30 each)
+/// and a reconcile reads it back unchanged. Checks are named `{tag}_...`.
+pub fn check_split_to_zero(
+    tag: &str,
+    a: &Director,
+    (from, to): (&DesiredState, &DesiredState),
+    ask: [fn(usize) -> Vec<String>; 2],
+) {
+    let step = from
+        .split
+        .as_ref()
+        .and_then(|s| s.changes(to.split.as_ref().expect("split")))
+        .expect("a targeted step");
+    guest::check(
+        &format!("{tag}_step_is_small"),
+        step.len() <= 2,
+        &format!("{step:?}"),
+    );
+    let n_applied = a.with(move |f| f.apply(&step)).expect("apply");
+    guest::check(&format!("{tag}_step_applied"), n_applied >= 1, "");
+    check_all_from(&format!("{tag}_zero_sends_nothing"), &ask[0](30), "a");
+    check_all_from(&format!("{tag}_zero_sends_no_udp"), &ask[1](30), "a");
+    let again = a.reconcile(to);
+    check_report(&format!("{tag}_zero_read_back"), again.changes == 0, &again);
+    println!(
+        "--- dira\n{}",
+        guest::sh_in(
+            "dira",
+            "ipvsadm -Ln; tc -s filter show dev eth0 ingress; tc filter show dev eth0 ingress chain 44033"
+        )
+    );
+}
