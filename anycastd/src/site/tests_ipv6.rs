@@ -145,6 +145,29 @@ fn one_rule_for_both_families_the_ipv6_share_goes_over_ip6ip6() {
         "{r:?}"
     );
     assert!(site.desired.vips[1].services[0].peers[0].weight == 0);
+    // Connections through both split services count as tunnelled to the peer.
+    let split_svc = |ipv6: bool, addr: &str, active| tf::ServiceStats {
+        key: tf::ServiceKey::Fwmark {
+            mark: crate::layout::SPLIT_MARK,
+            ipv6,
+        },
+        counters: tf::Counters::default(),
+        dests: vec![tf::DestStats {
+            addr: addr.parse().unwrap(),
+            port: 0,
+            forward: Some(tf::Forward::Tunnel),
+            weight: 1000,
+            active,
+            inactive: 0,
+            persistent: 0,
+            counters: tf::Counters::default(),
+        }],
+    };
+    let mut st = stats(115, 115);
+    st.push(split_svc(false, "10.101.2.2", 20));
+    st.push(split_svc(true, "2001:db8:2::2", 12));
+    sample(&mut site, at(8), &st);
+    assert_eq!(site.tunnels[0].active_conns, 32);
     // Nothing IPv4 is ever aimed at an IPv6 address, nor the reverse.
     for e in &e {
         if let Effect::Apply(r) = e {
