@@ -1,6 +1,8 @@
 //! IPv6 spill without a kernel: an IPv6 VIP's peers are ip6ip6 tunnel destinations,
 //! its loop guard sits on the ip6ip6 device, and the families never mix.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -303,14 +305,7 @@ fn land(obs: &mut Observed, reqs: &[Request]) {
 }
 
 fn with_eth0(mut obs: Observed) -> Observed {
-    obs.links.insert(
-        "eth0".into(),
-        LinkInfo {
-            index: 2,
-            up: true,
-            ..LinkInfo::default()
-        },
-    );
+    obs.links.insert("eth0".into(), common::state::up_link(2));
     obs
 }
 

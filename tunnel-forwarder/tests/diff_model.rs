@@ -369,22 +369,8 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
 /// A fresh kernel with lo, an operator's service, address and filter.
 fn fresh_kernel() -> (Observed, ServiceKey) {
     let mut obs = Observed::default();
-    obs.links.insert(
-        "eth0".into(),
-        LinkInfo {
-            index: 2,
-            up: true,
-            ..LinkInfo::default()
-        },
-    );
-    obs.links.insert(
-        "lo".into(),
-        LinkInfo {
-            index: 1,
-            up: true,
-            ..LinkInfo::default()
-        },
-    );
+    obs.links.insert("eth0".into(), common::state::up_link(2));
+    obs.links.insert("lo".into(), common::state::up_link(1));
     let op = ServiceKey::Addr {
         protocol: Protocol::Tcp,
         addr: IpAddr::V4(Ipv4Addr::new(10, 101, 4, 1)),
