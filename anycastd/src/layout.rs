@@ -65,18 +65,20 @@ pub struct ServiceSlot {
 }
 
 impl ServiceSlot {
-    /// Whether the spill split can carry this service's new connections: TCP (the
-    /// split draws on the SYN's sequence number) or UDP (on the source port) on an
-    /// IPv4 VIP (IPIP).
-    pub fn splittable(&self) -> bool {
-        matches!(
-            self.key,
+    /// Whether `split` can carry this service's new connections: TCP (the split
+    /// draws on the SYN's sequence number) or UDP (on the source port) on an IPv4
+    /// VIP (IPIP), or on an IPv6 VIP when the split has the peers' IPv6 tunnel
+    /// endpoints (ip6ip6; the same rule as the service's own IPv6 peer
+    /// destinations).
+    pub fn splittable(&self, split: &tf::Split) -> bool {
+        match self.key {
             tf::ServiceKey::Addr {
                 protocol: tf::Protocol::Tcp | tf::Protocol::Udp,
-                addr: std::net::IpAddr::V4(_),
+                addr,
                 ..
-            }
-        )
+            } => addr.is_ipv4() || split.carries_ipv6(),
+            _ => false,
+        }
     }
 }
 

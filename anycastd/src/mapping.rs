@@ -359,8 +359,10 @@ fn peer(p: &PeerSite, addr: IpAddr, weight: u32) -> tf::Peer {
 }
 
 /// (peer, share of new connections): the total share split off on the client
-/// devices, and each peer's part of it as its weight in the split service. `None`
-/// without peers or without client devices.
+/// devices, and each peer's part of it as its weight in the split service (the IPv4
+/// one, and the IPv6 one over the peers' `tunnel_endpoint_v6` when the site has an
+/// IPv6 VIP and every peer has one). `None` without peers or without client
+/// devices.
 pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
     if cfg.peers.is_empty() || cfg.site.client_devices.is_empty() {
         return None;
@@ -372,24 +374,35 @@ pub fn split(cfg: &SiteConfig, shares: &[(SiteId, f64)]) -> Option<tf::Split> {
         .map(|p| share_of(&p.name))
         .sum::<f64>()
         .min(1.0);
+    let weight = |p: &PeerSite| {
+        let s = share_of(&p.name);
+        if s > 0.0 && total > 0.0 {
+            ((s / total * f64::from(weights::LOCAL_SCALE)).round() as u32).max(1)
+        } else {
+            0
+        }
+    };
     let peers = cfg
         .peers
         .iter()
-        .map(|p| {
-            let s = share_of(&p.name);
-            let weight = if s > 0.0 && total > 0.0 {
-                ((s / total * f64::from(weights::LOCAL_SCALE)).round() as u32).max(1)
-            } else {
-                0
-            };
-            peer(p, p.tunnel_endpoint.into(), weight)
-        })
+        .map(|p| peer(p, p.tunnel_endpoint.into(), weight(p)))
         .collect();
+    // IPv6 VIPs ride the split when every peer has an ip6ip6 endpoint (validation
+    // asks for one on every peer of a site with an IPv6 VIP).
+    let any_v6 = cfg.vips.iter().any(|v| v.address.is_ipv6());
+    let peers6 = cfg
+        .peers
+        .iter()
+        .map(|p| Some(peer(p, p.tunnel_endpoint_v6?.into(), weight(p))))
+        .collect::<Option<Vec<_>>>()
+        .filter(|_| any_v6)
+        .unwrap_or_default();
     Some(tf::Split {
         devices: cfg.site.client_devices.clone(),
         mark: layout::SPLIT_MARK,
         share: tf::Split::units(total),
         peers,
+        peers6,
     })
 }
 

@@ -249,8 +249,13 @@ pub fn render(cfg: &SiteConfig) -> String {
             if let Some(t) = &target.split {
                 let _ = writeln!(
                     o,
-                    "  spill split on {} (decision 0006): new TCP connections and UDP flows to each service go to chain {}, where a share set by the spill decision is marked {} for the split service",
+                    "  spill split on {} (decision 0006): new TCP connections and UDP flows to each service{} go to chain {}, where a share set by the spill decision is marked {} for the split service",
                     t.devices.join(", "),
+                    if t.ipv6 {
+                        " (IPv4 and IPv6 VIPs; IPv6 over the peers' tunnel_endpoint_v6)"
+                    } else {
+                        " of an IPv4 VIP"
+                    },
                     tf::split::SPLIT_CHAIN,
                     t.mark
                 );
@@ -258,7 +263,7 @@ pub fn render(cfg: &SiteConfig) -> String {
                     for c in &t.classes {
                         let r = tf::Request::NewClassFilter {
                             device: dev.clone(),
-                            prio: target.filter_prio,
+                            prio: tf::split::class_prio(target.filter_prio, c.dst),
                             class: *c,
                         };
                         let _ = writeln!(o, "  {}", r.command());

@@ -185,8 +185,9 @@ fn in_guest() {
             format!("{d:?}: {}", spill_line(s))
         }),
     );
-    // The share ramps (0.1 a period) toward 1 - 0.95 / 1.25 = 0.24; the IPv6
-    // service carries it as the weight of its ip6ip6 peer destination.
+    // The share ramps (0.1 a period) toward 1 - 0.95 / 1.25 = 0.24; the spill
+    // split on eth1 sends that share of new IPv6 connections to its IPv6 fwmark
+    // service, whose only destination is IDC2's ip6ip6 endpoint (decision 0006).
     let ramped = lb1.wait_status(Duration::from_secs(6), |s| spill_share(s, "idc2") > 0.2);
     guest::check(
         "share_ramps",

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::{AddrSpec, Dest, MarkRule, ServiceConfig, ServiceKey, SockFmt};
-use crate::split::{Draw, SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass};
+use crate::split::{Draw, SPLIT_CHAIN, SeqBlock, SplitClass};
 use crate::sync::{SyncDaemon, SyncRole};
 
 /// One change to the kernel.
@@ -56,8 +56,10 @@ pub enum Request {
         handle: u32,
     },
     /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
-    /// match ip protocol 6|17 0xff match ip dport PORT 0xffff action goto chain C`: the
-    /// split's static part, one per TCP or UDP service (RTM_NEWTFILTER).
+    /// match ip protocol 6|17 0xff match ip dport PORT 0xffff action goto chain C`
+    /// (`protocol ipv6 u32 match ip6 dst VIP6/128 ...` at the next priority for an
+    /// IPv6 VIP): the split's static part, one per TCP or UDP service
+    /// (RTM_NEWTFILTER).
     NewClassFilter {
         device: String,
         prio: u16,
@@ -67,7 +69,8 @@ pub enum Request {
     /// protocol 6 0xff match u8 0x02 0x12 at 33 match u32 V M at 24 action skbedit
     /// mark M` (TCP), or `... match ip protocol 17 0xff match u32 V M at 20 ...` (UDP,
     /// the block on the source port's low bits): one block of the share
-    /// (RTM_NEWTFILTER).
+    /// (RTM_NEWTFILTER). IPv6 (prio 2, `protocol ipv6`): the same at the offsets of a
+    /// 40-byte header, `match u8 0x02 0x12 at 53`, `match u32 V M at 44`; UDP at 40.
     NewShareFilter {
         device: String,
         draw: Draw,
@@ -134,22 +137,11 @@ impl Request {
                 format!("ip addr del {}/{} dev {}", a.addr, a.prefix_len, a.device)
             }
             Request::NewIngress(d) => format!("tc qdisc add dev {d} ingress"),
-            Request::NewMarkFilter { device, prio, rule } => {
-                let (proto, m, len) = if rule.dst.is_ipv6() {
-                    ("ipv6", "ip6", 128)
-                } else {
-                    ("ip", "ip", 32)
-                };
-                format!(
-                    "tc filter add dev {device} parent ffff: prio {prio} protocol {proto} u32 \
-                     match {m} dst {}/{len} match {m} protocol {} 0xff match {m} dport {} 0xffff \
-                     action skbedit mark {}",
-                    rule.dst,
-                    rule.protocol.number(),
-                    rule.port,
-                    rule.mark
-                )
-            }
+            Request::NewMarkFilter { device, prio, rule } => format!(
+                "{} action skbedit mark {}",
+                dst_filter(device, *prio, (rule.dst, rule.protocol, rule.port)),
+                rule.mark
+            ),
             Request::DelFilter {
                 device,
                 prio,
@@ -165,36 +157,42 @@ impl Request {
                 prio,
                 class,
             } => format!(
-                "tc filter add dev {device} parent ffff: prio {prio} protocol ip u32 \
-                 match ip dst {}/32 match ip protocol {} 0xff match ip dport {} 0xffff \
-                 action goto chain {SPLIT_CHAIN}",
-                class.dst,
-                class.protocol.number(),
-                class.port
+                "{} action goto chain {SPLIT_CHAIN}",
+                dst_filter(device, *prio, (class.dst, class.protocol, class.port))
             ),
             Request::NewShareFilter {
                 device,
-                draw: Draw::TcpIsn,
+                draw,
                 block,
                 mark,
-            } => format!(
-                "tc filter add dev {device} parent ffff: chain {SPLIT_CHAIN} prio {SHARE_PRIO} \
-                 protocol ip u32 match ip protocol 6 0xff match u8 0x02 0x12 at 33 \
-                 match u32 {:#x} {:#x} at 24 action skbedit mark {mark}",
-                block.value, block.mask
-            ),
-            Request::NewShareFilter {
-                device,
-                draw: Draw::UdpPort,
-                block,
-                mark,
-            } => format!(
-                "tc filter add dev {device} parent ffff: chain {SPLIT_CHAIN} prio {SHARE_PRIO} \
-                 protocol ip u32 match ip protocol 17 0xff \
-                 match u32 {:#x} {:#x} at 20 action skbedit mark {mark}",
-                block.on_ports().value,
-                block.on_ports().mask
-            ),
+            } => {
+                let (proto, ip, l4) = if draw.ipv6() {
+                    ("ipv6", "ip6", 40)
+                } else {
+                    ("ip", "ip", 20)
+                };
+                let draw_match = if draw.tcp() {
+                    format!(
+                        "match {ip} protocol 6 0xff match u8 0x02 0x12 at {} \
+                         match u32 {:#x} {:#x} at {}",
+                        l4 + 13,
+                        block.value,
+                        block.mask,
+                        l4 + 4
+                    )
+                } else {
+                    let p = block.on_ports();
+                    format!(
+                        "match {ip} protocol 17 0xff match u32 {:#x} {:#x} at {l4}",
+                        p.value, p.mask
+                    )
+                };
+                format!(
+                    "tc filter add dev {device} parent ffff: chain {SPLIT_CHAIN} prio {} \
+                     protocol {proto} u32 {draw_match} action skbedit mark {mark}",
+                    draw.prio()
+                )
+            }
             Request::FlushChain { device, chain } => {
                 format!("tc filter del dev {device} ingress chain {chain}")
             }
@@ -227,4 +225,24 @@ impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.command())
     }
+}
+
+/// `tc filter add dev DEV parent ffff: prio P protocol ip|ipv6 u32 match ip|ip6 dst
+/// VIP/32|128 match ... protocol N 0xff match ... dport PORT 0xffff` (the action
+/// follows).
+fn dst_filter(
+    device: &str,
+    prio: u16,
+    (dst, protocol, port): (std::net::IpAddr, crate::model::Protocol, u16),
+) -> String {
+    let (proto, m, len) = if dst.is_ipv6() {
+        ("ipv6", "ip6", 128)
+    } else {
+        ("ip", "ip", 32)
+    };
+    format!(
+        "tc filter add dev {device} parent ffff: prio {prio} protocol {proto} u32 \
+         match {m} dst {dst}/{len} match {m} protocol {} 0xff match {m} dport {port} 0xffff",
+        protocol.number()
+    )
 }

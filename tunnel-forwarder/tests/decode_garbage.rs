@@ -103,7 +103,7 @@ fn samples() -> Vec<Vec<u8>> {
     out.push(b.as_bytes().to_vec());
     let mut b = MsgBuf::new();
     let class = SplitClass {
-        dst: Ipv4Addr::new(10, 101, 4, 1),
+        dst: Ipv4Addr::new(10, 101, 4, 1).into(),
         protocol: Protocol::Udp,
         port: 80,
     };
@@ -119,6 +119,20 @@ fn samples() -> Vec<Vec<u8>> {
     let mut b = MsgBuf::new();
     rtnl::new_share_filter(&mut b, 8, 5, (Draw::UdpPort, &block), 9);
     out.push(b.as_bytes().to_vec());
+    // The split's IPv6 filters: a class on VIP6 and both IPv6 draws.
+    let mut b = MsgBuf::new();
+    let class6 = SplitClass {
+        dst: dst6.into(),
+        protocol: Protocol::Tcp,
+        port: 443,
+    };
+    rtnl::new_class_filter(&mut b, 9, 5, 0xac02, &class6);
+    out.push(b.as_bytes().to_vec());
+    for draw in [Draw::TcpIsn6, Draw::UdpPort6] {
+        let mut b = MsgBuf::new();
+        rtnl::new_share_filter(&mut b, 10, 5, (draw, &block), 9);
+        out.push(b.as_bytes().to_vec());
+    }
     let mut b = MsgBuf::new();
     rtnl::new_link(&mut b, 4, "acip0", "ipip", Some(Ipv4Addr::new(10, 1, 0, 2)));
     out.push(b.as_bytes().to_vec());

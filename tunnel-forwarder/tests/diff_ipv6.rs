@@ -1,13 +1,16 @@
 //! IPv6 spill without a kernel: an IPv6 VIP's peers are ip6ip6 tunnel destinations,
 //! its loop guard sits on the ip6ip6 device, and the families never mix.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tunnel_forwarder::diff::{LinkInfo, ObservedFilter};
+use tunnel_forwarder::split::{Draw, SHARE_PRIO6, SPLIT_CHAIN, SplitClass, SplitRule};
 use tunnel_forwarder::{
     Conflict, DesiredState, Dest, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
-    ServiceKey, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
+    ServiceKey, Split, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice, VipService, diff,
 };
 
 const VIP6: &str = "2001:db8:4::1";
@@ -251,4 +254,153 @@ fn removing_the_ipv6_guard_deletes_its_filter_on_the_ip6ip6_device() {
         r,
         Request::DelService(ServiceKey::Fwmark { ipv6: true, .. })
     )));
+}
+
+/// `desired6` with the site-wide split carrying IPv6 (decision 0006): the peer's
+/// IPv4 and IPv6 tunnel endpoints at weight `w`, `share`/1024 split off on eth0.
+fn split6(share: u16, w: u32) -> DesiredState {
+    let mut d = desired6(Forward::DirectRoute, 0);
+    d.split = Some(Split {
+        devices: vec!["eth0".into()],
+        mark: SPLIT_MARK,
+        share,
+        peers: vec![Peer::ipip(ip("10.2.0.2"), w)],
+        peers6: vec![Peer::ipip(ip(PEER6), w)],
+    });
+    d
+}
+
+const SPLIT_MARK: u32 = 0x4143_0000;
+
+/// What the kernel reads back after `reqs` landed on eth0's ingress and IPVS.
+fn land(obs: &mut Observed, reqs: &[Request]) {
+    let tc = obs.split_devices.entry("eth0".into()).or_default();
+    for (i, r) in reqs.iter().enumerate() {
+        let handle = 0x800_900 + i as u32;
+        match r {
+            Request::NewIngress(dev) if dev == "eth0" => tc.ingress = true,
+            Request::NewClassFilter { prio, class, .. } => tc.filters.push(ObservedFilter {
+                chain: 0,
+                prio: *prio,
+                handle,
+                rule: None,
+                split: Some(SplitRule::Class(*class, SPLIT_CHAIN)),
+            }),
+            Request::NewShareFilter {
+                draw, block, mark, ..
+            } => tc.filters.push(ObservedFilter {
+                chain: SPLIT_CHAIN,
+                prio: draw.prio(),
+                handle,
+                rule: None,
+                split: Some(SplitRule::Share(*draw, *block, *mark)),
+            }),
+            Request::FlushChain { chain, .. } => tc.filters.retain(|f| f.chain != *chain),
+            Request::DelFilter { prio, handle, .. } => tc
+                .filters
+                .retain(|f| (f.prio, f.handle) != (*prio, *handle)),
+            _ => {}
+        }
+    }
+}
+
+fn with_eth0(mut obs: Observed) -> Observed {
+    obs.links.insert("eth0".into(), common::state::up_link(2));
+    obs
+}
+
+#[test]
+fn the_split_carries_an_ipv6_vip_through_an_ipv6_fwmark_service() {
+    let d = split6(276, 1);
+    let t = d.compile().unwrap();
+    let key6 = ServiceKey::Fwmark {
+        mark: SPLIT_MARK,
+        ipv6: true,
+    };
+    let v6 = &t.services[&key6];
+    assert_eq!(v6.config.scheduler, "wrr");
+    let peer = &v6.dests[&(ip(PEER6), 0)];
+    assert_eq!((peer.forward, peer.weight), (Forward::Tunnel, 1));
+    // The IPv6 VIP's class filter, at the priority after the IPv4 classes'.
+    let split = t.split.as_ref().unwrap();
+    assert!(split.ipv6);
+    let class6 = SplitClass {
+        dst: ip(VIP6),
+        protocol: Protocol::Tcp,
+        port: 80,
+    };
+    assert!(split.classes.contains(&class6));
+    let mut obs = with_eth0(applied(&split6(0, 0)));
+    obs.services.remove(&key6);
+    let reqs = diff(&t, &obs, &Owned::default()).unwrap();
+    let class = reqs
+        .iter()
+        .find_map(|r| match r {
+            Request::NewClassFilter { prio, class, .. } => Some((*prio, *class)),
+            _ => None,
+        })
+        .expect("class filter");
+    assert_eq!(class, (t.filter_prio + 1, class6));
+    let cmd = reqs
+        .iter()
+        .find(|r| matches!(r, Request::NewClassFilter { .. }))
+        .unwrap()
+        .command();
+    assert!(
+        cmd.contains("prio 44034 protocol ipv6 u32 match ip6 dst 2001:db8:4::1/128"),
+        "{cmd}"
+    );
+    let draws: BTreeSet<Draw> = reqs
+        .iter()
+        .filter_map(|r| match r {
+            Request::NewShareFilter { draw, .. } => Some(*draw),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(draws, BTreeSet::from(Draw::ALL));
+    assert!(
+        reqs.iter()
+            .any(|r| matches!(r, Request::NewService(k, _) if *k == key6))
+    );
+    // Landed and read back: nothing left to do.
+    land(&mut obs, &reqs);
+    obs.services = t.services.clone();
+    assert_eq!(diff(&t, &obs, &Owned::default()).unwrap(), vec![]);
+
+    // A step to share 0: both families' share filters go, the classes stay.
+    let zero = split6(0, 0).compile().unwrap();
+    let mut obs0 = obs.clone();
+    obs0.services = zero.services.clone();
+    let reqs = diff(&zero, &obs0, &Owned::default()).unwrap();
+    assert_eq!(
+        reqs,
+        vec![Request::FlushChain {
+            device: "eth0".into(),
+            chain: SPLIT_CHAIN
+        }]
+    );
+    // The split no longer carrying IPv6: the IPv6 class filter deleted at its own
+    // priority, the IPv6 share filters gone with the chain's rewrite.
+    let mut v4only = split6(276, 1);
+    v4only.split.as_mut().unwrap().peers6.clear();
+    let t4 = v4only.compile().unwrap();
+    let reqs = diff(&t4, &obs, &Owned::default()).unwrap();
+    assert!(
+        reqs.iter()
+            .any(|r| matches!(r, Request::DelFilter { prio, .. } if *prio == t.filter_prio + 1)),
+        "{reqs:#?}"
+    );
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| matches!(r, Request::NewShareFilter { draw, .. } if draw.ipv6())),
+        "{reqs:#?}"
+    );
+    land(&mut obs, &reqs);
+    assert!(
+        obs.split_devices["eth0"]
+            .filters
+            .iter()
+            .all(|f| f.prio != t.filter_prio + 1 && f.prio != SHARE_PRIO6)
+    );
 }

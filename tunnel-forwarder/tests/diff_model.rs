@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use common::state::add_operator_objects;
 use tunnel_forwarder::diff::{LinkInfo, ObservedAddr, ObservedFilter, label_for};
 use tunnel_forwarder::model::ServiceSpec;
-use tunnel_forwarder::split::{SHARE_PRIO, SPLIT_CHAIN, SplitRule};
+use tunnel_forwarder::split::{SPLIT_CHAIN, SplitRule};
 use tunnel_forwarder::{
     DesiredState, Dest, Encap, Forward, Observed, Owned, Peer, Protocol, Request, ServiceConfig,
     ServiceKey, Split, SyncDaemon, SyncRole, Tunnel6Device, TunnelDevice, TunnelIn, Vip, VipDevice,
@@ -119,17 +119,32 @@ fn random_state(rng: &mut Rng) -> DesiredState {
             services,
         });
     }
-    let split = rng.chance(50).then(|| Split {
-        devices: vec!["eth0".into()],
-        mark: 0x4143_0000,
-        share: [0, 1, 307, 512, 1024][rng.below(5) as usize],
-        peers: (0..rng.below(3))
+    let split = rng.chance(50).then(|| {
+        let peers: Vec<Peer> = (0..rng.below(3))
             .map(|i| Peer {
                 addr: IpAddr::V4(Ipv4Addr::new(10, 2 + i as u8, 0, 2)),
                 weight: rng.below(5) as u32,
                 encap: encap(rng),
             })
-            .collect(),
+            .collect();
+        // Half the time the split carries IPv6 too: the same peers' ip6ip6 ends.
+        let peers6 = if rng.chance(50) {
+            let v6 = |(i, p): (usize, &Peer)| Peer {
+                addr: format!("2001:db8:{}::2", 2 + i).parse().unwrap(),
+                encap: Encap::Ipip,
+                ..*p
+            };
+            peers.iter().enumerate().map(v6).collect()
+        } else {
+            vec![]
+        };
+        Split {
+            devices: vec!["eth0".into()],
+            mark: 0x4143_0000,
+            share: [0, 1, 307, 512, 1024][rng.below(5) as usize],
+            peers,
+            peers6,
+        }
     });
     // Sync daemons: unmanaged, none, or some of each role with a random id/port.
     // Sync daemons: a random set of roles, each with a random id and port.
@@ -297,7 +312,7 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
                 *next_handle += 1;
                 tc.filters.push(ObservedFilter {
                     chain: SPLIT_CHAIN,
-                    prio: SHARE_PRIO,
+                    prio: draw.prio(),
                     handle: *next_handle,
                     rule: None,
                     split: Some(SplitRule::Share(*draw, *block, *mark)),
@@ -354,22 +369,8 @@ fn apply(obs: &mut Observed, reqs: &[Request], next_handle: &mut u32) {
 /// A fresh kernel with lo, an operator's service, address and filter.
 fn fresh_kernel() -> (Observed, ServiceKey) {
     let mut obs = Observed::default();
-    obs.links.insert(
-        "eth0".into(),
-        LinkInfo {
-            index: 2,
-            up: true,
-            ..LinkInfo::default()
-        },
-    );
-    obs.links.insert(
-        "lo".into(),
-        LinkInfo {
-            index: 1,
-            up: true,
-            ..LinkInfo::default()
-        },
-    );
+    obs.links.insert("eth0".into(), common::state::up_link(2));
+    obs.links.insert("lo".into(), common::state::up_link(1));
     let op = ServiceKey::Addr {
         protocol: Protocol::Tcp,
         addr: IpAddr::V4(Ipv4Addr::new(10, 101, 4, 1)),

@@ -453,23 +453,6 @@ fn lab_kernel_udp_loop_guard() {
     });
 }
 
-fn with_udp(mut d: tunnel_forwarder::DesiredState) -> tunnel_forwarder::DesiredState {
-    let mut udp = d.vips[0].services[0].clone();
-    udp.protocol = tunnel_forwarder::Protocol::Udp;
-    udp.port = 53;
-    for dest in udp.local.iter_mut() {
-        dest.port = 53;
-    }
-    if let Some(t) = udp.tunnel_in.as_mut() {
-        t.mark = MARK + 1;
-        for dest in t.dests.iter_mut() {
-            dest.port = 53;
-        }
-    }
-    d.vips[0].services.push(udp);
-    d
-}
-
 /// A UDP server on port 53 of every real server, answering with its name.
 fn start_udp_servers() {
     for rs in ["a1", "a2", "b1", "b2"] {
@@ -629,67 +612,28 @@ fn split_a(share: f64) -> tunnel_forwarder::DesiredState {
         mark: 0x4143_0000,
         share: tunnel_forwarder::Split::units(share),
         peers: vec![tunnel_forwarder::Peer::ipip(std::net::IpAddr::V4(DIR_B), 1)],
+        peers6: vec![],
     });
     d
-}
-
-/// The longest run of answers from site B in a row.
-fn longest_run_to_b(names: &[String]) -> usize {
-    names
-        .split(|x| !x.starts_with('b'))
-        .map(<[String]>::len)
-        .max()
-        .unwrap_or(0)
 }
 
 fn in_guest_split() {
     start_real_servers();
     start_udp_servers();
-    let (a, _b) = start_directors(&split_a(0.27), &with_udp(site_b(1, 0, true)));
-    let again = a.reconcile(&split_a(0.27));
+    let (a, _b) = start_directors(&split_a(SPLIT_SHARE), &with_udp(site_b(1, 0, true)));
+    let again = a.reconcile(&split_a(SPLIT_SHARE));
     check_report("split_read_back_unchanged", again.changes == 0, &again);
 
     // New TCP connections (the draw is the SYN's sequence number) and UDP flows (the
     // source port's low bits, a fresh socket each): the same share of each.
-    let n = 400;
-    for (what, answers) in [("connections", ask_many(n)), ("udp_flows", ask_many_udp(n))] {
-        let to_b = count(&answers, "b");
-        // Binomial(400, 276/1024): mean 108, sd 8.9; 4 sd either way (at 3 sd one run
-        // in 370 would fail each of the two counts).
-        guest::check(
-            &format!("split_share_of_new_{what}"),
-            (72..=144).contains(&to_b) && count(&answers, "error") == 0,
-            &format!("{to_b} of {n} {what} to B (expected about 108)"),
-        );
-        // The longest run of B in a row: wlc on a fresh peer destination would give
-        // one long run; the split gives short ones.
-        let longest = longest_run_to_b(&answers);
-        guest::check(
-            &format!("split_no_burst_of_{what}"),
-            longest <= 12,
-            &format!("longest run to B: {longest}"),
-        );
+    for (what, answers) in [
+        ("connections", ask_many(SPLIT_N)),
+        ("udp_flows", ask_many_udp(SPLIT_N)),
+    ] {
+        check_split_counts(what, &answers);
     }
 
-    // A spill step to 0 and back up, as targeted requests.
-    let (from, to) = (split_a(0.27), split_a(0.0));
-    let step = from
-        .split
-        .as_ref()
-        .and_then(|s| s.changes(to.split.as_ref().expect("split")))
-        .expect("a targeted step");
-    guest::check("split_step_is_small", step.len() <= 2, &format!("{step:?}"));
-    let n_applied = a.with(move |f| f.apply(&step)).expect("apply");
-    guest::check("split_step_applied", n_applied >= 1, "");
-    check_all_from("split_zero_sends_nothing", &ask_many(30), "a");
-    check_all_from("split_zero_sends_no_udp", &ask_many_udp(30), "a");
-    let again = a.reconcile(&split_a(0.0));
-    check_report("split_zero_read_back", again.changes == 0, &again);
-    println!(
-        "--- dira\n{}",
-        guest::sh_in(
-            "dira",
-            "ipvsadm -Ln; tc -s filter show dev eth0 ingress; tc filter show dev eth0 ingress chain 44033"
-        )
-    );
+    // A spill step to 0, as targeted requests.
+    let (from, to) = (split_a(SPLIT_SHARE), split_a(0.0));
+    check_split_to_zero("split", &a, (&from, &to), [ask_many, ask_many_udp]);
 }

@@ -112,6 +112,10 @@ fn in_guest() {
 /// directors. IPVS answers it with Packet Too Big (IPv6 routers never fragment; there
 /// is no `pmtu_disc` for IPv6): a client that receives it lowers its segments and
 /// the upload completes; one whose network drops Packet Too Big stalls.
+///
+/// The same boot then runs the spill split for IPv6 (decision 0006, `in_guest_split6`):
+/// the share of new IPv6 connections and UDP flows under `wlc`, the read-back, share
+/// 0, and the clamped MSS (decision 0013) on a split-carried upload.
 #[test]
 fn lab_kernel_ipv6_spilled_upload_pmtu() {
     let test = "lab_kernel_ipv6_spilled_upload_pmtu";
@@ -124,7 +128,7 @@ fn lab_kernel_ipv6_spilled_upload_pmtu() {
     Lab::new("tf-ipv6-pmtu")
         .topology(two_sites_dual_stack())
         .extra_modules(&["ipv6", "ip6_tunnel"])
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_secs(240))
         .guest_test(test)
         .run()
         .expect("lab kernel runs")
@@ -159,7 +163,7 @@ fn upload6(bytes: usize, deadline: Duration) -> (Result<String, String>, Duratio
 fn in_guest_pmtu() {
     start_real_servers6();
     // A spills every new IPv6 connection to B.
-    let (_a, _b) = start_directors(&site6_a(0, 1, true), &site6_b(1, 0, true));
+    let (a, b) = start_directors(&site6_a(0, 1, true), &site6_b(1, 0, true));
     let (r, took) = upload6(1 << 20, Duration::from_secs(10));
     let route = guest::sh_in("client", &format!("ip -6 route get {VIP6}"));
     guest::check(
@@ -192,6 +196,62 @@ fn in_guest_pmtu() {
     // Short requests are fine either way (they fit).
     let small = ask_many6(3);
     check_all_from("ipv6_short_requests_still_served", &small, "b");
+    in_guest_split6(&a, &b);
+}
+
+/// The split for IPv6 (decision 0006), after `in_guest_pmtu` (the client still drops
+/// Packet Too Big): A's VIP6 services on `wlc` with no peer destination of their own,
+/// 276/1024 of new TCP connections and UDP flows split off on A's uplink into the
+/// IPv6 fwmark service holding B's ip6ip6 endpoint.
+fn in_guest_split6(a: &Director, b: &Director) {
+    start_udp_servers6();
+    b.reconcile(&with_udp(site6_b(1, 0, true)));
+    let first = a.reconcile(&split6_a(SPLIT_SHARE));
+    let again = a.reconcile(&split6_a(SPLIT_SHARE));
+    check_report("split6_read_back_unchanged", again.changes == 0, &again);
+    // 276/1024 is three blocks: a TCP and a UDP filter each, for each family.
+    let tc = guest::sh_in("dira", "tc filter show dev eth0 ingress chain 44033");
+    let isn6 = tc.matches("at 44").count();
+    let share6 = tc.matches("/0000ff00 at 4").count();
+    guest::check(
+        "split6_filters_in_the_kernel",
+        first.changes > 0 && isn6 == 3 && share6 == 6,
+        &format!("{isn6} IPv6 ISN blocks, {share6} IPv6 share filters in chain 44033"),
+    );
+    for (what, answers) in [
+        ("ipv6_connections", ask_many6(SPLIT_N)),
+        ("ipv6_udp_flows", ask_many_udp6(SPLIT_N)),
+    ] {
+        check_split_counts(what, &answers);
+    }
+
+    // Decision 0013 on a split-carried connection: B's real servers advertise MSS
+    // 1400 (`advmss`, as anycastd check prints it), so a 1 MiB upload from the client
+    // that drops Packet Too Big fits through ip6ip6 and completes.
+    a.reconcile(&split6_a(1.0));
+    for rs in ["b1", "b2"] {
+        let net = rs_net6(rs);
+        guest::sh_in(
+            rs,
+            &format!("ip -6 route replace default via {net}::1 advmss 1400"),
+        );
+    }
+    // The client has no smaller MTU cached (Packet Too Big is dropped): only the
+    // MSS the server advertised keeps its segments within ip6ip6's 1460.
+    let route = guest::sh_in("client", &format!("ip -6 route get {VIP6}"));
+    let (r, took) = upload6(1 << 20, Duration::from_secs(10));
+    guest::check(
+        "split6_upload_clamped_completes_without_packet_too_big",
+        r.as_ref().is_ok_and(|n| n.starts_with('b')) && !route.contains("mtu 1460"),
+        &format!(
+            "1 MiB up through the split: {r:?} in {took:?}; client's route: {}",
+            route.trim()
+        ),
+    );
+
+    // A spill step to 0: a targeted step, nothing sent away, read back unchanged.
+    let (from, to) = (split6_a(1.0), split6_a(0.0));
+    check_split_to_zero("split6", a, (&from, &to), [ask_many6, ask_many_udp6]);
 }
 
 /// One IPv6 request from the client bound to `src`: the server's name.

@@ -309,11 +309,15 @@ impl Site {
                 held: false,
             })
             .collect();
+        // Both tunnel endpoints of a peer (IPIP and ip6ip6) name it.
         let peer_by_addr = cfg
             .peers
             .iter()
             .enumerate()
-            .map(|(i, p)| (IpAddr::V4(p.tunnel_endpoint), i))
+            .flat_map(|(i, p)| {
+                let v6 = p.tunnel_endpoint_v6.map(|a| (IpAddr::V6(a), i));
+                std::iter::once((IpAddr::V4(p.tunnel_endpoint), i)).chain(v6)
+            })
             .collect();
         let peer_ids = cfg
             .peers
@@ -555,7 +559,7 @@ impl Site {
                 .desired
                 .split
                 .as_ref()
-                .is_some_and(|s| s.key() == st.key)
+                .is_some_and(|s| s.key() == st.key || s.key6() == st.key)
             {
                 for d in &st.dests {
                     if let Some(&p) = self.peer_by_addr.get(&d.addr) {
@@ -805,11 +809,14 @@ impl Site {
     }
 
     /// Whether the spill split carries `svc`'s share (then its own peer destinations
-    /// stay at 0): split on, a TCP service of an IPv4 VIP, and some local capacity up
-    /// (a service with none places everything through its own peer destinations).
+    /// stay at 0): split on, a TCP or UDP service of an IPv4 VIP (or of an IPv6 one
+    /// when the peers have IPv6 tunnel endpoints), and some local capacity up (a
+    /// service with none places everything through its own peer destinations).
     fn split_carries(&self, svc: SvcId) -> bool {
-        self.desired.split.is_some()
-            && self.layout.service(svc).splittable()
+        self.desired
+            .split
+            .as_ref()
+            .is_some_and(|s| self.layout.service(svc).splittable(s))
             && self.servers[self.of_service[svc.index()].clone()]
                 .iter()
                 .any(|s| s.health.is_up() && s.at.config(&self.cfg).weight > 0)

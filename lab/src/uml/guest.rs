@@ -309,7 +309,12 @@ pub mod udp {
     /// Sends one datagram from a fresh socket in `ns` and returns the answer (1 s
     /// timeout). A fresh socket means a fresh source port: a new IPVS connection.
     pub fn ask_once(ns: &str, addr: SocketAddr) -> std::io::Result<String> {
-        let sock = super::in_netns(ns, || UdpSocket::bind("0.0.0.0:0"))?;
+        let any = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let sock = super::in_netns(ns, move || UdpSocket::bind(any))?;
         sock.set_read_timeout(Some(Duration::from_secs(1)))?;
         sock.send_to(b"who", addr)?;
         let mut buf = [0u8; 1500];

@@ -231,19 +231,23 @@ impl DesiredState {
         }
         t.marks.sort();
         if let Some(split) = &self.split {
+            if split.carries_ipv6() && self.filter_prio == u16::MAX {
+                return Err(ConfigError::new(format!(
+                    "filter priority {}: the split's IPv6 class filters take the next one",
+                    self.filter_prio
+                )));
+            }
+            // IPv4 VIPs' services, and IPv6 ones' when the split has IPv6 peers.
             let classes = self
                 .vips
                 .iter()
-                .filter_map(|v| match v.addr {
-                    IpAddr::V4(dst) => Some((dst, &v.services)),
-                    IpAddr::V6(_) => None,
-                })
-                .flat_map(|(dst, services)| {
-                    services
+                .filter(|v| v.addr.is_ipv4() || split.carries_ipv6())
+                .flat_map(|v| {
+                    v.services
                         .iter()
                         .filter(|s| matches!(s.protocol, Protocol::Tcp | Protocol::Udp))
                         .map(move |s| SplitClass {
-                            dst,
+                            dst: v.addr,
                             protocol: s.protocol,
                             port: s.port,
                         })

@@ -225,3 +225,94 @@ pub fn check_same_server(step: &str, conn: &mut guest::tcp::Client, first: &str)
 pub fn check_report(step: &str, ok: bool, r: &Report) -> bool {
     guest::check(step, ok, &format!("{:?}", r.requests))
 }
+
+/// `d` with a UDP service on port 53 beside its first (TCP) service: the same
+/// servers on port 53, the loop guard's mark one above the TCP service's.
+pub fn with_udp(mut d: DesiredState) -> DesiredState {
+    let mut udp = d.vips[0].services[0].clone();
+    udp.protocol = tunnel_forwarder::Protocol::Udp;
+    udp.port = 53;
+    for dest in udp.local.iter_mut() {
+        dest.port = 53;
+    }
+    if let Some(t) = udp.tunnel_in.as_mut() {
+        t.mark += 1;
+        for dest in t.dests.iter_mut() {
+            dest.port = 53;
+        }
+    }
+    d.vips[0].services.push(udp);
+    d
+}
+
+/// New connections (or UDP flows) counted in a split test, at a share of 276/1024.
+pub const SPLIT_N: usize = 400;
+
+/// The split test's share, in units: 27%.
+pub const SPLIT_SHARE: f64 = 0.27;
+
+/// The longest run of answers from site B in a row.
+pub fn longest_run_to_b(names: &[String]) -> usize {
+    names
+        .split(|x| !x.starts_with('b'))
+        .map(<[String]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks [`SPLIT_N`] answers under a split of 276/1024 (`Split::units(0.27)`): the
+/// count sent to B, and no burst to B.
+pub fn check_split_counts(what: &str, answers: &[String]) {
+    let to_b = count(answers, "b");
+    // Binomial(400, 276/1024): mean 107.8, sd 8.87; 4 sd either way, 72..=144. The
+    // chance that a correct split fails one count is 6e-5 (at 3 sd one run in 370
+    // would fail each count).
+    guest::check(
+        &format!("split_share_of_new_{what}"),
+        (72..=144).contains(&to_b) && count(answers, "error") == 0,
+        &format!("{to_b} of {SPLIT_N} {what} to B (expected about 108)"),
+    );
+    // The longest run of B in a row: wlc on a fresh peer destination would give one
+    // long run (80 in a row was seen); the split gives short ones (a run of 12 or
+    // more has a chance of about 400 x 0.27^12 = 3e-5).
+    let longest = longest_run_to_b(answers);
+    guest::check(
+        &format!("split_no_burst_of_{what}"),
+        longest <= 12,
+        &format!("longest run to B: {longest}"),
+    );
+}
+
+/// A spill step from `from`'s split to `to`'s (share 0) as targeted requests on
+/// director `a`: small, applied, then nothing leaves (`ask` TCP and UDP, 30 each)
+/// and a reconcile reads it back unchanged. Checks are named `{tag}_...`.
+pub fn check_split_to_zero(
+    tag: &str,
+    a: &Director,
+    (from, to): (&DesiredState, &DesiredState),
+    ask: [fn(usize) -> Vec<String>; 2],
+) {
+    let step = from
+        .split
+        .as_ref()
+        .and_then(|s| s.changes(to.split.as_ref().expect("split")))
+        .expect("a targeted step");
+    guest::check(
+        &format!("{tag}_step_is_small"),
+        step.len() <= 2,
+        &format!("{step:?}"),
+    );
+    let n_applied = a.with(move |f| f.apply(&step)).expect("apply");
+    guest::check(&format!("{tag}_step_applied"), n_applied >= 1, "");
+    check_all_from(&format!("{tag}_zero_sends_nothing"), &ask[0](30), "a");
+    check_all_from(&format!("{tag}_zero_sends_no_udp"), &ask[1](30), "a");
+    let again = a.reconcile(to);
+    check_report(&format!("{tag}_zero_read_back"), again.changes == 0, &again);
+    println!(
+        "--- dira\n{}",
+        guest::sh_in(
+            "dira",
+            "ipvsadm -Ln; tc -s filter show dev eth0 ingress; tc filter show dev eth0 ingress chain 44033"
+        )
+    );
+}

@@ -62,3 +62,12 @@ pub fn add_operator_objects(obs: &mut Observed, op: ServiceKey) {
         label: None,
     });
 }
+
+/// A link that is up, at `index`, of no particular kind (an uplink like eth0).
+pub fn up_link(index: u32) -> tunnel_forwarder::diff::LinkInfo {
+    tunnel_forwarder::diff::LinkInfo {
+        index,
+        up: true,
+        ..Default::default()
+    }
+}

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use anycast_lab::uml::{Topology, guest};
 use tunnel_forwarder::{
-    DesiredState, Dest, Forward, Peer, Protocol, ServiceConfig, Tunnel6Device, TunnelIn, Vip,
-    VipDevice, VipService,
+    DesiredState, Dest, Forward, Peer, Protocol, ServiceConfig, Split, Tunnel6Device, TunnelIn,
+    Vip, VipDevice, VipService,
 };
 
 use super::Director;
@@ -64,7 +64,7 @@ pub fn two_sites_dual_stack() -> Topology {
     t
 }
 
-fn rs_net6(name: &str) -> &'static str {
+pub fn rs_net6(name: &str) -> &'static str {
     match name {
         "a1" => "2001:db8:5",
         "a2" => "2001:db8:15",
@@ -158,4 +158,39 @@ pub fn dump6(nss: &[&str]) {
             )
         );
     }
+}
+
+/// A UDP server on port 53 of every IPv6 real server, answering with its name and `6`.
+pub fn start_udp_servers6() {
+    for rs in ["a1", "a2", "b1", "b2"] {
+        guest::udp::serve(rs, SocketAddr::new(rs_addr6(rs), 53), &format!("{rs}-6"));
+    }
+}
+
+/// `n` UDP flows to VIP6:53, each from a fresh socket (a fresh source port).
+pub fn ask_many_udp6(n: usize) -> Vec<String> {
+    let vip53 = SocketAddr::new(IpAddr::V6(ip6(VIP6)), 53);
+    (0..n)
+        .map(|_| guest::udp::ask_once("client", vip53).unwrap_or_else(|e| format!("error:{e}")))
+        .collect()
+}
+
+/// Site A with VIP6's TCP and UDP services carried by the split (no peer destinations
+/// of their own, `wlc`): `share` of new connections to B's ip6ip6 endpoint through
+/// the IPv6 split service, split off on A's uplink eth0. The split's IPv4 side names
+/// B's IPv4 address (the families share the peers and their weights).
+pub fn split6_a(share: f64) -> DesiredState {
+    let mut d = super::with_udp(site6_a(1, 0, true));
+    for svc in &mut d.vips[0].services {
+        svc.peers.clear();
+        svc.config.scheduler = "wlc".into();
+    }
+    d.split = Some(Split {
+        devices: vec!["eth0".into()],
+        mark: 0x4143_0000,
+        share: Split::units(share),
+        peers: vec![Peer::ipip(IpAddr::V4(super::DIR_B), 1)],
+        peers6: vec![Peer::ipip(IpAddr::V6(ip6(DIR_B6)), 1)],
+    });
+    d
 }

@@ -8,7 +8,7 @@ use super::*;
 use crate::diff::ObservedFilter;
 use crate::model::{MarkRule, Protocol};
 use crate::netlink::wire::{self, Attrs, DecodeError, Msg, MsgBuf};
-use crate::split::{Draw, SHARE_PRIO, SPLIT_CHAIN, SeqBlock, SplitClass, SplitRule};
+use crate::split::{Draw, SPLIT_CHAIN, SeqBlock, SplitClass, SplitRule};
 
 /// Dump of the filters on `index`'s ingress.
 pub fn get_filters(buf: &mut MsgBuf, seq: u32, index: u32) {
@@ -35,16 +35,31 @@ enum Action {
 }
 
 const PROTO_OFF: i32 = 8;
-const TCP_SYN_ONLY: Key = (0x0012_0000, 0x0002_0000, 32);
 
-fn proto_key(p: Protocol) -> Key {
-    (0x00ff_0000, u32::from(p.number()) << 16, PROTO_OFF)
+/// The transport header's offset: 20 (IPv4 without options) or 40 (IPv6 without
+/// extension headers).
+fn l4(ipv6: bool) -> i32 {
+    if ipv6 { 40 } else { 20 }
+}
+
+/// TCP flags (the word at the TCP header's byte 12): SYN set, ACK clear.
+fn tcp_syn_only(ipv6: bool) -> Key {
+    (0x0012_0000, 0x0002_0000, l4(ipv6) + 12)
+}
+
+/// `match ip protocol N 0xff` or `match ip6 protocol N 0xff`.
+fn proto_key(p: Protocol, ipv6: bool) -> Key {
+    if ipv6 {
+        (0x0000_ff00, u32::from(p.number()) << 8, PROTO6_OFF)
+    } else {
+        (0x00ff_0000, u32::from(p.number()) << 16, PROTO_OFF)
+    }
 }
 
 /// The loop guard's keys: IP protocol, destination, destination port.
 fn mark_keys(protocol: Protocol, dst: Ipv4Addr, port: u16) -> [Key; 3] {
     [
-        proto_key(protocol),
+        proto_key(protocol, false),
         (u32::MAX, u32::from(dst), 16),
         (0x0000_ffff, u32::from(port), 20),
     ]
@@ -58,7 +73,7 @@ const PORT6_OFF: i32 = 40;
 /// The IPv6 loop guard's keys: `match ip6 protocol N 0xff match ip6 dst VIP/128
 /// match ip6 dport PORT 0xffff`.
 fn mark_keys6(protocol: Protocol, dst: Ipv6Addr, port: u16) -> Vec<Key> {
-    let mut keys = vec![(0x0000_ff00, u32::from(protocol.number()) << 8, PROTO6_OFF)];
+    let mut keys = vec![proto_key(protocol, true)];
     for (i, w) in dst.octets().chunks_exact(4).enumerate() {
         let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
         keys.push((u32::MAX, w, 24 + 4 * i as i32));
@@ -67,19 +82,28 @@ fn mark_keys6(protocol: Protocol, dst: Ipv6Addr, port: u16) -> Vec<Key> {
     keys
 }
 
-/// A share block's keys: TCP, the ISN's block, SYN without ACK; or UDP, the source
-/// port's block.
+/// The keys of a filter on `dst:port` (the loop guard's and the split's classes).
+fn dst_keys(protocol: Protocol, dst: IpAddr, port: u16) -> (u16, Vec<Key>) {
+    match dst {
+        IpAddr::V4(dst) => (ETH_P_IP, mark_keys(protocol, dst, port).to_vec()),
+        IpAddr::V6(dst) => (ETH_P_IPV6, mark_keys6(protocol, dst, port)),
+    }
+}
+
+/// A share block's keys: TCP, the ISN's block (the word at the TCP header's byte 4),
+/// SYN without ACK; or UDP, the source port's block (the ports word); at the offsets
+/// of the draw's family.
 fn share_keys(draw: Draw, b: &SeqBlock) -> Vec<Key> {
-    match draw {
-        Draw::TcpIsn => vec![
-            proto_key(Protocol::Tcp),
-            (b.mask, b.value, 24),
-            TCP_SYN_ONLY,
-        ],
-        Draw::UdpPort => {
-            let p = b.on_ports();
-            vec![proto_key(Protocol::Udp), (p.mask, p.value, 20)]
-        }
+    let v6 = draw.ipv6();
+    if draw.tcp() {
+        vec![
+            proto_key(Protocol::Tcp, v6),
+            (b.mask, b.value, l4(v6) + 4),
+            tcp_syn_only(v6),
+        ]
+    } else {
+        let p = b.on_ports();
+        vec![proto_key(Protocol::Udp, v6), (p.mask, p.value, l4(v6))]
     }
 }
 
@@ -146,24 +170,23 @@ fn u32_filter(
 /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ... action
 /// skbedit mark M`.
 pub fn new_mark_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, r: &MarkRule) {
-    let (eth_proto, keys) = match r.dst {
-        IpAddr::V4(dst) => (ETH_P_IP, mark_keys(r.protocol, dst, r.port).to_vec()),
-        IpAddr::V6(dst) => (ETH_P_IPV6, mark_keys6(r.protocol, dst, r.port)),
-    };
+    let (eth_proto, keys) = dst_keys(r.protocol, r.dst, r.port);
     let keys = (eth_proto, &keys[..]);
     u32_filter(buf, seq, index, (0, prio), keys, Action::Mark(r.mark));
 }
 
 /// `tc filter add dev DEV parent ffff: prio P protocol ip u32 match ip dst VIP/32
-/// match ip protocol 6|17 0xff match ip dport PORT 0xffff action goto chain C`.
+/// match ip protocol 6|17 0xff match ip dport PORT 0xffff action goto chain C`
+/// (`protocol ipv6 ... match ip6 dst VIP6/128 ...` for an IPv6 VIP).
 pub fn new_class_filter(buf: &mut MsgBuf, seq: u32, index: u32, prio: u16, c: &SplitClass) {
-    let keys = mark_keys(c.protocol, c.dst, c.port);
-    let keys = (ETH_P_IP, &keys[..]);
+    let (eth_proto, keys) = dst_keys(c.protocol, c.dst, c.port);
+    let keys = (eth_proto, &keys[..]);
     u32_filter(buf, seq, index, (0, prio), keys, Action::Goto(SPLIT_CHAIN));
 }
 
 /// `tc filter add dev DEV parent ffff: chain C prio 1 protocol ip u32 ... action
-/// skbedit mark M` for one block of the share, drawn on TCP or UDP.
+/// skbedit mark M` for one block of the share, drawn on TCP or UDP (`prio 2
+/// protocol ipv6` for the IPv6 draws).
 pub fn new_share_filter(
     buf: &mut MsgBuf,
     seq: u32,
@@ -172,12 +195,13 @@ pub fn new_share_filter(
     mark: u32,
 ) {
     let keys = share_keys(draw, b);
+    let eth_proto = if draw.ipv6() { ETH_P_IPV6 } else { ETH_P_IP };
     u32_filter(
         buf,
         seq,
         index,
-        (SPLIT_CHAIN, SHARE_PRIO),
-        (ETH_P_IP, &keys),
+        (SPLIT_CHAIN, draw.prio()),
+        (eth_proto, &keys),
         Action::Mark(mark),
     );
 }
@@ -282,16 +306,12 @@ fn parse_action(act: &[u8]) -> Option<Action> {
     found
 }
 
-/// The IPv6 loop guard's shape, if `keys` has it.
-fn interpret6(keys: &[Key], action: Action) -> Option<MarkRule> {
-    let Action::Mark(mark) = action else {
-        return None;
-    };
-    let [proto, d0, d1, d2, d3, port] = keys else {
+/// The IPv6 loop guard's or class filter's shape, if `keys` has it: (VIP6, port).
+fn dst6(keys: &[Key]) -> Option<(IpAddr, u16)> {
+    let [_, d0, d1, d2, d3, port] = keys else {
         return None;
     };
     let shape = [
-        (proto.0, proto.2),
         (d0.0, d0.2),
         (d1.0, d1.2),
         (d2.0, d2.2),
@@ -299,7 +319,6 @@ fn interpret6(keys: &[Key], action: Action) -> Option<MarkRule> {
         (port.0, port.2),
     ];
     let want = [
-        (0x0000_ff00, PROTO6_OFF),
         (u32::MAX, 24),
         (u32::MAX, 28),
         (u32::MAX, 32),
@@ -309,38 +328,45 @@ fn interpret6(keys: &[Key], action: Action) -> Option<MarkRule> {
     if shape != want {
         return None;
     }
-    let protocol = Protocol::from_number(((proto.1 >> 8) & 0xff) as u16)?;
     let mut dst = [0u8; 16];
     for (i, k) in [d0, d1, d2, d3].iter().enumerate() {
         dst[4 * i..4 * i + 4].copy_from_slice(&k.1.to_be_bytes());
     }
-    Some(MarkRule {
-        dst: IpAddr::V6(Ipv6Addr::from(dst)),
-        protocol,
-        port: (port.1 & 0xffff) as u16,
-        mark,
+    Some((IpAddr::V6(Ipv6Addr::from(dst)), (port.1 & 0xffff) as u16))
+}
+
+/// The IPv4 loop guard's or class filter's shape, if `keys` has it: (VIP, port).
+fn dst4(keys: &[Key]) -> Option<(IpAddr, u16)> {
+    let shape: Vec<(u32, i32)> = keys.iter().skip(1).map(|&(m, _, o)| (m, o)).collect();
+    (shape == [(u32::MAX, 16), (0x0000_ffff, 20)]).then(|| {
+        (
+            IpAddr::V4(Ipv4Addr::from(keys[1].1)),
+            (keys[2].1 & 0xffff) as u16,
+        )
     })
 }
 
+/// The family and protocol the first key matches (`match ip protocol` or `match ip6
+/// protocol`).
+fn family_protocol(k: &Key) -> Option<(bool, Protocol)> {
+    let (ipv6, n) = match (k.0, k.2) {
+        (0x00ff_0000, PROTO_OFF) => (false, k.1 >> 16),
+        (0x0000_ff00, PROTO6_OFF) => (true, k.1 >> 8),
+        _ => return None,
+    };
+    Some((ipv6, Protocol::from_number((n & 0xff) as u16)?))
+}
+
 fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRule>) {
-    if let Some(rule) = interpret6(keys, action) {
-        return (Some(rule), None);
-    }
-    let offsets: Vec<(u32, i32)> = keys.iter().map(|&(m, _, o)| (m, o)).collect();
-    let protocol = keys
-        .first()
-        .filter(|k| k.2 == PROTO_OFF)
-        .and_then(|k| Protocol::from_number(((k.1 >> 16) & 0xff) as u16));
-    let Some(protocol) = protocol else {
+    let Some((ipv6, protocol)) = keys.first().and_then(family_protocol) else {
         return (None, None);
     };
-    if offsets == [(0x00ff_0000, 8), (u32::MAX, 16), (0x0000_ffff, 20)] {
-        let dst = Ipv4Addr::from(keys[1].1);
-        let port = (keys[2].1 & 0xffff) as u16;
+    let dst = if ipv6 { dst6(keys) } else { dst4(keys) };
+    if let Some((dst, port)) = dst {
         return match action {
             Action::Mark(mark) => (
                 Some(MarkRule {
-                    dst: IpAddr::V4(dst),
+                    dst,
                     protocol,
                     port,
                     mark,
@@ -361,30 +387,32 @@ fn interpret(keys: &[Key], action: Action) -> (Option<MarkRule>, Option<SplitRul
             Action::Goto(_) => (None, None),
         };
     }
-    if protocol == Protocol::Tcp
-        && keys.len() == 3
-        && keys[1].2 == 24
-        && keys[2] == TCP_SYN_ONLY
-        && let Action::Mark(mark) = action
-    {
-        let block = SeqBlock {
-            mask: keys[1].0,
-            value: keys[1].1,
-        };
-        return (None, Some(SplitRule::Share(Draw::TcpIsn, block, mark)));
-    }
-    if protocol == Protocol::Udp
-        && keys.len() == 2
-        && keys[1].2 == 20
-        && let Action::Mark(mark) = action
-        && let Some(block) = SeqBlock::from_ports(SeqBlock {
-            mask: keys[1].0,
-            value: keys[1].1,
+    let Action::Mark(mark) = action else {
+        return (None, None);
+    };
+    let (tcp, udp) = if ipv6 {
+        (Draw::TcpIsn6, Draw::UdpPort6)
+    } else {
+        (Draw::TcpIsn, Draw::UdpPort)
+    };
+    let draw = match (protocol, keys) {
+        (Protocol::Tcp, [_, isn, syn]) if isn.2 == l4(ipv6) + 4 && *syn == tcp_syn_only(ipv6) => {
+            Some((
+                tcp,
+                SeqBlock {
+                    mask: isn.0,
+                    value: isn.1,
+                },
+            ))
+        }
+        (Protocol::Udp, [_, ports]) if ports.2 == l4(ipv6) => SeqBlock::from_ports(SeqBlock {
+            mask: ports.0,
+            value: ports.1,
         })
-    {
-        return (None, Some(SplitRule::Share(Draw::UdpPort, block, mark)));
-    }
-    (None, None)
+        .map(|b| (udp, b)),
+        _ => None,
+    };
+    (None, draw.map(|(d, b)| SplitRule::Share(d, b, mark)))
 }
 
 #[cfg(test)]
@@ -420,7 +448,7 @@ mod tests {
             (Protocol::Udp, Draw::UdpPort),
         ] {
             let c = SplitClass {
-                dst: Ipv4Addr::new(10, 101, 4, 1),
+                dst: IpAddr::V4(Ipv4Addr::new(10, 101, 4, 1)),
                 protocol,
                 port: 443,
             };
@@ -437,8 +465,61 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(g.split, Some(SplitRule::Share(draw, block, 9)));
-            assert_eq!((g.chain, g.prio), (SPLIT_CHAIN, SHARE_PRIO));
+            assert_eq!((g.chain, g.prio), (SPLIT_CHAIN, crate::split::SHARE_PRIO));
         }
+    }
+
+    #[test]
+    fn ipv6_split_filters_parse_back_at_ipv6_offsets() {
+        let block = SeqBlock {
+            mask: 0xe000_0000,
+            value: 0x2000_0000,
+        };
+        let dst: IpAddr = "2001:db8:4::1".parse().unwrap();
+        for (protocol, draw) in [
+            (Protocol::Tcp, Draw::TcpIsn6),
+            (Protocol::Udp, Draw::UdpPort6),
+        ] {
+            let c = SplitClass {
+                dst,
+                protocol,
+                port: 443,
+            };
+            let mut b = MsgBuf::new();
+            new_class_filter(&mut b, 1, 5, 0xac02, &c);
+            new_share_filter(&mut b, 2, 5, (draw, &block), 9);
+            let mut msgs = wire::messages(b.as_bytes());
+            let m = msgs.next().unwrap().unwrap();
+            let info = u32::from_ne_bytes(m.payload[16..20].try_into().unwrap());
+            assert_eq!(info, (0xac02 << 16) | u32::from(ETH_P_IPV6.to_be()));
+            let f = decode_filter(&m).unwrap().unwrap();
+            assert_eq!(f.split, Some(SplitRule::Class(c, SPLIT_CHAIN)));
+            assert_eq!(f.rule, None);
+            let m = msgs.next().unwrap().unwrap();
+            let info = u32::from_ne_bytes(m.payload[16..20].try_into().unwrap());
+            assert_eq!(info, (2 << 16) | u32::from(ETH_P_IPV6.to_be()));
+            let g = decode_filter(&m).unwrap().unwrap();
+            assert_eq!(g.split, Some(SplitRule::Share(draw, block, 9)));
+            assert_eq!((g.chain, g.prio), (SPLIT_CHAIN, crate::split::SHARE_PRIO6));
+        }
+        // tc ... protocol ipv6 u32 match ip6 protocol 6 0xff match u32 0x20000000
+        // 0xe0000000 at 44 match u32 0x20000 0x120000 at 52: next header at byte 6,
+        // the ISN at 44, the flags word at 52; UDP's ports word at 40.
+        let offsets = |keys: &[Key]| keys.iter().map(|k| k.2).collect::<Vec<_>>();
+        let tcp = share_keys(Draw::TcpIsn6, &block);
+        assert_eq!(offsets(&tcp), [4, 44, 52]);
+        assert_eq!(tcp[0], (0x0000_ff00, 0x0000_0600, 4));
+        assert_eq!(tcp[2], (0x0012_0000, 0x0002_0000, 52));
+        let udp = share_keys(Draw::UdpPort6, &block);
+        assert_eq!(offsets(&udp), [4, 40]);
+        assert_eq!(udp[0], (0x0000_ff00, 0x0000_1100, 4));
+        // An IPv4-offset share key inside an IPv6 filter is no share of ours.
+        let odd = [
+            proto_key(Protocol::Tcp, true),
+            (0xe000_0000, 0, 24),
+            tcp_syn_only(false),
+        ];
+        assert_eq!(interpret(&odd, Action::Mark(9)), (None, None));
     }
 
     #[test]
