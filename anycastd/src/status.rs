@@ -230,6 +230,10 @@ pub struct PeerStatus {
     pub spilling_to: Vec<String>,
     #[serde(default)]
     pub spill_share: f64,
+    /// The VIPs (addresses) its last fresh report says fail their checks there: the
+    /// last-announcer guard counts it withdrawn for those.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vips_down: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

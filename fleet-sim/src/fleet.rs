@@ -301,6 +301,8 @@ pub fn run_traced(cfg: &Config) -> Result<(Measures, Trace), SimError> {
                 load,
                 spilling_to: nodes[i].shares.iter().map(|(s, _)| s.clone()).collect(),
                 spill_share: nodes[i].shares.iter().map(|(_, v)| v).sum(),
+                // One VIP per site here: a site that cannot serve reports load null.
+                vips_down: Vec::new(),
             };
             if let Some(round) = nodes[i].sched.poll(now, &state) {
                 for r in &round.reports {

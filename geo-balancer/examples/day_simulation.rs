@@ -233,6 +233,7 @@ fn run(spill: bool) -> (Vec<Stats>, Vec<Hourly>, Vec<String>, u64) {
         // Reports.
         for i in 0..n {
             let state = LocalState {
+                vips_down: Vec::new(),
                 load: loads[i],
                 spilling_to: sites[i]
                     .shares

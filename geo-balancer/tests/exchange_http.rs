@@ -243,6 +243,7 @@ async fn scheduled_reports_reach_the_spill_view_and_expire() {
     let mut sched =
         ReportScheduler::new(cfg, SpillConfig::default(), vec![SiteId::new("site-b")], 42);
     let state = LocalState {
+        vips_down: Vec::new(),
         load: SiteLoad {
             served: 1.0,
             director: 1.2,
@@ -342,6 +343,7 @@ async fn a_site_of_two_directors_reaches_its_peer_as_one_site() {
                 .with_identity(name.into(), "ab12".into());
         let served = active as f64 / 2000.0;
         let state = LocalState {
+            vips_down: Vec::new(),
             load: SiteLoad {
                 served,
                 director: served,

@@ -88,6 +88,7 @@ fn report(from: &str, to: &str, seq: u64, spilling_to: &[&str]) -> LoadReport {
         spill_share: if spilling_to.is_empty() { 0.0 } else { 0.1 },
         director: None,
         config_digest: None,
+        vips_down: Vec::new(),
     }
 }
 

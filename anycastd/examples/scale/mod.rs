@@ -91,6 +91,7 @@ pub fn deliver(site: &mut Site, cfg: &SiteConfig, load: f64, seq: u64, t: Time) 
         spill_share: 0.0,
         director: None,
         config_digest: None,
+        vips_down: Vec::new(),
     };
     let signed = geo_balancer::exchange::client::sign_report(&r, &cfg.peers[0].key).expect("sign");
     site.on_report(

@@ -181,6 +181,13 @@ pub fn status(s: &Status) -> String {
         ],
         &rows,
     ));
+    for p in s.peers.iter().filter(|p| !p.vips_down.is_empty()) {
+        out.push_str(&format!(
+            "peer {} reports VIPs down (their checks fail there): {}\n",
+            p.name,
+            p.vips_down.join(", ")
+        ));
+    }
     out.push('\n');
 
     if s.spill.iter().all(|sp| sp.share == 0.0) {
@@ -404,6 +411,7 @@ pub(crate) mod tests_support {
                 tunnels: vec!["ipip 10.101.2.2".into(), "ip6ip6 2001:db8:2::2".into()],
                 spilling_to: vec![],
                 spill_share: 0.0,
+                vips_down: vec![],
             }],
             spill: vec![SpillStatus {
                 peer: "idc2".into(),

@@ -9,7 +9,9 @@
 //! ```
 //! Checked where its inputs change: a verdict (urgent, in `vip_outputs`), and a peer's
 //! report or a peer no longer counted (in `settle`, whose announce or withdraw the driver
-//! writes as it writes every other). While it holds, the VIP's failed real servers stay
+//! writes as it writes every other). Peers are judged per VIP: a peer that reports the
+//! VIP in its `vips_down` cannot serve it even while its load says it serves others;
+//! this site's own failing VIPs go into its reports the same way (sent at once). While it holds, the VIP's failed real servers stay
 //! in IPVS at their weights (fail-open: the checks may be what is broken); the site
 //! still reports load `null`, so peers keep seeing it as withdrawn.
 
@@ -68,7 +70,7 @@ impl Site {
         all_down::holds(
             self.cfg.site.all_down,
             checks_fail,
-            self.peers.claims(now),
+            self.peers.claims_for(now, &self.vips[vip.index()].text),
             self.peers.config().stale_after(),
             self.vips[vip.index()].held,
         )
@@ -76,13 +78,32 @@ impl Site {
 
     /// While a VIP is held: when the next peer stops counting for the guard.
     pub(super) fn guard_deadline(&self, now: Time) -> Option<Time> {
-        self.vips.iter().any(|v| v.held).then(|| {
-            all_down::recheck_at(
-                now,
-                self.peers.claims(now),
-                self.peers.config().stale_after(),
-            )
-        })?
+        self.layout
+            .vips()
+            .filter(|vip| self.vips[vip.index()].held)
+            .filter_map(|vip| {
+                all_down::recheck_at(
+                    now,
+                    self.peers.claims_for(now, &self.vips[vip.index()].text),
+                    self.peers.config().stale_after(),
+                )
+            })
+            .min()
+    }
+
+    /// The VIPs whose own checks fail here (withdrawn, or held by the guard): the
+    /// reports' `vips_down`, so that each peer's guard judges this site per VIP.
+    pub(super) fn vips_down(&self) -> Vec<String> {
+        self.layout
+            .vips()
+            .filter(|vip| {
+                self.vips[vip.index()]
+                    .verdict
+                    .as_ref()
+                    .is_some_and(|v| !v.ok)
+            })
+            .map(|vip| self.vips[vip.index()].text.clone())
+            .collect()
     }
 
     /// The peers changed (a report, one turning stale): every VIP whose checks fail

@@ -120,6 +120,8 @@ struct VipEntry {
     verdict: Option<Servable>,
     /// The last-announcer guard holds it announced (`guard.rs`).
     held: bool,
+    /// Its address as text, as reports name it (`vips_down`).
+    text: String,
 }
 
 /// Where the data plane stands.
@@ -307,6 +309,7 @@ impl Site {
                 drain_timer: None,
                 verdict: None,
                 held: false,
+                text: v.address.to_string(),
             })
             .collect();
         // Both tunnel endpoints of a peer (IPIP and ip6ip6) name it.
@@ -742,6 +745,7 @@ impl Site {
                     .map(|d| d.spilling_to())
                     .unwrap_or_default(),
                 spill_share: self.decision.as_ref().map_or(0.0, |d| d.total_share),
+                vips_down: self.vips_down(),
             };
             if let Some(round) = self.scheduler.poll(now, &state)
                 && !round.reports.is_empty()
@@ -982,7 +986,10 @@ impl Site {
                 }
             };
             let ok = servable.ok;
-            self.vips[vip.index()].verdict = Some(servable);
+            let v = &mut self.vips[vip.index()];
+            // The reports' `vips_down` changes with the verdict (sent on the settle).
+            self.dirty.report |= v.verdict.as_ref().is_none_or(|old| old.ok != ok);
+            v.verdict = Some(servable);
             effects.extend(self.feed_announcer(now, vip));
             tracing::info!(vip = %self.cfg.vips[vip.index()].name, servable = ok, "VIP servability changed");
         }

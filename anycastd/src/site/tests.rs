@@ -281,6 +281,7 @@ pub(super) fn report(load: f64, seq: u64, ts: Time) -> LoadReport {
         spill_share: 0.0,
         director: None,
         config_digest: None,
+        vips_down: Vec::new(),
     }
 }
 

@@ -170,3 +170,101 @@ fn with_all_down_withdraw_every_site_withdraws() {
     assert!(!e.iter().any(Effect::is_urgent), "{e:?}");
     assert_eq!(vip_status(&site, 4).state, VipState::Withdrawn);
 }
+
+/// idc2's report that it serves (load 0.3) but not the VIPs `down`.
+fn report_down(seq: u64, ts: Time, down: &[&str]) -> LoadReport {
+    LoadReport {
+        vips_down: down.iter().map(|v| v.to_string()).collect(),
+        ..report(0.3, seq, ts)
+    }
+}
+
+fn web_text(site: &Site) -> String {
+    site.config().vips[0].address.to_string()
+}
+
+#[test]
+fn a_peer_that_serves_other_vips_but_not_this_one_counts_as_withdrawn_for_it() {
+    let mut site = serving(AllDown::Announce);
+    let web = web_text(&site);
+    // idc2 has capacity (load 0.3) yet reports our VIP down: for this VIP it is
+    // withdrawn, so our own failure holds the VIP announced.
+    let (r, _) = deliver(&mut site, &report_down(1, at(2), &[&web]), &key(), at(2));
+    assert_eq!(r, Ok(()));
+    let e = fail_both(&mut site, 3);
+    assert!(
+        !e.iter().any(|e| matches!(e, Effect::Withdraw { .. })),
+        "{e:?}"
+    );
+    assert!(vip_status(&site, 3).held);
+    // It reports our VIP back up (another of its VIPs down): let go at once.
+    let (_, e) = deliver(
+        &mut site,
+        &report_down(2, at(4), &["192.0.2.77"]),
+        &key(),
+        at(4),
+    );
+    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: WEB }), "{e:?}");
+    assert!(!vip_status(&site, 4).held);
+}
+
+#[test]
+fn a_peer_that_reports_another_vip_down_still_serves_this_one() {
+    let mut site = serving(AllDown::Announce);
+    let (r, _) = deliver(
+        &mut site,
+        &report_down(1, at(2), &["192.0.2.77", "2001:db8::77"]),
+        &key(),
+        at(2),
+    );
+    assert_eq!(r, Ok(()));
+    let e = fail_both(&mut site, 3);
+    assert_eq!(e.first(), Some(&Effect::Withdraw { vip: WEB }), "{e:?}");
+    assert!(!vip_status(&site, 3).held);
+}
+
+/// The `vips_down` of the reports in `effects`, if any round was sent.
+fn sent_down(effects: &[Effect]) -> Option<Vec<String>> {
+    effects.iter().find_map(|e| match e {
+        Effect::SendReports(round) => round.reports.first().map(|r| r.vips_down.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_failing_vip_goes_into_the_reports_at_once_and_leaves_them_when_it_serves() {
+    let mut site = serving(AllDown::Announce);
+    let web = web_text(&site);
+    // The first failure's load change was reported at 40; the withdraw a moment later
+    // goes out at the end of the reports' minimum gap (1 s), not at the next period.
+    fail_both(&mut site, 40);
+    let next = site.next_deadline(at(40)).unwrap();
+    assert!(next <= at(41), "{next:?}");
+    let e = tick(&mut site, next);
+    assert_eq!(sent_down(&e), Some(vec![web.clone()]), "{e:?}");
+    // Held or not, a VIP whose own checks fail is reported down: a peer failing too
+    // must see this site as withdrawn for it.
+    let (_, e) = deliver(&mut site, &report_down(1, at(43), &[&web]), &key(), at(43));
+    assert!(vip_status(&site, 43).held, "{e:?}");
+    let e = tick(&mut site, at(44));
+    assert_eq!(
+        sent_down(&e),
+        None,
+        "nothing changed, nothing sent early: {e:?}"
+    );
+    // The servers come back: after the hold-down the VIP serves on its own checks,
+    // and the round sent then says so.
+    let mut e = Vec::new();
+    for t in 80..120 {
+        for rs in [RS1, RS2] {
+            e.extend(probe(&mut site, rs, at(t), ProbeOutcome::Success));
+        }
+        e.extend(tick(&mut site, at(t)));
+    }
+    assert_eq!(vip_status(&site, 120).state, VipState::Announced);
+    let last = e
+        .iter()
+        .rev()
+        .find_map(|e| sent_down(std::slice::from_ref(e)));
+    assert_eq!(last, Some(Vec::new()), "{e:?}");
+}

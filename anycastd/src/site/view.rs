@@ -128,6 +128,10 @@ impl Site {
                         (Some(r), true) => r.spill_share,
                         _ => 0.0,
                     },
+                    vips_down: match (&p.last_report, p.known) {
+                        (Some(r), true) => r.vips_down.clone(),
+                        _ => Vec::new(),
+                    },
                 }
             })
             .collect();

@@ -141,8 +141,10 @@ pub fn site_load(own: &SiteLoad, siblings: &[&LoadReport]) -> SiteLoad {
 }
 
 /// The reports of one peer site's fresh directors as one report: summed figures (see
-/// the module doc), the union of the sites they spill to and the largest share, and
-/// the newest report's sender, seq and time. `None` for no report.
+/// the module doc), the union of the sites they spill to and the largest share, the
+/// VIPs every one of them reports down (one director that can serve a VIP is enough:
+/// they share the real servers), and the newest report's sender, seq and time. `None`
+/// for no report.
 pub fn combine(reports: &[&LoadReport]) -> Option<LoadReport> {
     let newest = reports.iter().max_by_key(|r| (r.timestamp, r.seq))?;
     if reports.len() == 1 {
@@ -158,6 +160,12 @@ pub fn combine(reports: &[&LoadReport]) -> Option<LoadReport> {
     }
     spilling_to.sort();
     spilling_to.dedup();
+    let vips_down: Vec<String> = newest
+        .vips_down
+        .iter()
+        .filter(|v| reports.iter().all(|r| r.vips_down.contains(v)))
+        .cloned()
+        .collect();
     let (served, director) = sum.loads();
     Some(LoadReport {
         load: served.is_finite().then_some(served),
@@ -168,6 +176,7 @@ pub fn combine(reports: &[&LoadReport]) -> Option<LoadReport> {
         spill_share: share,
         director: None,
         config_digest: None,
+        vips_down,
         ..(*newest).clone()
     })
 }

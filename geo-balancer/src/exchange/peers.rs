@@ -97,10 +97,10 @@ impl Peer {
         directors::combine(&all).map(Cow::Owned)
     }
 
-    /// Whether the site can serve by its fresh directors summed, as [`Peer::combined`]
-    /// would say; `None` without a fresh director.
-    fn serves(&self, now: Time, stale_after: Duration) -> Option<bool> {
-        self.combined(now, stale_after).map(|r| r.load.is_some())
+    /// Whether the site can serve (`vip`, or anything) by its fresh directors summed,
+    /// as [`Peer::combined`] would say; `None` without a fresh director.
+    fn serves(&self, now: Time, stale_after: Duration, vip: Option<&str>) -> Option<bool> {
+        self.combined(now, stale_after).map(|r| r.serves(vip))
     }
 
     /// When its freshest director spoke for.
@@ -524,13 +524,31 @@ impl PeerTable {
     /// Every configured peer's [`PeerClaim`] (what [`PeerTable::status`] says of it,
     /// cheaply).
     pub fn claims(&self, now: Time) -> impl Iterator<Item = PeerClaim> + '_ {
+        self.claims_on(now, None)
+    }
+
+    /// Every configured peer's [`PeerClaim`] for one VIP (an address as text): a peer
+    /// that reports the VIP among its `vips_down` cannot serve it, whatever its load.
+    pub fn claims_for<'a>(
+        &'a self,
+        now: Time,
+        vip: &'a str,
+    ) -> impl Iterator<Item = PeerClaim> + 'a {
+        self.claims_on(now, Some(vip))
+    }
+
+    fn claims_on<'a>(
+        &'a self,
+        now: Time,
+        vip: Option<&'a str>,
+    ) -> impl Iterator<Item = PeerClaim> + 'a {
         let stale_after = self.cfg.stale_after();
         self.peers.values().map(move |p| {
             let newest = p.newest();
             let age = newest.map(|h| now.since(h.as_of()));
             let serves = match age.is_some_and(|a| a <= stale_after) {
-                true => p.serves(now, stale_after),
-                false => newest.map(|h| h.report.load.is_some()),
+                true => p.serves(now, stale_after, vip),
+                false => newest.map(|h| h.report.serves(vip)),
             };
             PeerClaim { age, serves }
         })

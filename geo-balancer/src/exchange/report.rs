@@ -14,6 +14,11 @@
 //! report without them is one unnamed director (`""`) of its site, and a receiver that
 //! predates them ignores them. The figures are the sending director's own; the
 //! receiver sums a site's directors ([`crate::exchange::directors`]).
+//!
+//! `vips_down` (additive too) lists the VIPs, by address, whose own checks fail at the
+//! sending director (withdrawn, or held by the last-announcer guard): the guard works per
+//! VIP, and a site's load says only whether it can serve anything. Absent: none (a
+//! sender that predates it is judged by its load alone, site-wide).
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +32,10 @@ pub const MAX_SPILLING_TO: usize = 64;
 pub const MAX_DIRECTOR_NAME: usize = 64;
 /// Longest config digest.
 pub const MAX_DIGEST: usize = 128;
+/// Most VIPs a report may list in `vips_down`.
+pub const MAX_VIPS_DOWN: usize = 256;
+/// Longest VIP address text in `vips_down` (an IPv6 address is at most 45).
+pub const MAX_VIP_TEXT: usize = 64;
 
 /// Whether `name` is a valid director name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
 pub fn valid_director_name(name: &str) -> bool {
@@ -68,6 +77,9 @@ pub struct LoadReport {
     /// with their own; peer sites ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_digest: Option<String>,
+    /// The VIPs (addresses, as text) whose own checks fail at the sender, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vips_down: Vec<String>,
 }
 
 impl LoadReport {
@@ -118,6 +130,26 @@ impl LoadReport {
                 "config_digest is not up to {MAX_DIGEST} hex digits"
             ));
         }
+        if self.vips_down.len() > MAX_VIPS_DOWN {
+            return Err(format!("vips_down lists {} VIPs", self.vips_down.len()));
+        }
+        if let Some(v) = self.vips_down.iter().find(|v| {
+            !(1..=MAX_VIP_TEXT).contains(&v.len())
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':'))
+        }) {
+            return Err(format!(
+                "vips_down entry {:?} is not an IP address's text",
+                v.chars().take(MAX_VIP_TEXT).collect::<String>()
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the sender reports that it can serve `vip` (an address as text): a load
+    /// (not `null`) and `vip` not among its `vips_down`.
+    pub fn serves(&self, vip: Option<&str>) -> bool {
+        self.load.is_some() && vip.is_none_or(|v| !self.vips_down.iter().any(|d| d == v))
     }
 }

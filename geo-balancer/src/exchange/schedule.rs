@@ -25,6 +25,9 @@ pub struct LocalState {
     pub spilling_to: Vec<SiteId>,
     /// Share of new connections spilled.
     pub spill_share: f64,
+    /// The VIPs (addresses as text) whose own checks fail here (the report's
+    /// `vips_down`; a change is sent at once, like a threshold).
+    pub vips_down: Vec<String>,
 }
 
 /// Why a round is sent.
@@ -66,6 +69,8 @@ pub struct ReportScheduler {
     last_sent: Option<Time>,
     last_band: Option<Band>,
     last_spilling: Vec<SiteId>,
+    /// The `vips_down` last sent.
+    last_down: Vec<String>,
     pending_threshold: bool,
     rng: u64,
     /// This director's name and config digest (decision 0015), put in every report.
@@ -91,6 +96,7 @@ impl ReportScheduler {
             last_sent: None,
             last_band: None,
             last_spilling: Vec::new(),
+            last_down: Vec::new(),
             pending_threshold: false,
             rng: seed | 1,
             director: None,
@@ -120,7 +126,12 @@ impl ReportScheduler {
         let band = self.band(&state.load);
         let mut spilling = state.spilling_to.clone();
         spilling.sort();
-        let crossed = self.last_band.is_some_and(|b| b != band) || self.last_spilling != spilling;
+        let mut down = state.vips_down.clone();
+        down.sort();
+        down.dedup();
+        let crossed = self.last_band.is_some_and(|b| b != band)
+            || self.last_spilling != spilling
+            || self.last_down != down;
         if crossed {
             self.pending_threshold = true;
         }
@@ -138,6 +149,7 @@ impl ReportScheduler {
         self.pending_threshold = false;
         self.last_band = Some(band);
         self.last_spilling = spilling;
+        self.last_down.clone_from(&down);
         self.last_sent = Some(now);
         self.next_due = Some(now.plus(self.jittered()));
         self.seq = self.seq.saturating_add(1).max(now.as_millis());
@@ -166,6 +178,7 @@ impl ReportScheduler {
                 },
                 director: self.director.clone(),
                 config_digest: self.config_digest.clone(),
+                vips_down: down.clone(),
             })
             .collect();
         tracing::debug!(seq = self.seq, ?reason, "load report round due");
@@ -222,6 +235,7 @@ mod tests {
             },
             spilling_to: spilling.iter().map(|s| SiteId::new(*s)).collect(),
             spill_share: 0.0,
+            vips_down: Vec::new(),
         }
     }
 

@@ -19,5 +19,6 @@ pub fn report(seq: u64, timestamp: u64, load: f64) -> LoadReport {
         spill_share: 0.0,
         director: None,
         config_digest: None,
+        vips_down: Vec::new(),
     }
 }
