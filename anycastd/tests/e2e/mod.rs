@@ -306,7 +306,12 @@ impl Drop for Anycastd {
 
 /// The AS path of the best route to the VIP prefix in FRR instance `ns`, if any.
 pub fn best_path(ns: &str) -> Option<String> {
-    let out = guest::vtysh(ns, "show ip bgp 10.101.4.0/24 json");
+    best_path_to(ns, "10.101.4.0/24")
+}
+
+/// `ns`'s best AS path to an IPv4 `prefix` (`None`: no route).
+pub fn best_path_to(ns: &str, prefix: &str) -> Option<String> {
+    let out = guest::vtysh(ns, &format!("show ip bgp {prefix} json"));
     // vtysh may add a warning line about its own config file: parse the JSON only.
     let json = &out[out.find('{')?..=out.rfind('}')?];
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
