@@ -465,9 +465,7 @@ fn start_udp_servers() {
 /// answered each.
 fn ask_many_udp(n: usize) -> Vec<String> {
     let vip53 = std::net::SocketAddr::new(std::net::IpAddr::V4(VIP), 53);
-    (0..n)
-        .map(|_| guest::udp::ask_once("client", vip53).unwrap_or_else(|e| format!("error:{e}")))
-        .collect()
+    ask_n(n, || guest::udp::ask_once("client", vip53))
 }
 
 fn in_guest_udp() {

@@ -174,11 +174,17 @@ pub fn start_directors(a: &DesiredState, b: &DesiredState) -> (Director, Directo
     (da, db)
 }
 
+/// `n` tries of `ask` (each a fresh connection or a fresh UDP socket from the
+/// client): who answered each, `error:...` for a try that got no answer.
+pub fn ask_n<E: std::fmt::Display>(n: usize, ask: impl Fn() -> Result<String, E>) -> Vec<String> {
+    (0..n)
+        .map(|_| ask().unwrap_or_else(|e| format!("error:{e}")))
+        .collect()
+}
+
 /// `n` short connections from the client to the VIP; the names that answered.
 pub fn ask_many(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| guest::tcp::ask_once("client", vip80()).unwrap_or_else(|e| format!("error:{e}")))
-        .collect()
+    ask_n(n, || guest::tcp::ask_once("client", vip80()))
 }
 
 pub fn count(names: &[String], prefix: &str) -> usize {

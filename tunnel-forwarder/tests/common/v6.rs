@@ -133,9 +133,7 @@ pub fn site6_b(local_w: u32, peer_w: u32, guard: bool) -> DesiredState {
 
 /// `n` short IPv6 connections from the client to VIP6; the names that answered.
 pub fn ask_many6(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| guest::tcp::ask_once("client", vip6_80()).unwrap_or_else(|e| format!("error:{e}")))
-        .collect()
+    super::ask_n(n, || guest::tcp::ask_once("client", vip6_80()))
 }
 
 impl Director {
@@ -170,9 +168,7 @@ pub fn start_udp_servers6() {
 /// `n` UDP flows to VIP6:53, each from a fresh socket (a fresh source port).
 pub fn ask_many_udp6(n: usize) -> Vec<String> {
     let vip53 = SocketAddr::new(IpAddr::V6(ip6(VIP6)), 53);
-    (0..n)
-        .map(|_| guest::udp::ask_once("client", vip53).unwrap_or_else(|e| format!("error:{e}")))
-        .collect()
+    super::ask_n(n, || guest::udp::ask_once("client", vip53))
 }
 
 /// Site A with VIP6's TCP and UDP services carried by the split (no peer destinations
