@@ -251,7 +251,7 @@ fn in_guest_split6(a: &Director, b: &Director) {
 
     // A spill step to 0: a targeted step, nothing sent away, read back unchanged.
     let (from, to) = (split6_a(1.0), split6_a(0.0));
-    check_split_to_zero("split6", a, (&from, &to), [ask_many6, ask_many_udp6]);
+    check_split_to_zero("split6", a, (&from, &to), [ask_many6, ask_udp6_new_ports]);
 }
 
 /// One IPv6 request from the client bound to `src`: the server's name.

@@ -307,12 +307,20 @@ pub mod udp {
     }
 
     /// Sends one datagram from a fresh socket in `ns` and returns the answer (1 s
-    /// timeout). A fresh socket means a fresh source port: a new IPVS connection.
+    /// timeout). A fresh socket means a fresh source port (random, from the ephemeral
+    /// range): a new IPVS connection, unless the port repeats one whose connection
+    /// entry still lives (5 minutes for UDP).
     pub fn ask_once(ns: &str, addr: SocketAddr) -> std::io::Result<String> {
-        let any = if addr.is_ipv6() {
-            "[::]:0"
+        ask_from(ns, addr, 0)
+    }
+
+    /// [`ask_once`] from source port `port` (0: any). A port below the ephemeral range
+    /// that no other ask used is sure to be a new IPVS connection.
+    pub fn ask_from(ns: &str, addr: SocketAddr, port: u16) -> std::io::Result<String> {
+        let any: SocketAddr = if addr.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, port).into()
         } else {
-            "0.0.0.0:0"
+            (std::net::Ipv4Addr::UNSPECIFIED, port).into()
         };
         let sock = super::in_netns(ns, move || UdpSocket::bind(any))?;
         sock.set_read_timeout(Some(Duration::from_secs(1)))?;

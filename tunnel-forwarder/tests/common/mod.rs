@@ -182,6 +182,18 @@ pub fn ask_n<E: std::fmt::Display>(n: usize, ask: impl Fn() -> Result<String, E>
         .collect()
 }
 
+/// `n` UDP flows from the client to `addr`, each from a source port no ask used
+/// before (counting up from 10000, below the ephemeral range). A random port can repeat
+/// one of an earlier flow whose connection entry still lives (5 minutes for UDP) and be
+/// sent where that flow went: after a few hundred flows, one in about ten runs of 30.
+pub fn ask_udp_unused_ports(n: usize, addr: std::net::SocketAddr) -> Vec<String> {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(10_000);
+    ask_n(n, || {
+        let port = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        guest::udp::ask_from("client", addr, port)
+    })
+}
+
 /// `n` short connections from the client to the VIP; the names that answered.
 pub fn ask_many(n: usize) -> Vec<String> {
     ask_n(n, || guest::tcp::ask_once("client", vip80()))
@@ -290,7 +302,8 @@ pub fn check_split_counts(what: &str, answers: &[String]) {
 }
 
 /// A spill step from `from`'s split to `to`'s (share 0) as targeted requests on
-/// director `a`: small, applied, then nothing leaves (`ask` TCP and UDP, 30 each)
+/// director `a`: small, applied, then nothing leaves (`ask` TCP and UDP, 30 each; UDP
+/// from ports never used before, [`ask_udp_unused_ports`])
 /// and a reconcile reads it back unchanged. Checks are named `{tag}_...`.
 pub fn check_split_to_zero(
     tag: &str,

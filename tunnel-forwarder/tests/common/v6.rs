@@ -171,6 +171,11 @@ pub fn ask_many_udp6(n: usize) -> Vec<String> {
     super::ask_n(n, || guest::udp::ask_once("client", vip53))
 }
 
+/// [`ask_many_udp6`] from source ports no ask used before (the share-0 check).
+pub fn ask_udp6_new_ports(n: usize) -> Vec<String> {
+    super::ask_udp_unused_ports(n, SocketAddr::new(IpAddr::V6(ip6(VIP6)), 53))
+}
+
 /// Site A with VIP6's TCP and UDP services carried by the split (no peer destinations
 /// of their own, `wlc`): `share` of new connections to B's ip6ip6 endpoint through
 /// the IPv6 split service, split off on A's uplink eth0. The split's IPv4 side names
