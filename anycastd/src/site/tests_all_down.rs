@@ -50,6 +50,16 @@ fn fail_both(site: &mut Site, t: u64) -> Vec<Effect> {
     probe(site, RS2, at(t), refused())
 }
 
+/// Both servers fail at `t` and the guard holds at once: no withdraw.
+fn fail_both_held(site: &mut Site, t: u64) {
+    let e = fail_both(site, t);
+    assert!(
+        !e.iter().any(|e| matches!(e, Effect::Withdraw { .. })),
+        "{e:?}"
+    );
+    assert!(vip_status(site, t).held);
+}
+
 fn vip_status(site: &Site, t: u64) -> crate::status::VipStatus {
     site.status(at(t), &[]).vips.remove(0)
 }
@@ -93,12 +103,7 @@ fn a_peer_gone_stale_releases_the_hold() {
     let (r, _) = deliver(&mut site, &down_report(1, at(2)), &key(), at(2));
     assert_eq!(r, Ok(()));
     // The peer already cannot serve: our own failure never withdraws.
-    let e = fail_both(&mut site, 3);
-    assert!(
-        !e.iter().any(|e| matches!(e, Effect::Withdraw { .. })),
-        "{e:?}"
-    );
-    assert!(vip_status(&site, 3).held);
+    fail_both_held(&mut site, 3);
     // Fail-open: the failed servers stay in IPVS (no weight-0 update for them).
     assert!(
         !site.plans[0]
@@ -191,12 +196,7 @@ fn a_peer_that_serves_other_vips_but_not_this_one_counts_as_withdrawn_for_it() {
     // withdrawn, so our own failure holds the VIP announced.
     let (r, _) = deliver(&mut site, &report_down(1, at(2), &[&web]), &key(), at(2));
     assert_eq!(r, Ok(()));
-    let e = fail_both(&mut site, 3);
-    assert!(
-        !e.iter().any(|e| matches!(e, Effect::Withdraw { .. })),
-        "{e:?}"
-    );
-    assert!(vip_status(&site, 3).held);
+    fail_both_held(&mut site, 3);
     // It reports our VIP back up (another of its VIPs down): let go at once.
     let (_, e) = deliver(
         &mut site,
