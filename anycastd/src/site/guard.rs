@@ -11,9 +11,10 @@
 //! report or a peer no longer counted (in `settle`, whose announce or withdraw the driver
 //! writes as it writes every other). Peers are judged per VIP: a peer that reports the
 //! VIP in its `vips_down` cannot serve it even while its load says it serves others;
-//! this site's own failing VIPs go into its reports the same way (sent at once). While it holds, the VIP's failed real servers stay
-//! in IPVS at their weights (fail-open: the checks may be what is broken); the site
-//! still reports load `null`, so peers keep seeing it as withdrawn.
+//! this site's own failing VIPs go into its reports the same way (sent at once). While
+//! it holds, the VIP's failed real servers stay in IPVS at their weights (fail-open:
+//! the checks may be what is broken); the site still reports load `null` (when no VIP
+//! serves) and lists the VIP in `vips_down`, so peers keep seeing it as withdrawn.
 
 use geo_balancer::Time;
 use geo_balancer::all_down::{self, HELD};

@@ -455,7 +455,7 @@ impl PeerTable {
     pub fn views(&self, now: Time) -> Vec<PeerView> {
         let stale_after = self.cfg.stale_after();
         // One pass over the peers (the views are built at every decision).
-        let heard: Vec<Heard1<'_>> = self
+        let heard: Vec<ViewInput<'_>> = self
             .peers
             .iter()
             .map(|(site, p)| {
@@ -474,10 +474,7 @@ impl PeerTable {
         heard
             .iter()
             .map(|(site, r, age)| {
-                let others = match spilled_to.is_empty() {
-                    true => 0,
-                    false => spilled_to.get(site).copied().unwrap_or(0),
-                };
+                let others = spilled_to.get(site).copied().unwrap_or(0);
                 let facts = r.as_ref().map(|r| PeerFacts {
                     load: r.load_value(),
                     capacity: r.capacity,
@@ -597,7 +594,7 @@ pub(crate) fn director_statuses(p: &Peer, now: Time, stale_after: Duration) -> V
 
 /// One peer as the views read it: its name, its fresh directors summed, the age of its
 /// newest report.
-type Heard1<'a> = (&'a SiteId, Option<Cow<'a, LoadReport>>, Option<Duration>);
+type ViewInput<'a> = (&'a SiteId, Option<Cow<'a, LoadReport>>, Option<Duration>);
 
 /// The moment a report speaks for: its timestamp, but never later than its arrival (a
 /// sender whose clock runs ahead does not make its report look younger).
